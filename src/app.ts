@@ -1,0 +1,42 @@
+// The HTTP application: the contract's operations, its documentation, and problem+json errors.
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { registerOperations } from './contract/routes.ts';
+import { loadContract, type Contract } from './contract/spec.ts';
+import { validatorCompiler } from './contract/validation.ts';
+import { registerJsonBodies } from './contract/jsonBody.ts';
+import type { Database } from './db/client.ts';
+import { handlers } from './handlers/index.ts';
+import { registerProblemHandlers } from './problems.ts';
+
+export interface AppOptions {
+  db: Database;
+  logger?: FastifyServerOptions['logger'];
+  contract?: Contract;
+}
+
+export const BODY_LIMIT = 1024 * 1024;
+
+export async function buildApp({ db, logger = false, contract = loadContract() }: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger,
+    bodyLimit: BODY_LIMIT,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+  });
+  app.setValidatorCompiler(validatorCompiler());
+  registerJsonBodies(app);
+  app.decorateRequest('tenant', null);
+  registerProblemHandlers(app);
+  await registerDocumentation(app, contract);
+  await registerOperations(app, { document: contract.document, handlers, db });
+  return app;
+}
+
+async function registerDocumentation(app: FastifyInstance, contract: Contract): Promise<void> {
+  await app.register(swagger, { mode: 'static', specification: { document: contract.document as never } });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => contract.document);
+  app.get('/openapi.yaml', { schema: { hide: true } }, async (_request, reply) => reply.type('application/yaml; charset=utf-8').send(contract.yaml));
+}

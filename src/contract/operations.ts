@@ -1,0 +1,39 @@
+// Handler types, derived from the types generated from the contract: a handler's input and
+// output are exactly what the spec declares for its operation.
+import type { Database } from '../db/client.ts';
+import type { operations } from '../generated/openapi.ts';
+import type { Tenant } from '../tenancy.ts';
+
+export type OperationId = keyof operations;
+type Operation<Id extends OperationId> = operations[Id];
+
+type PathOf<Id extends OperationId> = Operation<Id>['parameters'] extends { path: infer Path } ? NonNullable<Path> : never;
+type QueryOf<Id extends OperationId> = Operation<Id>['parameters'] extends { query?: infer Query } ? NonNullable<Query> : never;
+type BodyOf<Id extends OperationId> = Operation<Id> extends { requestBody: { content: { 'application/json': infer Body } } } ? Body : undefined;
+type JsonOf<Response> = Response extends { content: { 'application/json': infer Body } } ? Body : never;
+
+export interface Input<Id extends OperationId> {
+  params: PathOf<Id>;
+  query: QueryOf<Id>;
+  body: BodyOf<Id>;
+}
+
+export type Output<Id extends OperationId> = Operation<Id>['responses'] extends { 200: infer Ok }
+  ? JsonOf<Ok>
+  : Operation<Id>['responses'] extends { 201: infer Created }
+    ? JsonOf<Created>
+    : void;
+
+export interface ServiceContext {
+  db: Database;
+}
+
+export interface TenantContext extends ServiceContext {
+  tenant: Tenant;
+}
+
+type ContextOf<Id extends OperationId> = Operation<Id>['parameters'] extends { header: { 'X-Org-ID': string } } ? TenantContext : ServiceContext;
+
+export type Handler<Id extends OperationId> = (input: Input<Id>, context: ContextOf<Id>) => Promise<Output<Id>>;
+
+export type Handlers = { [Id in OperationId]: Handler<Id> };

@@ -1,0 +1,97 @@
+// Routes come from the contract: fastify-openapi-glue turns each operation of the spec into a
+// Fastify route with the spec's schemas, and we bind it to the handler of its operationId.
+import openapiGlue from 'fastify-openapi-glue';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteOptions } from 'fastify';
+import type { Database } from '../db/client.ts';
+import { ProblemError, sendProblem } from '../problems.ts';
+import { tenantResolver } from '../tenancy.ts';
+import type { Handlers, OperationId } from './operations.ts';
+import type { OpenApiDocument } from './spec.ts';
+import { adaptRequestSchema } from './validation.ts';
+
+const METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'];
+
+interface OperationObject {
+  operationId: OperationId;
+  parameters?: ParameterObject[];
+  responses: Record<string, unknown>;
+}
+
+interface ParameterObject {
+  $ref?: string;
+  name?: string;
+  in?: string;
+}
+
+export interface OperationsOptions {
+  document: OpenApiDocument;
+  handlers: Handlers;
+  db: Database;
+}
+
+export async function registerOperations(app: FastifyInstance, { document, handlers, db }: OperationsOptions): Promise<void> {
+  const resolveTenant = tenantResolver(db);
+  await app.register(async (scope) => {
+    scope.addHook('onRoute', adaptRequestSchema);
+    await scope.register(openapiGlue, {
+      specification: document,
+      operationResolver(operationId: string, method: string, path: string) {
+        const operation = document.paths[path]![method.toLowerCase()] as OperationObject;
+        const scoped = parametersOf(document, path, operation).some((p) => p.in === 'header' && p.name?.toLowerCase() === 'x-org-id');
+        // Glue adds the method, url and schemas from the spec to these options.
+        return {
+          ...(scoped && { preHandler: resolveTenant }),
+          handler: operationHandler(handlers[operationId as OperationId] as AnyHandler, db, successStatus(operation), path),
+        } as RouteOptions;
+      },
+    });
+  });
+  registerMethodNotAllowed(app, document);
+}
+
+type AnyHandler = (input: unknown, context: unknown) => Promise<unknown>;
+
+function operationHandler(handler: AnyHandler, db: Database, status: number, path: string) {
+  return async function (request: FastifyRequest, reply: FastifyReply) {
+    const result = await handler({ params: request.params, query: request.query, body: request.body }, { db, tenant: request.tenant });
+    reply.code(status);
+    if (status === 201) reply.header('location', `${path}/${(result as { id: string }).id}`);
+    return status === 204 ? reply.send() : result;
+  };
+}
+
+function successStatus(operation: OperationObject): number {
+  const status = Object.keys(operation.responses).find((code) => code.startsWith('2'));
+  if (!status) throw new Error(`Operation ${operation.operationId} declares no success response.`);
+  return Number(status);
+}
+
+function parametersOf(document: OpenApiDocument, path: string, operation: OperationObject): ParameterObject[] {
+  const shared = (document.paths[path]!.parameters ?? []) as ParameterObject[];
+  return [...shared, ...(operation.parameters ?? [])].map((parameter) => (parameter.$ref ? resolvePointer(document, parameter.$ref) : parameter));
+}
+
+function resolvePointer(document: OpenApiDocument, ref: string): ParameterObject {
+  return ref
+    .slice(2)
+    .split('/')
+    .reduce<unknown>((node, key) => (node as Record<string, unknown>)[key.replaceAll('~1', '/').replaceAll('~0', '~')], document) as ParameterObject;
+}
+
+// Fastify answers an unknown method on a known path with 404; HTTP wants 405 and `Allow`.
+function registerMethodNotAllowed(app: FastifyInstance, document: OpenApiDocument): void {
+  for (const [path, item] of Object.entries(document.paths)) {
+    const defined = METHODS.filter((method) => method.toLowerCase() in item);
+    if (defined.includes('GET')) defined.push('HEAD');
+    const allow = defined.join(', ');
+    const url = path.replace(/{(\w+)}/g, ':$1');
+    app.route({
+      method: METHODS.filter((method) => !defined.includes(method)),
+      url,
+      onRequest: async (request, reply) => {
+        return sendProblem(reply, request, new ProblemError('method-not-allowed', `${request.method} is not allowed on ${path}; use ${allow}.`, undefined, { allow }));
+      },
+      handler: async () => undefined,
+    } satisfies RouteOptions);
+  }
+}

@@ -1,0 +1,86 @@
+import { Prisma, type ExecutionLog as ExecutionLogRow } from '../generated/prisma/client.ts';
+import type { components } from '../generated/openapi.ts';
+import type { Handler } from '../contract/operations.ts';
+import { jsonColumn } from '../db/client.ts';
+import { brokenForeignKey, isMissingRow } from '../db/errors.ts';
+import { pageArgs, toPage } from '../pagination.ts';
+import { notFound, unprocessable } from '../problems.ts';
+
+type ExecutionLog = components['schemas']['ExecutionLog'];
+type ExecutionLogFields = components['schemas']['ExecutionLogUpdate'];
+
+export function toExecutionLog(row: ExecutionLogRow): ExecutionLog {
+  return {
+    id: row.id,
+    orgId: row.orgId,
+    flowId: row.flowId,
+    userId: row.userId,
+    executionId: row.executionId,
+    stepKey: row.stepKey,
+    status: row.status,
+    inputs: row.inputs as ExecutionLog['inputs'],
+    outputs: row.outputs as ExecutionLog['outputs'],
+    error: row.error as ExecutionLog['error'],
+    durationMs: row.durationMs,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+export const listExecutionLogs: Handler<'listExecutionLogs'> = async ({ query }, { db, tenant }) => {
+  const { flowId, executionId, status } = query;
+  const where = { orgId: tenant.orgId, ...(flowId && { flowId }), ...(executionId && { executionId }), ...(status && { status }) };
+  const rows = await db.executionLog.findMany(pageArgs(query, where));
+  return toPage(rows, query, toExecutionLog);
+};
+
+export const createExecutionLog: Handler<'createExecutionLog'> = async ({ body }, { db, tenant }) => {
+  const fields = { ...body, userId: body.userId ?? tenant.userId };
+  try {
+    return toExecutionLog(await db.executionLog.create({ data: { ...columns(fields), orgId: tenant.orgId } }));
+  } catch (error) {
+    throw danglingReference(error, fields);
+  }
+};
+
+export const getExecutionLog: Handler<'getExecutionLog'> = async ({ params }, { db, tenant }) => {
+  const row = await db.executionLog.findFirst({ where: { id: params.id, orgId: tenant.orgId } });
+  if (!row) throw notFound('execution log', params.id);
+  return toExecutionLog(row);
+};
+
+export const updateExecutionLog: Handler<'updateExecutionLog'> = async ({ params, body }, { db, tenant }) => {
+  try {
+    const [row] = await db.executionLog.updateManyAndReturn({ where: { id: params.id, orgId: tenant.orgId }, data: columns(body) });
+    if (!row) throw notFound('execution log', params.id);
+    return toExecutionLog(row);
+  } catch (error) {
+    throw danglingReference(error, body);
+  }
+};
+
+export const deleteExecutionLog: Handler<'deleteExecutionLog'> = async ({ params }, { db, tenant }) => {
+  const { count } = await db.executionLog.deleteMany({ where: { id: params.id, orgId: tenant.orgId } });
+  if (count === 0) throw notFound('execution log', params.id);
+};
+
+// A JSON column set to null needs Prisma's marker for SQL NULL.
+function columns<Fields extends ExecutionLogFields>({ inputs, outputs, error, ...fields }: Fields) {
+  return {
+    ...fields,
+    ...(inputs && { inputs: jsonColumn(inputs) }),
+    ...(outputs !== undefined && { outputs: outputs === null ? Prisma.DbNull : jsonColumn(outputs) }),
+    ...(error !== undefined && { error: error === null ? Prisma.DbNull : jsonColumn(error) }),
+  };
+}
+
+function danglingReference(error: unknown, fields: ExecutionLogFields): unknown {
+  switch (brokenForeignKey(error)) {
+    case 'execution_logs_org_id_flow_id_fkey':
+      return unprocessable('/flowId', `no flow ${fields.flowId} in this organization`);
+    case 'execution_logs_org_id_user_id_fkey':
+      return unprocessable('/userId', `no member ${fields.userId} in this organization`);
+    default:
+      return error;
+  }
+}

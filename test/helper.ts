@@ -1,0 +1,103 @@
+// Shared by the tests: a fresh database per test file, cloned from a migrated template, and
+// the app built on it. `npm test` starts one throwaway PostgreSQL for the whole run and passes
+// it in TEST_DATABASE_URL; a test file run on its own starts its own.
+import { randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import { buildApp } from '../src/app.ts';
+import { createDatabase, type Database } from '../src/db/client.ts';
+import { startEmbeddedPostgres } from '../src/db/embedded.ts';
+import { applyMigrations } from '../src/db/migrations.ts';
+
+export const TEMPLATE = 'tolstoy_template';
+
+interface Test {
+  teardown(fn: () => unknown): void;
+}
+
+/** A PostgreSQL server for this process: the run's, or one of its own. */
+async function server(t: Test): Promise<string> {
+  if (process.env.TEST_DATABASE_URL) return process.env.TEST_DATABASE_URL;
+  const embedded = await startEmbeddedPostgres({ dataDir: join(tmpdir(), `tolstoy-test-${randomUUID()}`), ephemeral: true });
+  await prepareTemplate(embedded.url);
+  process.env.TEST_DATABASE_URL = embedded.url;
+  t.teardown(() => embedded.stop());
+  return embedded.url;
+}
+
+/** Creates the migrated template database that every test database is cloned from. */
+export async function prepareTemplate(serverUrl: string): Promise<void> {
+  await withClient(serverUrl, async (client) => {
+    await client.query(`DROP DATABASE IF EXISTS ${TEMPLATE}`);
+    await client.query(`CREATE DATABASE ${TEMPLATE}`);
+  });
+  await applyMigrations(databaseUrl(serverUrl, TEMPLATE));
+}
+
+/** An empty, migrated database of its own, dropped when the test ends. */
+export async function freshDatabaseUrl(t: Test): Promise<string> {
+  const serverUrl = await server(t);
+  const name = `test_${randomUUID().replaceAll('-', '')}`;
+  await withClient(serverUrl, (client) => client.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE}`));
+  t.teardown(() => withClient(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)));
+  return databaseUrl(serverUrl, name);
+}
+
+export async function freshDatabase(t: Test): Promise<Database> {
+  const db = createDatabase(await freshDatabaseUrl(t));
+  t.teardown(() => db.$disconnect());
+  return db;
+}
+
+export interface TestApp {
+  app: FastifyInstance;
+  db: Database;
+}
+
+export async function buildTestApp(t: Test): Promise<TestApp> {
+  const db = await freshDatabase(t);
+  const app = await buildApp({ db });
+  t.teardown(() => app.close());
+  return { app, db };
+}
+
+export function databaseUrl(serverUrl: string, name: string): string {
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export interface Member {
+  orgId: string;
+  userId: string;
+  headers: Record<string, string>;
+}
+
+/** A new organization with its owner, and the headers that act as that owner. */
+export async function createTenant(app: FastifyInstance, name = 'Acme'): Promise<Member> {
+  const response = await app.inject({ method: 'POST', url: '/organizations', payload: { name, owner: { email: `owner-${randomUUID()}@example.com`, name: 'Owner' } } });
+  if (response.statusCode !== 201) throw new Error(`creating a tenant failed: ${response.body}`);
+  const { id, owner } = response.json();
+  return { orgId: id, userId: owner.id, headers: { 'x-org-id': id, 'x-user-id': owner.id } };
+}
+
+/** Sends a request as a member and returns the response with its JSON body parsed. */
+export async function call(app: FastifyInstance, member: Member | undefined, options: InjectOptions): Promise<LightMyRequestResponse & { data: any }> {
+  const response = await app.inject({ ...options, headers: { ...member?.headers, ...options.headers } });
+  const type = String(response.headers['content-type'] ?? '');
+  return Object.assign(response, { data: type.includes('json') ? response.json() : undefined });
+}
+
+export const MISSING_ID = '01a20000-0000-7000-8000-000000000000';
