@@ -10,6 +10,7 @@ import { buildApp } from '../src/app.ts';
 import { createDatabase, type Database } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
+import { contractViolation } from './contract.ts';
 
 export const TEMPLATE = 'tolstoy_template';
 
@@ -93,11 +94,16 @@ export async function createTenant(app: FastifyInstance, name = 'Acme'): Promise
   return { orgId: id, userId: owner.id, headers: { 'x-org-id': id, 'x-user-id': owner.id } };
 }
 
-/** Sends a request as a member and returns the response with its JSON body parsed. */
+/**
+ * Sends a request as a member and returns the response with its JSON body parsed. A response
+ * that breaks the contract (undeclared status or content type, body off its schema) throws.
+ */
 export async function call(app: FastifyInstance, member: Member | undefined, options: InjectOptions): Promise<LightMyRequestResponse & { data: any }> {
   const response = await app.inject({ ...options, headers: { ...member?.headers, ...options.headers } });
-  const type = String(response.headers['content-type'] ?? '');
-  return Object.assign(response, { data: type.includes('json') ? response.json() : undefined });
+  const type = response.headers['content-type'] as string | undefined;
+  const violation = contractViolation(String(options.method ?? 'GET'), String(options.url), response.statusCode, type, response.body);
+  if (violation) throw new Error(`Contract broken by ${options.method} ${options.url}: ${violation}`);
+  return Object.assign(response, { data: type?.includes('json') ? response.json() : undefined });
 }
 
 export const MISSING_ID = '01a20000-0000-7000-8000-000000000000';
