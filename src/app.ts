@@ -8,7 +8,7 @@ import { validatorCompiler } from './contract/validation.ts';
 import { registerJsonBodies } from './contract/jsonBody.ts';
 import type { Database } from './db/client.ts';
 import { handlers } from './handlers/index.ts';
-import { registerProblemHandlers } from './problems.ts';
+import { answerFrameworkError, registerProblemHandlers } from './problems.ts';
 
 export interface AppOptions {
   db: Database;
@@ -24,6 +24,9 @@ export async function buildApp({ db, logger = false, contract = loadContract() }
     bodyLimit: BODY_LIMIT,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
+    // Long path parameters reach validation, which names them, instead of the router's 414.
+    routerOptions: { maxParamLength: 16 * 1024 },
+    frameworkErrors: answerFrameworkError,
   });
   app.setValidatorCompiler(validatorCompiler());
   registerJsonBodies(app);

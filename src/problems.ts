@@ -83,6 +83,11 @@ export function registerProblemHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => sendProblem(reply, request, new ProblemError('not-found', `There is no route ${request.method} ${pathOf(request)}.`)));
 }
 
+/** Errors Fastify raises before routing (a malformed URL, say). */
+export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return sendProblem(reply, request, asProblemError(error));
+}
+
 export function sendProblem(reply: FastifyReply, request: FastifyRequest, problem: ProblemError): FastifyReply {
   return reply
     .code(problem.status)
@@ -124,6 +129,7 @@ const FASTIFY_ERRORS: Record<string, ProblemKind> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'payload-too-large',
   FST_ERR_CTP_INSTANCE_ALREADY_STARTED: 'internal-error',
   FST_ERR_BAD_URL: 'malformed-request',
+  FST_ERR_MAX_PARAM_LENGTH: 'malformed-request',
 };
 
 function fastifyDetail(error: FastifyError): string {

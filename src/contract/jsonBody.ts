@@ -15,7 +15,7 @@ export function registerJsonBodies(app: FastifyInstance): void {
       done(new ProblemError('malformed-request', `The body nests objects and arrays deeper than ${MAX_NESTING} levels.`), undefined);
       return;
     }
-    parse(request, body, done);
+    parse(request, body as string, done);
   });
 }
 

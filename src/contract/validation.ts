@@ -1,7 +1,7 @@
 // Request validation with the spec's own schemas (OpenAPI 3.1 = JSON Schema 2020-12).
 // Bodies are checked strictly: a wrong type or an unknown field is an error, never coerced or
 // stripped. Path, query and header values arrive as strings, so there types are coerced.
-import { Ajv2020, type Options } from 'ajv/dist/2020.js';
+import { Ajv2020, type ErrorObject, type Options, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import type { FastifySchemaCompiler, RouteOptions } from 'fastify';
 
@@ -22,7 +22,27 @@ function ajv(options: Options): Ajv2020 {
 export function validatorCompiler(): FastifySchemaCompiler<unknown> {
   const bodies = ajv({ coerceTypes: false, removeAdditional: false });
   const parameters = ajv({ coerceTypes: 'array', removeAdditional: false });
-  return ({ schema, httpPart }) => (httpPart === 'body' ? bodies : parameters).compile(schema as object);
+  return ({ schema, httpPart }) => (httpPart === 'body' ? bodies.compile(schema as object) : finiteOnly(parameters.compile(schema as object)));
+}
+
+interface Validate {
+  (data: unknown): boolean;
+  errors?: ErrorObject[] | null;
+}
+
+// AJV coerces "1e309" to Infinity and then skips `maximum` for it (isFinite guards that check),
+// so a coerced parameter that came out infinite is refused here.
+function finiteOnly(validate: ValidateFunction): Validate {
+  const checked: Validate = (data) => {
+    if (!validate(data)) {
+      checked.errors = validate.errors;
+      return false;
+    }
+    const infinite = Object.entries(data as Record<string, unknown>).find(([, value]) => typeof value === 'number' && !Number.isFinite(value));
+    checked.errors = infinite ? [{ instancePath: `/${infinite[0]}`, schemaPath: '#/type', keyword: 'type', params: {}, message: 'must be a finite number' }] : null;
+    return !infinite;
+  };
+  return checked;
 }
 
 /**

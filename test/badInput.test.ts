@@ -1,0 +1,144 @@
+// Bad input of every kind, sent to every operation of the contract: each answer is a 4xx
+// problem document that names what was wrong, never a 5xx, and nothing is written.
+import t, { type Test } from 'tap';
+import { MAX_NESTING } from '../src/contract/jsonBody.ts';
+import { operations } from './contract.ts';
+import { buildTestApp, call, createTenant } from './helper.ts';
+
+const { app, db } = await buildTestApp(t);
+const acme = await createTenant(app);
+const tool = (await call(app, acme, { method: 'POST', url: '/tools', payload: { name: 'Slack', baseUrl: 'https://api.slack.com' } })).data;
+const action = (await call(app, acme, { method: 'POST', url: '/actions', payload: { toolId: tool.id, name: 'Post', key: 'post', method: 'POST', endpoint: '/p' } })).data;
+const flow = (await call(app, acme, { method: 'POST', url: '/flows', payload: { name: 'F', steps: [{ key: 'a', actionId: action.id }] } })).data;
+const log = (await call(app, acme, { method: 'POST', url: '/execution-logs', payload: { flowId: flow.id, executionId: 'r', stepKey: 'a', status: 'queued' } })).data;
+const ids: Record<string, string> = { organizations: acme.orgId, users: acme.userId, tools: tool.id, actions: action.id, flows: flow.id, 'execution-logs': log.id };
+
+// A body each operation accepts, to which one bad thing at a time is done.
+const validBodies: Record<string, Record<string, unknown>> = {
+  createOrganization: { name: 'N' },
+  updateOrganization: { name: 'N' },
+  createUser: { email: 'bad-input@example.com' },
+  updateUser: { name: 'N' },
+  createTool: { name: 'N', baseUrl: 'https://x.io' },
+  updateTool: { name: 'N' },
+  createAction: { toolId: tool.id, name: 'N', key: 'bad.input', method: 'GET', endpoint: '/x' },
+  updateAction: { name: 'N' },
+  createFlow: { name: 'N' },
+  updateFlow: { name: 'N' },
+  createExecutionLog: { flowId: flow.id, executionId: 'r', stepKey: 's', status: 'queued' },
+  updateExecutionLog: { stepKey: 's' },
+};
+
+const withBody = operations.filter((op) => op.operation.requestBody);
+const withId = operations.filter((op) => op.path.includes('{id}'));
+const urlOf = (path: string) => path.replace('{id}', ids[path.split('/')[1]!]!);
+const counts = () => Promise.all([db.organization.count(), db.user.count(), db.tool.count(), db.action.count(), db.flow.count(), db.flowStep.count(), db.executionLog.count()]);
+const before = await counts();
+
+async function expectProblem(t: Test, status: number, request: Parameters<typeof call>[2], label: string) {
+  const response = await call(app, acme, request);
+  t.equal(response.statusCode, status, label);
+  t.match(response.headers['content-type'], /^application\/problem\+json/, `${label}: problem+json`);
+  t.match(response.data, { type: /^https:\/\/tolstoy\.dev\/problems\//, title: String, status, detail: String }, `${label}: a problem document`);
+  return response;
+}
+
+t.test('every body-taking operation has a valid body here', async (t) => {
+  t.same(withBody.map((op) => op.operationId).sort(), Object.keys(validBodies).sort());
+});
+
+t.test('malformed JSON, wrong media types and empty bodies', async (t) => {
+  for (const { path, method, operationId } of withBody) {
+    const url = urlOf(path);
+    const verb = method.toUpperCase() as 'POST';
+    await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: '{"name": ' }, `${operationId}: truncated JSON`);
+    await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: "{'name': 'x'}" }, `${operationId}: single quotes`);
+    await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: '' }, `${operationId}: empty body`);
+    await expectProblem(t, 400, { method: verb, url }, `${operationId}: no body at all`);
+    for (const json of ['[]', '"name"', '42', 'null', 'true']) {
+      await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: json }, `${operationId}: ${json}`);
+    }
+    for (const type of ['text/plain', 'application/xml', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/problem+json']) {
+      await expectProblem(t, 415, { method: verb, url, headers: { 'content-type': type }, payload: JSON.stringify(validBodies[operationId]) }, `${operationId}: ${type}`);
+    }
+  }
+});
+
+t.test('bodies over 1 MiB, too deeply nested, or with prototype keys', async (t) => {
+  for (const { path, method, operationId } of withBody) {
+    const url = urlOf(path);
+    const verb = method.toUpperCase() as 'POST';
+    const big = JSON.stringify({ ...validBodies[operationId], name: 'x'.repeat(1024 * 1024) });
+    await expectProblem(t, 413, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: big }, `${operationId}: 1 MiB`);
+    const deep = `{"name": ${'['.repeat(MAX_NESTING + 1)}${']'.repeat(MAX_NESTING + 1)}}`;
+    const nested = await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: deep }, `${operationId}: nested`);
+    t.match(nested.data.detail, /deeper than 64 levels/);
+    const proto = `{"__proto__": {"admin": true}, ${JSON.stringify(validBodies[operationId]).slice(1)}`;
+    await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: proto }, `${operationId}: __proto__`);
+  }
+});
+
+t.test('unknown fields, wrong types, long strings and control characters name the field', async (t) => {
+  for (const { path, method, operationId } of withBody) {
+    const url = urlOf(path);
+    const verb = method.toUpperCase() as 'POST';
+    const body = validBodies[operationId]!;
+    const unknown = await expectProblem(t, 400, { method: verb, url, payload: { ...body, surprise: 1 } }, `${operationId}: unknown field`);
+    t.match(unknown.data.errors, [{ in: 'body', pointer: '/surprise' }]);
+    const [field, value] = Object.entries(body).find(([, v]) => typeof v === 'string')!;
+    const wrongType = await expectProblem(t, 400, { method: verb, url, payload: { ...body, [field]: 12 } }, `${operationId}: ${field} as a number`);
+    t.match(wrongType.data.errors, [{ in: 'body', pointer: `/${field}` }], 'not coerced');
+    await expectProblem(t, 400, { method: verb, url, payload: { ...body, [field]: `${value}${'y'.repeat(10_000)}` } }, `${operationId}: long ${field}`);
+    await expectProblem(t, 400, { method: verb, url, payload: { ...body, [field]: `${value}\u0007\u001b[31m` } }, `${operationId}: control characters in ${field}`);
+    await expectProblem(t, 400, { method: verb, url, payload: { ...body, [field]: `${value}\u0000` } }, `${operationId}: NUL in ${field}`);
+  }
+});
+
+t.test('ids that are not UUIDs answer 400', async (t) => {
+  for (const { path, method, operationId } of withId) {
+    for (const id of ['abc', '1', "1'%20OR%20'1'='1", '%F0%9F%98%80', 'x'.repeat(5000), '01a20000-0000-7000-8000-00000000000g']) {
+      const payload = method === 'put' ? validBodies[operationId] : undefined;
+      const response = await expectProblem(t, 400, { method: method.toUpperCase() as 'GET', url: path.replace('{id}', id), payload }, `${operationId}: id ${id.slice(0, 20)}`);
+      t.match(response.data.errors, [{ in: 'path', pointer: '/id' }]);
+    }
+  }
+});
+
+t.test('bad paging and filters answer 400', async (t) => {
+  for (const { path, operationId } of operations.filter((op) => op.method === 'get' && op.operation.parameters?.some((p: { $ref?: string }) => p.$ref?.endsWith('/Limit')))) {
+    for (const query of ['limit=0', 'limit=101', 'limit=abc', 'limit=1.5', 'limit=1e309', 'limit=-1', 'cursor=', 'cursor=%00', 'cursor=not-a-cursor', `cursor=${'A'.repeat(300)}`, 'unknown=1']) {
+      await expectProblem(t, 400, { method: 'GET', url: `${path}?${query}` }, `${operationId}?${query}`);
+    }
+  }
+  await expectProblem(t, 400, { method: 'GET', url: '/execution-logs?flowId=nope' }, 'flowId');
+  await expectProblem(t, 400, { method: 'GET', url: '/execution-logs?executionId=a%20b' }, 'executionId');
+  await expectProblem(t, 400, { method: 'GET', url: '/actions?toolId=1' }, 'toolId');
+});
+
+t.test('tenant headers that are too long or not UUIDs answer 400', async (t) => {
+  for (const value of ['x'.repeat(8000), 'ääää', '01a20000-0000-7000-8000-000000000000 ', '']) {
+    const response = await call(app, undefined, { method: 'GET', url: '/tools', headers: { 'x-org-id': value, 'x-user-id': acme.userId } });
+    t.equal(response.statusCode, 400, value.slice(0, 20));
+  }
+});
+
+t.test('nothing was written by any of it', async (t) => {
+  t.same(await counts(), before);
+});
+
+t.test('unicode is welcome where control characters are not', async (t) => {
+  const names = ['Ünïcødé ✓', '日本語のツール', 'مرحبا', '🎉🚀', 'Z\u0351\u036b\u0343a\u0364\u0351lgo', 'x'.repeat(200)];
+  for (const name of names) {
+    const created = await call(app, acme, { method: 'POST', url: '/tools', payload: { name, baseUrl: 'https://x.io' } });
+    t.equal(created.statusCode, 201, name);
+    t.equal(created.data.name, name, 'kept exactly');
+  }
+  const emoji = await call(app, acme, { method: 'POST', url: '/users', payload: { email: 'ünï@exämple.com' } });
+  t.ok(emoji.statusCode === 201 || emoji.statusCode === 400, 'an internationalised email is either accepted or refused, never a 5xx');
+  const multiline = await call(app, acme, { method: 'POST', url: '/flows', payload: { name: 'Doc', description: 'Line one\nLine two\twith a tab' } });
+  t.equal(multiline.statusCode, 201, 'descriptions may span lines');
+});
+
+t.test('URLs that cannot be decoded answer 400', async (t) => {
+  await expectProblem(t, 400, { method: 'GET', url: '/tools/%E0%A4%A' }, 'broken percent-encoding');
+});
