@@ -1,0 +1,82 @@
+// The contract itself: valid OpenAPI 3.1, and complete in the ways its users rely on.
+import { Validator } from '@seriousme/openapi-schema-validator';
+import t from 'tap';
+import { handlers } from '../../src/handlers/index.ts';
+import { document, operations, resolve } from '../contract.ts';
+
+t.test('the spec is valid OpenAPI 3.1', async (t) => {
+  const validator = new Validator();
+  const result = await validator.validate(structuredClone(document));
+  t.same(result.errors, undefined);
+  t.ok(result.valid);
+  t.equal(validator.version, '3.1');
+});
+
+t.test('every operation has a unique operationId, a handler, a tag and a summary', async (t) => {
+  const ids = operations.map((op) => op.operationId);
+  t.equal(new Set(ids).size, ids.length, 'operationIds are unique');
+  t.same(ids.sort(), Object.keys(handlers).sort(), 'handlers cover exactly the operations');
+  t.equal(ids.filter((id) => !['getHealth', 'getReadiness'].includes(id)).length, 30, 'the 30 operations of the management API');
+  for (const { operationId, operation } of operations) {
+    t.ok(operation.tags?.length, `${operationId} has a tag`);
+    t.ok(operation.summary, `${operationId} has a summary`);
+  }
+});
+
+const responseOf = (operation: any, status: string) => {
+  const response = operation.responses[status];
+  return response?.$ref ? resolve(response.$ref) : response;
+};
+const parametersOf = (path: string, operation: any) =>
+  [...(document.paths[path]!.parameters ?? []), ...(operation.parameters ?? [])].map((p: any) => (p.$ref ? resolve(p.$ref) : p));
+
+t.test('every error is a problem document', async (t) => {
+  for (const { operationId, operation } of operations) {
+    for (const status of Object.keys(operation.responses).filter((s) => !s.startsWith('2'))) {
+      const content = responseOf(operation, status).content;
+      t.same(Object.keys(content), ['application/problem+json'], `${operationId} ${status}`);
+      t.equal(content['application/problem+json'].schema.$ref, '#/components/schemas/Problem', `${operationId} ${status}`);
+    }
+  }
+});
+
+t.test('every operation documents the errors it can answer', async (t) => {
+  for (const { path, operationId, operation } of operations) {
+    const statuses = Object.keys(operation.responses);
+    const parameters = parametersOf(path, operation);
+    const scoped = parameters.some((p: any) => p.name === 'X-Org-ID');
+    if (operationId !== 'getHealth') t.ok(statuses.includes('503'), `${operationId}: 503`);
+    if (parameters.length > 0 || operation.requestBody) t.ok(statuses.includes('400'), `${operationId}: 400`);
+    if (scoped) {
+      t.ok(parameters.some((p: any) => p.name === 'X-User-ID' && p.required), `${operationId}: X-User-ID`);
+      t.ok(statuses.includes('403'), `${operationId}: 403`);
+    }
+    if (path.includes('{id}')) t.ok(statuses.includes('404'), `${operationId}: 404`);
+    if (operation.requestBody) {
+      t.ok(operation.requestBody.required, `${operationId}: body required`);
+      t.same(Object.keys(operation.requestBody.content), ['application/json'], `${operationId}: JSON body`);
+      t.ok(statuses.includes('413') && statuses.includes('415'), `${operationId}: 413 and 415`);
+    }
+  }
+  const tenantHeaders = operations.filter(({ path, operation }) => parametersOf(path, operation).some((p: any) => p.name === 'X-Org-ID'));
+  t.equal(tenantHeaders.length, 25, 'the tenant headers are required on the 25 operations outside /organizations');
+});
+
+t.test('every create links to the get, update and delete of what it created', async (t) => {
+  const creates = operations.filter(({ method, operation }) => method === 'post' && operation.responses['201']);
+  t.equal(creates.length, 6);
+  for (const { path, operationId, operation } of creates) {
+    const created = operation.responses['201'];
+    t.ok(created.headers?.Location, `${operationId}: Location header`);
+    const targets = operations.filter((op) => op.path === `${path}/{id}`).map((op) => op.operationId);
+    t.same(Object.values(created.links ?? {}).map((link: any) => link.operationId).sort(), targets.sort(), `${operationId}: links`);
+    for (const link of Object.values(created.links) as any[]) t.same(link.parameters, { id: '$response.body#/id' });
+  }
+});
+
+t.test('request bodies refuse unknown fields; updates need at least one', async (t) => {
+  for (const [name, schema] of Object.entries(document.components.schemas as Record<string, any>)) {
+    if (/(Create|Update)$/.test(name)) t.equal(schema.additionalProperties, false, `${name} is closed`);
+    if (name.endsWith('Update')) t.equal(schema.minProperties, 1, `${name} needs a field`);
+  }
+});

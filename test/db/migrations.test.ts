@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto';
+import { cp, mkdtemp, readFile, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import t from 'tap';
+import { applyMigrations, MIGRATIONS_DIR, readMigrations } from '../../src/db/migrations.ts';
+import { databaseUrl, freshDatabaseUrl } from '../helper.ts';
+import { actualShape, expectedShape } from './shape.ts';
+
+async function emptyDatabase(t: Parameters<typeof freshDatabaseUrl>[0]): Promise<string> {
+  // A database cloned from template0 has no tables at all.
+  const url = await freshDatabaseUrl(t);
+  const name = `empty_${Date.now()}_${Math.random().toString(36).slice(2)}`;
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name} TEMPLATE template0`);
+  await admin.end();
+  t.teardown(async () => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await client.end();
+  });
+  return databaseUrl(url, name);
+}
+
+async function query(url: string, sql: string, params: unknown[] = []) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(sql, params)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+t.test('the migrated database matches schema.prisma (no drift)', async (t) => {
+  const url = await emptyDatabase(t);
+  await applyMigrations(url);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  t.teardown(() => client.end());
+  const expected = await expectedShape(await readFile(new URL('../../prisma/schema.prisma', import.meta.url), 'utf8'));
+  t.same(await actualShape(client), expected);
+});
+
+t.test("migrations are applied once, with Prisma's bookkeeping", async (t) => {
+  const url = await emptyDatabase(t);
+  const migrations = await readMigrations();
+  const first = await applyMigrations(url);
+  t.same(first.applied, migrations.map((m) => m.name));
+  const rows = await query(url, 'SELECT migration_name, checksum, finished_at, rolled_back_at, applied_steps_count, logs FROM _prisma_migrations ORDER BY started_at');
+  t.same(
+    rows.map((r) => [r.migration_name, r.checksum, r.finished_at instanceof Date, r.rolled_back_at, r.applied_steps_count, r.logs]),
+    await Promise.all(migrations.map(async (m) => [m.name, createHash('sha256').update(await readFile(join(MIGRATIONS_DIR, m.name, 'migration.sql'))).digest('hex'), true, null, 1, null])),
+  );
+  t.same(await applyMigrations(url), { applied: [], modified: [] }, 'a second run applies nothing');
+});
+
+t.test('concurrent runs apply each migration once', async (t) => {
+  const url = await emptyDatabase(t);
+  const reports = await Promise.all([applyMigrations(url), applyMigrations(url), applyMigrations(url)]);
+  t.equal(reports.flatMap((r) => r.applied).length, (await readMigrations()).length);
+  t.equal((await query(url, 'SELECT count(*)::int AS n FROM _prisma_migrations'))[0].n, (await readMigrations()).length);
+});
+
+t.test('a migration changed after it was applied is reported', async (t) => {
+  const url = await emptyDatabase(t);
+  await applyMigrations(url);
+  await query(url, "UPDATE _prisma_migrations SET checksum = 'changed'");
+  t.same((await applyMigrations(url)).modified, (await readMigrations()).map((m) => m.name));
+});
+
+t.test('a failing migration leaves nothing behind', async (t) => {
+  const url = await emptyDatabase(t);
+  const dir = await mkdtemp(join(tmpdir(), 'tolstoy-migrations-'));
+  await cp(MIGRATIONS_DIR, dir, { recursive: true });
+  await mkdir(join(dir, '29990101000000_broken'));
+  await writeFile(join(dir, '29990101000000_broken', 'migration.sql'), 'CREATE TABLE "half" ("id" INT);\nALTER TABLE "nope" ADD COLUMN "x" INT;\n');
+  await t.rejects(applyMigrations(url, dir), /Migration 29990101000000_broken failed and was rolled back: relation "nope" does not exist/);
+  t.same(await query(url, "SELECT to_regclass('public.half') AS half"), [{ half: null }], 'its first statement was rolled back');
+  const names = (await query(url, 'SELECT migration_name FROM _prisma_migrations')).map((r) => r.migration_name);
+  t.notOk(names.includes('29990101000000_broken'), 'and it is not recorded');
+  t.ok(names.length > 0, 'the migrations before it stay applied');
+});
+
+t.test('a failed migration recorded by Prisma blocks further runs until resolved', async (t) => {
+  const url = await emptyDatabase(t);
+  await applyMigrations(url);
+  await query(url, "INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at) VALUES ('x', 'y', '29990101000000_failed', now())");
+  await t.rejects(applyMigrations(url), /29990101000000_failed failed earlier and was never resolved/);
+});
