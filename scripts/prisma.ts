@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readConfig } from '../src/config.ts';
 import { useEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded.ts';
+import { applyMigrations } from '../src/db/migrations.ts';
 
 const WITHOUT_ENGINE = ['generate', 'validate', 'format', 'version', 'studio', 'db seed'];
 const WITHOUT_DATABASE = ['generate', 'validate', 'format', 'version'];
@@ -25,6 +26,8 @@ if (!WITHOUT_DATABASE.includes(command) && !env.DATABASE_URL) {
   const config = readConfig();
   embedded = await useEmbeddedPostgres(config.dataDir);
   env.DATABASE_URL = env.DIRECT_URL = embedded.url;
+  // The development database is migrated, as `npm start` would.
+  await applyMigrations(embedded.url);
 }
 
 const exitCode = await prisma(args, env, !WITHOUT_ENGINE.includes(command));

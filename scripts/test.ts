@@ -14,18 +14,37 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const embedded = process.env.TEST_DATABASE_URL ? undefined : await startEmbeddedPostgres({ dataDir: join(tmpdir(), `tolstoy-test-${randomUUID()}`), ephemeral: true });
 const serverUrl = process.env.TEST_DATABASE_URL ?? embedded!.url;
-let exitCode = 1;
+let result: Result = { code: 1, passed: 0, failed: 0 };
 try {
   await prepareTemplate(serverUrl);
-  exitCode = await run(join(ROOT, 'node_modules', '.bin', 'tap'), process.argv.slice(2), { ...process.env, TEST_DATABASE_URL: serverUrl });
+  result = await tap(process.argv.slice(2), { ...process.env, TEST_DATABASE_URL: serverUrl });
 } finally {
   await embedded?.stop();
 }
-process.exit(exitCode);
+// The summary line CI reads.
+console.log(`${result.passed} passed, ${result.failed} failed`);
+process.exit(result.code);
 
-function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+interface Result {
+  code: number;
+  passed: number;
+  failed: number;
+}
+
+// Runs tap, passing its output through and reading its closing `# { total: …, pass: …, fail: … }`.
+function tap(args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: ROOT, env, stdio: 'inherit' });
-    child.on('close', (code) => resolve(code ?? 1));
+    const child = spawn(join(ROOT, 'node_modules', '.bin', 'tap'), args, { cwd: ROOT, env, stdio: ['inherit', 'pipe', 'inherit'] });
+    let tail = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      process.stdout.write(chunk);
+      tail = (tail + chunk.toString()).slice(-4096);
+    });
+    child.on('close', (code) => {
+      const summary = tail.match(/# \{ total: (\d+)[^}]*\}/)?.[0] ?? '';
+      const count = (name: string) => Number(summary.match(new RegExp(`${name}: (\\d+)`))?.[1] ?? 0);
+      const failed = count('fail') + (code !== 0 && count('fail') === 0 ? 1 : 0);
+      resolve({ code: code ?? 1, passed: count('pass'), failed });
+    });
   });
 }

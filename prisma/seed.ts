@@ -1,0 +1,36 @@
+// `npm run db:seed` (`prisma db seed`): a demo organization to explore the API with, created
+// once. It prints the ids to send as X-Org-ID and X-User-ID.
+import { createDatabase } from '../src/db/client.ts';
+
+const DEMO = 'Tolstoy Demo';
+const db = createDatabase(process.env.DATABASE_URL!);
+try {
+  const existing = await db.organization.findFirst({ where: { name: DEMO }, include: { users: { take: 1, orderBy: { id: 'asc' } } } });
+  const organization =
+    existing ??
+    (await db.$transaction(async (tx) => {
+      const org = await tx.organization.create({ data: { name: DEMO, users: { create: { email: 'demo@tolstoy.dev', name: 'Demo Owner' } } }, include: { users: true } });
+      const tool = await tx.tool.create({ data: { orgId: org.id, name: 'Slack API', baseUrl: 'https://slack.com/api', authType: 'bearer' } });
+      const action = await tx.action.create({
+        data: {
+          orgId: org.id,
+          toolId: tool.id,
+          name: 'Post a message',
+          key: 'slack.post_message',
+          method: 'POST',
+          endpoint: '/chat.postMessage',
+          headers: { 'Content-Type': 'application/json' },
+          inputSchema: { type: 'object', required: ['channel', 'text'], properties: { channel: { type: 'string' }, text: { type: 'string' } } },
+        },
+      });
+      const flow = await tx.flow.create({ data: { orgId: org.id, name: 'Announce releases', description: 'Posts every release to #releases.' } });
+      await tx.flowStep.create({ data: { orgId: org.id, flowId: flow.id, position: 0, key: 'announce', actionId: action.id, inputs: { channel: '#releases', text: 'A new release is out' } } });
+      await tx.executionLog.create({
+        data: { orgId: org.id, flowId: flow.id, userId: org.users[0]!.id, executionId: 'demo-run-1', stepKey: 'announce', status: 'completed', inputs: { channel: '#releases' }, outputs: { ok: true }, durationMs: 182 },
+      });
+      return org;
+    }));
+  console.log(`${existing ? 'Already seeded' : 'Seeded'}: X-Org-ID: ${organization.id}  X-User-ID: ${organization.users[0]!.id}`);
+} finally {
+  await db.$disconnect();
+}
