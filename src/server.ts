@@ -30,7 +30,7 @@ async function start(config: Config, running: Running): Promise<void> {
   if (!databaseUrl) {
     running.embedded = await startEmbeddedPostgres({ dataDir: config.dataDir });
     databaseUrl = directUrl = running.embedded.url;
-    console.log(`Embedded PostgreSQL running with data in ${config.dataDir}`);
+    console.log(`Embedded PostgreSQL running with data in ${running.embedded.dataDir}`);
   }
   const report = await applyMigrations(directUrl!);
   for (const name of report.applied) console.log(`Applied migration ${name}`);

