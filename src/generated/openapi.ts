@@ -746,6 +746,8 @@ export interface components {
         /** @description The database cannot be reached; retry later. */
         ServiceUnavailable: {
             headers: {
+                /** @description Seconds to wait before retrying. */
+                "Retry-After"?: number;
                 [name: string]: unknown;
             };
             content: {
