@@ -1,26 +1,32 @@
 // `npm test`: every test of the project against a real PostgreSQL. Starts one throwaway
 // embedded PostgreSQL for the run (unless TEST_DATABASE_URL names another server), prepares the
-// migrated template database that each test file clones, runs tap, and stops what it started.
-// Extra arguments go to tap (`npm test -- test/tenancy.test.ts`).
+// migrated template database that each test file clones, runs tap, then the contract fuzzing
+// (scripts/contract.ts), and stops what it started. Extra arguments go to tap and run only those
+// files (`npm test -- test/tenancy.test.ts`).
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
-import { prepareTemplate } from '../test/helper.ts';
+import { cloneTemplate, prepareTemplate } from '../test/helper.ts';
+import { runContract } from './contract.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const embedded = process.env.TEST_DATABASE_URL ? undefined : await startEmbeddedPostgres({ dataDir: join(tmpdir(), `tolstoy-test-${randomUUID()}`), ephemeral: true });
 const serverUrl = process.env.TEST_DATABASE_URL ?? embedded!.url;
-let result: Result = { code: 1, passed: 0, failed: 0 };
+const tapArgs = process.argv.slice(2);
+const results: Result[] = [];
 try {
   await prepareTemplate(serverUrl);
-  result = await tap(process.argv.slice(2), { ...process.env, TEST_DATABASE_URL: serverUrl });
+  results.push(await tap(tapArgs, { ...process.env, TEST_DATABASE_URL: serverUrl }));
+  // The whole suite also fuzzes the contract; a run of chosen test files does not.
+  if (tapArgs.length === 0) results.push(await runContract([], await cloneTemplate(serverUrl, 'contract')));
 } finally {
   await embedded?.stop();
 }
+const result = results.reduce((sum, r) => ({ code: Math.max(sum.code, r.code), passed: sum.passed + r.passed, failed: sum.failed + r.failed }));
 // The summary line CI reads.
 console.log(`${result.passed} passed, ${result.failed} failed`);
 process.exit(result.code);

@@ -24,8 +24,6 @@ export async function buildApp({ db, logger = false, contract = loadContract() }
     bodyLimit: BODY_LIMIT,
     // While shutting down, requests on open connections are still served: the pool closes after.
     return503OnClosing: false,
-    onProtoPoisoning: 'error',
-    onConstructorPoisoning: 'error',
     // Long path parameters reach validation, which names them, instead of the router's 414.
     routerOptions: { maxParamLength: 16 * 1024 },
     frameworkErrors: answerFrameworkError,

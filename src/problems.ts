@@ -108,7 +108,8 @@ function asProblemError(error: FastifyError): ProblemError {
   if (error instanceof ProblemError) return error;
   if (error.validation) {
     const part = VALIDATION_PARTS[error.validationContext ?? 'body'] ?? 'body';
-    const errors = error.validation.map((issue) => fieldError(part, issue));
+    // A property name's own failure is reported once, as the propertyNames error.
+    const errors = error.validation.filter((issue) => !issue.schemaPath.includes('/propertyNames/')).map((issue) => fieldError(part, issue));
     return new ProblemError('validation-error', errors.map((e) => `${e.in}${e.pointer}: ${e.message}`).join('; '), errors);
   }
   const fromFastify = FASTIFY_ERRORS[error.code];
@@ -149,6 +150,7 @@ function fastifyDetail(error: FastifyError): string {
 
 interface AjvIssue {
   keyword: string;
+  schemaPath: string;
   instancePath: string;
   message?: string;
   params: Record<string, unknown>;

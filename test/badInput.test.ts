@@ -126,6 +126,21 @@ t.test('nothing was written by any of it', async (t) => {
   t.same(await counts(), before);
 });
 
+t.test('__proto__ is no key of any object in a body, at any depth', async (t) => {
+  const raw = (inputs: string) => `{"name": "P", "steps": [{"key": "a", "actionId": "${action.id}", "inputs": ${inputs}}]}`;
+  for (const [inputs, pointer] of [
+    ['{"__proto__": {"admin": true}}', '/steps/0/inputs/__proto__'],
+    ['{"a": [1, {"b": {"__proto__": 1}}]}', '/steps/0/inputs/a/1/b/__proto__'],
+  ]) {
+    const response = await expectProblem(t, 400, { method: 'POST', url: '/flows', headers: { 'content-type': 'application/json' }, payload: raw(inputs!) }, inputs!);
+    t.match(response.data.errors, [{ in: 'body', pointer, message: 'is not an allowed name' }]);
+  }
+  t.equal(({} as Record<string, unknown>).admin, undefined, 'no prototype was touched');
+  const kept = await call(app, acme, { method: 'POST', url: '/flows', headers: { 'content-type': 'application/json' }, payload: raw('{"constructor": {"prototype": {"x": 1}}, "proto": "__proto__"}') });
+  t.same(kept.data.steps[0].inputs, { constructor: { prototype: { x: 1 } }, proto: '__proto__' }, 'other keys are plain data, kept as sent');
+  await call(app, acme, { method: 'DELETE', url: `/flows/${kept.data.id}` });
+});
+
 t.test('unicode is welcome where control characters are not', async (t) => {
   const names = ['Ünïcødé ✓', '日本語のツール', 'مرحبا', '🎉🚀', 'Z\u0351\u036b\u0343a\u0364\u0351lgo', 'x'.repeat(200)];
   for (const name of names) {

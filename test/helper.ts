@@ -40,9 +40,15 @@ export async function prepareTemplate(serverUrl: string): Promise<void> {
 /** An empty, migrated database of its own, dropped when the test ends. */
 export async function freshDatabaseUrl(t: Test): Promise<string> {
   const serverUrl = await server(t);
-  const name = `test_${randomUUID().replaceAll('-', '')}`;
+  const url = await cloneTemplate(serverUrl, 'test');
+  t.teardown(() => withClient(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${new URL(url).pathname.slice(1)} WITH (FORCE)`)));
+  return url;
+}
+
+/** A new database cloned from the migrated template, named after `purpose`. */
+export async function cloneTemplate(serverUrl: string, purpose: string): Promise<string> {
+  const name = `${purpose}_${randomUUID().replaceAll('-', '')}`;
   await withClient(serverUrl, (client) => client.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE}`));
-  t.teardown(() => withClient(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)));
   return databaseUrl(serverUrl, name);
 }
 

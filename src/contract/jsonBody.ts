@@ -8,7 +8,7 @@ import { ProblemError } from '../problems.ts';
 export const MAX_NESTING = 64;
 
 export function registerJsonBodies(app: FastifyInstance): void {
-  const parse = app.getDefaultJsonParser('error', 'error');
+  const parse = app.getDefaultJsonParser('ignore', 'ignore');
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (nestingDepth(body as string) > MAX_NESTING) {

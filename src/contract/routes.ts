@@ -1,5 +1,6 @@
 // Routes come from the contract: fastify-openapi-glue turns each operation of the spec into a
 // Fastify route with the spec's schemas, and we bind it to the handler of its operationId.
+import http from 'node:http';
 import openapiGlue from 'fastify-openapi-glue';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteOptions } from 'fastify';
 import type { Database } from '../db/client.ts';
@@ -9,7 +10,8 @@ import type { Handlers, OperationId } from './operations.ts';
 import type { OpenApiDocument } from './spec.ts';
 import { adaptRequestSchema } from './validation.ts';
 
-const METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'];
+// Every method Node's HTTP parser accepts, but CONNECT, which never reaches a route.
+const METHODS = http.METHODS.filter((method) => method !== 'CONNECT') as HTTPMethods[];
 
 interface OperationObject {
   operationId: OperationId;
@@ -80,6 +82,9 @@ function resolvePointer(document: OpenApiDocument, ref: string): ParameterObject
 
 // Fastify answers an unknown method on a known path with 404; HTTP wants 405 and `Allow`.
 function registerMethodNotAllowed(app: FastifyInstance, document: OpenApiDocument): void {
+  for (const method of METHODS) {
+    if (!app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true });
+  }
   for (const [path, item] of Object.entries(document.paths)) {
     const defined = METHODS.filter((method) => method.toLowerCase() in item);
     if (defined.includes('GET')) defined.push('HEAD');
