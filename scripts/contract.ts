@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/app.ts';
-import { createDatabase } from '../src/db/client.ts';
+import { DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
 import { pythonTools } from './python.ts';
@@ -30,8 +30,8 @@ export async function runContract(args: string[], databaseUrl?: string): Promise
   const embedded = databaseUrl ? undefined : await startEmbeddedPostgres({ dataDir: join(tmpdir(), `tolstoy-contract-${randomUUID()}`), ephemeral: true });
   const url = databaseUrl ?? embedded!.url;
   await applyMigrations(url);
-  const db = createDatabase(url);
-  const app = await buildApp({ db });
+  const database = new DatabaseConnection(url);
+  const app = await buildApp({ database });
   const answered = countSuccesses(app);
   try {
     const base = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -60,7 +60,7 @@ export async function runContract(args: string[], databaseUrl?: string): Promise
     return { code: Math.max(code, unchained), passed, failed: failed + unchained };
   } finally {
     await app.close();
-    await db.$disconnect();
+    await database.close();
     await embedded?.stop();
   }
 }

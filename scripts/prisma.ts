@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { readConfig } from '../src/config.ts';
 import { useEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
+import { locateDatabase } from '../src/db/source.ts';
 
 const WITHOUT_ENGINE = ['generate', 'validate', 'format', 'version', 'studio', 'db seed'];
 const WITHOUT_DATABASE = ['generate', 'validate', 'format', 'version'];
@@ -22,12 +23,18 @@ const command = words[0] === 'db' || words[0] === 'migrate' ? words.slice(0, 2).
 const env = { ...process.env };
 let embedded: EmbeddedPostgres | undefined;
 if (WITHOUT_ENGINE.includes(command)) env.PRISMA_SCHEMA_ENGINE_BINARY ??= placeholderEngine();
-if (!WITHOUT_DATABASE.includes(command) && !env.DATABASE_URL) {
-  const config = readConfig();
-  embedded = await useEmbeddedPostgres(config.dataDir);
-  env.DATABASE_URL = env.DIRECT_URL = embedded.url;
-  // The development database is migrated, as `npm start` would.
-  await applyMigrations(embedded.url);
+if (!WITHOUT_DATABASE.includes(command)) {
+  try {
+    const source = await locateDatabase(readConfig(), useEmbeddedPostgres);
+    embedded = source.embedded;
+    env.DATABASE_URL = source.urls.url;
+    env.DIRECT_URL = source.urls.directUrl;
+    // The development database is migrated, as `npm start` would.
+    if (embedded) await applyMigrations(embedded.url);
+  } catch (error) {
+    console.error((error as Error).message);
+    process.exit(1);
+  }
 }
 
 const exitCode = await prisma(args, env, !WITHOUT_ENGINE.includes(command));

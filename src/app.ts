@@ -6,19 +6,19 @@ import { registerOperations } from './contract/routes.ts';
 import { loadContract, type Contract } from './contract/spec.ts';
 import { validatorCompiler } from './contract/validation.ts';
 import { registerJsonBodies } from './contract/jsonBody.ts';
-import type { Database } from './db/client.ts';
+import type { DatabaseConnection } from './db/client.ts';
 import { handlers } from './handlers/index.ts';
 import { answerFrameworkError, registerProblemHandlers } from './problems.ts';
 
 export interface AppOptions {
-  db: Database;
+  database: DatabaseConnection;
   logger?: FastifyServerOptions['logger'];
   contract?: Contract;
 }
 
 export const BODY_LIMIT = 1024 * 1024;
 
-export async function buildApp({ db, logger = false, contract = loadContract() }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ database, logger = false, contract = loadContract() }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger,
     bodyLimit: BODY_LIMIT,
@@ -31,9 +31,9 @@ export async function buildApp({ db, logger = false, contract = loadContract() }
   app.setValidatorCompiler(validatorCompiler());
   registerJsonBodies(app);
   app.decorateRequest('tenant', null);
-  registerProblemHandlers(app);
+  registerProblemHandlers(app, () => database.renew());
   await registerDocumentation(app, contract);
-  await registerOperations(app, { document: contract.document, handlers, db });
+  await registerOperations(app, { document: contract.document, handlers, database });
   return app;
 }
 

@@ -1,6 +1,7 @@
 // Every error Tolstoy sends is an RFC 9457 problem document. Handlers throw ProblemError;
 // the error and not-found handlers below turn everything else into one too.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { unavailability } from './db/errors.ts';
 import type { components } from './generated/openapi.ts';
 
 export type Problem = components['schemas']['Problem'];
@@ -74,10 +75,21 @@ export function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
-export function registerProblemHandlers(app: FastifyInstance): void {
-  app.setErrorHandler((error: FastifyError, request, reply) => {
+/**
+ * The error and not-found handlers. When the database rejects the credentials, `renewDatabase`
+ * runs before the answer (a 503 the client retries), so the next request can use new ones.
+ */
+export function registerProblemHandlers(app: FastifyInstance, renewDatabase?: () => Promise<boolean>): void {
+  app.setErrorHandler(async (error: FastifyError, request, reply) => {
     const problem = asProblemError(error);
-    if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
+    if (problem.status === 500) request.log.error({ err: error }, 'request failed');
+    if (unavailability(error) === 'AuthenticationFailed' && renewDatabase) {
+      const renewed = await renewDatabase().catch((failure: Error) => {
+        request.log.error(`re-reading the database credentials failed: ${failure.message}`);
+        return false;
+      });
+      request.log.warn(renewed ? 'the database rejected its credentials; reconnected with the re-read ones' : 'the database rejects its credentials');
+    }
     return sendProblem(reply, request, problem);
   });
   app.setNotFoundHandler((request, reply) => sendProblem(reply, request, new ProblemError('not-found', `There is no route ${request.method} ${pathOf(request)}.`)));
@@ -114,8 +126,9 @@ function asProblemError(error: FastifyError): ProblemError {
   }
   const fromFastify = FASTIFY_ERRORS[error.code];
   if (fromFastify) return new ProblemError(fromFastify, fastifyDetail(error));
-  const database = databaseProblem(error);
-  if (database) return database;
+  if (unavailability(error)) {
+    return new ProblemError('service-unavailable', 'The database cannot serve this request right now; retry later.', undefined, { 'retry-after': '1' });
+  }
   if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
     return new ProblemError('malformed-request', error.message);
   }
@@ -175,14 +188,4 @@ function fieldError(part: FieldError['in'], issue: AjvIssue): FieldError {
 
 function escapePointer(segment: string): string {
   return segment.replaceAll('~', '~0').replaceAll('/', '~1');
-}
-
-// Errors of the database driver that a client can cause or that mean "try again".
-function databaseProblem(error: unknown): ProblemError | undefined {
-  const code = (error as { code?: unknown }).code;
-  if (typeof code !== 'string') return undefined;
-  if (['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03'].includes(code)) {
-    return new ProblemError('service-unavailable', 'The database cannot be reached; retry later.', undefined, { 'retry-after': '1' });
-  }
-  return undefined;
 }

@@ -1,24 +1,25 @@
-// The process: configuration → database (embedded unless DATABASE_URL is set) → migrations →
-// HTTP server, and a graceful shutdown on SIGTERM/SIGINT.
+// The process: configuration → database (AWS secret, DATABASE_URL, or embedded) → migrations →
+// HTTP server, and a graceful shutdown on SIGTERM/SIGINT. A start-up failure is one line on
+// stderr and exit code 1, never a stack trace.
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.ts';
-import { ConfigError, readConfig, redactUrl, type Config } from './config.ts';
-import { createDatabase, type Database } from './db/client.ts';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.ts';
+import { readConfig, redactUrl, type Config } from './config.ts';
+import { DatabaseConnection } from './db/client.ts';
+import type { EmbeddedPostgres } from './db/embedded.ts';
 import { applyMigrations } from './db/migrations.ts';
+import { locateDatabase } from './db/source.ts';
 
 interface Running {
   app?: FastifyInstance;
-  db?: Database;
+  database?: DatabaseConnection;
   embedded?: EmbeddedPostgres;
 }
 
 async function main(): Promise<void> {
-  const config = readConfig();
   const running: Running = {};
   onSignals(() => shutdown(running));
   try {
-    await start(config, running);
+    await start(readConfig(), running);
   } catch (error) {
     console.error(`Tolstoy could not start: ${(error as Error).message}`);
     await shutdown(running, 1);
@@ -26,17 +27,16 @@ async function main(): Promise<void> {
 }
 
 async function start(config: Config, running: Running): Promise<void> {
-  let { databaseUrl, directUrl } = config;
-  if (!databaseUrl) {
-    running.embedded = await startEmbeddedPostgres({ dataDir: config.dataDir });
-    databaseUrl = directUrl = running.embedded.url;
-    console.log(`Embedded PostgreSQL running with data in ${running.embedded.dataDir}`);
-  }
-  const report = await applyMigrations(directUrl!);
+  for (const name of config.ignored) console.warn(`${name} is ignored: the database URLs come from AWS Secrets Manager.`);
+  const source = await locateDatabase(config);
+  running.embedded = source.embedded;
+  console.log(`Database: ${source.origin} (${redactUrl(source.urls.url)})`);
+  const report = await applyMigrations(source.urls.directUrl);
   for (const name of report.applied) console.log(`Applied migration ${name}`);
-  for (const name of report.modified) console.warn(`Migration ${name} was changed after it was applied to ${redactUrl(directUrl!)}`);
-  running.db = createDatabase(databaseUrl);
-  running.app = await buildApp({ db: running.db, logger: { level: config.logLevel } });
+  for (const name of report.modified) console.warn(`Migration ${name} was changed after it was applied.`);
+  const reread = source.reread;
+  running.database = new DatabaseConnection(source.urls.url, reread && (async () => (await reread()).url));
+  running.app = await buildApp({ database: running.database, logger: { level: config.logLevel, name: config.appName } });
   await running.app.listen({ port: config.port, host: config.host });
 }
 
@@ -56,7 +56,7 @@ function onSignals(stop: () => Promise<void>): void {
 async function shutdown(running: Running, exitCode = 0): Promise<void> {
   try {
     await running.app?.close();
-    await running.db?.$disconnect();
+    await running.database?.close();
     await running.embedded?.stop();
   } catch (error) {
     console.error(`Tolstoy did not stop cleanly: ${(error as Error).message}`);
@@ -65,7 +65,4 @@ async function shutdown(running: Running, exitCode = 0): Promise<void> {
   process.exit(exitCode);
 }
 
-main().catch((error) => {
-  console.error(error instanceof ConfigError ? error.message : `Tolstoy could not start: ${(error as Error).message}`);
-  process.exit(1);
-});
+await main();

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../src/app.ts';
-import { createDatabase, type Database } from '../src/db/client.ts';
+import { DatabaseConnection, type Database } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
 import { contractViolation } from './contract.ts';
@@ -52,22 +52,23 @@ export async function cloneTemplate(serverUrl: string, purpose: string): Promise
   return databaseUrl(serverUrl, name);
 }
 
-export async function freshDatabase(t: Test): Promise<Database> {
-  const db = createDatabase(await freshDatabaseUrl(t));
-  t.teardown(() => db.$disconnect());
-  return db;
+export async function freshDatabase(t: Test): Promise<DatabaseConnection> {
+  const database = new DatabaseConnection(await freshDatabaseUrl(t));
+  t.teardown(() => database.close());
+  return database;
 }
 
 export interface TestApp {
   app: FastifyInstance;
+  /** The app's database, for looking behind the API. */
   db: Database;
 }
 
 export async function buildTestApp(t: Test): Promise<TestApp> {
-  const db = await freshDatabase(t);
-  const app = await buildApp({ db });
+  const database = await freshDatabase(t);
+  const app = await buildApp({ database });
   t.teardown(() => app.close());
-  return { app, db };
+  return { app, db: database.current };
 }
 
 export function databaseUrl(serverUrl: string, name: string): string {

@@ -19,7 +19,7 @@ t.test('the README shows the original three curl examples', async (t) => {
 });
 
 t.test('they work against a fresh start, in order', async (t) => {
-  const app = await buildApp({ db: await freshDatabase(t) });
+  const app = await buildApp({ database: await freshDatabase(t) });
   t.teardown(() => app.close());
   const port = await freePort();
   await app.listen({ port, host: '127.0.0.1' });

@@ -1,6 +1,6 @@
 // The process as `npm start` runs it: embedded PostgreSQL by default, DATABASE_URL when given
 // (Neon-style TLS URLs included), data that persists, and a graceful stop on SIGTERM/SIGINT.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chown, mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -9,32 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import t from 'tap';
-import { freePort, startEmbeddedPostgres } from '../src/db/embedded.ts';
+import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { freshDatabaseUrl } from './helper.ts';
-
-interface Server {
-  process: ChildProcess;
-  base: string;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-async function startServer(env: Record<string, string>): Promise<Server> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['src/server.ts'], { env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) break;
-    if (await fetch(`${base}/health`).then((r) => r.ok).catch(() => false)) return { process: child, base, output: () => output, exited };
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`the server did not start: ${output}`);
-}
+import { failedStart, startServer } from './process.ts';
 
 const postmasterRunning = async (dataDir: string) => {
   const pidFile = join(dataDir, 'postmaster.pid');
@@ -51,6 +28,7 @@ t.test('with no DATABASE_URL it runs on an embedded PostgreSQL whose data persis
   const dataDir = join(tmpdir(), `tolstoy-start-${randomUUID()}`);
   const first = await startServer({ TOLSTOY_DATA_DIR: dataDir, DATABASE_URL: '', DIRECT_URL: '' });
   t.match(first.output(), /Applied migration \d+_init/);
+  t.match(first.output(), /Database: the embedded PostgreSQL with data in /);
   t.equal((await fetch(`${first.base}/ready`)).status, 200);
   const created: any = await (await fetch(`${first.base}/organizations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Persisted' }) })).json();
   first.process.kill('SIGTERM');
@@ -101,13 +79,10 @@ t.test('with DATABASE_URL it uses that database and starts no embedded one', asy
 });
 
 t.test('in production without a database it refuses to start, in one line', async (t) => {
-  const child = spawn(process.execPath, ['src/server.ts'], { env: { ...process.env, NODE_ENV: 'production', DATABASE_URL: '', DIRECT_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (chunk) => (stderr += chunk));
-  const code = await new Promise((resolve) => child.on('exit', resolve));
+  const { code, stderr } = await failedStart({ NODE_ENV: 'production', USE_AWS_SECRETS: 'false', DATABASE_URL: '', DIRECT_URL: '' });
   t.equal(code, 1);
   t.equal(stderr.trim().split('\n').length, 1, stderr);
-  t.match(stderr, /DATABASE_URL is required in production/);
+  t.match(stderr, /DATABASE_URL is required in production when USE_AWS_SECRETS is false/);
 });
 
 t.test('a Neon-style URL (sslmode=require, channel_binding=require) connects over verified TLS', async (t) => {

@@ -3,7 +3,7 @@
 import http from 'node:http';
 import openapiGlue from 'fastify-openapi-glue';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteOptions } from 'fastify';
-import type { Database } from '../db/client.ts';
+import type { DatabaseConnection } from '../db/client.ts';
 import { ProblemError, sendProblem } from '../problems.ts';
 import { tenantResolver } from '../tenancy.ts';
 import type { Handlers, OperationId } from './operations.ts';
@@ -28,11 +28,11 @@ interface ParameterObject {
 export interface OperationsOptions {
   document: OpenApiDocument;
   handlers: Handlers;
-  db: Database;
+  database: DatabaseConnection;
 }
 
-export async function registerOperations(app: FastifyInstance, { document, handlers, db }: OperationsOptions): Promise<void> {
-  const resolveTenant = tenantResolver(db);
+export async function registerOperations(app: FastifyInstance, { document, handlers, database }: OperationsOptions): Promise<void> {
+  const resolveTenant = tenantResolver(database);
   await app.register(async (scope) => {
     scope.addHook('onRoute', adaptRequestSchema);
     await scope.register(openapiGlue, {
@@ -43,7 +43,7 @@ export async function registerOperations(app: FastifyInstance, { document, handl
         // Glue adds the method, url and schemas from the spec to these options.
         return {
           ...(scoped && { preHandler: resolveTenant }),
-          handler: operationHandler(handlers[operationId as OperationId] as AnyHandler, db, successStatus(operation), path),
+          handler: operationHandler(handlers[operationId as OperationId] as AnyHandler, database, successStatus(operation), path),
         } as RouteOptions;
       },
     });
@@ -53,9 +53,10 @@ export async function registerOperations(app: FastifyInstance, { document, handl
 
 type AnyHandler = (input: unknown, context: unknown) => Promise<unknown>;
 
-function operationHandler(handler: AnyHandler, db: Database, status: number, path: string) {
+function operationHandler(handler: AnyHandler, database: DatabaseConnection, status: number, path: string) {
   return async function (request: FastifyRequest, reply: FastifyReply) {
-    const result = await handler({ params: request.params, query: request.query, body: request.body }, { db, tenant: request.tenant });
+    const context = { db: database.current, tenant: request.tenant };
+    const result = await handler({ params: request.params, query: request.query, body: request.body }, context);
     reply.code(status);
     if (status === 201) reply.header('location', `${path}/${(result as { id: string }).id}`);
     return status === 204 ? reply.send() : result;

@@ -56,7 +56,9 @@ export async function applyMigrations(url: string, dir = MIGRATIONS_DIR): Promis
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [PRISMA_ADVISORY_LOCK]);
-    await client.query(CREATE_MIGRATIONS_TABLE);
+    // Only create the table when missing: a role without CREATE on the schema may still migrate nothing.
+    const { rows: [found] } = await client.query<{ table: string | null }>(`SELECT to_regclass('"_prisma_migrations"')::text AS table`);
+    if (!found?.table) await client.query(CREATE_MIGRATIONS_TABLE);
     const { rows } = await client.query<{ migration_name: string; checksum: string; finished_at: Date | null; rolled_back_at: Date | null }>(
       'SELECT migration_name, checksum, finished_at, rolled_back_at FROM "_prisma_migrations" ORDER BY started_at',
     );

@@ -752,7 +752,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The database cannot be reached; retry later. */
+        /** @description The database cannot serve the request right now (unreachable, overloaded, or a concurrent change conflicted); retry later. */
         ServiceUnavailable: {
             headers: {
                 /** @description Seconds to wait before retrying. */

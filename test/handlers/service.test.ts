@@ -1,12 +1,12 @@
 import t from 'tap';
 import { buildApp } from '../../src/app.ts';
-import { createDatabase } from '../../src/db/client.ts';
+import { DatabaseConnection } from '../../src/db/client.ts';
 import { freePort } from '../../src/db/embedded.ts';
 import { call } from '../helper.ts';
 
 t.test('without a database, readiness and every database-backed call answer 503, never 500', async (t) => {
-  const db = createDatabase(`postgresql://postgres:postgres@127.0.0.1:${await freePort()}/nowhere`);
-  const app = await buildApp({ db });
+  const database = new DatabaseConnection(`postgresql://postgres:postgres@127.0.0.1:${await freePort()}/nowhere`);
+  const app = await buildApp({ database });
   t.teardown(() => app.close());
   t.same((await call(app, undefined, { method: 'GET', url: '/health' })).data, { status: 'ok' }, 'liveness does not need the database');
   const ready = await call(app, undefined, { method: 'GET', url: '/ready' });

@@ -1,0 +1,25 @@
+// Where the database is: in the AWS secret (NODE_ENV=production or USE_AWS_SECRETS=true), at
+// DATABASE_URL, or, outside production with neither, the embedded PostgreSQL.
+import type { Config, DatabaseUrls } from '../config.ts';
+import { readDatabaseSecret } from '../secrets.ts';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.ts';
+
+export interface DatabaseSource {
+  urls: DatabaseUrls;
+  /** Where the URLs came from, for the start-up log. */
+  origin: string;
+  /** Reads the URLs again; only a secret can change under a running service. */
+  reread?: () => Promise<DatabaseUrls>;
+  embedded?: EmbeddedPostgres;
+}
+
+export async function locateDatabase(config: Config, embeddedIn: (dataDir: string) => Promise<EmbeddedPostgres> = (dataDir) => startEmbeddedPostgres({ dataDir })): Promise<DatabaseSource> {
+  const { secrets } = config;
+  if (secrets) {
+    const reread = () => readDatabaseSecret(secrets);
+    return { urls: await reread(), origin: `AWS Secrets Manager secret "${secrets.secretName}" in ${secrets.region}`, reread };
+  }
+  if (config.database) return { urls: config.database, origin: 'DATABASE_URL' };
+  const embedded = await embeddedIn(config.dataDir);
+  return { urls: { url: embedded.url, directUrl: embedded.url }, origin: `the embedded PostgreSQL with data in ${embedded.dataDir}`, embedded };
+}

@@ -1,0 +1,86 @@
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { ConfigError, environment, readConfig } from '../src/config.ts';
+import { failedStart } from './process.ts';
+
+const LOCAL = 'postgresql://app:hunter2@db.example.com:5432/tolstoy';
+
+t.test('defaults outside production: the embedded database, on loopback, port 3000', async (t) => {
+  const config = readConfig({});
+  t.match(config, { nodeEnv: 'development', appName: 'Tolstoy', port: 3000, host: '127.0.0.1', logLevel: 'info', database: undefined, secrets: undefined, ignored: [] });
+  t.match(config.dataDir, /\.data\/postgres$/);
+});
+
+t.test('DATABASE_URL and DIRECT_URL outside AWS mode; DIRECT_URL defaults to DATABASE_URL', async (t) => {
+  t.same(readConfig({ DATABASE_URL: LOCAL }).database, { url: LOCAL, directUrl: LOCAL });
+  const direct = 'postgres://app:hunter2@direct.example.com/tolstoy';
+  t.same(readConfig({ DATABASE_URL: LOCAL, DIRECT_URL: direct }).database, { url: LOCAL, directUrl: direct });
+});
+
+t.test('production reads the secret unless told not to, and listens on every interface', async (t) => {
+  const config = readConfig({ NODE_ENV: 'production', AWS_REGION: 'eu-west-1' });
+  t.same(config.secrets, { region: 'eu-west-1', secretName: 'tolstoy-db-secret', timeoutMs: 5000 });
+  t.equal(config.host, '0.0.0.0');
+  t.same(readConfig({ NODE_ENV: 'production', USE_AWS_SECRETS: 'false', DATABASE_URL: LOCAL }).database, { url: LOCAL, directUrl: LOCAL });
+  t.throws(() => readConfig({ NODE_ENV: 'production', USE_AWS_SECRETS: 'false' }), /DATABASE_URL is required in production when USE_AWS_SECRETS is false/);
+});
+
+t.test('in AWS mode the secret is the only source of the database URLs', async (t) => {
+  const config = readConfig({ USE_AWS_SECRETS: 'true', AWS_DEFAULT_REGION: 'us-west-2', AWS_SECRET_NAME: 'prod/db', DATABASE_URL: LOCAL, DIRECT_URL: LOCAL });
+  t.equal(config.database, undefined);
+  t.same(config.secrets, { region: 'us-west-2', secretName: 'prod/db', timeoutMs: 5000 });
+  t.same(config.ignored, ['DATABASE_URL', 'DIRECT_URL']);
+  t.throws(() => readConfig({ USE_AWS_SECRETS: 'yes' }), /AWS_REGION is required to read the database secret/);
+});
+
+t.test('every problem at once, in one message that repeats no value', async (t) => {
+  const env = {
+    NODE_ENV: 'staging',
+    PORT: 'eighty',
+    LOG_LEVEL: 'loud',
+    APP_NAME: 'x'.repeat(101),
+    USE_AWS_SECRETS: 'maybe',
+    DATABASE_URL: 'mysql://root:hunter2@db/x',
+    DIRECT_URL: 'not a url with hunter2',
+  };
+  const error = t.throws(() => readConfig(env)) as ConfigError;
+  t.type(error, ConfigError);
+  t.same(error.problems, [
+    'NODE_ENV must be one of development, production, test',
+    'PORT must be a whole number from 0 to 65535',
+    'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent',
+    'APP_NAME must be at most 100 characters',
+    'USE_AWS_SECRETS must be true or false',
+    'DATABASE_URL must be a postgresql:// URL',
+    'DIRECT_URL is not a URL',
+  ]);
+  t.notMatch(error.message, /hunter2/);
+  const aws = t.throws(() => readConfig({ USE_AWS_SECRETS: 'true', AWS_REGION: 'mars', AWS_SECRETS_TIMEOUT_MS: '5' })) as ConfigError;
+  t.same(aws.problems, ['AWS_REGION must be an AWS region such as us-east-1', 'AWS_SECRETS_TIMEOUT_MS must be a whole number of milliseconds from 100 to 60000']);
+});
+
+t.test('a .env file is read, and the environment wins over it', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tolstoy-env-'));
+  await writeFile(join(dir, '.env'), '# comment\nPORT=4000\nAPP_NAME="Tolstoy Staging"\nLOG_LEVEL=debug\n');
+  const config = readConfig(environment({ LOG_LEVEL: 'warn' }, join(dir, '.env')));
+  t.match(config, { port: 4000, appName: 'Tolstoy Staging', logLevel: 'warn' });
+  t.same(environment({ PORT: '1' }, join(dir, 'missing.env')), { PORT: '1' }, 'no .env, no change');
+});
+
+t.test('.env.example documents every variable the configuration reads', async (t) => {
+  const source = await readFile(new URL('../src/config.ts', import.meta.url), 'utf8');
+  const read = new Set([...source.matchAll(/value\('([A-Z_]+)'\)/g)].map((m) => m[1]));
+  const example = await readFile(new URL('../.env.example', import.meta.url), 'utf8');
+  const documented = new Set([...example.matchAll(/^#?\s?([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]));
+  for (const name of read) t.ok(documented.has(name), `${name} is in .env.example`);
+});
+
+t.test('the server refuses an invalid configuration in one line, naming every problem', async (t) => {
+  const { code, stderr } = await failedStart({ PORT: 'eighty', NODE_ENV: 'staging', DATABASE_URL: 'mysql://root:hunter2@db/x' });
+  t.equal(code, 1);
+  t.equal(stderr.trim().split('\n').length, 1, stderr);
+  t.match(stderr, /^Tolstoy could not start: Invalid configuration: NODE_ENV must be one of development, production, test; PORT must be a whole number from 0 to 65535; DATABASE_URL must be a postgresql:\/\/ URL\.$/m);
+  t.notMatch(stderr, /hunter2/);
+});

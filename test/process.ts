@@ -1,0 +1,49 @@
+// Runs the service as a process, as `npm start` does (from source), and waits until it answers.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { freePort } from '../src/db/embedded.ts';
+
+export interface ServerProcess {
+  process: ChildProcess;
+  base: string;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+export interface FailedStart {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function spawnServer(env: Record<string, string>, port: number): { child: ChildProcess; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ['src/server.ts'], { env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let output = '';
+  child.stdout!.on('data', (chunk) => ((stdout += chunk), (output += chunk)));
+  child.stderr!.on('data', (chunk) => ((stderr += chunk), (output += chunk)));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => output, stdout: () => stdout, stderr: () => stderr, exited };
+}
+
+export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
+  const port = await freePort();
+  const { child, output, exited } = spawnServer(env, port);
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) break;
+    if (await fetch(`${base}/health`).then((r) => r.ok).catch(() => false)) return { process: child, base, output, exited };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`the server did not start: ${output()}`);
+}
+
+/** Starts the service expecting it to refuse, and returns how it ended. */
+export async function failedStart(env: Record<string, string>): Promise<FailedStart> {
+  const { child, stdout, stderr, exited } = spawnServer(env, await freePort());
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const code = await exited;
+  clearTimeout(timer);
+  return { code, stdout: stdout(), stderr: stderr() };
+}
