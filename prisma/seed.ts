@@ -1,6 +1,6 @@
 // `npm run db:seed` (`prisma db seed`): a demo organization to explore the API with, created
 // once. It prints the ids to send as X-Org-ID and X-User-ID.
-import { createDatabase } from '../src/db/client.ts';
+import { createDatabase, toJsonText } from '../src/db/client.ts';
 
 const DEMO = 'Tolstoy Demo';
 const db = createDatabase(process.env.DATABASE_URL!);
@@ -19,14 +19,14 @@ try {
           key: 'slack.post_message',
           method: 'POST',
           endpoint: '/chat.postMessage',
-          headers: { 'Content-Type': 'application/json' },
-          inputSchema: { type: 'object', required: ['channel', 'text'], properties: { channel: { type: 'string' }, text: { type: 'string' } } },
+          headers: toJsonText({ 'Content-Type': 'application/json' }),
+          inputSchema: toJsonText({ type: 'object', required: ['channel', 'text'], properties: { channel: { type: 'string' }, text: { type: 'string' } } }),
         },
       });
       const flow = await tx.flow.create({ data: { orgId: org.id, name: 'Announce releases', description: 'Posts every release to #releases.' } });
-      await tx.flowStep.create({ data: { orgId: org.id, flowId: flow.id, position: 0, key: 'announce', actionId: action.id, inputs: { channel: '#releases', text: 'A new release is out' } } });
+      await tx.flowStep.create({ data: { orgId: org.id, flowId: flow.id, position: 0, key: 'announce', actionId: action.id, inputs: toJsonText({ channel: '#releases', text: 'A new release is out' }) } });
       await tx.executionLog.create({
-        data: { orgId: org.id, flowId: flow.id, userId: org.users[0]!.id, executionId: 'demo-run-1', stepKey: 'announce', status: 'completed', inputs: { channel: '#releases' }, outputs: { ok: true }, durationMs: 182 },
+        data: { orgId: org.id, flowId: flow.id, userId: org.users[0]!.id, executionId: 'demo-run-1', stepKey: 'announce', status: 'completed', inputs: toJsonText({ channel: '#releases' }), outputs: toJsonText({ ok: true }), durationMs: 182 },
       });
       return org;
     }));

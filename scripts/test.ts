@@ -11,12 +11,17 @@ import { fileURLToPath } from 'node:url';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { cloneTemplate, prepareTemplate } from '../test/helper.ts';
 import { runContract } from './contract.ts';
+import { chromium } from './browser.ts';
+import { pythonTools } from './python.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const embedded = process.env.TEST_DATABASE_URL ? undefined : await startEmbeddedPostgres({ dataDir: join(tmpdir(), `tolstoy-test-${randomUUID()}`), ephemeral: true });
 const serverUrl = process.env.TEST_DATABASE_URL ?? embedded!.url;
 const tapArgs = process.argv.slice(2);
+// What some tests need from outside npm is installed once, before tests run in parallel.
+await pythonTools();
+await chromium();
 const results: Result[] = [];
 try {
   await prepareTemplate(serverUrl);

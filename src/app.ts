@@ -39,7 +39,12 @@ export async function buildApp({ database, logger = false, contract = loadContra
 
 async function registerDocumentation(app: FastifyInstance, contract: Contract): Promise<void> {
   await app.register(swagger, { mode: 'static', specification: { document: contract.document as never } });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  const { title, version } = contract.document.info;
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { displayOperationId: true, deepLinking: true, docExpansion: 'list', defaultModelsExpandDepth: 0 },
+    theme: { title: `${title} ${version}` },
+  });
   app.get('/openapi.json', { schema: { hide: true } }, async () => contract.document);
   app.get('/openapi.yaml', { schema: { hide: true } }, async (_request, reply) => reply.type('application/yaml; charset=utf-8').send(contract.yaml));
 }

@@ -55,7 +55,7 @@ export function unprocessable(pointer: string, message: string): ProblemError {
 }
 
 export function notFound(what: string, id: string): ProblemError {
-  return new ProblemError('not-found', `No ${what} ${id} in this organization.`);
+  return new ProblemError('not-found', what === 'organization' ? `No organization ${id}.` : `No ${what} ${id} in this organization.`);
 }
 
 export function conflict(detail: string): ProblemError {
@@ -155,7 +155,7 @@ function fastifyDetail(error: FastifyError): string {
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return 'The body is empty; send a JSON object.';
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return 'The body is not valid JSON, or it uses the reserved keys __proto__ or constructor.prototype.';
+      return 'The body is not valid JSON.';
     default:
       return error.message;
   }

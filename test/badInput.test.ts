@@ -64,7 +64,7 @@ t.test('malformed JSON, wrong media types and empty bodies', async (t) => {
   }
 });
 
-t.test('bodies over 1 MiB, too deeply nested, or with prototype keys', async (t) => {
+t.test('bodies over 1 MiB, or too deeply nested', async (t) => {
   for (const { path, method, operationId } of withBody) {
     const url = urlOf(path);
     const verb = method.toUpperCase() as 'POST';
@@ -73,8 +73,6 @@ t.test('bodies over 1 MiB, too deeply nested, or with prototype keys', async (t)
     const deep = `{"name": ${'['.repeat(MAX_NESTING + 1)}${']'.repeat(MAX_NESTING + 1)}}`;
     const nested = await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: deep }, `${operationId}: nested`);
     t.match(nested.data.detail, /deeper than 64 levels/);
-    const proto = `{"__proto__": {"admin": true}, ${JSON.stringify(validBodies[operationId]).slice(1)}`;
-    await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: proto }, `${operationId}: __proto__`);
   }
 });
 
@@ -96,7 +94,8 @@ t.test('unknown fields, wrong types, long strings and control characters name th
 
 t.test('ids that are not UUIDs answer 400', async (t) => {
   for (const { path, method, operationId } of withId) {
-    for (const id of ['abc', '1', "1'%20OR%20'1'='1", '%F0%9F%98%80', 'x'.repeat(5000), '01a20000-0000-7000-8000-00000000000g']) {
+    const forms = ['urn:uuid:01a20000-0000-7000-8000-000000000000', '%7B01a20000-0000-7000-8000-000000000000%7D', '01a200000000700080000000000000000'];
+    for (const id of ['abc', '1', "1'%20OR%20'1'='1", '%F0%9F%98%80', 'x'.repeat(5000), '01a20000-0000-7000-8000-00000000000g', ...forms]) {
       const payload = method === 'put' ? validBodies[operationId] : undefined;
       const response = await expectProblem(t, 400, { method: method.toUpperCase() as 'GET', url: path.replace('{id}', id), payload }, `${operationId}: id ${id.slice(0, 20)}`);
       t.match(response.data.errors, [{ in: 'path', pointer: '/id' }]);
@@ -126,19 +125,21 @@ t.test('nothing was written by any of it', async (t) => {
   t.same(await counts(), before);
 });
 
-t.test('__proto__ is no key of any object in a body, at any depth', async (t) => {
-  const raw = (inputs: string) => `{"name": "P", "steps": [{"key": "a", "actionId": "${action.id}", "inputs": ${inputs}}]}`;
-  for (const [inputs, pointer] of [
-    ['{"__proto__": {"admin": true}}', '/steps/0/inputs/__proto__'],
-    ['{"a": [1, {"b": {"__proto__": 1}}]}', '/steps/0/inputs/a/1/b/__proto__'],
-  ]) {
-    const response = await expectProblem(t, 400, { method: 'POST', url: '/flows', headers: { 'content-type': 'application/json' }, payload: raw(inputs!) }, inputs!);
-    t.match(response.data.errors, [{ in: 'body', pointer, message: 'is not an allowed name' }]);
-  }
+t.test('keys such as __proto__ are plain data, kept exactly as sent at any depth (a schemathesis finding)', async (t) => {
+  const inputs = '{"__proto__": {"admin": true}, "a": [1, {"b": {"__proto__": 1}}], "constructor": {"prototype": {"x": 1}}}';
+  const created = await call(app, acme, {
+    method: 'POST',
+    url: '/flows',
+    headers: { 'content-type': 'application/json' },
+    payload: `{"name": "P", "steps": [{"key": "a", "actionId": "${action.id}", "inputs": ${inputs}}]}`,
+  });
+  t.equal(created.statusCode, 201);
+  const read = await call(app, acme, { method: 'GET', url: `/flows/${created.data.id}` });
+  t.equal(JSON.stringify(JSON.parse(read.body).steps[0].inputs), JSON.stringify(JSON.parse(inputs)));
   t.equal(({} as Record<string, unknown>).admin, undefined, 'no prototype was touched');
-  const kept = await call(app, acme, { method: 'POST', url: '/flows', headers: { 'content-type': 'application/json' }, payload: raw('{"constructor": {"prototype": {"x": 1}}, "proto": "__proto__"}') });
-  t.same(kept.data.steps[0].inputs, { constructor: { prototype: { x: 1 } }, proto: '__proto__' }, 'other keys are plain data, kept as sent');
-  await call(app, acme, { method: 'DELETE', url: `/flows/${kept.data.id}` });
+  const top = await call(app, acme, { method: 'POST', url: '/tools', headers: { 'content-type': 'application/json' }, payload: '{"__proto__": {"admin": true}, "name": "T", "baseUrl": "https://x.io"}' });
+  t.match(top.data.errors, [{ in: 'body', pointer: '/__proto__', message: 'is not a known field' }], 'at the top of a body it is an unknown field like any other');
+  await call(app, acme, { method: 'DELETE', url: `/flows/${created.data.id}` });
 });
 
 t.test('unicode is welcome where control characters are not', async (t) => {

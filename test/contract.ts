@@ -71,3 +71,9 @@ export function contractViolation(method: string, url: string, status: number, c
   if (!validate(JSON.parse(body))) return `${op.operationId} ${status} body breaks its schema: ${ajv.errorsText(validate.errors)} (body: ${body.slice(0, 300)})`;
   return undefined;
 }
+
+/** Why `value` breaks the schema at `pointer` in the spec, or undefined when it fits. */
+export function schemaViolation(pointer: string, value: unknown): string | undefined {
+  const validate = validatorFor(pointer);
+  return validate(value) ? undefined : ajv.errorsText(validate.errors);
+}

@@ -21,7 +21,7 @@ t.test('db:migrate:deploy applies pending migrations, then none', async (t) => {
   await client.end();
   const first = await npm('db:migrate:deploy', { DATABASE_URL: url });
   t.equal(first.code, 0, first.stderr);
-  t.match(first.stdout, /Applied \d+_init to postgresql:\/\/postgres:\*\*\*\*@/, 'the password is not shown');
+  t.match(first.stdout, /Applied \d+_init, \d+_json_documents_as_text to postgresql:\/\/postgres:\*\*\*\*@/, 'every migration, and the password is not shown');
   const second = await npm('db:migrate:deploy', { DATABASE_URL: url });
   t.match(second.stdout, /No pending migrations/);
 });

@@ -1,6 +1,7 @@
-// JSON request bodies: Fastify's own parser (which refuses `__proto__` and
-// `constructor.prototype` keys), behind a limit on nesting. A body nested thousands of levels
-// deep parses fine but overflows the stack of every recursive step after it (JSON.stringify
+// JSON request bodies: Fastify's own parser, behind a limit on nesting. Keys such as __proto__
+// stay plain data (JSON.parse makes them own properties, and no body is ever merged into another
+// object), because the API stores any JSON object as sent. A body nested thousands of levels deep
+// parses fine but overflows the stack of every recursive step after it (JSON.stringify
 // included), so it is refused up front.
 import type { FastifyInstance } from 'fastify';
 import { ProblemError } from '../problems.ts';

@@ -24,14 +24,7 @@ function ajv(options: Options): Ajv2020 {
 export function validatorCompiler(): FastifySchemaCompiler<unknown> {
   const bodies = ajv({ coerceTypes: false, removeAdditional: false });
   const parameters = ajv({ coerceTypes: 'array', removeAdditional: false });
-  return ({ schema, httpPart }) => (httpPart === 'body' ? compile(bodies, schema as JsonSchema) : finiteOnly(compile(parameters, schema as JsonSchema)));
-}
-
-// Glue gives every schema that refers to itself the same $id, which AJV would refuse as a
-// duplicate; a compiled validator keeps working after its schema leaves AJV's registry.
-function compile(instance: Ajv2020, schema: JsonSchema): ValidateFunction {
-  if (typeof schema.$id === 'string') instance.removeSchema(schema.$id);
-  return instance.compile(schema);
+  return ({ schema, httpPart }) => (httpPart === 'body' ? bodies.compile(schema as object) : finiteOnly(parameters.compile(schema as object)));
 }
 
 interface Validate {
@@ -67,18 +60,6 @@ export function adaptRequestSchema(route: RouteOptions): void {
   if (json) schema.body = json.schema;
   if (schema.headers) schema.headers = lowerCaseHeaderNames(schema.headers);
   schema.querystring = { type: 'object', ...schema.querystring, additionalProperties: false };
-  if (schema.response) schema.response = withoutRecursion(schema.response) as JsonSchema;
-}
-
-/**
- * Response schemas only steer serialization, and fast-json-stringify overflows its stack on a
- * schema that refers to itself (the spec's JsonValue): there, any value is written as JSON.
- */
-function withoutRecursion(node: unknown): unknown {
-  if (Array.isArray(node)) return node.map(withoutRecursion);
-  if (node === null || typeof node !== 'object') return node;
-  if ('$ref' in node) return {};
-  return Object.fromEntries(Object.entries(node).filter(([key]) => key !== '$id').map(([key, value]) => [key, withoutRecursion(value)]));
 }
 
 interface JsonSchema {

@@ -1,5 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import { PrismaClient, type Prisma } from '../generated/prisma/client.ts';
+import { PrismaClient } from '../generated/prisma/client.ts';
 import { connectionConfig } from './connection.ts';
 
 export type Database = PrismaClient;
@@ -8,9 +8,14 @@ export function createDatabase(url: string, poolSize = 10): Database {
   return new PrismaClient({ adapter: new PrismaPg({ ...connectionConfig(url), max: poolSize }) });
 }
 
-/** A JSON object from a request, as Prisma's input type for a JSON column. */
-export function jsonColumn(value: Record<string, unknown>): Prisma.InputJsonObject {
-  return value as Prisma.InputJsonObject;
+/** A JSON document as the text its column keeps (see schema.prisma). */
+export function toJsonText(value: object): string {
+  return JSON.stringify(value);
+}
+
+/** The JSON document a column keeps as text. */
+export function fromJsonText<Document>(text: string): Document {
+  return JSON.parse(text) as Document;
 }
 
 // How long a renewal that found nothing new holds off the next one.

@@ -2,7 +2,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { Action as ActionRow } from '../generated/prisma/client.ts';
 import type { components } from '../generated/openapi.ts';
 import type { Handler } from '../contract/operations.ts';
-import { jsonColumn } from '../db/client.ts';
+import { fromJsonText, toJsonText } from '../db/client.ts';
 import { brokenForeignKey, brokenUniqueConstraint, isMissingRow } from '../db/errors.ts';
 import { pageArgs, toPage } from '../pagination.ts';
 import { conflict, listed, LISTED, notFound, plural, unprocessable, type ProblemError } from '../problems.ts';
@@ -23,8 +23,8 @@ export function toAction(row: ActionRow): Action {
     description: row.description,
     method: row.method,
     endpoint: row.endpoint,
-    headers: row.headers as Action['headers'],
-    inputSchema: row.inputSchema as Action['inputSchema'],
+    headers: fromJsonText(row.headers),
+    inputSchema: fromJsonText(row.inputSchema),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -78,8 +78,8 @@ export const deleteAction: Handler<'deleteAction'> = async ({ params }, { db, te
 function columns<Fields extends ActionFields>({ headers, inputSchema, ...fields }: Fields) {
   return {
     ...fields,
-    ...(headers && { headers: jsonColumn(headers) }),
-    ...(inputSchema && { inputSchema: jsonColumn(inputSchema) }),
+    ...(headers && { headers: toJsonText(headers) }),
+    ...(inputSchema && { inputSchema: toJsonText(inputSchema) }),
   };
 }
 

@@ -1,7 +1,7 @@
-import { Prisma, type ExecutionLog as ExecutionLogRow } from '../generated/prisma/client.ts';
+import type { ExecutionLog as ExecutionLogRow } from '../generated/prisma/client.ts';
 import type { components } from '../generated/openapi.ts';
 import type { Handler } from '../contract/operations.ts';
-import { jsonColumn } from '../db/client.ts';
+import { fromJsonText, toJsonText } from '../db/client.ts';
 import { brokenForeignKey, isMissingRow } from '../db/errors.ts';
 import { pageArgs, toPage } from '../pagination.ts';
 import { notFound, unprocessable } from '../problems.ts';
@@ -18,9 +18,9 @@ export function toExecutionLog(row: ExecutionLogRow): ExecutionLog {
     executionId: row.executionId,
     stepKey: row.stepKey,
     status: row.status,
-    inputs: row.inputs as ExecutionLog['inputs'],
-    outputs: row.outputs as ExecutionLog['outputs'],
-    error: row.error as ExecutionLog['error'],
+    inputs: fromJsonText(row.inputs),
+    outputs: row.outputs === null ? null : fromJsonText(row.outputs),
+    error: row.error === null ? null : fromJsonText(row.error),
     durationMs: row.durationMs,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
@@ -64,13 +64,12 @@ export const deleteExecutionLog: Handler<'deleteExecutionLog'> = async ({ params
   if (count === 0) throw notFound('execution log', params.id);
 };
 
-// A JSON column set to null needs Prisma's marker for SQL NULL.
 function columns<Fields extends ExecutionLogFields>({ inputs, outputs, error, ...fields }: Fields) {
   return {
     ...fields,
-    ...(inputs && { inputs: jsonColumn(inputs) }),
-    ...(outputs !== undefined && { outputs: outputs === null ? Prisma.DbNull : jsonColumn(outputs) }),
-    ...(error !== undefined && { error: error === null ? Prisma.DbNull : jsonColumn(error) }),
+    ...(inputs && { inputs: toJsonText(inputs) }),
+    ...(outputs !== undefined && { outputs: outputs && toJsonText(outputs) }),
+    ...(error !== undefined && { error: error && toJsonText(error) }),
   };
 }
 

@@ -1,7 +1,7 @@
 import type { Flow as FlowModel, Prisma } from '../generated/prisma/client.ts';
 import type { components } from '../generated/openapi.ts';
 import type { Handler } from '../contract/operations.ts';
-import { jsonColumn, type Database } from '../db/client.ts';
+import { fromJsonText, toJsonText, type Database } from '../db/client.ts';
 import { brokenForeignKey, isMissingRow } from '../db/errors.ts';
 import { pageArgs, toPage } from '../pagination.ts';
 import { conflict, notFound, plural, ProblemError, type FieldError } from '../problems.ts';
@@ -10,7 +10,7 @@ type Flow = components['schemas']['Flow'];
 type StepInput = components['schemas']['FlowStep'];
 
 const WITH_STEPS = { steps: { orderBy: { position: 'asc' } } } as const;
-type FlowRow = FlowModel & { steps: { key: string; actionId: string; inputs: unknown }[] };
+type FlowRow = FlowModel & { steps: { key: string; actionId: string; inputs: string }[] };
 
 export function toFlow(row: FlowRow): Flow {
   return {
@@ -19,7 +19,7 @@ export function toFlow(row: FlowRow): Flow {
     name: row.name,
     description: row.description,
     version: row.version,
-    steps: row.steps.map((step) => ({ key: step.key, actionId: step.actionId, inputs: step.inputs as Flow['steps'][number]['inputs'] })),
+    steps: row.steps.map((step) => ({ key: step.key, actionId: step.actionId, inputs: fromJsonText(step.inputs) })),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -81,7 +81,7 @@ export const deleteFlow: Handler<'deleteFlow'> = async ({ params }, { db, tenant
 };
 
 async function writeSteps(tx: Prisma.TransactionClient, flow: { orgId: string; id: string }, steps: StepInput[]) {
-  const rows = steps.map((step, position) => ({ orgId: flow.orgId, flowId: flow.id, position, key: step.key, actionId: step.actionId, inputs: jsonColumn(step.inputs ?? {}) }));
+  const rows = steps.map((step, position) => ({ orgId: flow.orgId, flowId: flow.id, position, key: step.key, actionId: step.actionId, inputs: toJsonText(step.inputs ?? {}) }));
   if (rows.length > 0) await tx.flowStep.createMany({ data: rows });
   return rows;
 }
