@@ -23,8 +23,10 @@ try {
           inputSchema: toJsonText({ type: 'object', required: ['channel', 'text'], properties: { channel: { type: 'string' }, text: { type: 'string' } } }),
         },
       });
-      const flow = await tx.flow.create({ data: { orgId: org.id, name: 'Announce releases', description: 'Posts every release to #releases.' } });
-      await tx.flowStep.create({ data: { orgId: org.id, flowId: flow.id, position: 0, key: 'announce', actionId: action.id, inputs: toJsonText({ channel: '#releases', text: 'A new release is out' }) } });
+      const step = { key: 'announce', actionId: action.id, inputs: { channel: '#releases', text: 'A new release is out' } };
+      const flow = await tx.flow.create({
+        data: { orgId: org.id, name: 'Announce releases', description: 'Posts every release to #releases.', steps: toJsonText([step]), stepRefs: { create: { position: 0, key: step.key, actionId: step.actionId } } },
+      });
       await tx.executionLog.create({
         data: { orgId: org.id, flowId: flow.id, userId: org.users[0]!.id, executionId: 'demo-run-1', stepKey: 'announce', status: 'completed', inputs: toJsonText({ channel: '#releases' }), outputs: toJsonText({ ok: true }), durationMs: 182 },
       });

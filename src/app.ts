@@ -12,15 +12,15 @@ import { answerFrameworkError, registerProblemHandlers } from './problems.ts';
 
 export interface AppOptions {
   database: DatabaseConnection;
-  logger?: FastifyServerOptions['logger'];
+  logger?: FastifyServerOptions['loggerInstance'];
   contract?: Contract;
 }
 
 export const BODY_LIMIT = 1024 * 1024;
 
-export async function buildApp({ database, logger = false, contract = loadContract() }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ database, logger, contract = loadContract() }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger,
+    ...(logger ? { loggerInstance: logger } : { logger: false }),
     bodyLimit: BODY_LIMIT,
     // While shutting down, requests on open connections are still served: the pool closes after.
     return503OnClosing: false,

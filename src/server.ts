@@ -2,6 +2,7 @@
 // HTTP server, and a graceful shutdown on SIGTERM/SIGINT. A start-up failure is one line on
 // stderr and exit code 1, never a stack trace.
 import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
 import { buildApp } from './app.ts';
 import { readConfig, redactUrl, type Config } from './config.ts';
 import { DatabaseConnection } from './db/client.ts';
@@ -10,6 +11,7 @@ import { applyMigrations } from './db/migrations.ts';
 import { locateDatabase } from './db/source.ts';
 
 interface Running {
+  log?: ReturnType<typeof pino.destination>;
   app?: FastifyInstance;
   database?: DatabaseConnection;
   embedded?: EmbeddedPostgres;
@@ -36,8 +38,15 @@ async function start(config: Config, running: Running): Promise<void> {
   for (const name of report.modified) console.warn(`Migration ${name} was changed after it was applied.`);
   const reread = source.reread;
   running.database = new DatabaseConnection(source.urls.url, reread && (async () => (await reread()).url));
-  running.app = await buildApp({ database: running.database, logger: { level: config.logLevel, name: config.appName } });
+  running.log = logDestination();
+  running.app = await buildApp({ database: running.database, logger: pino({ level: config.logLevel, name: config.appName }, running.log) });
   await running.app.listen({ port: config.port, host: config.host });
+}
+
+// Log lines are written in batches rather than one system call each (one line per request
+// otherwise costs a tenth of the throughput); they are flushed at shutdown.
+function logDestination() {
+  return pino.destination({ dest: 1, sync: false, minLength: 4096 });
 }
 
 function onSignals(stop: () => Promise<void>): void {
@@ -58,6 +67,7 @@ async function shutdown(running: Running, exitCode = 0): Promise<void> {
     await running.app?.close();
     await running.database?.close();
     await running.embedded?.stop();
+    running.log?.flushSync();
   } catch (error) {
     console.error(`Tolstoy did not stop cleanly: ${(error as Error).message}`);
     exitCode = 1;

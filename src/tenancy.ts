@@ -20,9 +20,10 @@ export function tenantResolver(database: DatabaseConnection) {
   return async function resolveTenant(request: FastifyRequest): Promise<void> {
     const orgId = request.headers['x-org-id'] as string;
     const userId = request.headers['x-user-id'] as string;
-    const member = await database.current.user.findUnique({ where: { orgId_id: { orgId, id: userId } }, select: { id: true } });
+    // Every request asks this, so it is the cheapest query Prisma Client can run: plain SQL.
+    const members = await database.current.$queryRaw<unknown[]>`SELECT 1 FROM users WHERE org_id = ${orgId}::uuid AND id = ${userId}::uuid`;
     // One answer for "no such organization" and "not a member", so that ids cannot be probed.
-    if (!member) throw new ProblemError('forbidden', `User ${userId} is not a member of organization ${orgId}.`);
+    if (members.length === 0) throw new ProblemError('forbidden', `User ${userId} is not a member of organization ${orgId}.`);
     request.tenant = { orgId, userId };
   };
 }

@@ -69,7 +69,7 @@ export const deleteAction: Handler<'deleteAction'> = async ({ params }, { db, te
   } catch (error) {
     if (isMissingRow(error)) throw notFound('action', id);
     if (brokenForeignKey(error) === undefined) throw error;
-    const where = { orgId, steps: { some: { actionId: id } } };
+    const where = { orgId, stepRefs: { some: { actionId: id } } };
     const [count, first] = await Promise.all([db.flow.count({ where }), db.flow.findMany({ where, select: { id: true }, orderBy: { id: 'asc' }, take: LISTED })]);
     throw conflict(`Action ${id} is called by steps of ${plural(count, 'flow')} (${listed(first.map((f) => f.id), count)}); change or delete them first.`);
   }

@@ -1,4 +1,4 @@
-import type { Flow as FlowModel, Prisma } from '../generated/prisma/client.ts';
+import type { Flow as FlowRow } from '../generated/prisma/client.ts';
 import type { components } from '../generated/openapi.ts';
 import type { Handler } from '../contract/operations.ts';
 import { fromJsonText, toJsonText, type Database } from '../db/client.ts';
@@ -7,10 +7,8 @@ import { pageArgs, toPage } from '../pagination.ts';
 import { conflict, notFound, plural, ProblemError, type FieldError } from '../problems.ts';
 
 type Flow = components['schemas']['Flow'];
+type Step = Flow['steps'][number];
 type StepInput = components['schemas']['FlowStep'];
-
-const WITH_STEPS = { steps: { orderBy: { position: 'asc' } } } as const;
-type FlowRow = FlowModel & { steps: { key: string; actionId: string; inputs: string }[] };
 
 export function toFlow(row: FlowRow): Flow {
   return {
@@ -19,14 +17,14 @@ export function toFlow(row: FlowRow): Flow {
     name: row.name,
     description: row.description,
     version: row.version,
-    steps: row.steps.map((step) => ({ key: step.key, actionId: step.actionId, inputs: fromJsonText(step.inputs) })),
+    steps: fromJsonText(row.steps),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
 }
 
 export const listFlows: Handler<'listFlows'> = async ({ query }, { db, tenant }) => {
-  const rows = await db.flow.findMany({ ...pageArgs(query, { orgId: tenant.orgId }), include: WITH_STEPS });
+  const rows = await db.flow.findMany(pageArgs(query, { orgId: tenant.orgId }));
   return toPage(rows, query, toFlow);
 };
 
@@ -34,33 +32,26 @@ export const createFlow: Handler<'createFlow'> = async ({ body }, { db, tenant }
   const { steps = [], ...fields } = body;
   await checkSteps(db, tenant.orgId, steps);
   try {
-    return await db.$transaction(async (tx) => {
-      const flow = await tx.flow.create({ data: { ...fields, orgId: tenant.orgId } });
-      return toFlow({ ...flow, steps: await writeSteps(tx, flow, steps) });
-    });
+    // One nested write, which Prisma runs in a transaction: the flow, its document, the references.
+    return toFlow(await db.flow.create({ data: { ...fields, orgId: tenant.orgId, ...stepColumns(steps) } }));
   } catch (error) {
     throw refusedSteps(error);
   }
 };
 
 export const getFlow: Handler<'getFlow'> = async ({ params }, { db, tenant }) => {
-  const row = await db.flow.findUnique({ where: { orgId_id: { orgId: tenant.orgId, id: params.id } }, include: WITH_STEPS });
+  const row = await db.flow.findUnique({ where: { orgId_id: { orgId: tenant.orgId, id: params.id } } });
   if (!row) throw notFound('flow', params.id);
   return toFlow(row);
 };
 
 export const updateFlow: Handler<'updateFlow'> = async ({ params, body }, { db, tenant }) => {
   const { steps, ...fields } = body;
-  const { orgId } = tenant;
-  if (steps) await checkSteps(db, orgId, steps);
+  if (steps) await checkSteps(db, tenant.orgId, steps);
   try {
-    return await db.$transaction(async (tx) => {
-      // Updating the flow row first locks it, so concurrent updates apply one after the other.
-      const flow = await tx.flow.update({ where: { orgId_id: { orgId, id: params.id } }, data: { ...fields, version: { increment: 1 } } });
-      if (!steps) return toFlow({ ...flow, steps: await tx.flowStep.findMany({ where: { flowId: flow.id }, orderBy: { position: 'asc' } }) });
-      await tx.flowStep.deleteMany({ where: { flowId: flow.id } });
-      return toFlow({ ...flow, steps: await writeSteps(tx, flow, steps) });
-    });
+    const data = { ...fields, ...(steps && stepColumns(steps, { replacing: true })), version: { increment: 1 } };
+    const row = await db.flow.update({ where: { orgId_id: { orgId: tenant.orgId, id: params.id } }, data });
+    return toFlow(row);
   } catch (error) {
     if (isMissingRow(error)) throw notFound('flow', params.id);
     throw refusedSteps(error);
@@ -80,10 +71,14 @@ export const deleteFlow: Handler<'deleteFlow'> = async ({ params }, { db, tenant
   }
 };
 
-async function writeSteps(tx: Prisma.TransactionClient, flow: { orgId: string; id: string }, steps: StepInput[]) {
-  const rows = steps.map((step, position) => ({ orgId: flow.orgId, flowId: flow.id, position, key: step.key, actionId: step.actionId, inputs: toJsonText(step.inputs ?? {}) }));
-  if (rows.length > 0) await tx.flowStep.createMany({ data: rows });
-  return rows;
+/** The steps document, and a reference row per step for the database's integrity checks. */
+function stepColumns(steps: StepInput[], { replacing = false } = {}) {
+  const document: Step[] = steps.map((step) => ({ key: step.key, actionId: step.actionId, inputs: step.inputs ?? {} }));
+  const refs = document.map((step, position) => ({ position, key: step.key, actionId: step.actionId }));
+  return {
+    steps: toJsonText(document),
+    stepRefs: { ...(replacing && { deleteMany: {} }), ...(refs.length > 0 && { createMany: { data: refs } }) },
+  };
 }
 
 /** Step keys must be unique within the flow, and every step must call an action of this organization. */
@@ -96,7 +91,7 @@ async function checkSteps(db: Database, orgId: string, steps: StepInput[]): Prom
     else errors.push({ in: 'body', pointer: `/steps/${index}/key`, message: `repeats the key "${step.key}" of step ${earlier}` });
   });
   const actionIds = [...new Set(steps.map((step) => step.actionId))];
-  const found = new Set((await db.action.findMany({ where: { orgId, id: { in: actionIds } }, select: { id: true } })).map((action) => action.id));
+  const found = new Set(actionIds.length === 0 ? [] : (await db.action.findMany({ where: { orgId, id: { in: actionIds } }, select: { id: true } })).map((action) => action.id));
   steps.forEach((step, index) => {
     if (!found.has(step.actionId)) errors.push({ in: 'body', pointer: `/steps/${index}/actionId`, message: `no action ${step.actionId} in this organization` });
   });
