@@ -3,7 +3,7 @@
 import { createDatabase, toJsonText } from '../src/db/client.ts';
 
 const DEMO = 'Tolstoy Demo';
-const db = createDatabase(process.env.DATABASE_URL!);
+const db = createDatabase(process.env.DATABASE_URL!, { preparedStatements: false });
 try {
   const existing = await db.organization.findFirst({ where: { name: DEMO }, include: { users: { take: 1, orderBy: { id: 'asc' } } } });
   const organization =

@@ -9,6 +9,7 @@ import { registerJsonBodies } from './contract/jsonBody.ts';
 import type { DatabaseConnection } from './db/client.ts';
 import { handlers } from './handlers/index.ts';
 import { answerFrameworkError, registerProblemHandlers } from './problems.ts';
+import { AccessLog } from './requestLog.ts';
 
 export interface AppOptions {
   database: DatabaseConnection;
@@ -20,7 +21,7 @@ export const BODY_LIMIT = 1024 * 1024;
 
 export async function buildApp({ database, logger, contract = loadContract() }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    ...(logger ? { loggerInstance: logger } : { logger: false }),
+    ...(logger ? { loggerInstance: logger, logController: new AccessLog() } : { logger: false }),
     bodyLimit: BODY_LIMIT,
     // While shutting down, requests on open connections are still served: the pool closes after.
     return503OnClosing: false,

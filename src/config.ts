@@ -36,6 +36,8 @@ export interface Config {
   ignored: string[];
   /** Where the embedded PostgreSQL keeps its data. */
   dataDir: string;
+  /** Whether queries run as named prepared statements (off for poolers without support). */
+  preparedStatements: boolean;
 }
 
 export class ConfigError extends Error {
@@ -82,6 +84,8 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
 
   const useSecrets = value('USE_AWS_SECRETS') === undefined ? production : BOOLEANS[value('USE_AWS_SECRETS')!.toLowerCase()];
   if (useSecrets === undefined) problems.push('USE_AWS_SECRETS must be true or false');
+  const preparedStatements = BOOLEANS[(value('DATABASE_PREPARED_STATEMENTS') ?? 'true').toLowerCase()];
+  if (preparedStatements === undefined) problems.push('DATABASE_PREPARED_STATEMENTS must be true or false');
 
   const databaseUrl = postgresUrl('DATABASE_URL', value('DATABASE_URL'), problems);
   const directUrl = postgresUrl('DIRECT_URL', value('DIRECT_URL'), problems);
@@ -114,6 +118,7 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     secrets,
     ignored,
     dataDir: value('TOLSTOY_DATA_DIR') ?? fileURLToPath(new URL('.data/postgres', ROOT)),
+    preparedStatements: preparedStatements!,
   };
 }
 

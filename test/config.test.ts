@@ -9,7 +9,8 @@ const LOCAL = 'postgresql://app:hunter2@db.example.com:5432/tolstoy';
 
 t.test('defaults outside production: the embedded database, on loopback, port 3000', async (t) => {
   const config = readConfig({});
-  t.match(config, { nodeEnv: 'development', appName: 'Tolstoy', port: 3000, host: '127.0.0.1', logLevel: 'info', database: undefined, secrets: undefined, ignored: [] });
+  t.match(config, { nodeEnv: 'development', appName: 'Tolstoy', port: 3000, host: '127.0.0.1', logLevel: 'info', database: undefined, secrets: undefined, ignored: [], preparedStatements: true });
+  t.equal(readConfig({ DATABASE_PREPARED_STATEMENTS: 'false' }).preparedStatements, false);
   t.match(config.dataDir, /\.data\/postgres$/);
 });
 
@@ -44,6 +45,7 @@ t.test('every problem at once, in one message that repeats no value', async (t) 
     USE_AWS_SECRETS: 'maybe',
     DATABASE_URL: 'mysql://root:hunter2@db/x',
     DIRECT_URL: 'not a url with hunter2',
+    DATABASE_PREPARED_STATEMENTS: 'sometimes',
   };
   const error = t.throws(() => readConfig(env)) as ConfigError;
   t.type(error, ConfigError);
@@ -53,6 +55,7 @@ t.test('every problem at once, in one message that repeats no value', async (t) 
     'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent',
     'APP_NAME must be at most 100 characters',
     'USE_AWS_SECRETS must be true or false',
+    'DATABASE_PREPARED_STATEMENTS must be true or false',
     'DATABASE_URL must be a postgresql:// URL',
     'DIRECT_URL is not a URL',
   ]);

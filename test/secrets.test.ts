@@ -188,6 +188,8 @@ t.test('after the secret rotates, the service re-reads it once and reconnects', 
   t.equal(statuses.at(-1), 201, `served again after ${statuses.join(', ')}`);
   t.ok(statuses.every((status) => status === 201 || status === 503), 'meanwhile only 503s, which say retry');
   t.ok(statuses.length <= 3);
+  // Log lines reach stdout within half a second.
+  for (let i = 0; i < 20 && !server.output().includes('reconnected'); i++) await new Promise((resolve) => setTimeout(resolve, 100));
   t.match(server.output(), /reconnected with the re-read ones/);
   t.equal(server.process.exitCode, null, 'still running');
 });

@@ -2,7 +2,7 @@
 // output are exactly what the spec declares for its operation.
 import type { Database } from '../db/client.ts';
 import type { operations } from '../generated/openapi.ts';
-import type { Tenant } from '../tenancy.ts';
+import type { Reader, Tenant } from '../tenancy.ts';
 
 export type OperationId = keyof operations;
 type Operation<Id extends OperationId> = operations[Id];
@@ -28,11 +28,22 @@ export interface ServiceContext {
   db: Database;
 }
 
+/** A write's: the caller is known to be a member. */
 export interface TenantContext extends ServiceContext {
   tenant: Tenant;
 }
 
-type ContextOf<Id extends OperationId> = Operation<Id>['parameters'] extends { header: { 'X-Org-ID': string } } ? TenantContext : ServiceContext;
+/** A read's: the caller's membership is part of the query (see tenancy.ts). */
+export interface ReaderContext extends ServiceContext {
+  reader: Reader;
+}
+
+// Reads are the get… and list… operations.
+type ContextOf<Id extends OperationId> = Operation<Id>['parameters'] extends { header: { 'X-Org-ID': string } }
+  ? Id extends `get${string}` | `list${string}`
+    ? ReaderContext
+    : TenantContext
+  : ServiceContext;
 
 export type Handler<Id extends OperationId> = (input: Input<Id>, context: ContextOf<Id>) => Promise<Output<Id>>;
 

@@ -5,7 +5,7 @@ import openapiGlue from 'fastify-openapi-glue';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteOptions } from 'fastify';
 import type { DatabaseConnection } from '../db/client.ts';
 import { ProblemError, sendProblem } from '../problems.ts';
-import { tenantResolver } from '../tenancy.ts';
+import { memberResolver, readerOf } from '../tenancy.ts';
 import type { Handlers, OperationId } from './operations.ts';
 import type { OpenApiDocument } from './spec.ts';
 import { adaptRequestSchema } from './validation.ts';
@@ -32,7 +32,7 @@ export interface OperationsOptions {
 }
 
 export async function registerOperations(app: FastifyInstance, { document, handlers, database }: OperationsOptions): Promise<void> {
-  const resolveTenant = tenantResolver(database);
+  const resolveMember = memberResolver(() => database.current);
   await app.register(async (scope) => {
     scope.addHook('onRoute', adaptRequestSchema);
     await scope.register(openapiGlue, {
@@ -40,10 +40,11 @@ export async function registerOperations(app: FastifyInstance, { document, handl
       operationResolver(operationId: string, method: string, path: string) {
         const operation = document.paths[path]![method.toLowerCase()] as OperationObject;
         const scoped = parametersOf(document, path, operation).some((p) => p.in === 'header' && p.name?.toLowerCase() === 'x-org-id');
+        const read = method.toUpperCase() === 'GET';
         // Glue adds the method, url and schemas from the spec to these options.
         return {
-          ...(scoped && { preHandler: resolveTenant }),
-          handler: operationHandler(handlers[operationId as OperationId] as AnyHandler, database, successStatus(operation), path),
+          ...(scoped && !read && { preHandler: resolveMember }),
+          handler: operationHandler(handlers[operationId as OperationId] as AnyHandler, database, successStatus(operation), path, scoped && read),
         } as RouteOptions;
       },
     });
@@ -53,9 +54,10 @@ export async function registerOperations(app: FastifyInstance, { document, handl
 
 type AnyHandler = (input: unknown, context: unknown) => Promise<unknown>;
 
-function operationHandler(handler: AnyHandler, database: DatabaseConnection, status: number, path: string) {
+function operationHandler(handler: AnyHandler, database: DatabaseConnection, status: number, path: string, reads: boolean) {
   return async function (request: FastifyRequest, reply: FastifyReply) {
-    const context = { db: database.current, tenant: request.tenant };
+    const db = database.current;
+    const context = reads ? { db, reader: readerOf(request, db) } : { db, tenant: request.tenant };
     const result = await handler({ params: request.params, query: request.query, body: request.body }, context);
     reply.code(status);
     if (status === 201) reply.header('location', `${path}/${(result as { id: string }).id}`);

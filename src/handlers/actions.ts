@@ -30,9 +30,9 @@ export function toAction(row: ActionRow): Action {
   };
 }
 
-export const listActions: Handler<'listActions'> = async ({ query }, { db, tenant }) => {
+export const listActions: Handler<'listActions'> = async ({ query }, { db, reader }) => {
   const { toolId } = query;
-  const rows = await db.action.findMany(pageArgs(query, { orgId: tenant.orgId, ...(toolId && { toolId }) }));
+  const rows = await reader.list(await db.action.findMany(pageArgs(query, { ...reader.scope, ...(toolId && { toolId }) })));
   return toPage(rows, query, toAction);
 };
 
@@ -45,10 +45,8 @@ export const createAction: Handler<'createAction'> = async ({ body }, { db, tena
   }
 };
 
-export const getAction: Handler<'getAction'> = async ({ params }, { db, tenant }) => {
-  const row = await db.action.findUnique({ where: { orgId_id: { orgId: tenant.orgId, id: params.id } } });
-  if (!row) throw notFound('action', params.id);
-  return toAction(row);
+export const getAction: Handler<'getAction'> = async ({ params }, { db, reader }) => {
+  return toAction(await reader.one(await db.action.findFirst({ where: { id: params.id, ...reader.scope } }), notFound('action', params.id)));
 };
 
 export const updateAction: Handler<'updateAction'> = async ({ params, body }, { db, tenant }) => {

@@ -27,10 +27,10 @@ export function toExecutionLog(row: ExecutionLogRow): ExecutionLog {
   };
 }
 
-export const listExecutionLogs: Handler<'listExecutionLogs'> = async ({ query }, { db, tenant }) => {
+export const listExecutionLogs: Handler<'listExecutionLogs'> = async ({ query }, { db, reader }) => {
   const { flowId, executionId, status } = query;
-  const where = { orgId: tenant.orgId, ...(flowId && { flowId }), ...(executionId && { executionId }), ...(status && { status }) };
-  const rows = await db.executionLog.findMany(pageArgs(query, where));
+  const where = { ...reader.scope, ...(flowId && { flowId }), ...(executionId && { executionId }), ...(status && { status }) };
+  const rows = await reader.list(await db.executionLog.findMany(pageArgs(query, where)));
   return toPage(rows, query, toExecutionLog);
 };
 
@@ -43,10 +43,8 @@ export const createExecutionLog: Handler<'createExecutionLog'> = async ({ body }
   }
 };
 
-export const getExecutionLog: Handler<'getExecutionLog'> = async ({ params }, { db, tenant }) => {
-  const row = await db.executionLog.findFirst({ where: { id: params.id, orgId: tenant.orgId } });
-  if (!row) throw notFound('execution log', params.id);
-  return toExecutionLog(row);
+export const getExecutionLog: Handler<'getExecutionLog'> = async ({ params }, { db, reader }) => {
+  return toExecutionLog(await reader.one(await db.executionLog.findFirst({ where: { id: params.id, ...reader.scope } }), notFound('execution log', params.id)));
 };
 
 export const updateExecutionLog: Handler<'updateExecutionLog'> = async ({ params, body }, { db, tenant }) => {

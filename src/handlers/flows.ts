@@ -23,8 +23,8 @@ export function toFlow(row: FlowRow): Flow {
   };
 }
 
-export const listFlows: Handler<'listFlows'> = async ({ query }, { db, tenant }) => {
-  const rows = await db.flow.findMany(pageArgs(query, { orgId: tenant.orgId }));
+export const listFlows: Handler<'listFlows'> = async ({ query }, { db, reader }) => {
+  const rows = await reader.list(await db.flow.findMany(pageArgs(query, reader.scope)));
   return toPage(rows, query, toFlow);
 };
 
@@ -39,10 +39,8 @@ export const createFlow: Handler<'createFlow'> = async ({ body }, { db, tenant }
   }
 };
 
-export const getFlow: Handler<'getFlow'> = async ({ params }, { db, tenant }) => {
-  const row = await db.flow.findUnique({ where: { orgId_id: { orgId: tenant.orgId, id: params.id } } });
-  if (!row) throw notFound('flow', params.id);
-  return toFlow(row);
+export const getFlow: Handler<'getFlow'> = async ({ params }, { db, reader }) => {
+  return toFlow(await reader.one(await db.flow.findFirst({ where: { id: params.id, ...reader.scope } }), notFound('flow', params.id)));
 };
 
 export const updateFlow: Handler<'updateFlow'> = async ({ params, body }, { db, tenant }) => {

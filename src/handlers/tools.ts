@@ -20,8 +20,8 @@ export function toTool(row: ToolRow): Tool {
   };
 }
 
-export const listTools: Handler<'listTools'> = async ({ query }, { db, tenant }) => {
-  const rows = await db.tool.findMany(pageArgs(query, { orgId: tenant.orgId }));
+export const listTools: Handler<'listTools'> = async ({ query }, { db, reader }) => {
+  const rows = await reader.list(await db.tool.findMany(pageArgs(query, reader.scope)));
   return toPage(rows, query, toTool);
 };
 
@@ -29,10 +29,8 @@ export const createTool: Handler<'createTool'> = async ({ body }, { db, tenant }
   return toTool(await db.tool.create({ data: { ...body, orgId: tenant.orgId } }));
 };
 
-export const getTool: Handler<'getTool'> = async ({ params }, { db, tenant }) => {
-  const row = await db.tool.findUnique({ where: { orgId_id: { orgId: tenant.orgId, id: params.id } } });
-  if (!row) throw notFound('tool', params.id);
-  return toTool(row);
+export const getTool: Handler<'getTool'> = async ({ params }, { db, reader }) => {
+  return toTool(await reader.one(await db.tool.findFirst({ where: { id: params.id, ...reader.scope } }), notFound('tool', params.id)));
 };
 
 export const updateTool: Handler<'updateTool'> = async ({ params, body }, { db, tenant }) => {

@@ -11,8 +11,8 @@ export function toUser(row: UserRow): User {
   return { id: row.id, orgId: row.orgId, email: row.email, name: row.name, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString() };
 }
 
-export const listUsers: Handler<'listUsers'> = async ({ query }, { db, tenant }) => {
-  const rows = await db.user.findMany(pageArgs(query, { orgId: tenant.orgId }));
+export const listUsers: Handler<'listUsers'> = async ({ query }, { db, reader }) => {
+  const rows = await reader.list(await db.user.findMany(pageArgs(query, reader.scope)));
   return toPage(rows, query, toUser);
 };
 
@@ -24,10 +24,8 @@ export const createUser: Handler<'createUser'> = async ({ body }, { db, tenant }
   }
 };
 
-export const getUser: Handler<'getUser'> = async ({ params }, { db, tenant }) => {
-  const row = await db.user.findUnique({ where: { orgId_id: { orgId: tenant.orgId, id: params.id } } });
-  if (!row) throw notFound('user', params.id);
-  return toUser(row);
+export const getUser: Handler<'getUser'> = async ({ params }, { db, reader }) => {
+  return toUser(await reader.one(await db.user.findFirst({ where: { id: params.id, ...reader.scope } }), notFound('user', params.id)));
 };
 
 export const updateUser: Handler<'updateUser'> = async ({ params, body }, { db, tenant }) => {
