@@ -4,6 +4,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { registerOperations } from './contract/routes.ts';
 import { loadContract, type Contract } from './contract/spec.ts';
+import { serializerCompiler } from './contract/serialization.ts';
 import { validatorCompiler } from './contract/validation.ts';
 import { registerJsonBodies } from './contract/jsonBody.ts';
 import type { DatabaseConnection } from './db/client.ts';
@@ -30,6 +31,7 @@ export async function buildApp({ database, logger, contract = loadContract() }: 
     frameworkErrors: answerFrameworkError,
   });
   app.setValidatorCompiler(validatorCompiler());
+  app.setSerializerCompiler(serializerCompiler);
   registerJsonBodies(app);
   app.decorateRequest('tenant', null);
   registerProblemHandlers(app, () => database.renew());
