@@ -7,7 +7,7 @@ import type { FastifySerializerCompiler } from 'fastify';
 
 type JsonSchema = { [keyword: string]: unknown };
 
-export const serializerCompiler: FastifySerializerCompiler<Schema> = ({ schema }) => fastJson(wholeDocuments(schema) as Schema);
+export const serializerCompiler: FastifySerializerCompiler<unknown> = ({ schema }) => fastJson(wholeDocuments(schema) as Schema);
 
 function isFreeFormObject(schema: JsonSchema): boolean {
   return schema.type === 'object' && schema.additionalProperties === true && schema.properties === undefined && schema.patternProperties === undefined;
