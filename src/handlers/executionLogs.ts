@@ -2,7 +2,7 @@ import type { ExecutionLog as ExecutionLogRow } from '../generated/prisma/client
 import type { components } from '../generated/openapi.ts';
 import type { Handler } from '../contract/operations.ts';
 import { fromJsonText, toJsonText } from '../db/client.ts';
-import { brokenForeignKey, isMissingRow } from '../db/errors.ts';
+import { brokenForeignKey } from '../db/errors.ts';
 import { pageArgs, toPage } from '../pagination.ts';
 import { notFound, unprocessable } from '../problems.ts';
 
