@@ -22,6 +22,16 @@ export interface SecretSettings {
   timeoutMs: number;
 }
 
+/** How long Tolstoy waits on its database, so that a stalled one costs a 503 instead of a hang. */
+export interface DatabaseTimeouts {
+  /** To open a connection, or to wait for a free one in the pool. */
+  connectMs: number;
+  /** One statement, enforced by the server; Tolstoy gives up on a connection silent for a second longer. */
+  statementMs: number;
+  /** A transaction left idle, enforced by the server. */
+  idleInTransactionMs: number;
+}
+
 export interface Config {
   nodeEnv: NodeEnv;
   appName: string;
@@ -38,6 +48,11 @@ export interface Config {
   dataDir: string;
   /** Whether queries run as named prepared statements (off for poolers without support). */
   preparedStatements: boolean;
+  databaseTimeouts: DatabaseTimeouts;
+  /** How long a client may take to send a whole request. */
+  requestTimeoutMs: number;
+  /** How long a shutdown may wait for requests in flight before it closes their connections. */
+  shutdownTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -87,6 +102,19 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
   const preparedStatements = BOOLEANS[(value('DATABASE_PREPARED_STATEMENTS') ?? 'true').toLowerCase()];
   if (preparedStatements === undefined) problems.push('DATABASE_PREPARED_STATEMENTS must be true or false');
 
+  const milliseconds = (name: string, fallback: number, min: number, max: number) => {
+    const ms = Number(value(name) ?? fallback);
+    if (!Number.isInteger(ms) || ms < min || ms > max) problems.push(`${name} must be a whole number of milliseconds from ${min} to ${max}`);
+    return ms;
+  };
+  const databaseTimeouts = {
+    connectMs: milliseconds('DATABASE_CONNECT_TIMEOUT_MS', 5000, 100, 600_000),
+    statementMs: milliseconds('DATABASE_STATEMENT_TIMEOUT_MS', 5000, 100, 600_000),
+    idleInTransactionMs: milliseconds('DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', 10_000, 100, 600_000),
+  };
+  const requestTimeoutMs = milliseconds('HTTP_REQUEST_TIMEOUT_MS', 30_000, 1000, 600_000);
+  const shutdownTimeoutMs = milliseconds('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000);
+
   const databaseUrl = postgresUrl('DATABASE_URL', value('DATABASE_URL'), problems);
   const directUrl = postgresUrl('DIRECT_URL', value('DIRECT_URL'), problems);
   if (directUrl && !databaseUrl) problems.push('DIRECT_URL is set without DATABASE_URL');
@@ -97,8 +125,7 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     const region = value('AWS_REGION') ?? value('AWS_DEFAULT_REGION');
     if (!region) problems.push('AWS_REGION is required to read the database secret from AWS Secrets Manager');
     else if (!AWS_REGION.test(region)) problems.push('AWS_REGION must be an AWS region such as us-east-1');
-    const timeoutMs = Number(value('AWS_SECRETS_TIMEOUT_MS') ?? 5000);
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 100 || timeoutMs > 60000) problems.push('AWS_SECRETS_TIMEOUT_MS must be a whole number of milliseconds from 100 to 60000');
+    const timeoutMs = milliseconds('AWS_SECRETS_TIMEOUT_MS', 5000, 100, 60000);
     secrets = { region: region ?? '', secretName: value('AWS_SECRET_NAME') ?? 'tolstoy-db-secret', timeoutMs };
     // The secret is the one source of the database's credentials, so that rotating it works.
     for (const name of ['DATABASE_URL', 'DIRECT_URL']) if (value(name)) ignored.push(name);
@@ -119,6 +146,9 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     ignored,
     dataDir: value('TOLSTOY_DATA_DIR') ?? fileURLToPath(new URL('.data/postgres', ROOT)),
     preparedStatements: preparedStatements!,
+    databaseTimeouts,
+    requestTimeoutMs,
+    shutdownTimeoutMs,
   };
 }
 

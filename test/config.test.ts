@@ -64,6 +64,28 @@ t.test('every problem at once, in one message that repeats no value', async (t) 
   t.same(aws.problems, ['AWS_REGION must be an AWS region such as us-east-1', 'AWS_SECRETS_TIMEOUT_MS must be a whole number of milliseconds from 100 to 60000']);
 });
 
+t.test('every wait is bounded by default, and each bound is configurable', async (t) => {
+  t.match(readConfig({}), {
+    databaseTimeouts: { connectMs: 5000, statementMs: 5000, idleInTransactionMs: 10_000 },
+    requestTimeoutMs: 30_000,
+    shutdownTimeoutMs: 10_000,
+  });
+  const set = readConfig({
+    DATABASE_CONNECT_TIMEOUT_MS: '2000',
+    DATABASE_STATEMENT_TIMEOUT_MS: '15000',
+    DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '60000',
+    HTTP_REQUEST_TIMEOUT_MS: '10000',
+    SHUTDOWN_TIMEOUT_MS: '25000',
+  });
+  t.match(set, { databaseTimeouts: { connectMs: 2000, statementMs: 15_000, idleInTransactionMs: 60_000 }, requestTimeoutMs: 10_000, shutdownTimeoutMs: 25_000 });
+  const error = t.throws(() => readConfig({ DATABASE_STATEMENT_TIMEOUT_MS: '0', SHUTDOWN_TIMEOUT_MS: '1.5', HTTP_REQUEST_TIMEOUT_MS: 'soon' })) as ConfigError;
+  t.same(error.problems, [
+    'DATABASE_STATEMENT_TIMEOUT_MS must be a whole number of milliseconds from 100 to 600000',
+    'HTTP_REQUEST_TIMEOUT_MS must be a whole number of milliseconds from 1000 to 600000',
+    'SHUTDOWN_TIMEOUT_MS must be a whole number of milliseconds from 0 to 600000',
+  ]);
+});
+
 t.test('a .env file is read, and the environment wins over it', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'tolstoy-env-'));
   await writeFile(join(dir, '.env'), '# comment\nPORT=4000\nAPP_NAME="Tolstoy Staging"\nLOG_LEVEL=debug\n');
@@ -74,7 +96,8 @@ t.test('a .env file is read, and the environment wins over it', async (t) => {
 
 t.test('.env.example documents every variable the configuration reads', async (t) => {
   const source = await readFile(new URL('../src/config.ts', import.meta.url), 'utf8');
-  const read = new Set([...source.matchAll(/value\('([A-Z_]+)'\)/g)].map((m) => m[1]));
+  const read = new Set([...source.matchAll(/(?:value|milliseconds)\('([A-Z_]+)'/g)].map((m) => m[1]));
+  t.ok(read.has('SHUTDOWN_TIMEOUT_MS'), 'the variables read through a helper are found too');
   const example = await readFile(new URL('../.env.example', import.meta.url), 'utf8');
   const documented = new Set([...example.matchAll(/^#?\s?([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]));
   for (const name of read) t.ok(documented.has(name), `${name} is in .env.example`);

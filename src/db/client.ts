@@ -1,17 +1,17 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
-import { connectionConfig } from './connection.ts';
+import { connectionConfig, type ConnectionOptions } from './connection.ts';
 
 export type Database = PrismaClient;
 
-export interface DatabaseOptions {
+export interface DatabaseOptions extends ConnectionOptions {
   poolSize?: number;
   /** Prepare each statement once per connection (see statementName). */
   preparedStatements?: boolean;
 }
 
-export function createDatabase(url: string, { poolSize = 10, preparedStatements = true }: DatabaseOptions = {}): Database {
-  const adapter = new PrismaPg({ ...connectionConfig(url), max: poolSize }, preparedStatements ? { statementNameGenerator: statementName } : {});
+export function createDatabase(url: string, { poolSize = 10, preparedStatements = true, ...connection }: DatabaseOptions = {}): Database {
+  const adapter = new PrismaPg({ ...connectionConfig(url, connection), max: poolSize }, preparedStatements ? { statementNameGenerator: statementName } : {});
   return new PrismaClient({ adapter });
 }
 

@@ -1,4 +1,5 @@
 // Recognising the database's refusals: they carry the name of the constraint that refused.
+import { STALLED } from './connection.ts';
 
 interface DriverError {
   code?: string;
@@ -44,19 +45,42 @@ const UNAVAILABLE_CODES: Record<string, string> = {
   P1008: 'SocketTimeout',
   P1017: 'ConnectionClosed',
   P2024: 'TooManyConnections',
+  P2028: 'TransactionTimedOut',
   P2034: 'TransactionWriteConflict',
   ECONNREFUSED: 'DatabaseNotReachable',
   ENOTFOUND: 'DatabaseNotReachable',
+  EAI_AGAIN: 'DatabaseNotReachable',
+  EHOSTUNREACH: 'DatabaseNotReachable',
   ECONNRESET: 'ConnectionClosed',
+  EPIPE: 'ConnectionClosed',
   ETIMEDOUT: 'SocketTimeout',
+  [STALLED]: 'Stalled',
 };
+// SQLSTATEs of a server that cannot serve now: statement timeout (57014), lock timeout (55P03),
+// a session ended for idling in a transaction (25P03), and the classes of connection exceptions
+// (08), insufficient resources (53) and shutdowns (57P).
+const UNAVAILABLE_SQLSTATES = /^(08|53|57P)|^(57014|55P03|25P03|40001|40P01)$/;
+// node-postgres reports a lost or never-made connection with these messages and no code.
+const UNAVAILABLE_MESSAGES = /^(Connection terminated( unexpectedly| due to connection timeout)?|timeout expired|timeout exceeded when trying to connect|Client has encountered a connection error and is not queryable|Client was closed and is not queryable)$/;
 
 /** Why the database could not serve a request (AuthenticationFailed, DatabaseNotReachable, …), if that is why it failed. */
 export function unavailability(error: unknown): string | undefined {
-  const failure = error as (DriverError & { meta?: { driverAdapterError?: { cause?: { kind?: string; originalCode?: string } } } }) | null;
-  const cause = failure?.meta?.driverAdapterError?.cause;
-  if (cause?.kind && UNAVAILABLE_KINDS.has(cause.kind)) return cause.kind;
-  // PostgreSQL's connection exceptions (08…) and shutdowns (57P…), such as a terminated session.
-  if (cause?.originalCode?.startsWith('08') || cause?.originalCode?.startsWith('57P')) return 'ConnectionClosed';
-  return failure?.code === undefined ? undefined : UNAVAILABLE_CODES[failure.code];
+  for (let failure = error as Failure | undefined, depth = 0; failure && depth < 5; failure = failure.cause, depth++) {
+    const cause = failure.meta?.driverAdapterError?.cause;
+    if (cause?.kind && UNAVAILABLE_KINDS.has(cause.kind)) return cause.kind;
+    const sqlState = cause?.originalCode ?? cause?.code;
+    if (sqlState && UNAVAILABLE_SQLSTATES.test(sqlState)) return `SQLSTATE ${sqlState}`;
+    const code = typeof failure.code === 'string' ? failure.code : undefined;
+    if (code && UNAVAILABLE_CODES[code]) return UNAVAILABLE_CODES[code];
+    if (code && UNAVAILABLE_SQLSTATES.test(code)) return `SQLSTATE ${code}`;
+    if (typeof failure.message === 'string' && UNAVAILABLE_MESSAGES.test(failure.message)) return 'ConnectionClosed';
+  }
+  return undefined;
+}
+
+interface Failure {
+  code?: unknown;
+  message?: unknown;
+  cause?: Failure;
+  meta?: { driverAdapterError?: { cause?: { kind?: string; originalCode?: string; code?: string } } };
 }

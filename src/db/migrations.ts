@@ -8,7 +8,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { connectionConfig } from './connection.ts';
+import { connectionConfig, DEFAULT_TIMEOUTS } from './connection.ts';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../prisma/migrations/", import.meta.url));
 
@@ -52,7 +52,8 @@ export async function readMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]>
 
 export async function applyMigrations(url: string, dir = MIGRATIONS_DIR): Promise<MigrationReport> {
   const migrations = await readMigrations(dir);
-  const client = new pg.Client(connectionConfig(url));
+  // A migration may run long: only connecting is bounded.
+  const client = new pg.Client(connectionConfig(url, { timeouts: { ...DEFAULT_TIMEOUTS, statementMs: 0, idleInTransactionMs: 0 } }));
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [PRISMA_ADVISORY_LOCK]);

@@ -1,0 +1,72 @@
+// A PostgreSQL of a fault test's own (never the run's shared one), and the faults to inflict on
+// it: stall every process of it (SIGSTOP, as a frozen host or a partition looks from outside),
+// resume it, or kill it outright.
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded.ts';
+import { applyMigrations } from '../../src/db/migrations.ts';
+
+interface Test {
+  teardown(fn: () => unknown): void;
+}
+
+export interface OwnPostgres extends EmbeddedPostgres {
+  stall(): void;
+  resume(): void;
+  kill(): void;
+}
+
+/**
+ * A migrated cluster, deleted when the test ends. A durable one keeps what it committed through a
+ * kill -9 (throwaway clusters run without synchronous commits, for speed).
+ */
+export async function ownPostgres(t: Test, { durable = false } = {}): Promise<OwnPostgres> {
+  const dataDir = join(tmpdir(), `tolstoy-fault-${randomUUID()}`);
+  const embedded = await startEmbeddedPostgres({ dataDir, ephemeral: !durable });
+  await applyMigrations(embedded.url);
+  const signal = (name: string) => {
+    const pids = processes(embedded.dataDir);
+    if (pids.length > 0) execFileSync('kill', [`-${name}`, ...pids.map(String)]);
+  };
+  t.teardown(async () => {
+    signal('CONT');
+    await embedded.stop();
+    await rm(embedded.dataDir, { recursive: true, force: true });
+  });
+  return { ...embedded, stall: () => signal('STOP'), resume: () => signal('CONT'), kill: () => signal('KILL') };
+}
+
+/** The postmaster and every backend it started. */
+function processes(dataDir: string): number[] {
+  let postmaster: number;
+  try {
+    postmaster = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  } catch {
+    return [];
+  }
+  if (!Number.isInteger(postmaster) || postmaster <= 0) return [];
+  try {
+    const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(postmaster)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+    return [postmaster, ...children];
+  } catch {
+    // ps finds no children: the postmaster is gone.
+    return [];
+  }
+}
+
+/** The promise's value, or a failure naming what did not answer within `ms`. */
+export async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
