@@ -1,21 +1,36 @@
-// The browser the documentation test drives: Debian's chromium package, installed with apt-get
-// when it is missing and we may (as root). Playwright's own browser download cannot work here.
+// Programs some tests drive that come from Debian's packages: Chromium (the documentation test;
+// Playwright's own browser download cannot work here) and PgBouncer (Tolstoy behind a
+// transaction-mode pooler, as Neon's is). Missing ones are installed with apt-get in one go, when
+// we may (as root).
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { promisify } from 'node:util';
 
 export const CHROMIUM = '/usr/bin/chromium';
+export const PGBOUNCER = '/usr/sbin/pgbouncer';
 
-export async function chromium(): Promise<string> {
-  if (existsSync(CHROMIUM)) return CHROMIUM;
-  if (userInfo().uid !== 0) throw new Error(`The documentation test needs Chromium at ${CHROMIUM}: install Debian's chromium package (apt-get install chromium).`);
-  console.log('Installing Debian’s chromium package for the documentation test …');
+const PACKAGES: Record<string, string> = { chromium: CHROMIUM, pgbouncer: PGBOUNCER };
+
+export async function debianTools(): Promise<void> {
+  const missing = Object.keys(PACKAGES).filter((name) => !existsSync(PACKAGES[name]!));
+  if (missing.length === 0) return;
+  if (userInfo().uid !== 0) throw new Error(`Some tests need ${missing.map((name) => PACKAGES[name]).join(' and ')}: install Debian's packages (apt-get install ${missing.join(' ')}).`);
+  console.log(`Installing Debian’s ${missing.join(' and ')} for the tests …`);
   const run = promisify(execFile);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   await run('apt-get', ['update', '-qq'], { env, maxBuffer: 64 * 1024 * 1024 });
-  await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium'], { env, maxBuffer: 64 * 1024 * 1024 });
+  await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { env, maxBuffer: 64 * 1024 * 1024 });
+}
+
+export async function chromium(): Promise<string> {
+  await debianTools();
   return CHROMIUM;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) console.log(await chromium());
+export async function pgbouncer(): Promise<string> {
+  await debianTools();
+  return PGBOUNCER;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await debianTools();

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { cloneTemplate, prepareTemplate } from '../test/helper.ts';
 import { runContract } from './contract.ts';
-import { chromium } from './browser.ts';
+import { debianTools } from './debian.ts';
 import { pythonTools } from './python.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -21,7 +21,7 @@ const serverUrl = process.env.TEST_DATABASE_URL ?? embedded!.url;
 const tapArgs = process.argv.slice(2);
 // What some tests need from outside npm is installed once, before tests run in parallel.
 await pythonTools();
-await chromium();
+await debianTools();
 const results: Result[] = [];
 try {
   await prepareTemplate(serverUrl);

@@ -9,27 +9,35 @@ import { validatorCompiler } from './contract/validation.ts';
 import { registerJsonBodies } from './contract/jsonBody.ts';
 import type { DatabaseConnection } from './db/client.ts';
 import { handlers } from './handlers/index.ts';
-import { answerFrameworkError, registerProblemHandlers } from './problems.ts';
+import { answerClientError, answerFrameworkError, registerProblemHandlers } from './problems.ts';
 import { AccessLog } from './requestLog.ts';
 
 export interface AppOptions {
   database: DatabaseConnection;
   logger?: FastifyServerOptions['loggerInstance'];
   contract?: Contract;
+  /** How long a client may take to send a whole request. */
+  requestTimeoutMs?: number;
 }
 
 export const BODY_LIMIT = 1024 * 1024;
 
-export async function buildApp({ database, logger, contract = loadContract() }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ database, logger, contract = loadContract(), requestTimeoutMs = 30_000 }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(logger ? { loggerInstance: logger, logController: new AccessLog() } : { logger: false }),
     bodyLimit: BODY_LIMIT,
     // While shutting down, requests on open connections are still served: the pool closes after.
     return503OnClosing: false,
+    // A client trickling a request in (or stalling mid-upload) is answered 408 and let go; Node
+    // looks for such clients every 30 s unless told to look more often.
+    requestTimeout: requestTimeoutMs,
+    http: { connectionsCheckingInterval: Math.min(5000, Math.max(250, requestTimeoutMs / 4)) },
     // Long path parameters reach validation, which names them, instead of the router's 414.
     routerOptions: { maxParamLength: 16 * 1024 },
     frameworkErrors: answerFrameworkError,
+    clientErrorHandler: answerClientError,
   });
+  closeConnectionsWhenClosing(app);
   app.setValidatorCompiler(validatorCompiler());
   app.setSerializerCompiler(serializerCompiler);
   registerJsonBodies(app);
@@ -50,4 +58,17 @@ async function registerDocumentation(app: FastifyInstance, contract: Contract): 
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => contract.document);
   app.get('/openapi.yaml', { schema: { hide: true } }, async (_request, reply) => reply.type('application/yaml; charset=utf-8').send(contract.yaml));
+}
+
+// Once the app is closing, every answer asks the client to close its connection, including
+// answers to requests that arrived before: no kept-alive connection outlives the drain.
+function closeConnectionsWhenClosing(app: FastifyInstance): void {
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close');
+    done(null, payload);
+  });
 }

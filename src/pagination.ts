@@ -1,7 +1,7 @@
 // Lists are ordered newest first by id (UUIDv7 ids grow with time) and paginated with an
 // opaque cursor: "v1" and the 16 bytes of the last item's id in base64url. Every string of that
 // shape (the contract's pattern) is a position in the list, so no well-formed cursor is refused.
-import { ProblemError } from './problems.ts';
+import { invalidFields } from './problems.ts';
 
 export interface PageQuery {
   limit?: number;
@@ -42,9 +42,7 @@ export function encodeCursor(id: string): string {
 // The contract's pattern has already been checked; this guards direct callers.
 function decodeCursor(cursor: string): string {
   if (!CURSOR.test(cursor)) {
-    throw new ProblemError('validation-error', 'query/cursor: is not a cursor this API returned', [
-      { in: 'query', pointer: '/cursor', message: 'is not a cursor this API returned; pass the nextCursor of the previous page' },
-    ]);
+    throw invalidFields('validation-error', [{ in: 'query', pointer: '/cursor', message: 'is not a cursor this API returned; pass the nextCursor of the previous page' }]);
   }
   const hex = Buffer.from(cursor.slice(CURSOR_VERSION.length), 'base64url').toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;

@@ -97,7 +97,7 @@ function registerMethodNotAllowed(app: FastifyInstance, document: OpenApiDocumen
       method: METHODS.filter((method) => !defined.includes(method)),
       url,
       onRequest: async (request, reply) => {
-        return sendProblem(reply, request, new ProblemError('method-not-allowed', `${request.method} is not allowed on ${path}; use ${allow}.`, undefined, { allow }));
+        return sendProblem(reply, request, new ProblemError('method-not-allowed', `${request.method} is not allowed on ${path}; use ${allow}.`, { headers: { allow } }));
       },
       handler: async () => undefined,
     } satisfies RouteOptions);

@@ -4,7 +4,7 @@ import type { Handler } from '../contract/operations.ts';
 import { fromJsonText, toJsonText, type Database } from '../db/client.ts';
 import { brokenForeignKey, isMissingRow } from '../db/errors.ts';
 import { pageArgs, toPage } from '../pagination.ts';
-import { conflict, notFound, plural, ProblemError, type FieldError } from '../problems.ts';
+import { conflict, invalidFields, notFound, plural, ProblemError, type FieldError } from '../problems.ts';
 
 type Flow = components['schemas']['Flow'];
 type Step = Flow['steps'][number];
@@ -94,7 +94,7 @@ async function checkSteps(db: Database, orgId: string, steps: StepInput[]): Prom
     if (!found.has(step.actionId)) errors.push({ in: 'body', pointer: `/steps/${index}/actionId`, message: `no action ${step.actionId} in this organization` });
   });
   if (errors.length > 0) {
-    throw new ProblemError('unprocessable-content', errors.map((error) => `body${error.pointer}: ${error.message}`).join('; '), errors);
+    throw invalidFields('unprocessable-content', errors);
   }
 }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium as playwright, type Page } from 'playwright-core';
 import t from 'tap';
-import { chromium } from '../../scripts/browser.ts';
+import { chromium } from '../../scripts/debian.ts';
 import { buildApp } from '../../src/app.ts';
 import { operations } from '../contract.ts';
 import { freshDatabase } from '../helper.ts';
