@@ -3,7 +3,7 @@
 import t, { type Test } from 'tap';
 import { MAX_NESTING } from '../src/contract/jsonBody.ts';
 import { operations } from './contract.ts';
-import { buildTestApp, call, createTenant } from './helper.ts';
+import { buildTestApp, call, createTenant, MISSING_ID } from './helper.ts';
 
 const { app, db } = await buildTestApp(t);
 const acme = await createTenant(app);
@@ -64,6 +64,14 @@ t.test('malformed JSON, wrong media types and empty bodies', async (t) => {
   }
 });
 
+t.test('an operation that takes no body ignores an empty one sent as JSON, and refuses a broken one', async (t) => {
+  const empty = await call(app, acme, { method: 'DELETE', url: `/execution-logs/${MISSING_ID}`, headers: { 'content-type': 'application/json' } });
+  t.equal(empty.statusCode, 404, 'read like any other delete');
+  await expectProblem(t, 400, { method: 'DELETE', url: `/execution-logs/${MISSING_ID}`, headers: { 'content-type': 'application/json' }, payload: '{"x":' }, 'broken JSON');
+  await expectProblem(t, 415, { method: 'DELETE', url: `/execution-logs/${MISSING_ID}`, headers: { 'content-type': 'text/plain' }, payload: 'x' }, 'not JSON');
+  await expectProblem(t, 413, { method: 'DELETE', url: `/execution-logs/${MISSING_ID}`, headers: { 'content-type': 'application/json' }, payload: `"${'x'.repeat(1024 * 1024)}"` }, 'over 1 MiB');
+});
+
 t.test('bodies over 1 MiB, or too deeply nested', async (t) => {
   for (const { path, method, operationId } of withBody) {
     const url = urlOf(path);
@@ -119,6 +127,74 @@ t.test('tenant headers that are too long or not UUIDs answer 400', async (t) => 
     const response = await call(app, undefined, { method: 'GET', url: '/tools', headers: { 'x-org-id': value, 'x-user-id': acme.userId } });
     t.equal(response.statusCode, 400, value.slice(0, 20));
   }
+});
+
+t.test('a 1 MiB body full of mistakes gets a small answer that says how many there were', async (t) => {
+  const MiB = 1024 * 1024;
+  const fill = (prefix: string, item: (i: number) => string, suffix: string) => {
+    const parts: string[] = [];
+    let length = prefix.length + suffix.length;
+    for (let i = 0; length + item(i).length + 1 < MiB; i++) {
+      parts.push(item(i));
+      length += item(i).length + 1;
+    }
+    return prefix + parts.join(',') + suffix;
+  };
+  let biggest = { ratio: 0, label: '' };
+  for (const { path, method, operationId } of withBody) {
+    const url = urlOf(path);
+    const verb = method.toUpperCase() as 'POST';
+    const valid = JSON.stringify(validBodies[operationId]).slice(1, -1);
+    const bodies: Record<string, string> = {
+      'unknown fields': fill(`{${valid},`, (i) => `"u${i}":0`, '}'),
+      'one long unknown name': `{${valid},"${'n'.repeat(MiB - valid.length - 20)}":0}`,
+    };
+    if (operationId === 'createFlow' || operationId === 'updateFlow') bodies['invalid steps'] = fill('{"name":"F","steps":[', () => '0', ']}');
+    if (operationId === 'createAction' || operationId === 'updateAction') bodies['invalid header names'] = fill(`{${valid},"headers":{`, (i) => `"bad name ${i}":"v"`, '}}');
+    for (const [kind, payload] of Object.entries(bodies)) {
+      const label = `${operationId}: ${kind}`;
+      const response = await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload }, label);
+      t.ok(response.data.errors.length <= 20, `${label}: at most 20 errors listed`);
+      t.ok(response.data.errorCount >= response.data.errors.length, `${label}: errorCount says how many in all`);
+      if (response.data.errorCount > 20) t.match(response.data.detail, /and \d+ more/, `${label}: the detail says so too`);
+      t.ok(response.body.length <= 64 * 1024, `${label}: ${response.body.length} bytes`);
+      const ratio = response.body.length / payload.length;
+      if (ratio > biggest.ratio) biggest = { ratio, label };
+    }
+  }
+  t.ok(biggest.ratio < 0.1, `the biggest answer is ${(biggest.ratio * 100).toFixed(2)}% of its request (${biggest.label})`);
+});
+
+t.test('what cannot be stored exactly is refused, naming the field', async (t) => {
+  for (const { path, method, operationId } of withBody) {
+    const url = urlOf(path);
+    const verb = method.toUpperCase() as 'POST';
+    const body = validBodies[operationId]!;
+    const [field] = Object.entries(body).find(([, v]) => typeof v === 'string')!;
+    const text = JSON.stringify(body).replace(`"${field}":"`, `"${field}":"\\ud800`);
+    const lone = await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: text }, `${operationId}: an unpaired surrogate in ${field}`);
+    t.match(lone.data.errors, [{ in: 'body', pointer: `/${field}`, message: /unpaired UTF-16 surrogate/ }]);
+    const bytes = Buffer.concat([Buffer.from(JSON.stringify(body).slice(0, -2)), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]);
+    const utf8 = await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: bytes }, `${operationId}: bytes that are not UTF-8`);
+    t.match(utf8.data.detail, /not valid UTF-8/);
+  }
+  for (const number of ['1e309', '-1e309', '9007199254740993', '123456789012345678901234567890', '0.1000000000000000000001', '1e-400']) {
+    const payload = `{"name":"F","steps":[{"key":"a","actionId":"${action.id}","inputs":{"n":[1,${number}]}}]}`;
+    const response = await expectProblem(t, 400, { method: 'POST', url: '/flows', headers: { 'content-type': 'application/json' }, payload }, `a number ${number}`);
+    t.match(response.data.errors, [{ in: 'body', pointer: '/steps/0/inputs/n/1', message: /cannot hold exactly/ }]);
+  }
+  const key = await expectProblem(t, 400, { method: 'POST', url: '/flows', headers: { 'content-type': 'application/json' }, payload: `{"name":"F","steps":[{"key":"a","actionId":"${action.id}","inputs":{"a\\udc00b":1}}]}` }, 'a name with an unpaired surrogate');
+  t.match(key.data.errors, [{ in: 'body', pointer: '/steps/0/inputs/a\\udc00b', message: /name with an unpaired/ }]);
+});
+
+t.test('numbers and strings that can be stored come back exactly as their values were sent', async (t) => {
+  const inputs = '{"max":9007199254740992,"sum":0.30000000000000004,"big":1.5e300,"tiny":5e-324,"whole":1.0,"exp":1E2,"zero":-0,"id":"12345678901234567890","emoji":"\\ud83d\\ude00","g17":0.10000000000000001,"float":173763843118602454564864}';
+  const created = await call(app, acme, { method: 'POST', url: '/flows', headers: { 'content-type': 'application/json' }, payload: `{"name":"Exact","steps":[{"key":"a","actionId":"${action.id}","inputs":${inputs}}]}` });
+  t.equal(created.statusCode, 201);
+  const read = await call(app, acme, { method: 'GET', url: `/flows/${created.data.id}` });
+  t.same(read.data.steps[0].inputs, { max: 9007199254740992, sum: 0.30000000000000004, big: 1.5e300, tiny: 5e-324, whole: 1, exp: 100, zero: 0, id: '12345678901234567890', emoji: '😀', g17: 0.1, float: 1.7376384311860245e23 });
+  t.match(read.body, /"max":9007199254740992,"sum":0\.30000000000000004,"big":1\.5e\+300,"tiny":5e-324,"whole":1,"exp":100,"zero":0,/, 'the values, in their shortest spelling');
+  await call(app, acme, { method: 'DELETE', url: `/flows/${created.data.id}` });
 });
 
 t.test('nothing was written by any of it', async (t) => {
