@@ -1,7 +1,7 @@
 // Every system answers every scenario identically: the same status, content type and body for the
 // same request. Where a write makes what differs by nature (a new id, a timestamp, a version
 // another system already raised), those fields are masked before comparing.
-import { SCENARIOS, seeded, type BenchRequest } from './scenarios.ts';
+import { type BenchRequest, SCENARIOS, seeded } from './scenarios.ts';
 import type { Fixture } from './seed.ts';
 import type { RunningSystem } from './systems.ts';
 
@@ -45,7 +45,8 @@ export async function differences(systems: RunningSystem[], requests: BenchReque
     const answers: string[] = [];
     for (const system of systems) answers.push(comparable(await send(system, request), request));
     answers.forEach((answer, i) => {
-      if (answer !== answers[0]) found.push(`${request.method} ${request.path}: ${systems[i]!.name} answered ${answer.slice(0, 400)}, ${systems[0]!.name} ${answers[0]!.slice(0, 400)}`);
+      if (answer !== answers[0])
+        found.push(`${request.method} ${request.path}: ${systems[i]!.name} answered ${answer.slice(0, 400)}, ${systems[0]!.name} ${answers[0]!.slice(0, 400)}`);
     });
   }
   return found;

@@ -17,8 +17,8 @@ import { applyMigrations } from '../src/db/migrations.ts';
 import { differences, equivalenceRequests } from './equivalence.ts';
 import type { LoadResult } from './load.ts';
 import { SCENARIOS } from './scenarios.ts';
-import { FULL, seed, SMOKE, type Scale } from './seed.ts';
-import { startSystem, SYSTEMS, type SystemName } from './systems.ts';
+import { FULL, type Scale, SMOKE, seed } from './seed.ts';
+import { SYSTEMS, type SystemName, startSystem } from './systems.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NAMES = Object.keys(SYSTEMS) as SystemName[];
@@ -31,7 +31,12 @@ interface Figures extends LoadResult {
 }
 
 const { values: options } = parseArgs({
-  options: { smoke: { type: 'boolean', default: false }, duration: { type: 'string', default: '5' }, rounds: { type: 'string', default: '3' }, connections: { type: 'string', default: '32' } },
+  options: {
+    smoke: { type: 'boolean', default: false },
+    duration: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '32' },
+  },
 });
 const smoke = options.smoke!;
 const duration = smoke ? 1 : Number(options.duration);
@@ -65,8 +70,12 @@ try {
     for (const scenario of Object.keys(SCENARIOS)) {
       for (const name of order) {
         const figures = await measure(name, scenario, database.url, fixtureFile, round);
-        ((runs[scenario] ??= { tolstoy: [], raw: [], nest: [] })[name] ??= []).push(figures);
-        console.log(`round ${round + 1} ${scenario.padEnd(18)} ${name.padEnd(8)} ${figures.rps.toFixed(0).padStart(6)} req/s  p50 ${figures.p50Ms} ms  p99 ${figures.p99Ms} ms  errors ${figures.errors}  non-2xx ${figures.non2xx}  RSS ${figures.rssMb.toFixed(0)} MB`);
+        runs[scenario] ??= { tolstoy: [], raw: [], nest: [] };
+        runs[scenario][name] ??= [];
+        runs[scenario][name].push(figures);
+        console.log(
+          `round ${round + 1} ${scenario.padEnd(18)} ${name.padEnd(8)} ${figures.rps.toFixed(0).padStart(6)} req/s  p50 ${figures.p50Ms} ms  p99 ${figures.p99Ms} ms  errors ${figures.errors}  non-2xx ${figures.non2xx}  RSS ${figures.rssMb.toFixed(0)} MB`,
+        );
         if (figures.errors > 0 || figures.non2xx > 0) failed = true;
       }
     }
@@ -103,7 +112,10 @@ async function measure(name: SystemName, scenario: string, url: string, fixtureF
 
 function load(base: string, scenario: string, fixtureFile: string, seconds: number, seed: number): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bench/load.ts', base, scenario, fixtureFile, String(seconds), String(connections), String(seed)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['bench/load.ts', base, scenario, fixtureFile, String(seconds), String(connections), String(seed)], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (chunk) => (out += chunk));
     child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`the load process failed (${code})`))));
@@ -154,7 +166,14 @@ function summarize(runs: Record<string, Record<SystemName, Figures[]>>) {
     };
     scenarios[scenario] = { description: SCENARIOS[scenario]!.description, ...figures, ratios, targetsMet };
   }
-  return { date: new Date().toISOString(), machine: machine(), versions: versions(), settings: { durationSeconds: duration, warmupSeconds: smoke ? 0 : WARMUP_SECONDS, rounds, connections, scale }, targets: TARGETS, scenarios };
+  return {
+    date: new Date().toISOString(),
+    machine: machine(),
+    versions: versions(),
+    settings: { durationSeconds: duration, warmupSeconds: smoke ? 0 : WARMUP_SECONDS, rounds, connections, scale },
+    targets: TARGETS,
+    scenarios,
+  };
 }
 
 function machine() {
@@ -163,7 +182,15 @@ function machine() {
 
 function versions() {
   const version = (name: string) => (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
-  return { node: process.versions.node, postgresql: '18 (embedded)', fastify: version('fastify'), prisma: version('@prisma/client'), pg: version('pg'), nest: version('@nestjs/core'), autocannon: version('autocannon') };
+  return {
+    node: process.versions.node,
+    postgresql: '18 (embedded)',
+    fastify: version('fastify'),
+    prisma: version('@prisma/client'),
+    pg: version('pg'),
+    nest: version('@nestjs/core'),
+    autocannon: version('autocannon'),
+  };
 }
 
 async function report(results: ReturnType<typeof summarize>): Promise<string> {
@@ -190,7 +217,9 @@ async function report(results: ReturnType<typeof summarize>): Promise<string> {
       lines.push(`| ${scenario} | ${name} | ${f.rps.toFixed(0)} | ${f.p50Ms} | ${f.p99Ms} | ${f.errors} | ${f.non2xx} | ${f.rssMb.toFixed(0)} |`);
     }
     const { ratios, targetsMet } = entry;
-    ratioLines.push(`| ${scenario} | ${ratios.rpsVsRaw}× ${check(targetsMet.rpsVsRaw)} | ${ratios.rpsVsNest}× ${check(targetsMet.rpsVsNest)} | ${ratios.p99VsRaw}× ${check(targetsMet.p99VsRaw)} | ${check(targetsMet.noErrors)} | ${check(targetsMet.rssMb)} |`);
+    ratioLines.push(
+      `| ${scenario} | ${ratios.rpsVsRaw}× ${check(targetsMet.rpsVsRaw)} | ${ratios.rpsVsNest}× ${check(targetsMet.rpsVsNest)} | ${ratios.p99VsRaw}× ${check(targetsMet.p99VsRaw)} | ${check(targetsMet.noErrors)} | ${check(targetsMet.rssMb)} |`,
+    );
   }
   return [...lines, '', '## Tolstoy against its peers', ...ratioLines, '', notes.trim(), ''].join('\n');
 }

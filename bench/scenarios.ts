@@ -47,7 +47,8 @@ const listLogsByFlow: Draw = ({ tenants }, random) => {
 // 80% reads, 20% writes.
 const mixed: Draw = (fixture, random) => {
   const roll = random();
-  const draw = roll < 0.4 ? getFlow : roll < 0.55 ? listFlows : roll < 0.6 ? listFlowsLaterPage : roll < 0.8 ? listLogsByFlow : roll < 0.9 ? createTool : updateFlow;
+  const draw =
+    roll < 0.4 ? getFlow : roll < 0.55 ? listFlows : roll < 0.6 ? listFlowsLaterPage : roll < 0.8 ? listLogsByFlow : roll < 0.9 ? createTool : updateFlow;
   return draw(fixture, random);
 };
 

@@ -2,7 +2,7 @@
 // members, tools, actions, flows of five steps, and execution logs. Returns what the load needs
 // to address it: tenants, their flows (with logs) and a cursor into a later page of flows.
 import pg from 'pg';
-import { encodeCursor } from '../src/pagination.ts';
+import { encodeCursor } from '../src/domain/pagination.ts';
 
 export interface Scale {
   organizations: number;
@@ -35,16 +35,27 @@ export async function seed(url: string, scale: Scale): Promise<Fixture> {
   await client.connect();
   try {
     await client.query('BEGIN');
-    await client.query(`INSERT INTO organizations (id, name, updated_at) SELECT uuidv7(), 'Bench ' || n, now() FROM generate_series(1, $1) n`, [scale.organizations]);
-    await client.query(`INSERT INTO users (id, org_id, email, name, updated_at) SELECT uuidv7(), o.id, 'member' || n || '@' || o.id || '.bench', 'Member ' || n, now() FROM organizations o, generate_series(1, $1) n`, [scale.members]);
-    await client.query(`INSERT INTO tools (id, org_id, name, base_url, auth_type, updated_at) SELECT uuidv7(), o.id, 'Tool ' || n, 'https://api' || n || '.example.com', 'bearer', now() FROM organizations o, generate_series(1, $1) n`, [scale.tools]);
+    await client.query(`INSERT INTO organizations (id, name, updated_at) SELECT uuidv7(), 'Bench ' || n, now() FROM generate_series(1, $1) n`, [
+      scale.organizations,
+    ]);
+    await client.query(
+      `INSERT INTO users (id, org_id, email, name, updated_at) SELECT uuidv7(), o.id, 'member' || n || '@' || o.id || '.bench', 'Member ' || n, now() FROM organizations o, generate_series(1, $1) n`,
+      [scale.members],
+    );
+    await client.query(
+      `INSERT INTO tools (id, org_id, name, base_url, auth_type, updated_at) SELECT uuidv7(), o.id, 'Tool ' || n, 'https://api' || n || '.example.com', 'bearer', now() FROM organizations o, generate_series(1, $1) n`,
+      [scale.tools],
+    );
     // Two actions per tool.
     await client.query(`
       INSERT INTO actions (id, org_id, tool_id, name, key, method, endpoint, headers, input_schema, updated_at)
       SELECT uuidv7(), t.org_id, t.id, 'Action ' || n, 'tool' || t.id || '.action' || n, 'POST', '/v1/things/' || n,
              '{"Content-Type":"application/json"}', '{"type":"object","properties":{"text":{"type":"string"}}}', now()
       FROM tools t, generate_series(1, 2) n`);
-    await client.query(`INSERT INTO flows (id, org_id, name, description, version, updated_at) SELECT uuidv7(), o.id, 'Flow ' || n, 'Benchmark flow ' || n, 1, now() FROM organizations o, generate_series(1, $1) n`, [scale.flows]);
+    await client.query(
+      `INSERT INTO flows (id, org_id, name, description, version, updated_at) SELECT uuidv7(), o.id, 'Flow ' || n, 'Benchmark flow ' || n, 1, now() FROM organizations o, generate_series(1, $1) n`,
+      [scale.flows],
+    );
     await client.query(`
       INSERT INTO flow_steps (flow_id, position, org_id, key, action_id)
       SELECT f.id, p, f.org_id, 'step' || p, a.id
@@ -54,12 +65,15 @@ export async function seed(url: string, scale: Scale): Promise<Fixture> {
       UPDATE flows f SET steps = (
         SELECT json_agg(json_build_object('key', s.key, 'actionId', s.action_id, 'inputs', json_build_object('text', 'step ' || s.position || ' of ' || f.name, 'retries', 2)) ORDER BY s.position)::text
         FROM flow_steps s WHERE s.flow_id = f.id)`);
-    await client.query(`
+    await client.query(
+      `
       INSERT INTO execution_logs (id, org_id, flow_id, user_id, execution_id, step_key, status, inputs, outputs, duration_ms, updated_at)
       SELECT uuidv7(), f.org_id, f.id, u.id, 'run-' || n, 'step' || (n % 5), (ARRAY['completed','failed','running'])[1 + n % 3]::execution_status,
              '{"text":"hello"}', '{"ok":true}', 10 + n, now()
       FROM flows f CROSS JOIN generate_series(1, $1) n
-      JOIN LATERAL (SELECT id FROM users WHERE org_id = f.org_id ORDER BY id LIMIT 1) u ON true`, [scale.logsPerFlow]);
+      JOIN LATERAL (SELECT id FROM users WHERE org_id = f.org_id ORDER BY id LIMIT 1) u ON true`,
+      [scale.logsPerFlow],
+    );
     await client.query('COMMIT');
     await client.query('ANALYZE');
     const tenants: Tenant[] = [];

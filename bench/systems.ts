@@ -1,5 +1,5 @@
 // The three systems of the benchmark, each started as its own process on the same database.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,13 +29,26 @@ export interface RunningSystem {
 
 export async function startSystem(name: SystemName, databaseUrl: string): Promise<RunningSystem> {
   const port = await freePort();
-  const env = { ...process.env, DATABASE_URL: databaseUrl, DIRECT_URL: '', PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', USE_AWS_SECRETS: 'false' };
+  const env = {
+    ...process.env,
+    DATABASE_URL: databaseUrl,
+    DIRECT_URL: '',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    NODE_ENV: 'production',
+    USE_AWS_SECRETS: 'false',
+  };
   const child = spawn(process.execPath, [...SYSTEMS[name].args], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300 && child.exitCode === null; i++) {
-    if (await fetch(`${base}/flows`).then(() => true).catch(() => false)) return running(name, base, child);
+    if (
+      await fetch(`${base}/flows`)
+        .then(() => true)
+        .catch(() => false)
+    )
+      return running(name, base, child);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   child.kill('SIGKILL');

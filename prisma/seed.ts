@@ -9,7 +9,10 @@ try {
   const organization =
     existing ??
     (await db.$transaction(async (tx) => {
-      const org = await tx.organization.create({ data: { name: DEMO, users: { create: { email: 'demo@tolstoy.dev', name: 'Demo Owner' } } }, include: { users: true } });
+      const org = await tx.organization.create({
+        data: { name: DEMO, users: { create: { email: 'demo@tolstoy.dev', name: 'Demo Owner' } } },
+        include: { users: true },
+      });
       const tool = await tx.tool.create({ data: { orgId: org.id, name: 'Slack API', baseUrl: 'https://slack.com/api', authType: 'bearer' } });
       const action = await tx.action.create({
         data: {
@@ -25,10 +28,26 @@ try {
       });
       const step = { key: 'announce', actionId: action.id, inputs: { channel: '#releases', text: 'A new release is out' } };
       const flow = await tx.flow.create({
-        data: { orgId: org.id, name: 'Announce releases', description: 'Posts every release to #releases.', steps: toJsonText([step]), stepRefs: { create: { position: 0, key: step.key, actionId: step.actionId } } },
+        data: {
+          orgId: org.id,
+          name: 'Announce releases',
+          description: 'Posts every release to #releases.',
+          steps: toJsonText([step]),
+          stepRefs: { create: { position: 0, key: step.key, actionId: step.actionId } },
+        },
       });
       await tx.executionLog.create({
-        data: { orgId: org.id, flowId: flow.id, userId: org.users[0]!.id, executionId: 'demo-run-1', stepKey: 'announce', status: 'completed', inputs: toJsonText({ channel: '#releases' }), outputs: toJsonText({ ok: true }), durationMs: 182 },
+        data: {
+          orgId: org.id,
+          flowId: flow.id,
+          userId: org.users[0]!.id,
+          executionId: 'demo-run-1',
+          stepKey: 'announce',
+          status: 'completed',
+          inputs: toJsonText({ channel: '#releases' }),
+          outputs: toJsonText({ ok: true }),
+          durationMs: 182,
+        },
       });
       return org;
     }));

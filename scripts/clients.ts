@@ -16,7 +16,22 @@ const run = promisify(execFile);
 export async function generateClients(): Promise<void> {
   const bin = await pythonTools();
   const python = join(ROOT, 'test', 'clients', 'python');
-  await run(join(bin, 'openapi-python-client'), ['generate', '--path', 'openapi/openapi.yaml', '--config', join(python, 'generator.yaml'), '--meta', 'none', '--output-path', join(python, 'tolstoy_client'), '--overwrite'], { cwd: ROOT });
+  await run(
+    join(bin, 'openapi-python-client'),
+    [
+      'generate',
+      '--path',
+      'openapi/openapi.yaml',
+      '--config',
+      join(python, 'generator.yaml'),
+      '--meta',
+      'none',
+      '--output-path',
+      join(python, 'tolstoy_client'),
+      '--overwrite',
+    ],
+    { cwd: ROOT },
+  );
   await run('go', ['tool', 'oapi-codegen', '-config', 'oapi-codegen.yaml', '../../../openapi/openapi.yaml'], { cwd: join(ROOT, 'test', 'clients', 'go') });
 }
 

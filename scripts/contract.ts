@@ -3,16 +3,16 @@
 // schemathesis (`npm run test:contract -- --max-examples 500 --seed 7`). The JUnit report is
 // written to reports/contract/.
 import { spawn } from 'node:child_process';
-import { readdir, readFile, rm } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../src/app.ts';
 import { DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
+import { buildApp } from '../src/http/app.ts';
 import { pythonTools } from './python.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -37,21 +37,25 @@ export async function runContract(args: string[], databaseUrl?: string): Promise
     const base = await app.listen({ port: 0, host: '127.0.0.1' });
     const tenant = await createTenant(base);
     console.log(`Contract run against ${base} as member ${tenant.userId} of organization ${tenant.orgId}`);
-    const code = await schemathesis(bin, [
-      'run',
-      'openapi/openapi.yaml',
-      '--url',
-      base,
-      '--checks',
-      'all',
-      '--phases',
-      'examples,coverage,fuzzing,stateful',
-      '--report',
-      'junit',
-      '--report-dir',
-      CONTRACT_REPORT_DIR,
-      ...args,
-    ], { TOLSTOY_ORG_ID: tenant.orgId, TOLSTOY_USER_ID: tenant.userId });
+    const code = await schemathesis(
+      bin,
+      [
+        'run',
+        'openapi/openapi.yaml',
+        '--url',
+        base,
+        '--checks',
+        'all',
+        '--phases',
+        'examples,coverage,fuzzing,stateful',
+        '--report',
+        'junit',
+        '--report-dir',
+        CONTRACT_REPORT_DIR,
+        ...args,
+      ],
+      { TOLSTOY_ORG_ID: tenant.orgId, TOLSTOY_USER_ID: tenant.userId },
+    );
     const report = await latestReport();
     console.log(`JUnit report: ${report}`);
     const phases = args[args.indexOf('--phases') + 1];

@@ -15,7 +15,10 @@ const PACKAGES: Record<string, string> = { chromium: CHROMIUM, pgbouncer: PGBOUN
 export async function debianTools(): Promise<void> {
   const missing = Object.keys(PACKAGES).filter((name) => !existsSync(PACKAGES[name]!));
   if (missing.length === 0) return;
-  if (userInfo().uid !== 0) throw new Error(`Some tests need ${missing.map((name) => PACKAGES[name]).join(' and ')}: install Debian's packages (apt-get install ${missing.join(' ')}).`);
+  if (userInfo().uid !== 0)
+    throw new Error(
+      `Some tests need ${missing.map((name) => PACKAGES[name]).join(' and ')}: install Debian's packages (apt-get install ${missing.join(' ')}).`,
+    );
   console.log(`Installing Debian’s ${missing.join(' and ')} for the tests …`);
   const run = promisify(execFile);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };

@@ -1,7 +1,7 @@
 // `npm run db:migrate:deploy`: applies pending migrations, with Prisma's own bookkeeping, to the
 // direct URL of the configured database (the AWS secret, DIRECT_URL or DATABASE_URL), or to the
 // embedded PostgreSQL when none is configured.
-import { readConfig, redactUrl } from '../src/config.ts';
+import { readConfig, redactUrl } from '../src/config/config.ts';
 import { useEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
 import { locateDatabase } from '../src/db/source.ts';

@@ -7,8 +7,8 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readConfig } from '../src/config.ts';
-import { useEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded.ts';
+import { readConfig } from '../src/config/config.ts';
+import { type EmbeddedPostgres, useEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
 import { locateDatabase } from '../src/db/source.ts';
 

@@ -15,7 +15,9 @@ const REQUIREMENTS = join(ROOT, 'scripts', 'python-requirements.txt');
 /** The bin directory of the virtual environment, created or updated to the pinned requirements. */
 export async function pythonTools(): Promise<string> {
   const run = promisify(execFile);
-  const wanted = createHash('sha256').update(await readFile(REQUIREMENTS)).digest('hex');
+  const wanted = createHash('sha256')
+    .update(await readFile(REQUIREMENTS))
+    .digest('hex');
   const stamp = join(VENV, '.requirements.sha256');
   const bin = join(VENV, 'bin');
   if (existsSync(stamp) && (await readFile(stamp, 'utf8')) === wanted) return bin;

@@ -16,7 +16,9 @@ import { pythonTools } from './python.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-const embedded = process.env.TEST_DATABASE_URL ? undefined : await startEmbeddedPostgres({ dataDir: join(tmpdir(), `tolstoy-test-${randomUUID()}`), ephemeral: true });
+const embedded = process.env.TEST_DATABASE_URL
+  ? undefined
+  : await startEmbeddedPostgres({ dataDir: join(tmpdir(), `tolstoy-test-${randomUUID()}`), ephemeral: true });
 const serverUrl = process.env.TEST_DATABASE_URL ?? embedded!.url;
 const tapArgs = process.argv.slice(2);
 // What some tests need from outside npm is installed once, before tests run in parallel.

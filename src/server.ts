@@ -3,13 +3,13 @@
 // stderr and exit code 1, never a stack trace.
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { buildApp } from './app.ts';
-import { readConfig, redactUrl, type Config } from './config.ts';
+import { type Config, readConfig, redactUrl } from './config/config.ts';
 import { DatabaseConnection } from './db/client.ts';
 import { acceptsStartupParameters, STALL_GRACE_MS } from './db/connection.ts';
 import type { EmbeddedPostgres } from './db/embedded.ts';
 import { applyMigrations } from './db/migrations.ts';
 import { locateDatabase } from './db/source.ts';
+import { buildApp } from './http/app.ts';
 
 interface Running {
   log?: ReturnType<typeof pino.destination>;

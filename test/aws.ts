@@ -27,7 +27,15 @@ export async function startMoto(t: Test): Promise<Moto> {
   const child = spawn(join(bin, 'moto_server'), ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
   t.teardown(() => child.kill());
   const endpoint = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100 && !(await fetch(`${endpoint}/moto-api/`).then((r) => r.ok).catch(() => false)); i++) await new Promise((r) => setTimeout(r, 100));
+  for (
+    let i = 0;
+    i < 100 &&
+    !(await fetch(`${endpoint}/moto-api/`)
+      .then((r) => r.ok)
+      .catch(() => false));
+    i++
+  )
+    await new Promise((r) => setTimeout(r, 100));
   const client = new SecretsManagerClient({ region: REGION, endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
   t.teardown(() => client.destroy());
   const created = new Set<string>();
@@ -47,7 +55,11 @@ export interface FakeAws {
 }
 
 /** An endpoint that answers the Secrets Manager JSON protocol with `answer`, or forwards to `upstream`. */
-export async function fakeAws(t: Test, answer: (request: number) => { status: number; type: string; message: string } | 'forward' | 'hang', upstream?: string): Promise<FakeAws> {
+export async function fakeAws(
+  t: Test,
+  answer: (request: number) => { status: number; type: string; message: string } | 'forward' | 'hang',
+  upstream?: string,
+): Promise<FakeAws> {
   let count = 0;
   const server: Server = createServer(async (request: IncomingMessage, response: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -55,7 +67,11 @@ export async function fakeAws(t: Test, answer: (request: number) => { status: nu
     const reply = answer(++count);
     if (reply === 'hang') return;
     if (reply === 'forward') {
-      const forwarded = await fetch(`${upstream}${request.url}`, { method: request.method, headers: request.headers as Record<string, string>, body: Buffer.concat(chunks) });
+      const forwarded = await fetch(`${upstream}${request.url}`, {
+        method: request.method,
+        headers: request.headers as Record<string, string>,
+        body: Buffer.concat(chunks),
+      });
       response.writeHead(forwarded.status, Object.fromEntries(forwarded.headers)).end(Buffer.from(await forwarded.arrayBuffer()));
       return;
     }

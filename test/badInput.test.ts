@@ -1,17 +1,27 @@
 // Bad input of every kind, sent to every operation of the contract: each answer is a 4xx
 // problem document that names what was wrong, never a 5xx, and nothing is written.
 import t, { type Test } from 'tap';
-import { MAX_NESTING } from '../src/contract/jsonBody.ts';
+import { MAX_NESTING } from '../src/http/jsonBody.ts';
 import { operations } from './contract.ts';
 import { buildTestApp, call, createTenant, MISSING_ID } from './helper.ts';
 
 const { app, db } = await buildTestApp(t);
 const acme = await createTenant(app);
 const tool = (await call(app, acme, { method: 'POST', url: '/tools', payload: { name: 'Slack', baseUrl: 'https://api.slack.com' } })).data;
-const action = (await call(app, acme, { method: 'POST', url: '/actions', payload: { toolId: tool.id, name: 'Post', key: 'post', method: 'POST', endpoint: '/p' } })).data;
+const action = (
+  await call(app, acme, { method: 'POST', url: '/actions', payload: { toolId: tool.id, name: 'Post', key: 'post', method: 'POST', endpoint: '/p' } })
+).data;
 const flow = (await call(app, acme, { method: 'POST', url: '/flows', payload: { name: 'F', steps: [{ key: 'a', actionId: action.id }] } })).data;
-const log = (await call(app, acme, { method: 'POST', url: '/execution-logs', payload: { flowId: flow.id, executionId: 'r', stepKey: 'a', status: 'queued' } })).data;
-const ids: Record<string, string> = { organizations: acme.orgId, users: acme.userId, tools: tool.id, actions: action.id, flows: flow.id, 'execution-logs': log.id };
+const log = (await call(app, acme, { method: 'POST', url: '/execution-logs', payload: { flowId: flow.id, executionId: 'r', stepKey: 'a', status: 'queued' } }))
+  .data;
+const ids: Record<string, string> = {
+  organizations: acme.orgId,
+  users: acme.userId,
+  tools: tool.id,
+  actions: action.id,
+  flows: flow.id,
+  'execution-logs': log.id,
+};
 
 // A body each operation accepts, to which one bad thing at a time is done.
 const validBodies: Record<string, Record<string, unknown>> = {
@@ -32,7 +42,8 @@ const validBodies: Record<string, Record<string, unknown>> = {
 const withBody = operations.filter((op) => op.operation.requestBody);
 const withId = operations.filter((op) => op.path.includes('{id}'));
 const urlOf = (path: string) => path.replace('{id}', ids[path.split('/')[1]!]!);
-const counts = () => Promise.all([db.organization.count(), db.user.count(), db.tool.count(), db.action.count(), db.flow.count(), db.flowStep.count(), db.executionLog.count()]);
+const counts = () =>
+  Promise.all([db.organization.count(), db.user.count(), db.tool.count(), db.action.count(), db.flow.count(), db.flowStep.count(), db.executionLog.count()]);
 const before = await counts();
 
 async function expectProblem(t: Test, status: number, request: Parameters<typeof call>[2], label: string) {
@@ -52,14 +63,24 @@ t.test('malformed JSON, wrong media types and empty bodies', async (t) => {
     const url = urlOf(path);
     const verb = method.toUpperCase() as 'POST';
     await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: '{"name": ' }, `${operationId}: truncated JSON`);
-    await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: "{'name': 'x'}" }, `${operationId}: single quotes`);
+    await expectProblem(
+      t,
+      400,
+      { method: verb, url, headers: { 'content-type': 'application/json' }, payload: "{'name': 'x'}" },
+      `${operationId}: single quotes`,
+    );
     await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: '' }, `${operationId}: empty body`);
     await expectProblem(t, 400, { method: verb, url }, `${operationId}: no body at all`);
     for (const json of ['[]', '"name"', '42', 'null', 'true']) {
       await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: json }, `${operationId}: ${json}`);
     }
     for (const type of ['text/plain', 'application/xml', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/problem+json']) {
-      await expectProblem(t, 415, { method: verb, url, headers: { 'content-type': type }, payload: JSON.stringify(validBodies[operationId]) }, `${operationId}: ${type}`);
+      await expectProblem(
+        t,
+        415,
+        { method: verb, url, headers: { 'content-type': type }, payload: JSON.stringify(validBodies[operationId]) },
+        `${operationId}: ${type}`,
+      );
     }
   }
 });
@@ -67,9 +88,19 @@ t.test('malformed JSON, wrong media types and empty bodies', async (t) => {
 t.test('an operation that takes no body ignores an empty one sent as JSON, and refuses a broken one', async (t) => {
   const empty = await call(app, acme, { method: 'DELETE', url: `/execution-logs/${MISSING_ID}`, headers: { 'content-type': 'application/json' } });
   t.equal(empty.statusCode, 404, 'read like any other delete');
-  await expectProblem(t, 400, { method: 'DELETE', url: `/execution-logs/${MISSING_ID}`, headers: { 'content-type': 'application/json' }, payload: '{"x":' }, 'broken JSON');
+  await expectProblem(
+    t,
+    400,
+    { method: 'DELETE', url: `/execution-logs/${MISSING_ID}`, headers: { 'content-type': 'application/json' }, payload: '{"x":' },
+    'broken JSON',
+  );
   await expectProblem(t, 415, { method: 'DELETE', url: `/execution-logs/${MISSING_ID}`, headers: { 'content-type': 'text/plain' }, payload: 'x' }, 'not JSON');
-  await expectProblem(t, 413, { method: 'DELETE', url: `/execution-logs/${MISSING_ID}`, headers: { 'content-type': 'application/json' }, payload: `"${'x'.repeat(1024 * 1024)}"` }, 'over 1 MiB');
+  await expectProblem(
+    t,
+    413,
+    { method: 'DELETE', url: `/execution-logs/${MISSING_ID}`, headers: { 'content-type': 'application/json' }, payload: `"${'x'.repeat(1024 * 1024)}"` },
+    'over 1 MiB',
+  );
 });
 
 t.test('bodies over 1 MiB, or too deeply nested', async (t) => {
@@ -95,7 +126,12 @@ t.test('unknown fields, wrong types, long strings and control characters name th
     const wrongType = await expectProblem(t, 400, { method: verb, url, payload: { ...body, [field]: 12 } }, `${operationId}: ${field} as a number`);
     t.match(wrongType.data.errors, [{ in: 'body', pointer: `/${field}` }], 'not coerced');
     await expectProblem(t, 400, { method: verb, url, payload: { ...body, [field]: `${value}${'y'.repeat(10_000)}` } }, `${operationId}: long ${field}`);
-    await expectProblem(t, 400, { method: verb, url, payload: { ...body, [field]: `${value}\u0007\u001b[31m` } }, `${operationId}: control characters in ${field}`);
+    await expectProblem(
+      t,
+      400,
+      { method: verb, url, payload: { ...body, [field]: `${value}\u0007\u001b[31m` } },
+      `${operationId}: control characters in ${field}`,
+    );
     await expectProblem(t, 400, { method: verb, url, payload: { ...body, [field]: `${value}\u0000` } }, `${operationId}: NUL in ${field}`);
   }
 });
@@ -105,15 +141,34 @@ t.test('ids that are not UUIDs answer 400', async (t) => {
     const forms = ['urn:uuid:01a20000-0000-7000-8000-000000000000', '%7B01a20000-0000-7000-8000-000000000000%7D', '01a200000000700080000000000000000'];
     for (const id of ['abc', '1', "1'%20OR%20'1'='1", '%F0%9F%98%80', 'x'.repeat(5000), '01a20000-0000-7000-8000-00000000000g', ...forms]) {
       const payload = method === 'put' ? validBodies[operationId] : undefined;
-      const response = await expectProblem(t, 400, { method: method.toUpperCase() as 'GET', url: path.replace('{id}', id), payload }, `${operationId}: id ${id.slice(0, 20)}`);
+      const response = await expectProblem(
+        t,
+        400,
+        { method: method.toUpperCase() as 'GET', url: path.replace('{id}', id), payload },
+        `${operationId}: id ${id.slice(0, 20)}`,
+      );
       t.match(response.data.errors, [{ in: 'path', pointer: '/id' }]);
     }
   }
 });
 
 t.test('bad paging and filters answer 400', async (t) => {
-  for (const { path, operationId } of operations.filter((op) => op.method === 'get' && op.operation.parameters?.some((p: { $ref?: string }) => p.$ref?.endsWith('/Limit')))) {
-    for (const query of ['limit=0', 'limit=101', 'limit=abc', 'limit=1.5', 'limit=1e309', 'limit=-1', 'cursor=', 'cursor=%00', 'cursor=not-a-cursor', `cursor=${'A'.repeat(300)}`, 'unknown=1']) {
+  for (const { path, operationId } of operations.filter(
+    (op) => op.method === 'get' && op.operation.parameters?.some((p: { $ref?: string }) => p.$ref?.endsWith('/Limit')),
+  )) {
+    for (const query of [
+      'limit=0',
+      'limit=101',
+      'limit=abc',
+      'limit=1.5',
+      'limit=1e309',
+      'limit=-1',
+      'cursor=',
+      'cursor=%00',
+      'cursor=not-a-cursor',
+      `cursor=${'A'.repeat(300)}`,
+      'unknown=1',
+    ]) {
       await expectProblem(t, 400, { method: 'GET', url: `${path}?${query}` }, `${operationId}?${query}`);
     }
   }
@@ -150,7 +205,8 @@ t.test('a 1 MiB body full of mistakes gets a small answer that says how many the
       'one long unknown name': `{${valid},"${'n'.repeat(MiB - valid.length - 20)}":0}`,
     };
     if (operationId === 'createFlow' || operationId === 'updateFlow') bodies['invalid steps'] = fill('{"name":"F","steps":[', () => '0', ']}');
-    if (operationId === 'createAction' || operationId === 'updateAction') bodies['invalid header names'] = fill(`{${valid},"headers":{`, (i) => `"bad name ${i}":"v"`, '}}');
+    if (operationId === 'createAction' || operationId === 'updateAction')
+      bodies['invalid header names'] = fill(`{${valid},"headers":{`, (i) => `"bad name ${i}":"v"`, '}}');
     for (const [kind, payload] of Object.entries(bodies)) {
       const label = `${operationId}: ${kind}`;
       const response = await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload }, label);
@@ -172,28 +228,75 @@ t.test('what cannot be stored exactly is refused, naming the field', async (t) =
     const body = validBodies[operationId]!;
     const [field] = Object.entries(body).find(([, v]) => typeof v === 'string')!;
     const text = JSON.stringify(body).replace(`"${field}":"`, `"${field}":"\\ud800`);
-    const lone = await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: text }, `${operationId}: an unpaired surrogate in ${field}`);
+    const lone = await expectProblem(
+      t,
+      400,
+      { method: verb, url, headers: { 'content-type': 'application/json' }, payload: text },
+      `${operationId}: an unpaired surrogate in ${field}`,
+    );
     t.match(lone.data.errors, [{ in: 'body', pointer: `/${field}`, message: /unpaired UTF-16 surrogate/ }]);
     const bytes = Buffer.concat([Buffer.from(JSON.stringify(body).slice(0, -2)), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]);
-    const utf8 = await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: bytes }, `${operationId}: bytes that are not UTF-8`);
+    const utf8 = await expectProblem(
+      t,
+      400,
+      { method: verb, url, headers: { 'content-type': 'application/json' }, payload: bytes },
+      `${operationId}: bytes that are not UTF-8`,
+    );
     t.match(utf8.data.detail, /not valid UTF-8/);
   }
   for (const number of ['1e309', '-1e309', '9007199254740993', '123456789012345678901234567890', '0.1000000000000000000001', '1e-400']) {
     const payload = `{"name":"F","steps":[{"key":"a","actionId":"${action.id}","inputs":{"n":[1,${number}]}}]}`;
-    const response = await expectProblem(t, 400, { method: 'POST', url: '/flows', headers: { 'content-type': 'application/json' }, payload }, `a number ${number}`);
+    const response = await expectProblem(
+      t,
+      400,
+      { method: 'POST', url: '/flows', headers: { 'content-type': 'application/json' }, payload },
+      `a number ${number}`,
+    );
     t.match(response.data.errors, [{ in: 'body', pointer: '/steps/0/inputs/n/1', message: /cannot hold exactly/ }]);
   }
-  const key = await expectProblem(t, 400, { method: 'POST', url: '/flows', headers: { 'content-type': 'application/json' }, payload: `{"name":"F","steps":[{"key":"a","actionId":"${action.id}","inputs":{"a\\udc00b":1}}]}` }, 'a name with an unpaired surrogate');
+  const key = await expectProblem(
+    t,
+    400,
+    {
+      method: 'POST',
+      url: '/flows',
+      headers: { 'content-type': 'application/json' },
+      payload: `{"name":"F","steps":[{"key":"a","actionId":"${action.id}","inputs":{"a\\udc00b":1}}]}`,
+    },
+    'a name with an unpaired surrogate',
+  );
   t.match(key.data.errors, [{ in: 'body', pointer: '/steps/0/inputs/a\\udc00b', message: /name with an unpaired/ }]);
 });
 
 t.test('numbers and strings that can be stored come back exactly as their values were sent', async (t) => {
-  const inputs = '{"max":9007199254740992,"sum":0.30000000000000004,"big":1.5e300,"tiny":5e-324,"whole":1.0,"exp":1E2,"zero":-0,"id":"12345678901234567890","emoji":"\\ud83d\\ude00","g17":0.10000000000000001,"float":173763843118602454564864}';
-  const created = await call(app, acme, { method: 'POST', url: '/flows', headers: { 'content-type': 'application/json' }, payload: `{"name":"Exact","steps":[{"key":"a","actionId":"${action.id}","inputs":${inputs}}]}` });
+  const inputs =
+    '{"max":9007199254740992,"sum":0.30000000000000004,"big":1.5e300,"tiny":5e-324,"whole":1.0,"exp":1E2,"zero":-0,"id":"12345678901234567890","emoji":"\\ud83d\\ude00","g17":0.10000000000000001,"float":173763843118602454564864}';
+  const created = await call(app, acme, {
+    method: 'POST',
+    url: '/flows',
+    headers: { 'content-type': 'application/json' },
+    payload: `{"name":"Exact","steps":[{"key":"a","actionId":"${action.id}","inputs":${inputs}}]}`,
+  });
   t.equal(created.statusCode, 201);
   const read = await call(app, acme, { method: 'GET', url: `/flows/${created.data.id}` });
-  t.same(read.data.steps[0].inputs, { max: 9007199254740992, sum: 0.30000000000000004, big: 1.5e300, tiny: 5e-324, whole: 1, exp: 100, zero: 0, id: '12345678901234567890', emoji: '😀', g17: 0.1, float: 1.7376384311860245e23 });
-  t.match(read.body, /"max":9007199254740992,"sum":0\.30000000000000004,"big":1\.5e\+300,"tiny":5e-324,"whole":1,"exp":100,"zero":0,/, 'the values, in their shortest spelling');
+  t.same(read.data.steps[0].inputs, {
+    max: 9007199254740992,
+    sum: 0.30000000000000004,
+    big: 1.5e300,
+    tiny: 5e-324,
+    whole: 1,
+    exp: 100,
+    zero: 0,
+    id: '12345678901234567890',
+    emoji: '😀',
+    g17: 0.1,
+    float: 1.7376384311860245e23,
+  });
+  t.match(
+    read.body,
+    /"max":9007199254740992,"sum":0\.30000000000000004,"big":1\.5e\+300,"tiny":5e-324,"whole":1,"exp":100,"zero":0,/,
+    'the values, in their shortest spelling',
+  );
   await call(app, acme, { method: 'DELETE', url: `/flows/${created.data.id}` });
 });
 
@@ -213,8 +316,17 @@ t.test('keys such as __proto__ are plain data, kept exactly as sent at any depth
   const read = await call(app, acme, { method: 'GET', url: `/flows/${created.data.id}` });
   t.equal(JSON.stringify(JSON.parse(read.body).steps[0].inputs), JSON.stringify(JSON.parse(inputs)));
   t.equal(({} as Record<string, unknown>).admin, undefined, 'no prototype was touched');
-  const top = await call(app, acme, { method: 'POST', url: '/tools', headers: { 'content-type': 'application/json' }, payload: '{"__proto__": {"admin": true}, "name": "T", "baseUrl": "https://x.io"}' });
-  t.match(top.data.errors, [{ in: 'body', pointer: '/__proto__', message: 'is not a known field' }], 'at the top of a body it is an unknown field like any other');
+  const top = await call(app, acme, {
+    method: 'POST',
+    url: '/tools',
+    headers: { 'content-type': 'application/json' },
+    payload: '{"__proto__": {"admin": true}, "name": "T", "baseUrl": "https://x.io"}',
+  });
+  t.match(
+    top.data.errors,
+    [{ in: 'body', pointer: '/__proto__', message: 'is not a known field' }],
+    'at the top of a body it is an unknown field like any other',
+  );
   await call(app, acme, { method: 'DELETE', url: `/flows/${created.data.id}` });
 });
 

@@ -10,7 +10,12 @@ t.test('npm run bench -- --smoke', async (t) => {
   const result = await promisify(execFile)(process.execPath, ['bench/run.ts', '--smoke'], { maxBuffer: 16 * 1024 * 1024 }).catch((error) => error);
   t.equal(result.code ?? 0, 0, `${result.stdout}${result.stderr}`);
   t.match(result.stdout, /Every system answers every scenario alike\./);
-  const runs = String(result.stdout).split('\n').filter((line) => line.startsWith('round 1 '));
+  const runs = String(result.stdout)
+    .split('\n')
+    .filter((line) => line.startsWith('round 1 '));
   t.equal(runs.length, 7 * 3, 'seven scenarios, three systems');
-  t.ok(runs.every((line) => / errors 0 {2}non-2xx 0 /.test(line)), 'no errors, no non-2xx');
+  t.ok(
+    runs.every((line) => / errors 0 {2}non-2xx 0 /.test(line)),
+    'no errors, no non-2xx',
+  );
 });

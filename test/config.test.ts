@@ -2,14 +2,24 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ConfigError, environment, readConfig } from '../src/config.ts';
+import { ConfigError, environment, readConfig } from '../src/config/config.ts';
 import { failedStart } from './process.ts';
 
 const LOCAL = 'postgresql://app:hunter2@db.example.com:5432/tolstoy';
 
 t.test('defaults outside production: the embedded database, on loopback, port 3000', async (t) => {
   const config = readConfig({});
-  t.match(config, { nodeEnv: 'development', appName: 'Tolstoy', port: 3000, host: '127.0.0.1', logLevel: 'info', database: undefined, secrets: undefined, ignored: [], preparedStatements: true });
+  t.match(config, {
+    nodeEnv: 'development',
+    appName: 'Tolstoy',
+    port: 3000,
+    host: '127.0.0.1',
+    logLevel: 'info',
+    database: undefined,
+    secrets: undefined,
+    ignored: [],
+    preparedStatements: true,
+  });
   t.equal(readConfig({ DATABASE_PREPARED_STATEMENTS: 'false' }).preparedStatements, false);
   t.match(config.dataDir, /\.data\/postgres$/);
 });
@@ -61,7 +71,10 @@ t.test('every problem at once, in one message that repeats no value', async (t) 
   ]);
   t.notMatch(error.message, /hunter2/);
   const aws = t.throws(() => readConfig({ USE_AWS_SECRETS: 'true', AWS_REGION: 'mars', AWS_SECRETS_TIMEOUT_MS: '5' })) as ConfigError;
-  t.same(aws.problems, ['AWS_REGION must be an AWS region such as us-east-1', 'AWS_SECRETS_TIMEOUT_MS must be a whole number of milliseconds from 100 to 60000']);
+  t.same(aws.problems, [
+    'AWS_REGION must be an AWS region such as us-east-1',
+    'AWS_SECRETS_TIMEOUT_MS must be a whole number of milliseconds from 100 to 60000',
+  ]);
 });
 
 t.test('every wait is bounded by default, and each bound is configurable', async (t) => {
@@ -77,7 +90,11 @@ t.test('every wait is bounded by default, and each bound is configurable', async
     HTTP_REQUEST_TIMEOUT_MS: '10000',
     SHUTDOWN_TIMEOUT_MS: '25000',
   });
-  t.match(set, { databaseTimeouts: { connectMs: 2000, statementMs: 15_000, idleInTransactionMs: 60_000 }, requestTimeoutMs: 10_000, shutdownTimeoutMs: 25_000 });
+  t.match(set, {
+    databaseTimeouts: { connectMs: 2000, statementMs: 15_000, idleInTransactionMs: 60_000 },
+    requestTimeoutMs: 10_000,
+    shutdownTimeoutMs: 25_000,
+  });
   const error = t.throws(() => readConfig({ DATABASE_STATEMENT_TIMEOUT_MS: '0', SHUTDOWN_TIMEOUT_MS: '1.5', HTTP_REQUEST_TIMEOUT_MS: 'soon' })) as ConfigError;
   t.same(error.problems, [
     'DATABASE_STATEMENT_TIMEOUT_MS must be a whole number of milliseconds from 100 to 600000',
@@ -95,7 +112,7 @@ t.test('a .env file is read, and the environment wins over it', async (t) => {
 });
 
 t.test('.env.example documents every variable the configuration reads', async (t) => {
-  const source = await readFile(new URL('../src/config.ts', import.meta.url), 'utf8');
+  const source = await readFile(new URL('../src/config/config.ts', import.meta.url), 'utf8');
   const read = new Set([...source.matchAll(/(?:value|milliseconds)\('([A-Z_]+)'/g)].map((m) => m[1]));
   t.ok(read.has('SHUTDOWN_TIMEOUT_MS'), 'the variables read through a helper are found too');
   const example = await readFile(new URL('../.env.example', import.meta.url), 'utf8');
@@ -107,6 +124,9 @@ t.test('the server refuses an invalid configuration in one line, naming every pr
   const { code, stderr } = await failedStart({ PORT: 'eighty', NODE_ENV: 'staging', DATABASE_URL: 'mysql://root:hunter2@db/x' });
   t.equal(code, 1);
   t.equal(stderr.trim().split('\n').length, 1, stderr);
-  t.match(stderr, /^Tolstoy could not start: Invalid configuration: NODE_ENV must be one of development, production, test; PORT must be a whole number from 0 to 65535; DATABASE_URL must be a postgresql:\/\/ URL\.$/m);
+  t.match(
+    stderr,
+    /^Tolstoy could not start: Invalid configuration: NODE_ENV must be one of development, production, test; PORT must be a whole number from 0 to 65535; DATABASE_URL must be a postgresql:\/\/ URL\.$/m,
+  );
   t.notMatch(stderr, /hunter2/);
 });

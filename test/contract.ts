@@ -2,7 +2,7 @@
 // declares, the content type the one declared for it, and the body must match its schema.
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { loadContract } from '../src/contract/spec.ts';
+import { loadContract } from '../src/http/spec.ts';
 
 export const { document } = loadContract();
 
@@ -43,7 +43,7 @@ function validatorFor(pointer: string): ValidateFunction {
   return validate;
 }
 
-const escape = (segment: string) => segment.replaceAll('~', '~0').replaceAll('/', '~1');
+const escapeSegment = (segment: string) => segment.replaceAll('~', '~0').replaceAll('/', '~1');
 
 export function resolve(ref: string): any {
   return ref
@@ -56,7 +56,7 @@ export function resolve(ref: string): any {
 export function contractViolation(method: string, url: string, status: number, contentType: string | undefined, body: string): string | undefined {
   const op = operationFor(method, url);
   if (!op || method.toUpperCase() === 'HEAD') return undefined;
-  let pointer = `/paths/${escape(op.path)}/${op.method}/responses/${status}`;
+  let pointer = `/paths/${escapeSegment(op.path)}/${op.method}/responses/${status}`;
   let response = op.operation.responses[String(status)];
   if (!response) return `${op.operationId} does not declare status ${status} (body: ${body.slice(0, 300)})`;
   if (response.$ref) {
@@ -67,8 +67,9 @@ export function contractViolation(method: string, url: string, status: number, c
   if (declared.length === 0) return body === '' ? undefined : `${op.operationId} ${status} declares no body but got ${body.slice(0, 200)}`;
   const mediaType = (contentType ?? '').split(';')[0]!.trim();
   if (!declared.includes(mediaType)) return `${op.operationId} ${status} declares ${declared.join(', ')} but answered ${contentType}`;
-  const validate = validatorFor(`${pointer}/content/${escape(mediaType)}/schema`);
-  if (!validate(JSON.parse(body))) return `${op.operationId} ${status} body breaks its schema: ${ajv.errorsText(validate.errors)} (body: ${body.slice(0, 300)})`;
+  const validate = validatorFor(`${pointer}/content/${escapeSegment(mediaType)}/schema`);
+  if (!validate(JSON.parse(body)))
+    return `${op.operationId} ${status} body breaks its schema: ${ajv.errorsText(validate.errors)} (body: ${body.slice(0, 300)})`;
   return undefined;
 }
 

@@ -4,12 +4,12 @@
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
-import { buildApp } from '../src/app.ts';
-import { DatabaseConnection, type Database } from '../src/db/client.ts';
+import pg from 'pg';
+import { type Database, DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
+import { buildApp } from '../src/http/app.ts';
 import { contractViolation } from './contract.ts';
 
 export const TEMPLATE = 'tolstoy_template';
@@ -95,7 +95,11 @@ export interface Member {
 
 /** A new organization with its owner, and the headers that act as that owner. */
 export async function createTenant(app: FastifyInstance, name = 'Acme'): Promise<Member> {
-  const response = await app.inject({ method: 'POST', url: '/organizations', payload: { name, owner: { email: `owner-${randomUUID()}@example.com`, name: 'Owner' } } });
+  const response = await app.inject({
+    method: 'POST',
+    url: '/organizations',
+    payload: { name, owner: { email: `owner-${randomUUID()}@example.com`, name: 'Owner' } },
+  });
   if (response.statusCode !== 201) throw new Error(`creating a tenant failed: ${response.body}`);
   const { id, owner } = response.json();
   return { orgId: id, userId: owner.id, headers: { 'x-org-id': id, 'x-user-id': owner.id } };

@@ -1,5 +1,5 @@
 // Runs the service as a process, as `npm start` does (from source), and waits until it answers.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { freePort } from '../src/db/embedded.ts';
 
 export interface ServerProcess {
@@ -15,13 +15,25 @@ export interface FailedStart {
   stderr: string;
 }
 
-function spawnServer(env: Record<string, string>, port: number): { child: ChildProcess; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['src/server.ts'], { env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnServer(
+  env: Record<string, string>,
+  port: number,
+): { child: ChildProcess; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ['src/server.ts'], {
+    env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   let output = '';
-  child.stdout!.on('data', (chunk) => ((stdout += chunk), (output += chunk)));
-  child.stderr!.on('data', (chunk) => ((stderr += chunk), (output += chunk)));
+  child.stdout!.on('data', (chunk) => {
+    stdout += chunk;
+    output += chunk;
+  });
+  child.stderr!.on('data', (chunk) => {
+    stderr += chunk;
+    output += chunk;
+  });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, output: () => output, stdout: () => stdout, stderr: () => stderr, exited };
 }
@@ -32,7 +44,12 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) break;
-    if (await fetch(`${base}/health`).then((r) => r.ok).catch(() => false)) return { process: child, base, output, exited };
+    if (
+      await fetch(`${base}/health`)
+        .then((r) => r.ok)
+        .catch(() => false)
+    )
+      return { process: child, base, output, exited };
     await new Promise((r) => setTimeout(r, 100));
   }
   child.kill('SIGKILL');

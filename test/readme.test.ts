@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { freePort } from '../src/db/embedded.ts';
-import { buildApp } from '../src/app.ts';
+import { buildApp } from '../src/http/app.ts';
 import { freshDatabase } from './helper.ts';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');

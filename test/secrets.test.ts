@@ -3,11 +3,11 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import t, { type Test } from 'tap';
+import { SECRET_ATTEMPTS } from '../src/config/secrets.ts';
 import { freePort } from '../src/db/embedded.ts';
-import { SECRET_ATTEMPTS } from '../src/secrets.ts';
 import { fakeAws, REGION, startMoto, TEST_CREDENTIALS } from './aws.ts';
 import { freshDatabaseUrl } from './helper.ts';
-import { failedStart, startServer, type ServerProcess } from './process.ts';
+import { failedStart, type ServerProcess, startServer } from './process.ts';
 
 const moto = await startMoto(t);
 const outputs: string[] = [];
@@ -88,7 +88,11 @@ t.test('with the secret present, the service serves on the database it names', a
   const name = await secret({ DATABASE_URL: urlWith(PASSWORD), DIRECT_URL: urlWith(PASSWORD) });
   const server = await started(t, awsEnv(name));
   t.match(server.output(), new RegExp(`Database: AWS Secrets Manager secret "${name}" in ${REGION} \\(postgresql://${ROLE}:\\*\\*\\*\\*@`));
-  const created = await fetch(`${server.base}/organizations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"From the secret"}' });
+  const created = await fetch(`${server.base}/organizations`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"name":"From the secret"}',
+  });
   t.equal(created.status, 201);
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
@@ -106,7 +110,10 @@ t.test('production reads the secret without being told to', async (t) => {
 
 t.test('the secret wins over DATABASE_URL and DIRECT_URL in the environment, which are reported as ignored', async (t) => {
   const name = await secret({ DATABASE_URL: urlWith(PASSWORD) });
-  const server = await started(t, awsEnv(name, { DATABASE_URL: 'postgresql://nobody:nothing@127.0.0.1:1/none', DIRECT_URL: 'postgresql://nobody:nothing@127.0.0.1:1/none' }));
+  const server = await started(
+    t,
+    awsEnv(name, { DATABASE_URL: 'postgresql://nobody:nothing@127.0.0.1:1/none', DIRECT_URL: 'postgresql://nobody:nothing@127.0.0.1:1/none' }),
+  );
   t.equal((await fetch(`${server.base}/ready`)).status, 200);
   t.match(server.output(), /DATABASE_URL is ignored: the database URLs come from AWS Secrets Manager\./);
   t.match(server.output(), /DIRECT_URL is ignored/);
@@ -126,17 +133,29 @@ t.test('a secret without DATABASE_URL', async (t) => {
 });
 
 t.test('a secret whose DATABASE_URL is not a PostgreSQL URL', async (t) => {
-  await refused(t, awsEnv(await secret({ DATABASE_URL: `mysql://root:${PASSWORD}@db/x` })), /DATABASE_URL in the secret "[^"]+" must be a postgresql:\/\/ URL\./);
+  await refused(
+    t,
+    awsEnv(await secret({ DATABASE_URL: `mysql://root:${PASSWORD}@db/x` })),
+    /DATABASE_URL in the secret "[^"]+" must be a postgresql:\/\/ URL\./,
+  );
 });
 
 t.test('an endpoint that is down, after retries', async (t) => {
   const closed = `http://127.0.0.1:${await freePort()}`;
-  await refused(t, awsEnv('x', { AWS_ENDPOINT_URL_SECRETS_MANAGER: closed }), new RegExp(`${closed} cannot be reached \\(ECONNREFUSED\\) after ${SECRET_ATTEMPTS} attempts while reading the secret "x" in us-east-1\\.`));
+  await refused(
+    t,
+    awsEnv('x', { AWS_ENDPOINT_URL_SECRETS_MANAGER: closed }),
+    new RegExp(`${closed} cannot be reached \\(ECONNREFUSED\\) after ${SECRET_ATTEMPTS} attempts while reading the secret "x" in us-east-1\\.`),
+  );
 });
 
 t.test('an endpoint that never answers, after retries', async (t) => {
   const silent = await fakeAws(t, () => 'hang');
-  await refused(t, awsEnv('x', { AWS_ENDPOINT_URL_SECRETS_MANAGER: silent.endpoint, AWS_SECRETS_TIMEOUT_MS: '300' }), /did not answer within the timeout \(AWS_SECRETS_TIMEOUT_MS\)/);
+  await refused(
+    t,
+    awsEnv('x', { AWS_ENDPOINT_URL_SECRETS_MANAGER: silent.endpoint, AWS_SECRETS_TIMEOUT_MS: '300' }),
+    /did not answer within the timeout \(AWS_SECRETS_TIMEOUT_MS\)/,
+  );
   t.equal(silent.requests(), SECRET_ATTEMPTS, `tried ${SECRET_ATTEMPTS} times`);
 });
 
@@ -152,18 +171,35 @@ t.test('access denied names the IAM action and the secret', async (t) => {
   const denying = await fakeAws(t, () => ({
     status: 400,
     type: 'AccessDeniedException',
-    message: 'User: arn:aws:iam::123456789012:user/tolstoy is not authorized to perform: secretsmanager:GetSecretValue on resource: tolstoy-db-secret because no identity-based policy allows the secretsmanager:GetSecretValue action',
+    message:
+      'User: arn:aws:iam::123456789012:user/tolstoy is not authorized to perform: secretsmanager:GetSecretValue on resource: tolstoy-db-secret because no identity-based policy allows the secretsmanager:GetSecretValue action',
   }));
-  await refused(t, awsEnv('tolstoy-db-secret', { AWS_ENDPOINT_URL_SECRETS_MANAGER: denying.endpoint }), /Access to the secret "tolstoy-db-secret" in us-east-1 was denied: the AWS identity in use needs the IAM permission secretsmanager:GetSecretValue on it\./);
+  await refused(
+    t,
+    awsEnv('tolstoy-db-secret', { AWS_ENDPOINT_URL_SECRETS_MANAGER: denying.endpoint }),
+    /Access to the secret "tolstoy-db-secret" in us-east-1 was denied: the AWS identity in use needs the IAM permission secretsmanager:GetSecretValue on it\./,
+  );
 });
 
 t.test('credentials that AWS rejects', async (t) => {
-  const rejecting = await fakeAws(t, () => ({ status: 400, type: 'UnrecognizedClientException', message: 'The security token included in the request is invalid.' }));
-  await refused(t, awsEnv('tolstoy-db-secret', { AWS_ENDPOINT_URL_SECRETS_MANAGER: rejecting.endpoint }), /AWS rejected the credentials in use while reading the secret "tolstoy-db-secret" in us-east-1 \(UnrecognizedClientException\)/);
+  const rejecting = await fakeAws(t, () => ({
+    status: 400,
+    type: 'UnrecognizedClientException',
+    message: 'The security token included in the request is invalid.',
+  }));
+  await refused(
+    t,
+    awsEnv('tolstoy-db-secret', { AWS_ENDPOINT_URL_SECRETS_MANAGER: rejecting.endpoint }),
+    /AWS rejected the credentials in use while reading the secret "tolstoy-db-secret" in us-east-1 \(UnrecognizedClientException\)/,
+  );
 });
 
 t.test('no credentials at all', async (t) => {
-  await refused(t, awsEnv('tolstoy-db-secret', { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' }), /No AWS credentials were found to read the secret "tolstoy-db-secret" in us-east-1/);
+  await refused(
+    t,
+    awsEnv('tolstoy-db-secret', { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' }),
+    /No AWS credentials were found to read the secret "tolstoy-db-secret" in us-east-1/,
+  );
 });
 
 t.test('after the secret rotates, the service re-reads it once and reconnects', async (t) => {
@@ -180,13 +216,19 @@ t.test('after the secret rotates, the service re-reads it once and reconnects', 
   t.equal((await create()).status, 201);
 
   // Rotate: a new password in the database and in the secret, and the old sessions end.
-  await admin(databaseUrl, [`ALTER ROLE ${rotating} PASSWORD '${second}'`, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '${rotating}'`]);
+  await admin(databaseUrl, [
+    `ALTER ROLE ${rotating} PASSWORD '${second}'`,
+    `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '${rotating}'`,
+  ]);
   await moto.putSecret(name, JSON.stringify({ DATABASE_URL: url(second) }));
 
   const statuses: number[] = [];
   for (let i = 0; i < 4 && statuses.at(-1) !== 201; i++) statuses.push((await create()).status);
   t.equal(statuses.at(-1), 201, `served again after ${statuses.join(', ')}`);
-  t.ok(statuses.every((status) => status === 201 || status === 503), 'meanwhile only 503s, which say retry');
+  t.ok(
+    statuses.every((status) => status === 201 || status === 503),
+    'meanwhile only 503s, which say retry',
+  );
   t.ok(statuses.length <= 3);
   // Log lines reach stdout within half a second.
   for (let i = 0; i < 20 && !server.output().includes('reconnected'); i++) await new Promise((resolve) => setTimeout(resolve, 100));

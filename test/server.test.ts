@@ -30,7 +30,9 @@ t.test('with no DATABASE_URL it runs on an embedded PostgreSQL whose data persis
   t.match(first.output(), /Applied migration \d+_init/);
   t.match(first.output(), /Database: the embedded PostgreSQL with data in /);
   t.equal((await fetch(`${first.base}/ready`)).status, 200);
-  const created: any = await (await fetch(`${first.base}/organizations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Persisted' }) })).json();
+  const created: any = await (
+    await fetch(`${first.base}/organizations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Persisted' }) })
+  ).json();
   first.process.kill('SIGTERM');
   t.equal(await first.exited, 0, 'SIGTERM stops it cleanly');
   t.notOk(await postmasterRunning(dataDir), 'and stops the embedded database');
@@ -53,7 +55,9 @@ t.test('a request in flight when SIGTERM arrives is answered', async (t) => {
   socket.on('data', (chunk) => (answer += chunk));
   const closed = new Promise((resolve) => socket.on('close', resolve));
   await new Promise((resolve) => socket.on('connect', resolve));
-  socket.write(`POST /organizations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.slice(0, 5)}`);
+  socket.write(
+    `POST /organizations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.slice(0, 5)}`,
+  );
   await new Promise((r) => setTimeout(r, 200));
   server.process.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 300));
@@ -91,7 +95,23 @@ t.test('a Neon-style URL (sslmode=require, channel_binding=require) connects ove
   openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=Test CA', '-keyout', 'ca.key', '-out', 'ca.pem');
   openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr');
   await writeFile(join(dir, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.ext', '-out', 'server.pem');
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    'san.ext',
+    '-out',
+    'server.pem',
+  );
   const database = await startEmbeddedPostgres({ dataDir: join(tmpdir(), `tolstoy-tls-pg-${randomUUID()}`), ephemeral: true });
   t.teardown(() => database.stop());
   const admin = new pg.Client({ connectionString: database.url });
@@ -118,7 +138,10 @@ t.test('a Neon-style URL (sslmode=require, channel_binding=require) connects ove
   url.search = '?sslmode=require&channel_binding=require';
   const server = await startServer({ DATABASE_URL: url.toString(), NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') });
   t.equal((await fetch(`${server.base}/ready`)).status, 200);
-  t.equal((await fetch(`${server.base}/organizations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"Over TLS"}' })).status, 201);
+  t.equal(
+    (await fetch(`${server.base}/organizations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"Over TLS"}' })).status,
+    201,
+  );
   t.notMatch(server.output(), /SECURITY WARNING/, 'sslmode=require is read as verify-full without a warning');
   server.process.kill('SIGTERM');
   t.equal(await server.exited, 0);

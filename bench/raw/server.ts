@@ -7,7 +7,11 @@ const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 }
 const app = Fastify();
 
 const UUID = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
-const tenantHeaders = { type: 'object', required: ['x-org-id', 'x-user-id'], properties: { 'x-org-id': { type: 'string', pattern: UUID }, 'x-user-id': { type: 'string', pattern: UUID } } };
+const tenantHeaders = {
+  type: 'object',
+  required: ['x-org-id', 'x-user-id'],
+  properties: { 'x-org-id': { type: 'string', pattern: UUID }, 'x-user-id': { type: 'string', pattern: UUID } },
+};
 const idParams = { type: 'object', properties: { id: { type: 'string', pattern: UUID } } };
 const page = { limit: { type: 'integer', minimum: 1, maximum: 100, default: 20 }, cursor: { type: 'string', pattern: '^v1[A-Za-z0-9_-]{22}$' } };
 
@@ -74,23 +78,37 @@ app.get('/flows', { schema: { headers: tenantHeaders, querystring: { type: 'obje
   if (!tenant) return reply;
   const { limit, cursor } = request.query as { limit: number; cursor?: string };
   const { rows } = cursor
-    ? await pool.query(`SELECT ${FLOW_COLUMNS} FROM flows f WHERE f.org_id = $1 AND f.id < $2 ORDER BY f.id DESC LIMIT $3`, [tenant.orgId, decodeCursor(cursor), limit + 1])
+    ? await pool.query(`SELECT ${FLOW_COLUMNS} FROM flows f WHERE f.org_id = $1 AND f.id < $2 ORDER BY f.id DESC LIMIT $3`, [
+        tenant.orgId,
+        decodeCursor(cursor),
+        limit + 1,
+      ])
     : await pool.query(`SELECT ${FLOW_COLUMNS} FROM flows f WHERE f.org_id = $1 ORDER BY f.id DESC LIMIT $2`, [tenant.orgId, limit + 1]);
   return json(reply, pageOf(rows, limit, flow));
 });
 
-app.put('/flows/:id', { schema: { headers: tenantHeaders, params: idParams, body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { name: { type: 'string', minLength: 1, maxLength: 200 } } } } }, async (request, reply) => {
-  const tenant = await tenantOf(request, reply);
-  if (!tenant) return reply;
-  const { id } = request.params as { id: string };
-  const { name } = request.body as { name: string };
-  const { rows } = await pool.query(
-    `WITH f AS (UPDATE flows SET name = $3, version = version + 1, updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING *) SELECT ${FLOW_COLUMNS} FROM f`,
-    [tenant.orgId, id, name],
-  );
-  if (rows.length === 0) return problem(reply, request, 404, 'not-found', 'Not found', `No flow ${id} in this organization.`);
-  return json(reply, flow(rows[0]));
-});
+app.put(
+  '/flows/:id',
+  {
+    schema: {
+      headers: tenantHeaders,
+      params: idParams,
+      body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { name: { type: 'string', minLength: 1, maxLength: 200 } } },
+    },
+  },
+  async (request, reply) => {
+    const tenant = await tenantOf(request, reply);
+    if (!tenant) return reply;
+    const { id } = request.params as { id: string };
+    const { name } = request.body as { name: string };
+    const { rows } = await pool.query(
+      `WITH f AS (UPDATE flows SET name = $3, version = version + 1, updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING *) SELECT ${FLOW_COLUMNS} FROM f`,
+      [tenant.orgId, id, name],
+    );
+    if (rows.length === 0) return problem(reply, request, 404, 'not-found', 'Not found', `No flow ${id} in this organization.`);
+    return json(reply, flow(rows[0]));
+  },
+);
 
 const toolBody = {
   type: 'object',
@@ -116,39 +134,63 @@ app.post('/tools', { schema: { headers: tenantHeaders, body: toolBody } }, async
   reply.header('location', `/tools/${tool.id}`);
   return json(
     reply,
-    { id: tool.id, orgId: tool.org_id, name: tool.name, description: tool.description, baseUrl: tool.base_url, authType: tool.auth_type, createdAt: tool.created_at.toISOString(), updatedAt: tool.updated_at.toISOString() },
+    {
+      id: tool.id,
+      orgId: tool.org_id,
+      name: tool.name,
+      description: tool.description,
+      baseUrl: tool.base_url,
+      authType: tool.auth_type,
+      createdAt: tool.created_at.toISOString(),
+      updatedAt: tool.updated_at.toISOString(),
+    },
     201,
   );
 });
 
-app.get('/execution-logs', { schema: { headers: tenantHeaders, querystring: { type: 'object', properties: { ...page, flowId: { type: 'string', pattern: UUID } } } } }, async (request, reply) => {
-  const tenant = await tenantOf(request, reply);
-  if (!tenant) return reply;
-  const { limit, cursor, flowId } = request.query as { limit: number; cursor?: string; flowId?: string };
-  const conditions = ['org_id = $1'];
-  const values: unknown[] = [tenant.orgId];
-  if (flowId) conditions.push(`flow_id = $${values.push(flowId)}`);
-  if (cursor) conditions.push(`id < $${values.push(decodeCursor(cursor))}`);
-  const { rows } = await pool.query(`SELECT * FROM execution_logs WHERE ${conditions.join(' AND ')} ORDER BY id DESC LIMIT $${values.push(limit + 1)}`, values);
-  return json(
-    reply,
-    pageOf(rows, limit, (row: any) => ({
-      id: row.id,
-      orgId: row.org_id,
-      flowId: row.flow_id,
-      userId: row.user_id,
-      executionId: row.execution_id,
-      stepKey: row.step_key,
-      status: row.status,
-      inputs: JSON.parse(row.inputs),
-      outputs: row.outputs === null ? null : JSON.parse(row.outputs),
-      error: row.error === null ? null : JSON.parse(row.error),
-      durationMs: row.duration_ms,
-      createdAt: row.created_at.toISOString(),
-      updatedAt: row.updated_at.toISOString(),
-    })),
-  );
-});
+app.get(
+  '/execution-logs',
+  { schema: { headers: tenantHeaders, querystring: { type: 'object', properties: { ...page, flowId: { type: 'string', pattern: UUID } } } } },
+  async (request, reply) => {
+    const tenant = await tenantOf(request, reply);
+    if (!tenant) return reply;
+    const { limit, cursor, flowId } = request.query as { limit: number; cursor?: string; flowId?: string };
+    const conditions = ['org_id = $1'];
+    const values: unknown[] = [tenant.orgId];
+    if (flowId) conditions.push(`flow_id = $${values.push(flowId)}`);
+    if (cursor) conditions.push(`id < $${values.push(decodeCursor(cursor))}`);
+    const { rows } = await pool.query(
+      `SELECT * FROM execution_logs WHERE ${conditions.join(' AND ')} ORDER BY id DESC LIMIT $${values.push(limit + 1)}`,
+      values,
+    );
+    return json(
+      reply,
+      pageOf(rows, limit, (row: any) => ({
+        id: row.id,
+        orgId: row.org_id,
+        flowId: row.flow_id,
+        userId: row.user_id,
+        executionId: row.execution_id,
+        stepKey: row.step_key,
+        status: row.status,
+        inputs: JSON.parse(row.inputs),
+        outputs: row.outputs === null ? null : JSON.parse(row.outputs),
+        error: row.error === null ? null : JSON.parse(row.error),
+        durationMs: row.duration_ms,
+        createdAt: row.created_at.toISOString(),
+        updatedAt: row.updated_at.toISOString(),
+      })),
+    );
+  },
+);
 
 await app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' });
-for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => void app.close().then(() => pool.end()).then(() => process.exit(0)));
+for (const signal of ['SIGTERM', 'SIGINT'])
+  process.on(
+    signal,
+    () =>
+      void app
+        .close()
+        .then(() => pool.end())
+        .then(() => process.exit(0)),
+  );

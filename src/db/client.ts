@@ -1,6 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
-import { connectionConfig, type ConnectionOptions } from './connection.ts';
+import { type ConnectionOptions, connectionConfig } from './connection.ts';
 
 export type Database = PrismaClient;
 

@@ -1,5 +1,5 @@
 import pg, { type PoolConfig } from 'pg';
-import type { DatabaseTimeouts } from '../config.ts';
+import type { DatabaseTimeouts } from '../config/config.ts';
 
 export const DEFAULT_TIMEOUTS: DatabaseTimeouts = { connectMs: 5000, statementMs: 5000, idleInTransactionMs: 10_000 };
 
@@ -50,12 +50,18 @@ export function connectionConfig(url: string, { timeouts = DEFAULT_TIMEOUTS, sta
 function stallGuarded(patienceMs: number): typeof pg.Client {
   return class StallGuardedClient extends pg.Client {
     // pg's query() has many overloads; every one ends either in a callback or a returned promise.
+    // biome-ignore lint/suspicious/noExplicitAny: each overload returns its own type, passed through as it is
     override query(...args: unknown[]): any {
       const timer = setTimeout(() => this.#drop(patienceMs), patienceMs);
       const done = () => clearTimeout(timer);
       const last = args.length - 1;
       const callback = args[last];
-      if (typeof callback === 'function') args[last] = (...results: unknown[]) => (done(), callback(...results));
+      if (typeof callback === 'function') {
+        args[last] = (...results: unknown[]) => {
+          done();
+          callback(...results);
+        };
+      }
       let result: unknown;
       try {
         result = (super.query as (...a: unknown[]) => unknown)(...args);

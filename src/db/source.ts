@@ -1,8 +1,8 @@
 // Where the database is: in the AWS secret (NODE_ENV=production or USE_AWS_SECRETS=true), at
 // DATABASE_URL, or, outside production with neither, the embedded PostgreSQL.
-import type { Config, DatabaseUrls } from '../config.ts';
-import { readDatabaseSecret } from '../secrets.ts';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.ts';
+import type { Config, DatabaseUrls } from '../config/config.ts';
+import { readDatabaseSecret } from '../config/secrets.ts';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.ts';
 
 export interface DatabaseSource {
   urls: DatabaseUrls;
@@ -13,7 +13,10 @@ export interface DatabaseSource {
   embedded?: EmbeddedPostgres;
 }
 
-export async function locateDatabase(config: Config, embeddedIn: (dataDir: string) => Promise<EmbeddedPostgres> = (dataDir) => startEmbeddedPostgres({ dataDir })): Promise<DatabaseSource> {
+export async function locateDatabase(
+  config: Config,
+  embeddedIn: (dataDir: string) => Promise<EmbeddedPostgres> = (dataDir) => startEmbeddedPostgres({ dataDir }),
+): Promise<DatabaseSource> {
   const { secrets } = config;
   if (secrets) {
     const reread = () => readDatabaseSecret(secrets);

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { generateClients } from '../../scripts/clients.ts';
 import { pythonTools } from '../../scripts/python.ts';
-import { buildApp } from '../../src/app.ts';
+import { buildApp } from '../../src/http/app.ts';
 import { freshDatabase } from '../helper.ts';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -43,7 +43,12 @@ for (const [name, [command, args, cwd]] of Object.entries(scenarios)) {
   t.test(name, async (t) => {
     const result = await promisify(execFile)(command, args, { cwd }).catch((error) => error);
     t.equal(result.code ?? 0, 0, `${result.stderr ?? ''}`);
-    const done = String(result.stdout).split('\n').filter((line) => line.startsWith('ok '));
-    t.same(done.map((line) => line.slice(3).replace(/:.*$/, '')), STEPS);
+    const done = String(result.stdout)
+      .split('\n')
+      .filter((line) => line.startsWith('ok '));
+    t.same(
+      done.map((line) => line.slice(3).replace(/:.*$/, '')),
+      STEPS,
+    );
   });
 }

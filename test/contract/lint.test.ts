@@ -8,7 +8,9 @@ import { document, schemaViolation } from '../contract.ts';
 t.test('Redocly CLI finds no error and no warning', async (t) => {
   const run = promisify(execFile);
   const env = { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' };
-  const result = await run('node_modules/.bin/redocly', ['lint', 'openapi/openapi.yaml', '--config', 'openapi/redocly.yaml', '--format=stylish'], { env }).catch((error) => error);
+  const result = await run('node_modules/.bin/redocly', ['lint', 'openapi/openapi.yaml', '--config', 'openapi/redocly.yaml', '--format=stylish'], {
+    env,
+  }).catch((error) => error);
   t.equal(result.code ?? 0, 0, `${result.stdout}${result.stderr}`);
   t.notMatch(`${result.stdout}${result.stderr}`, /\b(error|warning)\b/i);
 });
@@ -26,7 +28,8 @@ function examples(node: unknown, pointer = ''): Found[] {
   const object = node as Record<string, unknown>;
   if ('example' in object && 'schema' in object) found.push({ pointer: `${pointer}/schema`, value: object.example });
   if (object.examples && !Array.isArray(object.examples) && 'schema' in object) {
-    for (const example of Object.values(object.examples as Record<string, { value: unknown }>)) found.push({ pointer: `${pointer}/schema`, value: example.value });
+    for (const example of Object.values(object.examples as Record<string, { value: unknown }>))
+      found.push({ pointer: `${pointer}/schema`, value: example.value });
   }
   if (Array.isArray(object.examples) && ('type' in object || '$ref' in object)) for (const value of object.examples) found.push({ pointer, value });
   for (const [key, child] of Object.entries(object)) {
@@ -42,6 +45,10 @@ t.test('every example validates against its schema', async (t) => {
       .filter(([, operation]) => operation?.requestBody)
       .map(([method]) => `/paths/${path.replaceAll('/', '~1')}/${method}/requestBody/content/application~1json/schema`),
   );
-  for (const body of bodies) t.ok(found.some((example) => example.pointer === body), `${body} has an example a newcomer can send as it is`);
+  for (const body of bodies)
+    t.ok(
+      found.some((example) => example.pointer === body),
+      `${body} has an example a newcomer can send as it is`,
+    );
   for (const { pointer, value } of found) t.equal(schemaViolation(pointer, value), undefined, pointer);
 });

@@ -1,8 +1,8 @@
 // The contract itself: valid OpenAPI 3.1, and complete in the ways its users rely on.
 import { Validator } from '@seriousme/openapi-schema-validator';
 import t from 'tap';
-import { handlers } from '../../src/handlers/index.ts';
-import { document as spec, operations, resolve } from '../contract.ts';
+import { handlers } from '../../src/domain/index.ts';
+import { operations, resolve, document as spec } from '../contract.ts';
 
 const document = spec as any;
 
@@ -50,7 +50,10 @@ t.test('every operation documents the errors it can answer', async (t) => {
     if (operationId !== 'getHealth') t.ok(statuses.includes('503'), `${operationId}: 503`);
     t.ok(statuses.includes('400'), `${operationId}: 400, for an unknown query parameter at least`);
     if (scoped) {
-      t.ok(parameters.some((p: any) => p.name === 'X-User-ID' && p.required), `${operationId}: X-User-ID`);
+      t.ok(
+        parameters.some((p: any) => p.name === 'X-User-ID' && p.required),
+        `${operationId}: X-User-ID`,
+      );
       t.ok(statuses.includes('403'), `${operationId}: 403`);
     }
     if (path.includes('{id}')) t.ok(statuses.includes('404'), `${operationId}: 404`);
@@ -76,7 +79,8 @@ t.test('every create links to the get, update and delete of what it created', as
   }
   const byOperationId = new Set(operations.map((op) => op.operationId));
   for (const { operationId, operation } of creates) {
-    for (const [name, link] of Object.entries(operation.responses['201'].links) as [string, any][]) t.ok(byOperationId.has(link.operationId), `${operationId} ${name}`);
+    for (const [name, link] of Object.entries(operation.responses['201'].links) as [string, any][])
+      t.ok(byOperationId.has(link.operationId), `${operationId} ${name}`);
   }
 });
 

@@ -1,7 +1,7 @@
 // The embedded PostgreSQL's superuser password: generated for each cluster, kept private beside
 // its data, never printed, and given to clusters made before passwords were generated.
 import { randomUUID } from 'node:crypto';
-import { rm, stat, readFile } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { cp, mkdtemp, readFile, writeFile, mkdir } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -49,11 +49,28 @@ t.test("migrations are applied once, with Prisma's bookkeeping", async (t) => {
   const url = await emptyDatabase(t);
   const migrations = await readMigrations();
   const first = await applyMigrations(url);
-  t.same(first.applied, migrations.map((m) => m.name));
-  const rows = await query(url, 'SELECT migration_name, checksum, finished_at, rolled_back_at, applied_steps_count, logs FROM _prisma_migrations ORDER BY started_at');
+  t.same(
+    first.applied,
+    migrations.map((m) => m.name),
+  );
+  const rows = await query(
+    url,
+    'SELECT migration_name, checksum, finished_at, rolled_back_at, applied_steps_count, logs FROM _prisma_migrations ORDER BY started_at',
+  );
   t.same(
     rows.map((r) => [r.migration_name, r.checksum, r.finished_at instanceof Date, r.rolled_back_at, r.applied_steps_count, r.logs]),
-    await Promise.all(migrations.map(async (m) => [m.name, createHash('sha256').update(await readFile(join(MIGRATIONS_DIR, m.name, 'migration.sql'))).digest('hex'), true, null, 1, null])),
+    await Promise.all(
+      migrations.map(async (m) => [
+        m.name,
+        createHash('sha256')
+          .update(await readFile(join(MIGRATIONS_DIR, m.name, 'migration.sql')))
+          .digest('hex'),
+        true,
+        null,
+        1,
+        null,
+      ]),
+    ),
   );
   t.same(await applyMigrations(url), { applied: [], modified: [] }, 'a second run applies nothing');
 });
@@ -69,7 +86,10 @@ t.test('a migration changed after it was applied is reported', async (t) => {
   const url = await emptyDatabase(t);
   await applyMigrations(url);
   await query(url, "UPDATE _prisma_migrations SET checksum = 'changed'");
-  t.same((await applyMigrations(url)).modified, (await readMigrations()).map((m) => m.name));
+  t.same(
+    (await applyMigrations(url)).modified,
+    (await readMigrations()).map((m) => m.name),
+  );
 });
 
 t.test('a failing migration leaves nothing behind', async (t) => {

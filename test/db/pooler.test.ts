@@ -72,7 +72,11 @@ t.test('behind a transaction-mode pooler that refuses startup parameters', async
   t.notOk(server.output().includes(decodeURIComponent(new URL(postgres.url).password)), 'the password is masked');
 
   const json = { 'content-type': 'application/json' };
-  const organization = await fetch(`${server.base}/organizations`, { method: 'POST', headers: json, body: JSON.stringify({ name: 'Pooled', owner: { email: 'o@example.com' } }) });
+  const organization = await fetch(`${server.base}/organizations`, {
+    method: 'POST',
+    headers: json,
+    body: JSON.stringify({ name: 'Pooled', owner: { email: 'o@example.com' } }),
+  });
   t.equal(organization.status, 201, 'writes work through the pooler');
   const { id, owner } = (await organization.json()) as { id: string; owner: { id: string } };
   const tenant = { ...json, 'x-org-id': id, 'x-user-id': owner.id };

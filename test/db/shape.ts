@@ -20,7 +20,12 @@ const ACTIONS: Record<string, string> = { a: 'NoAction', r: 'Restrict', c: 'Casc
 
 export async function expectedShape(schema: string): Promise<Shape> {
   const { datamodel } = (await getDMMF({ datamodel: schema })) as any;
-  const extensions = [...schema.matchAll(/extensions\s*=\s*\[([^\]]*)\]/g)].flatMap((m) => m[1]!.split(',').map((e) => e.trim()).filter(Boolean));
+  const extensions = [...schema.matchAll(/extensions\s*=\s*\[([^\]]*)\]/g)].flatMap((m) =>
+    m[1]!
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean),
+  );
   const enumNames = new Map<string, string>(datamodel.enums.map((e: any) => [e.name, e.dbName ?? e.name]));
   const models = new Map<string, any>(datamodel.models.map((m: any) => [m.name, m]));
   const tableOf = (model: string) => models.get(model).dbName ?? model;
@@ -90,18 +95,25 @@ export async function actualShape(client: pg.Client): Promise<Shape> {
   const query = async (sql: string) => (await client.query(sql)).rows;
   const extensions = (await query("SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY extname")).map((r) => r.extname);
   const enums: Shape['enums'] = {};
-  for (const row of await query("SELECT t.typname, e.enumlabel FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'public' ORDER BY t.typname, e.enumsortorder")) {
-    (enums[row.typname] ??= []).push(row.enumlabel);
+  for (const row of await query(
+    "SELECT t.typname, e.enumlabel FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'public' ORDER BY t.typname, e.enumsortorder",
+  )) {
+    enums[row.typname] = [...(enums[row.typname] ?? []), row.enumlabel];
   }
   const tables: Record<string, Table> = {};
-  const tableNames = await query("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> '_prisma_migrations'");
+  const tableNames = await query(
+    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> '_prisma_migrations'",
+  );
   for (const { relname } of tableNames) tables[relname] = { columns: {}, indexes: {}, foreignKeys: {} };
   const columns = await query(`
     SELECT c.relname AS table, a.attname AS column, format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable, pg_get_expr(d.adbin, d.adrelid) AS default
     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE n.nspname = 'public' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`);
-  for (const row of columns) tables[row.table]?.columns && (tables[row.table]!.columns[row.column] = { type: row.type, nullable: row.nullable, default: row.default });
+  for (const row of columns) {
+    const table = tables[row.table];
+    if (table) table.columns[row.column] = { type: row.type, nullable: row.nullable, default: row.default };
+  }
   const indexes = await query(`
     SELECT t.relname AS table, i.relname AS name, x.indisprimary AS primary, x.indisunique AS unique,
            array(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum ORDER BY k.n)::text[] AS columns
@@ -115,7 +127,13 @@ export async function actualShape(client: pg.Client): Promise<Shape> {
     FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_class r ON r.oid = c.confrelid JOIN pg_namespace n ON n.oid = t.relnamespace
     WHERE c.contype = 'f' AND n.nspname = 'public'`);
   for (const row of foreignKeys) {
-    tables[row.table]!.foreignKeys[row.name] = { columns: row.columns, references: row.references, referencedColumns: row.referenced, onDelete: ACTIONS[row.confdeltype]!, onUpdate: ACTIONS[row.confupdtype]! };
+    tables[row.table]!.foreignKeys[row.name] = {
+      columns: row.columns,
+      references: row.references,
+      referencedColumns: row.referenced,
+      onDelete: ACTIONS[row.confdeltype]!,
+      onUpdate: ACTIONS[row.confupdtype]!,
+    };
   }
   return { extensions, enums, tables };
 }

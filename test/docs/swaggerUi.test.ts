@@ -5,10 +5,10 @@ import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium as playwright, type Page } from 'playwright-core';
+import { type Page, chromium as playwright } from 'playwright-core';
 import t from 'tap';
 import { chromium } from '../../scripts/debian.ts';
-import { buildApp } from '../../src/app.ts';
+import { buildApp } from '../../src/http/app.ts';
 import { operations } from '../contract.ts';
 import { freshDatabase } from '../helper.ts';
 
@@ -21,7 +21,15 @@ const browser = await playwright.launchPersistentContext(await mkdtemp(join(tmpd
   executablePath: await chromium(),
   headless: true,
   // As root, and without background connections that this machine's closed network refuses.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
   viewport: { width: 1400, height: 1000 },
 });
 t.teardown(() => browser.close());
@@ -62,7 +70,10 @@ t.test('a newcomer creates an organization, then lists its users with the tenant
   t.match(created.body, { name: 'My Organization', owner: { email: 'owner@example.com' } });
   const users = await tryItOut(page, 'listUsers', { 'X-Org-ID': created.body.id, 'X-User-ID': created.body.owner.id });
   t.equal(users.status, 200);
-  t.same(users.body.items.map((user: { id: string }) => user.id), [created.body.owner.id]);
+  t.same(
+    users.body.items.map((user: { id: string }) => user.id),
+    [created.body.owner.id],
+  );
   await page.screenshot({ path: join(SCREENSHOTS, 'try-it-out.png') });
   t.pass(`screenshots: ${join(SCREENSHOTS, 'docs.png')}, ${join(SCREENSHOTS, 'try-it-out.png')}`);
 });

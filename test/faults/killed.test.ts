@@ -3,9 +3,9 @@
 // Retry-After, never 500, and the service must work again once PostgreSQL is back.
 import pg from 'pg';
 import t from 'tap';
-import { buildApp } from '../../src/app.ts';
 import { DatabaseConnection } from '../../src/db/client.ts';
 import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
+import { buildApp } from '../../src/http/app.ts';
 import { call, createTenant } from '../helper.ts';
 import { ownPostgres, within } from './postgres.ts';
 

@@ -3,7 +3,7 @@
 // error, and the connection is closed after it.
 import { connect } from 'node:net';
 import t from 'tap';
-import { buildApp } from '../../src/app.ts';
+import { buildApp } from '../../src/http/app.ts';
 import { freshDatabase } from '../helper.ts';
 
 const { app } = await (async () => {
@@ -38,8 +38,18 @@ for (const [label, request, status, type] of [
   ['a URL over 16 KiB', `GET /tools?${'q'.repeat(20 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431, 'headers-too-large'],
   ['a request line that is not HTTP', 'HELLO WORLD\r\n\r\n', 400, 'malformed-request'],
   ['a header without a colon', 'GET /health HTTP/1.1\r\nHost x\r\n\r\n', 400, 'malformed-request'],
-  ['a bad chunked body', 'POST /organizations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 400, 'malformed-request'],
-  ['a request that never arrives whole', 'POST /organizations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"na', 408, 'request-timeout'],
+  [
+    'a bad chunked body',
+    'POST /organizations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+    400,
+    'malformed-request',
+  ],
+  [
+    'a request that never arrives whole',
+    'POST /organizations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"na',
+    408,
+    'request-timeout',
+  ],
 ] as const) {
   t.test(`${label}: ${status}, as a problem document`, async (t) => {
     const answer = await exchange(request);

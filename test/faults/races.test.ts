@@ -1,8 +1,9 @@
 // Races between requests that each pass their own checks: the database's constraints decide,
 // and every refusal must be a clear 409 or 422, never a 5xx.
+
+import type { FastifyInstance } from 'fastify';
 import t from 'tap';
 import { buildTestApp, call, createTenant, type Member } from '../helper.ts';
-import type { FastifyInstance } from 'fastify';
 
 const ALLOWED = new Set([200, 201, 204, 403, 404, 409, 422]);
 
@@ -34,7 +35,8 @@ for (const [table, path, body] of [
 
 async function untilSleeping(db: { $queryRaw: (query: TemplateStringsArray, ...values: unknown[]) => Promise<unknown> }, database: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
-    const rows = (await db.$queryRaw`SELECT 1 FROM pg_stat_activity WHERE datname = ${database} AND query LIKE 'INSERT%' AND wait_event = 'PgSleep'`) as unknown[];
+    const rows =
+      (await db.$queryRaw`SELECT 1 FROM pg_stat_activity WHERE datname = ${database} AND query LIKE 'INSERT%' AND wait_event = 'PgSleep'`) as unknown[];
     if (rows.length > 0) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -81,10 +83,20 @@ async function deleteVersusCreate(app: FastifyInstance, _member: Member, see: Se
 // The same flow's steps replaced by several writers at once.
 async function flowUpdates(app: FastifyInstance, member: Member, see: See): Promise<void> {
   const tool = await send(app, member, see, 'createTool', { method: 'POST', url: '/tools', payload: { name: 'T', baseUrl: 'https://t.example.com' } });
-  const action = await send(app, member, see, 'createAction', { method: 'POST', url: '/actions', payload: { toolId: tool.data.id, name: 'A', key: `a-${tool.data.id}`, method: 'GET', endpoint: '/a' } });
-  const flow = await send(app, member, see, 'createFlow', { method: 'POST', url: '/flows', payload: { name: 'F', steps: [{ key: 'one', actionId: action.data.id }] } });
+  const action = await send(app, member, see, 'createAction', {
+    method: 'POST',
+    url: '/actions',
+    payload: { toolId: tool.data.id, name: 'A', key: `a-${tool.data.id}`, method: 'GET', endpoint: '/a' },
+  });
+  const flow = await send(app, member, see, 'createFlow', {
+    method: 'POST',
+    url: '/flows',
+    payload: { name: 'F', steps: [{ key: 'one', actionId: action.data.id }] },
+  });
   const steps = (n: number) => Array.from({ length: n }, (_, i) => ({ key: `s${i}`, actionId: action.data.id }));
-  await Promise.all([1, 2, 3, 4, 5].map((n) => send(app, member, see, 'updateFlow', { method: 'PUT', url: `/flows/${flow.data.id}`, payload: { steps: steps(n) } })));
+  await Promise.all(
+    [1, 2, 3, 4, 5].map((n) => send(app, member, see, 'updateFlow', { method: 'PUT', url: `/flows/${flow.data.id}`, payload: { steps: steps(n) } })),
+  );
   const final = await send(app, member, see, 'getFlow', { method: 'GET', url: `/flows/${flow.data.id}` });
   if (final.data.version !== 6) see(`updateFlow lost an update (version ${final.data.version})`, 500);
 }
@@ -93,7 +105,11 @@ async function flowUpdates(app: FastifyInstance, member: Member, see: See): Prom
 async function referenceRaces(app: FastifyInstance, member: Member, see: See): Promise<void> {
   const tool = await send(app, member, see, 'createTool', { method: 'POST', url: '/tools', payload: { name: 'T', baseUrl: 'https://t.example.com' } });
   const [action] = await Promise.all([
-    send(app, member, see, 'createAction', { method: 'POST', url: '/actions', payload: { toolId: tool.data.id, name: 'A', key: `r-${tool.data.id}`, method: 'GET', endpoint: '/a' } }),
+    send(app, member, see, 'createAction', {
+      method: 'POST',
+      url: '/actions',
+      payload: { toolId: tool.data.id, name: 'A', key: `r-${tool.data.id}`, method: 'GET', endpoint: '/a' },
+    }),
     send(app, member, see, 'deleteTool', { method: 'DELETE', url: `/tools/${tool.data.id}` }),
   ]);
   if (action.statusCode === 201) {
@@ -105,10 +121,13 @@ async function referenceRaces(app: FastifyInstance, member: Member, see: See): P
   const other = await send(app, member, see, 'createUser', { method: 'POST', url: '/users', payload: { email: `o-${tool.data.id}@example.com` } });
   const flow = await send(app, member, see, 'createFlow', { method: 'POST', url: '/flows', payload: { name: 'Logged' } });
   await Promise.all([
-    send(app, member, see, 'createExecutionLog', { method: 'POST', url: '/execution-logs', payload: { flowId: flow.data.id, userId: other.data.id, executionId: 'e', stepKey: 's', status: 'completed' } }),
+    send(app, member, see, 'createExecutionLog', {
+      method: 'POST',
+      url: '/execution-logs',
+      payload: { flowId: flow.data.id, userId: other.data.id, executionId: 'e', stepKey: 's', status: 'completed' },
+    }),
     send(app, member, see, 'deleteUser', { method: 'DELETE', url: `/users/${other.data.id}` }),
     send(app, member, see, 'createUser', { method: 'POST', url: '/users', payload: { email: `o-${tool.data.id}@example.com` } }),
     send(app, member, see, 'updateUser', { method: 'PUT', url: `/users/${member.userId}`, payload: { email: `o-${tool.data.id}@example.com` } }),
   ]);
 }
-

@@ -4,7 +4,7 @@
 import { connect, type Socket } from 'node:net';
 import t from 'tap';
 import { freshDatabaseUrl } from '../helper.ts';
-import { startServer, type ServerProcess } from '../process.ts';
+import { type ServerProcess, startServer } from '../process.ts';
 
 interface Connection {
   socket: Socket;

@@ -2,9 +2,9 @@
 // SIGSTOPped): readiness says so within its second, requests answer 503 with Retry-After instead
 // of hanging, and everything works again once it resumes, without a restart.
 import t from 'tap';
-import { buildApp } from '../../src/app.ts';
 import { DatabaseConnection } from '../../src/db/client.ts';
-import { READINESS_TIMEOUT_MS } from '../../src/handlers/service.ts';
+import { READINESS_TIMEOUT_MS } from '../../src/domain/service.ts';
+import { buildApp } from '../../src/http/app.ts';
 import { call, createTenant } from '../helper.ts';
 import { ownPostgres, within } from './postgres.ts';
 

@@ -2,16 +2,19 @@
 // the benchmark's endpoints with the same tenant check and the same responses. Benchmark only;
 // built with its own tsconfig, because NestJS needs TypeScript's legacy decorators.
 import 'reflect-metadata';
-import { PrismaPg } from '@prisma/adapter-pg';
 import {
-  ArgumentsHost,
+  type ArgumentsHost,
   Body,
+  type CanActivate,
   Catch,
   Controller,
+  type ExceptionFilter,
+  type ExecutionContext,
   Get,
   HttpException,
   Injectable,
   Module,
+  type OnModuleDestroy,
   Param,
   Post,
   Put,
@@ -19,14 +22,11 @@ import {
   Req,
   Res,
   UseFilters,
-  type CanActivate,
-  type ExceptionFilter,
-  type ExecutionContext,
-  type OnModuleDestroy,
   UseGuards,
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { PrismaPg } from '@prisma/adapter-pg';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PrismaClient } from '../../../src/generated/prisma/client.ts';
 
@@ -46,7 +46,10 @@ class ProblemFilter implements ExceptionFilter {
     const reply = host.switchToHttp().getResponse<FastifyReply>();
     const status = exception.getStatus();
     const response = exception.getResponse();
-    const body = exception instanceof Problem ? response : { type: 'https://tolstoy.dev/problems/validation-error', title: 'The request is not valid', status, detail: String(exception.message) };
+    const body =
+      exception instanceof Problem
+        ? response
+        : { type: 'https://tolstoy.dev/problems/validation-error', title: 'The request is not valid', status, detail: String(exception.message) };
     reply
       .code(status)
       .type('application/problem+json; charset=utf-8')
@@ -95,8 +98,10 @@ const encodeCursor = (id: string) => `v1${Buffer.from(id.replaceAll('-', ''), 'h
 
 function pageArgs(limitText: string | undefined, cursor: string | undefined) {
   const limit = limitText === undefined ? 20 : Number(limitText);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new Problem(400, 'validation-error', 'The request is not valid', 'query/limit: must be from 1 to 100');
-  if (cursor !== undefined && !CURSOR.test(cursor)) throw new Problem(400, 'validation-error', 'The request is not valid', 'query/cursor: is not a cursor this API returned');
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+    throw new Problem(400, 'validation-error', 'The request is not valid', 'query/limit: must be from 1 to 100');
+  if (cursor !== undefined && !CURSOR.test(cursor))
+    throw new Problem(400, 'validation-error', 'The request is not valid', 'query/cursor: is not a cursor this API returned');
   return { limit, after: cursor === undefined ? undefined : decodeCursor(cursor) };
 }
 
@@ -139,14 +144,19 @@ class FlowsController {
   @Get()
   async list(@Req() request: TenantRequest, @Query('limit') limitText?: string, @Query('cursor') cursor?: string) {
     const { limit, after } = pageArgs(limitText, cursor);
-    const rows = await this.db.flow.findMany({ where: { orgId: request.tenant.orgId, ...(after && { id: { lt: after } }) }, orderBy: { id: 'desc' }, take: limit + 1 });
+    const rows = await this.db.flow.findMany({
+      where: { orgId: request.tenant.orgId, ...(after && { id: { lt: after } }) },
+      orderBy: { id: 'desc' },
+      take: limit + 1,
+    });
     return page(rows, limit, flow);
   }
 
   @Put(':id')
   async update(@Req() request: TenantRequest, @Param('id') id: string, @Body() body: { name?: unknown }) {
     checkId(id);
-    if (typeof body?.name !== 'string' || body.name.length === 0 || body.name.length > 200) throw new Problem(400, 'validation-error', 'The request is not valid', 'body/name: must be a name');
+    if (typeof body?.name !== 'string' || body.name.length === 0 || body.name.length > 200)
+      throw new Problem(400, 'validation-error', 'The request is not valid', 'body/name: must be a name');
     const name = body.name;
     try {
       const row = await this.db.flow.update({ where: { orgId_id: { orgId: request.tenant.orgId, id } }, data: { name, version: { increment: 1 } } });
@@ -167,16 +177,35 @@ class ToolsController {
   constructor(private readonly db: Database) {}
 
   @Post()
-  async create(@Req() request: TenantRequest, @Res({ passthrough: true }) reply: FastifyReply, @Body() body: { name?: unknown; baseUrl?: unknown; authType?: unknown; description?: unknown }) {
+  async create(
+    @Req() request: TenantRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+    @Body() body: { name?: unknown; baseUrl?: unknown; authType?: unknown; description?: unknown },
+  ) {
     const authType = body?.authType ?? 'none';
     if (typeof body?.name !== 'string' || typeof body.baseUrl !== 'string' || !/^https?:\/\//.test(body.baseUrl) || !AUTH_TYPES.includes(authType as never)) {
       throw new Problem(400, 'validation-error', 'The request is not valid', 'body: a tool needs a name, a baseUrl and a known authType');
     }
     const tool = await this.db.tool.create({
-      data: { orgId: request.tenant.orgId, name: body.name, baseUrl: body.baseUrl, authType: authType as (typeof AUTH_TYPES)[number], description: typeof body.description === 'string' ? body.description : null },
+      data: {
+        orgId: request.tenant.orgId,
+        name: body.name,
+        baseUrl: body.baseUrl,
+        authType: authType as (typeof AUTH_TYPES)[number],
+        description: typeof body.description === 'string' ? body.description : null,
+      },
     });
     reply.header('location', `/tools/${tool.id}`);
-    return { id: tool.id, orgId: tool.orgId, name: tool.name, description: tool.description, baseUrl: tool.baseUrl, authType: tool.authType, createdAt: tool.createdAt.toISOString(), updatedAt: tool.updatedAt.toISOString() };
+    return {
+      id: tool.id,
+      orgId: tool.orgId,
+      name: tool.name,
+      description: tool.description,
+      baseUrl: tool.baseUrl,
+      authType: tool.authType,
+      createdAt: tool.createdAt.toISOString(),
+      updatedAt: tool.updatedAt.toISOString(),
+    };
   }
 }
 

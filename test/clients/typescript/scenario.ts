@@ -12,32 +12,64 @@ function ok<Data>(result: { data?: Data; error?: unknown; response: Response }, 
   return result.data;
 }
 
-const organization = ok(await client.POST('/organizations', { body: { name: 'TypeScript Co', owner: { email: 'owner@ts.example', name: 'Owner' } } }), 'create an organization and its first member');
+const organization = ok(
+  await client.POST('/organizations', { body: { name: 'TypeScript Co', owner: { email: 'owner@ts.example', name: 'Owner' } } }),
+  'create an organization and its first member',
+);
 const tenant = { 'X-Org-ID': organization.id, 'X-User-ID': organization.owner!.id };
 
-const tool = ok(await client.POST('/tools', { params: { header: tenant }, body: { name: 'Slack API', baseUrl: 'https://api.slack.com', authType: 'bearer' } }), 'create a tool');
+const tool = ok(
+  await client.POST('/tools', { params: { header: tenant }, body: { name: 'Slack API', baseUrl: 'https://api.slack.com', authType: 'bearer' } }),
+  'create a tool',
+);
 const action = ok(
-  await client.POST('/actions', { params: { header: tenant }, body: { toolId: tool.id, name: 'Post a message', key: 'slack.post', method: 'POST', endpoint: '/chat.postMessage' } }),
+  await client.POST('/actions', {
+    params: { header: tenant },
+    body: { toolId: tool.id, name: 'Post a message', key: 'slack.post', method: 'POST', endpoint: '/chat.postMessage' },
+  }),
   'create an action',
 );
-const flow = ok(await client.POST('/flows', { params: { header: tenant }, body: { name: 'Announce', steps: [{ key: 'post', actionId: action.id, inputs: { channel: '#general' } }] } }), 'create a flow');
-const log = ok(await client.POST('/execution-logs', { params: { header: tenant }, body: { flowId: flow.id, executionId: 'run-1', stepKey: 'post', status: 'completed', durationMs: 12 } }), 'create an execution log');
+const flow = ok(
+  await client.POST('/flows', {
+    params: { header: tenant },
+    body: { name: 'Announce', steps: [{ key: 'post', actionId: action.id, inputs: { channel: '#general' } }] },
+  }),
+  'create a flow',
+);
+const log = ok(
+  await client.POST('/execution-logs', {
+    params: { header: tenant },
+    body: { flowId: flow.id, executionId: 'run-1', stepKey: 'post', status: 'completed', durationMs: 12 },
+  }),
+  'create an execution log',
+);
 
 for (const name of ['Second', 'Third']) await client.POST('/tools', { params: { header: tenant }, body: { name, baseUrl: 'https://example.com' } });
 const first = ok(await client.GET('/tools', { params: { header: tenant, query: { limit: 2 } } }), 'list the first page');
 assert.equal(first.items.length, 2);
 assert.ok(first.nextCursor);
 const second = ok(await client.GET('/tools', { params: { header: tenant, query: { limit: 2, cursor: first.nextCursor } } }), 'list the next page');
-assert.deepEqual(second.items.map((item) => item.id), [tool.id]);
+assert.deepEqual(
+  second.items.map((item) => item.id),
+  [tool.id],
+);
 assert.equal(second.nextCursor, null);
 
 const renamed = ok(await client.PUT('/flows/{id}', { params: { header: tenant, path: { id: flow.id } }, body: { name: 'Announce loudly' } }), 'update a flow');
 assert.equal(renamed.version, 2);
 
-const stranger = ok(await client.POST('/organizations', { body: { name: 'Elsewhere', owner: { email: 'owner@elsewhere.example' } } }), 'create another organization');
+const stranger = ok(
+  await client.POST('/organizations', { body: { name: 'Elsewhere', owner: { email: 'owner@elsewhere.example' } } }),
+  'create another organization',
+);
 const hidden = await client.GET('/tools/{id}', { params: { header: { 'X-Org-ID': stranger.id, 'X-User-ID': stranger.owner!.id }, path: { id: tool.id } } });
 assert.equal(hidden.response.status, 404);
 assert.equal(hidden.error?.type, 'https://tolstoy.dev/problems/not-found');
 console.log(`ok another tenant gets a typed Problem: ${hidden.error?.title}`);
 
-ok(await client.DELETE('/execution-logs/{id}', { params: { header: tenant, path: { id: log.id } } }).then((r) => ({ ...r, data: r.response.status === 204 ? {} : undefined })), 'delete the execution log');
+ok(
+  await client
+    .DELETE('/execution-logs/{id}', { params: { header: tenant, path: { id: log.id } } })
+    .then((r) => ({ ...r, data: r.response.status === 204 ? {} : undefined })),
+  'delete the execution log',
+);

@@ -1,0 +1,181 @@
+// The service's configuration, read once at start-up from the environment and an optional
+// `.env` file (the environment wins). Every problem is reported at once, so an operator fixes
+// them in one go; no message repeats a value, so none can leak a credential.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseEnv } from 'node:util';
+
+export const NODE_ENVS = ['development', 'production', 'test'] as const;
+export type NodeEnv = (typeof NODE_ENVS)[number];
+
+export interface DatabaseUrls {
+  /** Pooled connection for the application. */
+  url: string;
+  /** Direct connection for migrations. */
+  directUrl: string;
+}
+
+export interface SecretSettings {
+  region: string;
+  secretName: string;
+  /** How long one request to Secrets Manager may take before it is retried. */
+  timeoutMs: number;
+}
+
+/** How long Tolstoy waits on its database, so that a stalled one costs a 503 instead of a hang. */
+export interface DatabaseTimeouts {
+  /** To open a connection, or to wait for a free one in the pool. */
+  connectMs: number;
+  /** One statement, enforced by the server; Tolstoy gives up on a connection silent for a second longer. */
+  statementMs: number;
+  /** A transaction left idle, enforced by the server. */
+  idleInTransactionMs: number;
+}
+
+export interface Config {
+  nodeEnv: NodeEnv;
+  appName: string;
+  port: number;
+  host: string;
+  logLevel: string;
+  /** From the environment; absent outside production means "the embedded PostgreSQL". */
+  database: DatabaseUrls | undefined;
+  /** Set when the database URLs come from AWS Secrets Manager instead. */
+  secrets: SecretSettings | undefined;
+  /** Variables that were set but do not apply in this mode, for a warning at start-up. */
+  ignored: string[];
+  /** Where the embedded PostgreSQL keeps its data. */
+  dataDir: string;
+  /** Whether queries run as named prepared statements (off for poolers without support). */
+  preparedStatements: boolean;
+  databaseTimeouts: DatabaseTimeouts;
+  /** How long a client may take to send a whole request. */
+  requestTimeoutMs: number;
+  /** How long a shutdown may wait for requests in flight before it closes their connections. */
+  shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+
+  constructor(problems: string[]) {
+    super(`Invalid configuration: ${problems.join('; ')}.`);
+    this.problems = problems;
+  }
+}
+
+const ROOT = new URL('../..', import.meta.url);
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const BOOLEANS: Record<string, boolean> = { true: true, '1': true, yes: true, false: false, '0': false, no: false };
+const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+
+/** The process environment over the variables of `.env` in the project's directory, if any. */
+export function environment(env: NodeJS.ProcessEnv = process.env, dotenv = fileURLToPath(new URL('.env', ROOT))): NodeJS.ProcessEnv {
+  let text: string;
+  try {
+    text = readFileSync(dotenv, 'utf8');
+  } catch {
+    return env;
+  }
+  return { ...parseEnv(text), ...env };
+}
+
+export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
+  const problems: string[] = [];
+  const value = (name: string) => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
+
+  const nodeEnv = (value('NODE_ENV') ?? 'development') as NodeEnv;
+  if (!NODE_ENVS.includes(nodeEnv)) problems.push(`NODE_ENV must be one of ${NODE_ENVS.join(', ')}`);
+  const production = nodeEnv === 'production';
+
+  const port = Number(value('PORT') ?? 3000);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push('PORT must be a whole number from 0 to 65535');
+
+  const logLevel = value('LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+
+  const appName = value('APP_NAME') ?? 'Tolstoy';
+  if (appName.length > 100) problems.push('APP_NAME must be at most 100 characters');
+
+  const useSecrets = value('USE_AWS_SECRETS') === undefined ? production : BOOLEANS[value('USE_AWS_SECRETS')!.toLowerCase()];
+  if (useSecrets === undefined) problems.push('USE_AWS_SECRETS must be true or false');
+  const preparedStatements = BOOLEANS[(value('DATABASE_PREPARED_STATEMENTS') ?? 'true').toLowerCase()];
+  if (preparedStatements === undefined) problems.push('DATABASE_PREPARED_STATEMENTS must be true or false');
+
+  const milliseconds = (name: string, fallback: number, min: number, max: number) => {
+    const ms = Number(value(name) ?? fallback);
+    if (!Number.isInteger(ms) || ms < min || ms > max) problems.push(`${name} must be a whole number of milliseconds from ${min} to ${max}`);
+    return ms;
+  };
+  const databaseTimeouts = {
+    connectMs: milliseconds('DATABASE_CONNECT_TIMEOUT_MS', 5000, 100, 600_000),
+    statementMs: milliseconds('DATABASE_STATEMENT_TIMEOUT_MS', 5000, 100, 600_000),
+    idleInTransactionMs: milliseconds('DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', 10_000, 100, 600_000),
+  };
+  const requestTimeoutMs = milliseconds('HTTP_REQUEST_TIMEOUT_MS', 30_000, 1000, 600_000);
+  const shutdownTimeoutMs = milliseconds('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000);
+
+  const databaseUrl = postgresUrl('DATABASE_URL', value('DATABASE_URL'), problems);
+  const directUrl = postgresUrl('DIRECT_URL', value('DIRECT_URL'), problems);
+  if (directUrl && !databaseUrl) problems.push('DIRECT_URL is set without DATABASE_URL');
+
+  let secrets: SecretSettings | undefined;
+  const ignored: string[] = [];
+  if (useSecrets) {
+    const region = value('AWS_REGION') ?? value('AWS_DEFAULT_REGION');
+    if (!region) problems.push('AWS_REGION is required to read the database secret from AWS Secrets Manager');
+    else if (!AWS_REGION.test(region)) problems.push('AWS_REGION must be an AWS region such as us-east-1');
+    const timeoutMs = milliseconds('AWS_SECRETS_TIMEOUT_MS', 5000, 100, 60000);
+    secrets = { region: region ?? '', secretName: value('AWS_SECRET_NAME') ?? 'tolstoy-db-secret', timeoutMs };
+    // The secret is the one source of the database's credentials, so that rotating it works.
+    for (const name of ['DATABASE_URL', 'DIRECT_URL']) if (value(name)) ignored.push(name);
+  } else if (production && !databaseUrl) {
+    problems.push('DATABASE_URL is required in production when USE_AWS_SECRETS is false: the embedded PostgreSQL is for development only');
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    nodeEnv,
+    appName,
+    port,
+    // Outside production the API listens on loopback only: it has no authentication of its own.
+    host: value('HOST') ?? (production ? '0.0.0.0' : '127.0.0.1'),
+    logLevel,
+    database: !secrets && databaseUrl ? { url: databaseUrl, directUrl: directUrl ?? databaseUrl } : undefined,
+    secrets,
+    ignored,
+    dataDir: value('TOLSTOY_DATA_DIR') ?? fileURLToPath(new URL('.data/postgres', ROOT)),
+    preparedStatements: preparedStatements!,
+    databaseTimeouts,
+    requestTimeoutMs,
+    shutdownTimeoutMs,
+  };
+}
+
+/** The URL when it is a PostgreSQL URL; otherwise a problem that names the variable, never its value. */
+export function postgresUrl(name: string, value: string | undefined, problems: string[]): string | undefined {
+  if (!value) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    problems.push(`${name} is not a URL`);
+    return undefined;
+  }
+  if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:') {
+    problems.push(`${name} must be a postgresql:// URL`);
+    return undefined;
+  }
+  return value;
+}
+
+/** A database URL without its password, for logs and messages. */
+export function redactUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password) url.password = '****';
+    return url.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

@@ -1,0 +1,73 @@
+// The HTTP application: the contract's operations, its documentation, and problem+json errors.
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { DatabaseConnection } from '../db/client.ts';
+import { handlers } from '../domain/index.ts';
+import { AccessLog } from './accessLog.ts';
+import { answerClientError, answerFrameworkError, registerProblemHandlers } from './errors.ts';
+import { registerJsonBodies } from './jsonBody.ts';
+import { registerOperations } from './routes.ts';
+import { serializerCompiler } from './serialization.ts';
+import { type Contract, loadContract } from './spec.ts';
+import { validatorCompiler } from './validation.ts';
+
+export interface AppOptions {
+  database: DatabaseConnection;
+  logger?: FastifyServerOptions['loggerInstance'];
+  contract?: Contract;
+  /** How long a client may take to send a whole request. */
+  requestTimeoutMs?: number;
+}
+
+export const BODY_LIMIT = 1024 * 1024;
+
+export async function buildApp({ database, logger, contract = loadContract(), requestTimeoutMs = 30_000 }: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(logger ? { loggerInstance: logger, logController: new AccessLog() } : { logger: false }),
+    bodyLimit: BODY_LIMIT,
+    // While shutting down, requests on open connections are still served: the pool closes after.
+    return503OnClosing: false,
+    // A client trickling a request in (or stalling mid-upload) is answered 408 and let go; Node
+    // looks for such clients every 30 s unless told to look more often.
+    requestTimeout: requestTimeoutMs,
+    http: { connectionsCheckingInterval: Math.min(5000, Math.max(250, requestTimeoutMs / 4)) },
+    // Long path parameters reach validation, which names them, instead of the router's 414.
+    routerOptions: { maxParamLength: 16 * 1024 },
+    frameworkErrors: answerFrameworkError,
+    clientErrorHandler: answerClientError,
+  });
+  closeConnectionsWhenClosing(app);
+  app.setValidatorCompiler(validatorCompiler());
+  app.setSerializerCompiler(serializerCompiler);
+  registerJsonBodies(app);
+  registerProblemHandlers(app, () => database.renew());
+  await registerDocumentation(app, contract);
+  await registerOperations(app, { document: contract.document, handlers, database });
+  return app;
+}
+
+async function registerDocumentation(app: FastifyInstance, contract: Contract): Promise<void> {
+  await app.register(swagger, { mode: 'static', specification: { document: contract.document as never } });
+  const { title, version } = contract.document.info;
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { displayOperationId: true, deepLinking: true, docExpansion: 'list', defaultModelsExpandDepth: 0 },
+    theme: { title: `${title} ${version}` },
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => contract.document);
+  app.get('/openapi.yaml', { schema: { hide: true } }, async (_request, reply) => reply.type('application/yaml; charset=utf-8').send(contract.yaml));
+}
+
+// Once the app is closing, every answer asks the client to close its connection, including
+// answers to requests that arrived before: no kept-alive connection outlives the drain.
+function closeConnectionsWhenClosing(app: FastifyInstance): void {
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close');
+    done(null, payload);
+  });
+}

@@ -1,0 +1,80 @@
+// Request validation with the spec's own schemas (OpenAPI 3.1 = JSON Schema 2020-12).
+// Bodies are checked strictly: a wrong type or an unknown field is an error, never coerced or
+// stripped. Path, query and header values arrive as strings, so there types are coerced.
+import { Ajv2020, type ErrorObject, type Options, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import type { FastifySchemaCompiler, RouteOptions } from 'fastify';
+
+const COMMON: Options = {
+  allErrors: true,
+  useDefaults: true,
+  strict: true,
+  // OpenAPI 3.1 writes nullable values as a union: type: [string, 'null'].
+  allowUnionTypes: true,
+  // OpenAPI annotations that are not JSON Schema keywords.
+  keywords: ['example', 'xml', 'externalDocs', 'discriminator'],
+};
+
+function ajv(options: Options): Ajv2020 {
+  const instance = new Ajv2020({ ...COMMON, ...options });
+  addFormats.default(instance);
+  return instance;
+}
+
+export function validatorCompiler(): FastifySchemaCompiler<unknown> {
+  const bodies = ajv({ coerceTypes: false, removeAdditional: false });
+  const parameters = ajv({ coerceTypes: 'array', removeAdditional: false });
+  return ({ schema, httpPart }) => (httpPart === 'body' ? bodies.compile(schema as object) : finiteOnly(parameters.compile(schema as object)));
+}
+
+interface Validate {
+  (data: unknown): boolean;
+  errors?: ErrorObject[] | null;
+}
+
+// AJV coerces "1e309" to Infinity and then skips `maximum` for it (isFinite guards that check),
+// so a coerced parameter that came out infinite is refused here.
+function finiteOnly(validate: ValidateFunction): Validate {
+  const checked: Validate = (data) => {
+    if (!validate(data)) {
+      checked.errors = validate.errors;
+      return false;
+    }
+    const infinite = Object.entries(data as Record<string, unknown>).find(([, value]) => typeof value === 'number' && !Number.isFinite(value));
+    checked.errors = infinite
+      ? [{ instancePath: `/${infinite[0]}`, schemaPath: '#/type', keyword: 'type', params: {}, message: 'must be a finite number' }]
+      : null;
+    return !infinite;
+  };
+  return checked;
+}
+
+/**
+ * Adapts a route's schema to how requests arrive: Node delivers header names in lower case
+ * (Fastify lower-cases header schemas itself only with its own validator); a query parameter
+ * the spec does not know is refused, so that a typo is not silently ignored; and a JSON body
+ * schema applies whatever the request's content type (Fastify skips a per-media-type schema
+ * when the type differs, which would let a body without one through unchecked).
+ */
+export function adaptRequestSchema(route: RouteOptions): void {
+  route.schema ??= {};
+  const schema = route.schema as Record<string, JsonSchema | undefined>;
+  const json = (schema.body?.content as Record<string, { schema: JsonSchema }> | undefined)?.['application/json'];
+  if (json) schema.body = json.schema;
+  if (schema.headers) schema.headers = lowerCaseHeaderNames(schema.headers);
+  schema.querystring = { type: 'object', ...schema.querystring, additionalProperties: false };
+}
+
+interface JsonSchema {
+  properties?: Record<string, unknown>;
+  required?: string[];
+  [keyword: string]: unknown;
+}
+
+function lowerCaseHeaderNames(schema: JsonSchema): JsonSchema {
+  return {
+    ...schema,
+    properties: Object.fromEntries(Object.entries(schema.properties ?? {}).map(([name, value]) => [name.toLowerCase(), value])),
+    ...(schema.required && { required: schema.required.map((name) => name.toLowerCase()) }),
+  };
+}

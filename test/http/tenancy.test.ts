@@ -1,0 +1,154 @@
+// The tenant-isolation matrix: for every tenant-scoped operation of the contract, a member of
+// another organization gets 404 (or 403/422) and never sees, changes or deletes the resource.
+import t from 'tap';
+import { operations } from '../contract.ts';
+import { buildTestApp, call, createTenant, type Member, MISSING_ID } from '../helper.ts';
+
+const { app } = await buildTestApp(t);
+const acme = await createTenant(app, 'Acme');
+const globex = await createTenant(app, 'Globex');
+
+// Acme owns one resource of every kind.
+const colleague = (await call(app, acme, { method: 'POST', url: '/users', payload: { email: 'colleague@acme.test' } })).data;
+const tool = (await call(app, acme, { method: 'POST', url: '/tools', payload: { name: 'Slack', baseUrl: 'https://api.slack.com' } })).data;
+const action = (
+  await call(app, acme, {
+    method: 'POST',
+    url: '/actions',
+    payload: { toolId: tool.id, name: 'Post', key: 'slack.post', method: 'POST', endpoint: '/chat.postMessage' },
+  })
+).data;
+const flow = (await call(app, acme, { method: 'POST', url: '/flows', payload: { name: 'Announce', steps: [{ key: 'post', actionId: action.id }] } })).data;
+const log = (
+  await call(app, acme, {
+    method: 'POST',
+    url: '/execution-logs',
+    payload: { flowId: flow.id, userId: colleague.id, executionId: 'run-1', stepKey: 'post', status: 'completed' },
+  })
+).data;
+
+const owned: Record<string, { id: string }> = { users: colleague, tools: tool, actions: action, flows: flow, 'execution-logs': log };
+
+// A body each update would accept, were the resource the caller's own.
+const updates: Record<string, object> = {
+  users: { name: 'Mallory' },
+  tools: { baseUrl: 'https://evil.example.com' },
+  actions: { endpoint: '/steal' },
+  flows: { name: 'Hijacked', steps: [] },
+  'execution-logs': { status: 'cancelled' },
+};
+
+// Creations that name Acme's resources from Globex: each must be refused as a dangling reference.
+const foreignReferences: Record<string, { payload: object; pointer: string }[]> = {
+  users: [],
+  tools: [],
+  actions: [{ payload: { toolId: tool.id, name: 'X', key: 'x', method: 'GET', endpoint: '/' }, pointer: '/toolId' }],
+  flows: [{ payload: { name: 'X', steps: [{ key: 'a', actionId: action.id }] }, pointer: '/steps/0/actionId' }],
+  'execution-logs': [
+    { payload: { flowId: flow.id, executionId: 'r', stepKey: 's', status: 'queued' }, pointer: '/flowId' },
+    { payload: { flowId: MISSING_ID, userId: acme.userId, executionId: 'r', stepKey: 's', status: 'queued' }, pointer: '/flowId' },
+  ],
+};
+
+// Minimal valid creations, to show an orgId in a body is never taken.
+const creations: Record<string, object> = {
+  users: { email: 'new@globex.test' },
+  tools: { name: 'T', baseUrl: 'https://x.io' },
+  actions: { toolId: MISSING_ID, name: 'A', key: 'a', method: 'GET', endpoint: '/' },
+  flows: { name: 'F' },
+  'execution-logs': { flowId: MISSING_ID, executionId: 'r', stepKey: 's', status: 'queued' },
+};
+
+const scoped = operations.filter(({ path }) => !path.startsWith('/organizations') && path !== '/health' && path !== '/ready');
+const collectionOf = (path: string) => path.split('/')[1]!;
+
+async function snapshot() {
+  return Promise.all(Object.entries(owned).map(async ([collection, { id }]) => (await call(app, acme, { method: 'GET', url: `/${collection}/${id}` })).data));
+}
+const before = await snapshot();
+
+t.test('every tenant-scoped operation is in the matrix', async (t) => {
+  t.equal(scoped.length, 25);
+  for (const { path } of scoped) t.ok(collectionOf(path) in owned, path);
+});
+
+t.test("another organization's resource answers 404, exactly as a missing one", async (t) => {
+  for (const { path, method } of scoped.filter(({ path }) => path.includes('{id}'))) {
+    const collection = collectionOf(path);
+    const payload = method === 'put' ? updates[collection] : undefined;
+    const foreign = await call(app, globex, { method: method.toUpperCase() as 'GET', url: `/${collection}/${owned[collection]!.id}`, payload });
+    const missing = await call(app, globex, { method: method.toUpperCase() as 'GET', url: `/${collection}/${MISSING_ID}`, payload });
+    t.equal(foreign.statusCode, 404, `${method} ${path}`);
+    t.equal(foreign.data.title, missing.data.title, `${method} ${path}: same answer as a missing one`);
+    t.equal(foreign.data.detail.replace(owned[collection]!.id, '<id>'), missing.data.detail.replace(MISSING_ID, '<id>'), `${method} ${path}: same detail`);
+  }
+});
+
+t.test("lists never include another organization's resources", async (t) => {
+  for (const { path } of scoped.filter(({ path, method }) => method === 'get' && !path.includes('{id}'))) {
+    const listed = await call(app, globex, { method: 'GET', url: `${path}?limit=100` });
+    t.equal(listed.statusCode, 200, path);
+    t.ok(
+      listed.data.items.every((item: { orgId: string }) => item.orgId === globex.orgId),
+      `${path}: only Globex's items`,
+    );
+  }
+  const filtered = await call(app, globex, { method: 'GET', url: `/execution-logs?flowId=${flow.id}&executionId=run-1` });
+  t.same(filtered.data.items, [], "filtering by Acme's flow finds nothing");
+  const actions = await call(app, globex, { method: 'GET', url: `/actions?toolId=${tool.id}` });
+  t.same(actions.data.items, [], "filtering by Acme's tool finds nothing");
+});
+
+t.test("references to another organization's resources are refused as missing ones", async (t) => {
+  for (const { path } of scoped.filter(({ method }) => method === 'post')) {
+    for (const { payload, pointer } of foreignReferences[collectionOf(path)]!) {
+      const response = await call(app, globex, { method: 'POST', url: path, payload });
+      t.equal(response.statusCode, 422, `${path} ${pointer}`);
+      t.equal(response.data.errors[0].pointer, pointer);
+    }
+  }
+  const log = (await call(app, globex, { method: 'POST', url: '/flows', payload: { name: 'Mine' } })).data;
+  const ownLog = (
+    await call(app, globex, { method: 'POST', url: '/execution-logs', payload: { flowId: log.id, executionId: 'r', stepKey: 's', status: 'queued' } })
+  ).data;
+  t.equal((await call(app, globex, { method: 'PUT', url: `/execution-logs/${ownLog.id}`, payload: { userId: acme.userId } })).statusCode, 422);
+  t.equal((await call(app, globex, { method: 'PUT', url: `/execution-logs/${ownLog.id}`, payload: { flowId: flow.id } })).statusCode, 422);
+});
+
+t.test('an orgId in a body is never taken', async (t) => {
+  for (const { path } of scoped.filter(({ method }) => method === 'post')) {
+    const response = await call(app, globex, { method: 'POST', url: path, payload: { ...creations[collectionOf(path)], orgId: acme.orgId } });
+    t.equal(response.statusCode, 400, path);
+    t.match(response.data.errors, [{ pointer: '/orgId', message: 'is not a known field' }]);
+  }
+});
+
+t.test('acting for a user of another organization answers 403', async (t) => {
+  const impostors: [string, Member][] = [
+    ["Acme's org with Globex's user", { ...globex, headers: { 'x-org-id': acme.orgId, 'x-user-id': globex.userId } }],
+    ["Globex's org with Acme's user", { ...globex, headers: { 'x-org-id': globex.orgId, 'x-user-id': acme.userId } }],
+    ['an organization that does not exist', { ...globex, headers: { 'x-org-id': MISSING_ID, 'x-user-id': acme.userId } }],
+  ];
+  for (const [who, impostor] of impostors) {
+    for (const { path, method } of scoped) {
+      const collection = collectionOf(path);
+      const url = path.replace('{id}', owned[collection]!.id);
+      const payload = method === 'put' ? updates[collection] : method === 'post' ? creations[collection] : undefined;
+      const response = await call(app, impostor, { method: method.toUpperCase() as 'GET', url, payload });
+      t.equal(response.statusCode, 403, `${who}: ${method} ${path}`);
+    }
+  }
+});
+
+t.test('missing or malformed tenant headers answer 400', async (t) => {
+  for (const headers of [{}, { 'x-org-id': acme.orgId }, { 'x-user-id': acme.userId }, { 'x-org-id': 'acme', 'x-user-id': acme.userId }]) {
+    const response = await call(app, undefined, { method: 'GET', url: '/tools', headers });
+    t.equal(response.statusCode, 400, JSON.stringify(headers));
+    t.ok(response.data.errors.every((e: { in: string }) => e.in === 'header'));
+  }
+});
+
+t.test("after all of that, Acme's resources are as they were", async (t) => {
+  t.same(await snapshot(), before);
+  t.equal((await call(app, acme, { method: 'GET', url: '/users' })).data.items.length, 2);
+});
