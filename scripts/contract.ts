@@ -3,15 +3,18 @@
 // schemathesis (`npm run test:contract -- --max-examples 500 --seed 7`). The JUnit report is
 // written to reports/contract/.
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
 import { DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
+import { Keyring } from '../src/domain/credentials.ts';
+import { startEngine } from '../src/engine/engine.ts';
 import { buildApp } from '../src/http/app.ts';
 import { pythonTools } from './python.ts';
 
@@ -31,7 +34,10 @@ export async function runContract(args: string[], databaseUrl?: string): Promise
   const url = databaseUrl ?? embedded!.url;
   await applyMigrations(url);
   const database = new DatabaseConnection(url);
-  const app = await buildApp({ database });
+  const keyring = new Keyring(randomBytes(32));
+  const settings = { worker: true, concurrency: 10, orgConcurrency: 10, allowPrivateTargets: true, responseLimitBytes: 1024 * 1024 };
+  const engine = await startEngine({ database, directUrl: url, keyring, settings, log: pino({ level: 'silent' }) });
+  const app = await buildApp({ database, services: { keyring, runs: engine.runs } });
   const answered = countSuccesses(app);
   try {
     const base = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -64,6 +70,7 @@ export async function runContract(args: string[], databaseUrl?: string): Promise
     return { code: Math.max(code, unchained), passed, failed: failed + unchained };
   } finally {
     await app.close();
+    await engine.stop(1000);
     await database.close();
     await embedded?.stop();
   }

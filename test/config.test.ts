@@ -113,7 +113,7 @@ t.test('a .env file is read, and the environment wins over it', async (t) => {
 
 t.test('.env.example documents every variable the configuration reads', async (t) => {
   const source = await readFile(new URL('../src/config/config.ts', import.meta.url), 'utf8');
-  const read = new Set([...source.matchAll(/(?:value|milliseconds)\('([A-Z_]+)'/g)].map((m) => m[1]));
+  const read = new Set([...source.matchAll(/(?:value|milliseconds|boolean|whole)\('([A-Z_]+)'/g)].map((m) => m[1]));
   t.ok(read.has('SHUTDOWN_TIMEOUT_MS'), 'the variables read through a helper are found too');
   const example = await readFile(new URL('../.env.example', import.meta.url), 'utf8');
   const documented = new Set([...example.matchAll(/^#?\s?([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]));

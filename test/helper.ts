@@ -1,15 +1,21 @@
 // Shared by the tests: a fresh database per test file, cloned from a migrated template, and
 // the app built on it. `npm test` starts one throwaway PostgreSQL for the whole run and passes
 // it in TEST_DATABASE_URL; a test file run on its own starts its own.
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import pg from 'pg';
+import { pino } from 'pino';
+import type { EngineSettings } from '../src/config/config.ts';
 import { type Database, DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
+import { Keyring } from '../src/domain/credentials.ts';
+import { type Engine, startEngine } from '../src/engine/engine.ts';
+import { openQueue } from '../src/engine/queue.ts';
 import { buildApp } from '../src/http/app.ts';
+import type { Services } from '../src/http/routes.ts';
 import { contractViolation } from './contract.ts';
 
 export const TEMPLATE = 'tolstoy_template';
@@ -35,6 +41,9 @@ export async function prepareTemplate(serverUrl: string): Promise<void> {
     await client.query(`CREATE DATABASE ${TEMPLATE}`);
   });
   await applyMigrations(databaseUrl(serverUrl, TEMPLATE));
+  // The queue's schema too, so that every clone starts with it.
+  const boss = await openQueue({ url: databaseUrl(serverUrl, TEMPLATE), working: false });
+  await boss.stop({ graceful: false });
 }
 
 /** An empty, migrated database of its own, dropped when the test ends. */
@@ -58,17 +67,37 @@ export async function freshDatabase(t: Test): Promise<DatabaseConnection> {
   return database;
 }
 
-export interface TestApp {
+/** Settings of a test's engine: a worker only when asked for, local targets allowed. */
+export const TEST_ENGINE: EngineSettings = { worker: false, concurrency: 10, orgConcurrency: 10, allowPrivateTargets: true, responseLimitBytes: 1024 * 1024 };
+
+export interface TestEngine {
+  engine: Engine;
+  services: Services;
+  keyring: Keyring;
+}
+
+/** A real queue (and worker, if asked for) on the test's database, stopped before the database closes. */
+export async function testEngine(t: Test, database: DatabaseConnection, settings: Partial<EngineSettings> = {}): Promise<TestEngine> {
+  const keyring = new Keyring(randomBytes(32));
+  const directUrl = database.url;
+  const engine = await startEngine({ database, directUrl, keyring, settings: { ...TEST_ENGINE, ...settings }, log: pino({ level: 'silent' }) });
+  t.teardown(() => engine.stop(1000));
+  return { engine, keyring, services: { keyring, runs: engine.runs } };
+}
+
+export interface TestApp extends TestEngine {
   app: FastifyInstance;
   /** The app's database, for looking behind the API. */
   db: Database;
+  database: DatabaseConnection;
 }
 
-export async function buildTestApp(t: Test): Promise<TestApp> {
+export async function buildTestApp(t: Test, settings: Partial<EngineSettings> = {}): Promise<TestApp> {
   const database = await freshDatabase(t);
-  const app = await buildApp({ database });
+  const engine = await testEngine(t, database, settings);
+  const app = await buildApp({ database, services: engine.services });
   t.teardown(() => app.close());
-  return { app, db: database.current };
+  return { ...engine, app, db: database.current, database };
 }
 
 export function databaseUrl(serverUrl: string, name: string): string {

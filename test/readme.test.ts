@@ -5,8 +5,7 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { freePort } from '../src/db/embedded.ts';
-import { buildApp } from '../src/http/app.ts';
-import { freshDatabase } from './helper.ts';
+import { buildTestApp } from './helper.ts';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 const examples = [...readme.matchAll(/```bash\n(curl [^`]+?)```/g)].map((match) => match[1]!.trim());
@@ -19,8 +18,7 @@ t.test('the README shows the original three curl examples', async (t) => {
 });
 
 t.test('they work against a fresh start, in order', async (t) => {
-  const app = await buildApp({ database: await freshDatabase(t) });
-  t.teardown(() => app.close());
+  const { app } = await buildTestApp(t, { worker: true });
   const port = await freePort();
   await app.listen({ port, host: '127.0.0.1' });
   const run = async (example: string, ids: Record<string, string>) => {

@@ -13,6 +13,14 @@ export interface DatabaseUrls {
   url: string;
   /** Direct connection for migrations. */
   directUrl: string;
+  /** In AWS mode, the secret may also hold the keys that encrypt credentials. */
+  encryptionKeys?: EncryptionKeys;
+}
+
+/** Keys that encrypt tool credentials (base64 of 32 bytes): the current one, and the one it replaces during a rotation. */
+export interface EncryptionKeys {
+  current: string | undefined;
+  previous: string | undefined;
 }
 
 export interface SecretSettings {
@@ -53,6 +61,22 @@ export interface Config {
   requestTimeoutMs: number;
   /** How long a shutdown may wait for requests in flight before it closes their connections. */
   shutdownTimeoutMs: number;
+  engine: EngineSettings;
+  /** The key that encrypts tool credentials, when configured (base64 of 32 bytes), and the one it replaces. */
+  encryptionKeys: EncryptionKeys;
+}
+
+export interface EngineSettings {
+  /** Whether this process runs flows (a worker) besides serving the API. */
+  worker: boolean;
+  /** Executions one worker process runs at once. */
+  concurrency: number;
+  /** Executions of one organization that run at once, across all workers. */
+  orgConcurrency: number;
+  /** Whether steps may call private, loopback, link-local and metadata addresses. */
+  allowPrivateTargets: boolean;
+  /** The largest response body a step reads; a larger one fails the step. */
+  responseLimitBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -115,6 +139,31 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
   const requestTimeoutMs = milliseconds('HTTP_REQUEST_TIMEOUT_MS', 30_000, 1000, 600_000);
   const shutdownTimeoutMs = milliseconds('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000);
 
+  const boolean = (name: string, fallback: boolean) => {
+    const text = value(name);
+    if (text === undefined) return fallback;
+    const parsed = BOOLEANS[text.toLowerCase()];
+    if (parsed === undefined) problems.push(`${name} must be true or false`);
+    return parsed ?? fallback;
+  };
+  const whole = (name: string, fallback: number, min: number, max: number) => {
+    const number = Number(value(name) ?? fallback);
+    if (!Number.isInteger(number) || number < min || number > max) problems.push(`${name} must be a whole number from ${min} to ${max}`);
+    return number;
+  };
+  const engine: EngineSettings = {
+    worker: boolean('TOLSTOY_WORKER', true),
+    concurrency: whole('TOLSTOY_WORKER_CONCURRENCY', 20, 1, 1000),
+    orgConcurrency: whole('TOLSTOY_ORG_CONCURRENCY', 10, 1, 1000),
+    // Tests and development call servers on this machine; production must not reach private networks.
+    allowPrivateTargets: boolean('TOLSTOY_ALLOW_PRIVATE_TARGETS', !production),
+    responseLimitBytes: whole('TOLSTOY_STEP_RESPONSE_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+  };
+  const encryptionKeys = {
+    current: encryptionKey('TOLSTOY_ENCRYPTION_KEY', value('TOLSTOY_ENCRYPTION_KEY'), problems),
+    previous: encryptionKey('TOLSTOY_ENCRYPTION_KEY_PREVIOUS', value('TOLSTOY_ENCRYPTION_KEY_PREVIOUS'), problems),
+  };
+
   const databaseUrl = postgresUrl('DATABASE_URL', value('DATABASE_URL'), problems);
   const directUrl = postgresUrl('DIRECT_URL', value('DIRECT_URL'), problems);
   if (directUrl && !databaseUrl) problems.push('DIRECT_URL is set without DATABASE_URL');
@@ -149,7 +198,19 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     databaseTimeouts,
     requestTimeoutMs,
     shutdownTimeoutMs,
+    engine,
+    encryptionKeys,
   };
+}
+
+/** A key that encrypts credentials: the base64 of 32 random bytes (`openssl rand -base64 32`). */
+export function encryptionKey(name: string, text: string | undefined, problems: string[]): string | undefined {
+  if (text === undefined) return undefined;
+  if (!/^[A-Za-z0-9+/]{43}=$/.test(text) || Buffer.from(text, 'base64').length !== 32) {
+    problems.push(`${name} must be the base64 of 32 bytes (make one with: openssl rand -base64 32)`);
+    return undefined;
+  }
+  return text;
 }
 
 /** The URL when it is a PostgreSQL URL; otherwise a problem that names the variable, never its value. */

@@ -3,7 +3,7 @@
 // standard retries with backoff for transient failures. Every failure becomes one sentence an
 // operator can act on; none repeats a secret value.
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { type DatabaseUrls, postgresUrl, type SecretSettings } from './config.ts';
+import { type DatabaseUrls, encryptionKey, postgresUrl, type SecretSettings } from './config.ts';
 
 export const SECRET_ATTEMPTS = 4;
 
@@ -74,12 +74,18 @@ function databaseUrls(text: string | undefined, secretName: string): DatabaseUrl
     throw new SecretError(`The secret "${secretName}" is not JSON; store ${shape}.`);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new SecretError(`The secret "${secretName}" is not ${shape}.`);
-  const { DATABASE_URL, DIRECT_URL } = value as Record<string, unknown>;
+  const { DATABASE_URL, DIRECT_URL, TOLSTOY_ENCRYPTION_KEY, TOLSTOY_ENCRYPTION_KEY_PREVIOUS } = value as Record<string, unknown>;
   if (typeof DATABASE_URL !== 'string' || DATABASE_URL === '') throw new SecretError(`The secret "${secretName}" has no DATABASE_URL; store ${shape}.`);
   const problems: string[] = [];
   const url = postgresUrl(`DATABASE_URL in the secret "${secretName}"`, DATABASE_URL, problems);
   const directUrl = typeof DIRECT_URL === 'string' ? postgresUrl(`DIRECT_URL in the secret "${secretName}"`, DIRECT_URL, problems) : undefined;
   if (DIRECT_URL !== undefined && typeof DIRECT_URL !== 'string') problems.push(`DIRECT_URL in the secret "${secretName}" must be a string`);
+  const key = (name: string, text: unknown) =>
+    text === undefined ? undefined : encryptionKey(`${name} in the secret "${secretName}"`, String(text), problems);
+  const encryptionKeys = {
+    current: key('TOLSTOY_ENCRYPTION_KEY', TOLSTOY_ENCRYPTION_KEY),
+    previous: key('TOLSTOY_ENCRYPTION_KEY_PREVIOUS', TOLSTOY_ENCRYPTION_KEY_PREVIOUS),
+  };
   if (problems.length > 0 || !url) throw new SecretError(`${problems.join('; ')}.`);
-  return { url, directUrl: directUrl ?? url };
+  return { url, directUrl: directUrl ?? url, encryptionKeys };
 }

@@ -67,6 +67,10 @@ export class DatabaseConnection {
     return this.#database;
   }
 
+  get url(): string {
+    return this.#url;
+  }
+
   /** Whether it moved to a new URL; concurrent callers share one renewal. */
   renew(): Promise<boolean> {
     if (!this.#rereadUrl || Date.now() < this.#pausedUntil) return Promise.resolve(false);

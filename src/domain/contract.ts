@@ -2,6 +2,8 @@
 // input and output are exactly what the spec declares for it.
 import type { Database } from '../db/client.ts';
 import type { operations } from '../generated/openapi.ts';
+import type { Keyring } from './credentials.ts';
+import type { Runs } from './runs.ts';
 import type { Reader, ReadOperation, Tenant } from './tenancy.ts';
 
 export type OperationId = keyof operations;
@@ -9,12 +11,17 @@ type Operation<Id extends OperationId> = operations[Id];
 
 type PathOf<Id extends OperationId> = Operation<Id>['parameters'] extends { path: infer Path } ? NonNullable<Path> : never;
 type QueryOf<Id extends OperationId> = Operation<Id>['parameters'] extends { query?: infer Query } ? NonNullable<Query> : never;
+// Node delivers header names in lower case.
+type HeadersOf<Id extends OperationId> = Operation<Id>['parameters'] extends { header?: infer Headers }
+  ? { [Name in keyof NonNullable<Headers> as Lowercase<Name & string>]: NonNullable<Headers>[Name] }
+  : Record<string, never>;
 type BodyOf<Id extends OperationId> = Operation<Id> extends { requestBody: { content: { 'application/json': infer Body } } } ? Body : undefined;
 type JsonOf<Response> = Response extends { content: { 'application/json': infer Body } } ? Body : never;
 
 export interface Input<Id extends OperationId> {
   params: PathOf<Id>;
   query: QueryOf<Id>;
+  headers: HeadersOf<Id>;
   body: BodyOf<Id>;
 }
 
@@ -22,10 +29,32 @@ export type Output<Id extends OperationId> = Operation<Id>['responses'] extends 
   ? JsonOf<Ok>
   : Operation<Id>['responses'] extends { 201: infer Created }
     ? JsonOf<Created>
-    : undefined;
+    : Operation<Id>['responses'] extends { 202: infer Accepted }
+      ? JsonOf<Accepted>
+      : undefined;
+
+/**
+ * An answer whose status and headers depend on the request (a run that finished within
+ * `Prefer: wait` is 200, one still queued 202); both are ones the contract declares.
+ */
+export class Answer<Body> {
+  readonly status: number;
+  readonly body: Body;
+  readonly headers: Record<string, string>;
+
+  constructor(status: number, body: Body, headers: Record<string, string> = {}) {
+    this.status = status;
+    this.body = body;
+    this.headers = headers;
+  }
+}
 
 export interface ServiceContext {
   db: Database;
+  /** Seals and opens tool credentials. */
+  keyring: Keyring;
+  /** Where executions are queued, and how their progress is heard of. */
+  runs: Runs;
 }
 
 /** A write's: the caller is known to be a member. */
@@ -44,6 +73,9 @@ type ContextOf<Id extends OperationId> = Operation<Id>['parameters'] extends { h
     : TenantContext
   : ServiceContext;
 
-export type Handler<Id extends OperationId> = (input: Input<Id>, context: ContextOf<Id>) => Promise<Output<Id>>;
+export type Handler<Id extends OperationId> =
+  Output<Id> extends undefined
+    ? (input: Input<Id>, context: ContextOf<Id>) => Promise<undefined>
+    : (input: Input<Id>, context: ContextOf<Id>) => Promise<Output<Id> | Answer<Output<Id>>>;
 
 export type Handlers = { [Id in OperationId]: Handler<Id> };

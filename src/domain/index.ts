@@ -4,6 +4,7 @@
 import * as actions from './actions.ts';
 import type { Handlers } from './contract.ts';
 import * as executionLogs from './executionLogs.ts';
+import * as executions from './executions.ts';
 import * as flows from './flows.ts';
 import * as organizations from './organizations.ts';
 import * as service from './service.ts';
@@ -38,6 +39,13 @@ export const handlers: Handlers = {
   getFlow: flows.getFlow,
   updateFlow: flows.updateFlow,
   deleteFlow: flows.deleteFlow,
+  listFlowVersions: flows.listFlowVersions,
+  getFlowVersion: flows.getFlowVersion,
+  startExecution: executions.startExecution,
+  listExecutions: executions.listExecutions,
+  getExecution: executions.getExecution,
+  cancelExecution: executions.cancelExecution,
+  retryExecution: executions.retryExecution,
   listExecutionLogs: executionLogs.listExecutionLogs,
   createExecutionLog: executionLogs.createExecutionLog,
   getExecutionLog: executionLogs.getExecutionLog,

@@ -1,4 +1,4 @@
-import { brokenForeignKey, isMissingRow } from '../db/errors.ts';
+import { isMissingRow } from '../db/errors.ts';
 import type { components } from '../generated/openapi.ts';
 import type { Organization as OrganizationRow } from '../generated/prisma/client.ts';
 import type { Handler } from './contract.ts';
@@ -44,22 +44,25 @@ export const updateOrganization: Handler<'updateOrganization'> = async ({ params
 
 export const deleteOrganization: Handler<'deleteOrganization'> = async ({ params }, { db }) => {
   const { id } = params;
-  const [organization, tools, actions, flows, executionLogs] = await db.$transaction([
-    db.organization.findUnique({ where: { id }, select: { id: true } }),
-    db.tool.count({ where: { orgId: id } }),
-    db.action.count({ where: { orgId: id } }),
-    db.flow.count({ where: { orgId: id } }),
-    db.executionLog.count({ where: { orgId: id } }),
-  ]);
-  if (!organization) throw notFound('organization', id);
-  const owned = Object.entries({ tool: tools, action: actions, flow: flows, 'execution log': executionLogs }).filter(([, count]) => count > 0);
-  if (owned.length > 0) throw conflict(`Organization ${id} still has ${owned.map(([noun, count]) => plural(count, noun)).join(', ')}; delete them first.`);
-  try {
-    // Its members go with it (users cascade); everything else must be deleted first.
-    await db.organization.delete({ where: { id } });
-  } catch (error) {
-    if (isMissingRow(error)) throw notFound('organization', id);
-    if (brokenForeignKey(error) !== undefined) throw conflict(`Organization ${id} gained resources while it was being deleted; delete them first.`);
-    throw error;
-  }
+  await db.$transaction(async (tx) => {
+    // The row lock holds off writes that reference the organization until this one is decided.
+    const [organization] = await tx.$queryRaw<unknown[]>`SELECT 1 FROM organizations WHERE id = ${id}::uuid FOR UPDATE`;
+    if (!organization) throw notFound('organization', id);
+    const [tools, actions, flows, running] = await Promise.all([
+      tx.tool.count({ where: { orgId: id } }),
+      tx.action.count({ where: { orgId: id } }),
+      tx.flow.count({ where: { orgId: id, deletedAt: null } }),
+      tx.execution.count({ where: { orgId: id, status: { in: ['queued', 'running'] } } }),
+    ]);
+    const owned = Object.entries({ tool: tools, action: actions, flow: flows, 'queued or running execution': running }).filter(([, count]) => count > 0);
+    if (owned.length > 0)
+      throw conflict(`Organization ${id} still has ${owned.map(([noun, count]) => plural(count, noun)).join(', ')}; delete or cancel them first.`);
+    // Its history goes with it: executions and their logs, deleted flows and their versions; its
+    // members and idempotency keys cascade.
+    await tx.executionLog.deleteMany({ where: { orgId: id } });
+    await tx.execution.updateMany({ where: { orgId: id, retryOf: { not: null } }, data: { retryOf: null } });
+    await tx.execution.deleteMany({ where: { orgId: id } });
+    await tx.flow.deleteMany({ where: { orgId: id } });
+    await tx.organization.delete({ where: { id } });
+  });
 };

@@ -1,9 +1,11 @@
+import { v7 as uuidv7 } from 'uuid';
 import { brokenForeignKey, isMissingRow } from '../db/errors.ts';
 import type { components } from '../generated/openapi.ts';
 import type { Tool as ToolRow } from '../generated/prisma/client.ts';
 import type { Handler } from './contract.ts';
+import { checkCredentialsFit } from './credentials.ts';
 import { pageArgs, toPage } from './pagination.ts';
-import { conflict, LISTED, listed, notFound, plural } from './problems.ts';
+import { conflict, LISTED, listed, notFound, plural, unprocessable } from './problems.ts';
 
 type Tool = components['schemas']['Tool'];
 
@@ -15,6 +17,7 @@ export function toTool(row: ToolRow): Tool {
     description: row.description,
     baseUrl: row.baseUrl,
     authType: row.authType,
+    hasCredentials: row.credentials !== null,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -25,17 +28,34 @@ export const listTools: Handler<'listTools'> = async ({ query }, { db, reader })
   return toPage(rows, query, toTool);
 };
 
-export const createTool: Handler<'createTool'> = async ({ body }, { db, tenant }) => {
-  return toTool(await db.tool.create({ data: { ...body, orgId: tenant.orgId } }));
+export const createTool: Handler<'createTool'> = async ({ body }, { db, tenant, keyring }) => {
+  const { credentials, ...fields } = body;
+  checkCredentialsFit(fields.authType ?? 'none', credentials);
+  // The id is made here: the sealed credentials are bound to it.
+  const id = uuidv7();
+  const sealed = credentials ? keyring.seal(credentials, { orgId: tenant.orgId, toolId: id }) : null;
+  return toTool(await db.tool.create({ data: { ...fields, id, orgId: tenant.orgId, credentials: sealed } }));
 };
 
 export const getTool: Handler<'getTool'> = async ({ params }, { db, reader }) => {
   return toTool(await reader.one(await db.tool.findFirst({ where: { id: params.id, ...reader.scope } }), () => notFound('tool', params.id)));
 };
 
-export const updateTool: Handler<'updateTool'> = async ({ params, body }, { db, tenant }) => {
+export const updateTool: Handler<'updateTool'> = async ({ params, body }, { db, tenant, keyring }) => {
+  const { orgId } = tenant;
+  const { credentials, ...fields } = body;
+  const where = { orgId_id: { orgId, id: params.id } };
+  const current = await db.tool.findUnique({ where, select: { authType: true, credentials: true } });
+  if (!current) throw notFound('tool', params.id);
+  const authType = fields.authType ?? current.authType;
+  checkCredentialsFit(authType, credentials);
+  // Stored credentials fit only the auth type they were given for.
+  if (authType !== current.authType && current.credentials !== null && credentials === undefined) {
+    throw unprocessable('/credentials', `send credentials for ${authType} (or null to remove them): the stored ones are for ${current.authType}`);
+  }
+  const sealed = credentials === undefined ? {} : { credentials: credentials && keyring.seal(credentials, { orgId, toolId: params.id }) };
   try {
-    return toTool(await db.tool.update({ where: { orgId_id: { orgId: tenant.orgId, id: params.id } }, data: body }));
+    return toTool(await db.tool.update({ where, data: { ...fields, ...sealed } }));
   } catch (error) {
     if (isMissingRow(error)) throw notFound('tool', params.id);
     throw error;

@@ -313,6 +313,100 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/flows/{id}/versions": {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The id of the organization the call acts in. */
+                "X-Org-ID": components["parameters"]["OrgId"];
+                /** @description The id of the member of that organization the call acts for. */
+                "X-User-ID": components["parameters"]["UserId"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List a flow's versions
+         * @description Every create and update of a flow stores an immutable snapshot; newest first.
+         */
+        get: operations["listFlowVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/flows/{id}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The id of the organization the call acts in. */
+                "X-Org-ID": components["parameters"]["OrgId"];
+                /** @description The id of the member of that organization the call acts for. */
+                "X-User-ID": components["parameters"]["UserId"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+                /** @description The version's number. */
+                version: number;
+            };
+            cookie?: never;
+        };
+        /** Get one version of a flow */
+        get: operations["getFlowVersion"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/flows/{id}/executions": {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The id of the organization the call acts in. */
+                "X-Org-ID": components["parameters"]["OrgId"];
+                /** @description The id of the member of that organization the call acts for. */
+                "X-User-ID": components["parameters"]["UserId"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a flow
+         * @description Queues a run of the flow, at its current version unless `version` names another. The
+         *     answer is `202` with the queued execution as soon as the run is stored: it is never lost,
+         *     even if a worker dies while running it. Follow its `Location` to see it progress.
+         *
+         *     - **`Prefer: wait=N`** ([RFC 7240](https://www.rfc-editor.org/rfc/rfc7240), N from 0 to
+         *       30 seconds): answers `200` with the finished execution if it ends within N seconds,
+         *       and `202` with it as it is then otherwise. `Preference-Applied` says when the wait was
+         *       honoured.
+         *     - **`Idempotency-Key`**: a retried request with the same key (within 24 hours, in this
+         *       organization) answers what the first one did, status and body, with
+         *       `Idempotent-Replayed: true`, and starts nothing new; the same key with a different body
+         *       answers `422`.
+         */
+        post: operations["startExecution"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/execution-logs": {
         parameters: {
             query?: never;
@@ -366,6 +460,119 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/executions": {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The id of the organization the call acts in. */
+                "X-Org-ID": components["parameters"]["OrgId"];
+                /** @description The id of the member of that organization the call acts for. */
+                "X-User-ID": components["parameters"]["UserId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the organization's executions
+         * @description Newest first, without their steps (get one to see them).
+         */
+        get: operations["listExecutions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/executions/{id}": {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The id of the organization the call acts in. */
+                "X-Org-ID": components["parameters"]["OrgId"];
+                /** @description The id of the member of that organization the call acts for. */
+                "X-User-ID": components["parameters"]["UserId"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get an execution and its steps
+         * @description Every step with what it sent (credentials redacted), what it received, and how it ended.
+         */
+        get: operations["getExecution"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/executions/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The id of the organization the call acts in. */
+                "X-Org-ID": components["parameters"]["OrgId"];
+                /** @description The id of the member of that organization the call acts for. */
+                "X-User-ID": components["parameters"]["UserId"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a queued or running execution
+         * @description The step in flight has its request aborted within a second and becomes `cancelled`, as
+         *     do the steps after it. A finished execution cannot be cancelled (`409`).
+         */
+        post: operations["cancelExecution"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/executions/{id}/retry": {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The id of the organization the call acts in. */
+                "X-Org-ID": components["parameters"]["OrgId"];
+                /** @description The id of the member of that organization the call acts for. */
+                "X-User-ID": components["parameters"]["UserId"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry a failed or cancelled execution from its first unfinished step
+         * @description Starts a new execution of the same flow version with the same input, whose `retryOf`
+         *     names this one. The steps that completed (or were skipped) are not run again: the new
+         *     execution reuses what they received (`reusedFrom`), and runs the rest. Only a `failed`
+         *     or `cancelled` execution can be retried (`409` otherwise), and not once its flow is deleted.
+         */
+        post: operations["retryExecution"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -377,6 +584,8 @@ export interface components {
         Id: string;
         /** Format: date-time */
         Timestamp: string;
+        /** Format: date-time */
+        NullableTimestamp: string | null;
         /** @description Up to 200 characters, no control characters. */
         Name: string;
         /** @description Up to 200 characters, no control characters; `null` when not given. */
@@ -495,6 +704,8 @@ export interface components {
             description: components["schemas"]["Description"];
             baseUrl: components["schemas"]["BaseUrl"];
             authType: components["schemas"]["AuthType"];
+            /** @description Whether credentials are stored; they are never returned. */
+            hasCredentials: boolean;
             createdAt: components["schemas"]["Timestamp"];
             updatedAt: components["schemas"]["Timestamp"];
         };
@@ -504,12 +715,45 @@ export interface components {
             baseUrl: components["schemas"]["BaseUrl"];
             /** @default none */
             authType?: components["schemas"]["AuthType"];
+            credentials?: components["schemas"]["ToolCredentials"];
         };
         ToolUpdate: {
             name?: components["schemas"]["Name"];
             description?: components["schemas"]["Description"];
             baseUrl?: components["schemas"]["BaseUrl"];
             authType?: components["schemas"]["AuthType"];
+            /** @description New credentials for the tool's `authType`, or `null` to remove them. */
+            credentials?: components["schemas"]["ToolCredentials"] | null;
+        };
+        Secret: string;
+        /**
+         * @description Write-only: stored encrypted (AES-256-GCM), used to call the tool, never returned, logged
+         *     or shown in an execution. Their shape must match the tool's `authType` (`422` otherwise):
+         *     - `apiKey`: `{ name, value, in }`: sent as the header (or query parameter) `name`;
+         *     - `bearer`: `{ token }`: `Authorization: Bearer <token>`;
+         *     - `basic`: `{ username, password }`: `Authorization: Basic …`;
+         *     - `oauth2`: `{ tokenUrl, clientId, clientSecret, scope }`: a token from the client-credentials
+         *       grant, cached until it expires, sent as a bearer token.
+         */
+        ToolCredentials: {
+            /** @description The header's (or query parameter's) name. */
+            name: string;
+            value: components["schemas"]["Secret"];
+            /**
+             * @description Where the key goes; `header` when omitted.
+             * @enum {string}
+             */
+            in?: "header" | "query";
+        } | {
+            token: components["schemas"]["Secret"];
+        } | {
+            username: string;
+            password: components["schemas"]["Secret"];
+        } | {
+            tokenUrl: components["schemas"]["BaseUrl"];
+            clientId: string;
+            clientSecret: components["schemas"]["Secret"];
+            scope?: string;
         };
         ToolList: {
             items: components["schemas"]["Tool"][];
@@ -572,26 +816,81 @@ export interface components {
             nextCursor: components["schemas"]["NextCursor"];
         };
         FlowStep: {
-            /** @description Unique within the flow. */
+            /** @description Unique within the flow; later steps refer to this step's results as `steps.<key>`. */
             key: components["schemas"]["Key"];
             actionId: components["schemas"]["Id"];
-            /** @description The inputs passed to the action; `{}` when omitted. */
+            /**
+             * @description The action's inputs, as a [JSON-e](https://json-e.js.org) template over `input`,
+             *     `steps` and `execution` (see "Running flows"); `{}` when omitted.
+             */
             inputs?: components["schemas"]["JsonObject"];
+            if?: components["schemas"]["StepCondition"];
+            timeoutMs?: components["schemas"]["StepTimeout"];
+            retry?: components["schemas"]["StepRetry"];
+            continueOnError?: components["schemas"]["ContinueOnError"];
         };
+        /**
+         * @description A JSON-e expression over the same context as `inputs`; when it is false, the step is `skipped`. `null` (the default) runs the step always.
+         * @example steps.lookup.output.found && input.notify
+         */
+        StepCondition: string | null;
+        /**
+         * @description How long one attempt may take, in milliseconds, from connecting to the last byte of the answer.
+         * @default 30000
+         */
+        StepTimeout: number;
+        /**
+         * @description How often a failed attempt is tried again. Network errors, timeouts, `408`, `429` and `5xx`
+         *     answers are retried, after `initialDelayMs` doubled at each attempt, with jitter, at most
+         *     `maxDelayMs` (or longer when the answer's `Retry-After` asks for it, up to 5 minutes).
+         *     Other answers fail the step at once.
+         */
+        StepRetry: {
+            /**
+             * @description Attempts in all; 1 tries once.
+             * @default 1
+             */
+            maxAttempts?: number;
+            /** @default 1000 */
+            initialDelayMs?: number;
+            /** @default 30000 */
+            maxDelayMs?: number;
+        };
+        /**
+         * @description When the step fails, go on with the next one instead of failing the execution.
+         * @default false
+         */
+        ContinueOnError: boolean;
         /** @description The steps, run in this order. */
         FlowSteps: components["schemas"]["FlowStep"][];
+        /** @description A step as stored, with every option's value. */
+        StoredFlowStep: {
+            key: components["schemas"]["Key"];
+            actionId: components["schemas"]["Id"];
+            inputs: components["schemas"]["JsonObject"];
+            if: components["schemas"]["StepCondition"];
+            timeoutMs: components["schemas"]["StepTimeout"];
+            retry: {
+                maxAttempts: number;
+                initialDelayMs: number;
+                maxDelayMs: number;
+            };
+            continueOnError: boolean;
+        };
+        /**
+         * @description A JSON-e template for the execution's `output`, over the same context as the steps'
+         *     inputs; `null` (the default) makes the output the last completed step's.
+         */
+        FlowOutput: components["schemas"]["JsonObjectOrNull"];
         Flow: {
             id: components["schemas"]["Id"];
             orgId: components["schemas"]["Id"];
             name: components["schemas"]["Name"];
             description: components["schemas"]["Description"];
-            /** @description 1 when created, one more after every update. */
+            /** @description 1 when created, one more after every update; each is kept (see `GET /flows/{id}/versions`). */
             version: number;
-            steps: {
-                key: components["schemas"]["Key"];
-                actionId: components["schemas"]["Id"];
-                inputs: components["schemas"]["JsonObject"];
-            }[];
+            steps: components["schemas"]["StoredFlowStep"][];
+            output: components["schemas"]["FlowOutput"];
             createdAt: components["schemas"]["Timestamp"];
             updatedAt: components["schemas"]["Timestamp"];
         };
@@ -599,14 +898,122 @@ export interface components {
             name: components["schemas"]["Name"];
             description?: components["schemas"]["Description"];
             steps?: components["schemas"]["FlowSteps"];
+            output?: components["schemas"]["FlowOutput"];
         };
         FlowUpdate: {
             name?: components["schemas"]["Name"];
             description?: components["schemas"]["Description"];
             steps?: components["schemas"]["FlowSteps"];
+            output?: components["schemas"]["FlowOutput"];
         };
         FlowList: {
             items: components["schemas"]["Flow"][];
+            nextCursor: components["schemas"]["NextCursor"];
+        };
+        /** @description A flow as it was at one version; it never changes. */
+        FlowVersion: {
+            id: components["schemas"]["Id"];
+            orgId: components["schemas"]["Id"];
+            flowId: components["schemas"]["Id"];
+            version: number;
+            name: components["schemas"]["Name"];
+            description: components["schemas"]["Description"];
+            steps: components["schemas"]["StoredFlowStep"][];
+            output: components["schemas"]["FlowOutput"];
+            createdAt: components["schemas"]["Timestamp"];
+        };
+        FlowVersionList: {
+            items: components["schemas"]["FlowVersion"][];
+            nextCursor: components["schemas"]["NextCursor"];
+        };
+        /** @description Any JSON value. */
+        JsonValue: unknown;
+        ExecutionStart: {
+            /** @description What the steps see as `input`; `{}` when omitted. */
+            input?: components["schemas"]["JsonObject"];
+            /** @description The flow version to run; the current one when omitted. */
+            version?: number;
+        };
+        /**
+         * @description `queued` → `running` → `completed`, `failed` or `cancelled`.
+         * @enum {string}
+         */
+        ExecutionState: "queued" | "running" | "completed" | "failed" | "cancelled";
+        /**
+         * @description `pending` → `running` → `completed`, `failed`, `skipped` or `cancelled`; a step being retried stays `running`.
+         * @enum {string}
+         */
+        StepState: "pending" | "running" | "completed" | "failed" | "skipped" | "cancelled";
+        Failure: {
+            /**
+             * @description `template-error`, `invalid-inputs`, `action-missing`, `credentials-error`,
+             *     `blocked-target`, `network-error`, `timeout`, `http-status`, `response-too-large`,
+             *     `cancelled`, or, for an execution, `step-failed`.
+             */
+            code: string;
+            message: string;
+            /** @description An execution's failure names the step that failed. */
+            step?: string;
+        } | null;
+        Execution: {
+            id: components["schemas"]["Id"];
+            orgId: components["schemas"]["Id"];
+            flowId: components["schemas"]["Id"];
+            /** @description The version it runs, whatever becomes of the flow. */
+            flowVersion: number;
+            status: components["schemas"]["ExecutionState"];
+            input: components["schemas"]["JsonObject"];
+            /** @description The rendered output template, or the last completed step's output; `null` until it completes. */
+            output: components["schemas"]["JsonValue"];
+            error: components["schemas"]["Failure"];
+            /**
+             * Format: uuid
+             * @description The execution this one retries.
+             */
+            retryOf: string | null;
+            createdBy: components["schemas"]["Id"];
+            createdAt: components["schemas"]["Timestamp"];
+            startedAt: components["schemas"]["NullableTimestamp"];
+            finishedAt: components["schemas"]["NullableTimestamp"];
+            updatedAt: components["schemas"]["Timestamp"];
+            /** @description Every step, in order (absent from lists). */
+            steps?: components["schemas"]["ExecutionStep"][];
+        };
+        ExecutionStep: {
+            key: components["schemas"]["Key"];
+            actionId: components["schemas"]["Id"];
+            status: components["schemas"]["StepState"];
+            /** @description Attempts made so far. */
+            attempts: number;
+            startedAt: components["schemas"]["NullableTimestamp"];
+            finishedAt: components["schemas"]["NullableTimestamp"];
+            durationMs: components["schemas"]["DurationMs"];
+            /** @description What the last attempt sent; credentials appear as `[REDACTED]`. */
+            request: {
+                method: components["schemas"]["HttpMethod"];
+                url: string;
+                headers: {
+                    [key: string]: string;
+                };
+                body: components["schemas"]["JsonValue"];
+            } | null;
+            /** @description What the last attempt received; `body` is the step's `output` (parsed JSON, or text). */
+            response: {
+                status: number;
+                headers: {
+                    [key: string]: string;
+                };
+                body: components["schemas"]["JsonValue"];
+            } | null;
+            error: components["schemas"]["Failure"];
+            /**
+             * Format: uuid
+             * @description For a retry, the execution whose completed step this is, which was not run again.
+             */
+            reusedFrom: string | null;
+        };
+        ExecutionList: {
+            items: components["schemas"]["Execution"][];
             nextCursor: components["schemas"]["NextCursor"];
         };
         /** @enum {string} */
@@ -807,9 +1214,21 @@ export interface components {
         Limit: number;
         /** @description The `nextCursor` of the previous page; omit it for the first page. */
         Cursor: string;
+        /**
+         * @description Makes the request safe to retry: within 24 hours, a request with the same key (in this
+         *     organization) answers what the first one did and changes nothing; with a different body
+         *     it answers `422`. Use a random value, such as a UUID, per logical request.
+         */
+        IdempotencyKey: string;
+        /** @description `wait=N` (0 to 30): wait up to N seconds for the run to finish ([RFC 7240](https://www.rfc-editor.org/rfc/rfc7240)). Other preferences are ignored. */
+        Prefer: string;
     };
     requestBodies: never;
     headers: {
+        /** @description `wait=N` when the request's `Prefer: wait=N` was honoured. */
+        PreferenceApplied: string;
+        /** @description `true` when this answer replays the one given to an earlier request with the same `Idempotency-Key`. */
+        IdempotentReplayed: "true";
         /** @description The path of the created resource. */
         Location: string;
     };
@@ -1299,6 +1718,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             431: components["responses"]["HeadersTooLarge"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1378,6 +1798,7 @@ export interface operations {
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             431: components["responses"]["HeadersTooLarge"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1842,6 +2263,153 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
+    listFlowVersions: {
+        parameters: {
+            query?: {
+                /** @description How many items a page holds at most. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page; omit it for the first page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header: {
+                /** @description The id of the organization the call acts in. */
+                "X-Org-ID": components["parameters"]["OrgId"];
+                /** @description The id of the member of that organization the call acts for. */
+                "X-User-ID": components["parameters"]["UserId"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the flow's versions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowVersionList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getFlowVersion: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The id of the organization the call acts in. */
+                "X-Org-ID": components["parameters"]["OrgId"];
+                /** @description The id of the member of that organization the call acts for. */
+                "X-User-ID": components["parameters"]["UserId"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+                /** @description The version's number. */
+                version: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The flow as it was at that version. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowVersion"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    startExecution: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The id of the organization the call acts in. */
+                "X-Org-ID": components["parameters"]["OrgId"];
+                /** @description The id of the member of that organization the call acts for. */
+                "X-User-ID": components["parameters"]["UserId"];
+                /**
+                 * @description Makes the request safe to retry: within 24 hours, a request with the same key (in this
+                 *     organization) answers what the first one did and changes nothing; with a different body
+                 *     it answers `422`. Use a random value, such as a UUID, per logical request.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /** @description `wait=N` (0 to 30): wait up to N seconds for the run to finish ([RFC 7240](https://www.rfc-editor.org/rfc/rfc7240)). Other preferences are ignored. */
+                Prefer?: components["parameters"]["Prefer"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "input": {
+                 *         "release": "v1.4.0"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ExecutionStart"];
+            };
+        };
+        responses: {
+            /** @description The run finished within the time `Prefer: wait` allowed. */
+            200: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Execution"];
+                };
+            };
+            /** @description The run is queued (or still running after the wait). */
+            202: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Execution"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     listExecutionLogs: {
         parameters: {
             query?: {
@@ -2050,6 +2618,158 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listExecutions: {
+        parameters: {
+            query?: {
+                /** @description How many items a page holds at most. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page; omit it for the first page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only the runs of this flow. */
+                flowId?: components["schemas"]["Id"];
+                /** @description Only the runs in this state. */
+                status?: components["schemas"]["ExecutionState"];
+                /** @description Only the runs started after this instant. */
+                createdAfter?: string;
+                /** @description Only the runs started before this instant. */
+                createdBefore?: string;
+            };
+            header: {
+                /** @description The id of the organization the call acts in. */
+                "X-Org-ID": components["parameters"]["OrgId"];
+                /** @description The id of the member of that organization the call acts for. */
+                "X-User-ID": components["parameters"]["UserId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of executions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExecutionList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getExecution: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The id of the organization the call acts in. */
+                "X-Org-ID": components["parameters"]["OrgId"];
+                /** @description The id of the member of that organization the call acts for. */
+                "X-User-ID": components["parameters"]["UserId"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The execution. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Execution"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    cancelExecution: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The id of the organization the call acts in. */
+                "X-Org-ID": components["parameters"]["OrgId"];
+                /** @description The id of the member of that organization the call acts for. */
+                "X-User-ID": components["parameters"]["UserId"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The cancelled execution. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Execution"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    retryExecution: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The id of the organization the call acts in. */
+                "X-Org-ID": components["parameters"]["OrgId"];
+                /** @description The id of the member of that organization the call acts for. */
+                "X-User-ID": components["parameters"]["UserId"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new execution, queued. */
+            202: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Execution"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             431: components["responses"]["HeadersTooLarge"];

@@ -7,13 +7,14 @@ import { handlers } from '../domain/index.ts';
 import { AccessLog } from './accessLog.ts';
 import { answerClientError, answerFrameworkError, registerProblemHandlers } from './errors.ts';
 import { registerJsonBodies } from './jsonBody.ts';
-import { registerOperations } from './routes.ts';
+import { registerOperations, type Services } from './routes.ts';
 import { serializerCompiler } from './serialization.ts';
 import { type Contract, loadContract } from './spec.ts';
 import { validatorCompiler } from './validation.ts';
 
 export interface AppOptions {
   database: DatabaseConnection;
+  services: Services;
   logger?: FastifyServerOptions['loggerInstance'];
   contract?: Contract;
   /** How long a client may take to send a whole request. */
@@ -22,7 +23,7 @@ export interface AppOptions {
 
 export const BODY_LIMIT = 1024 * 1024;
 
-export async function buildApp({ database, logger, contract = loadContract(), requestTimeoutMs = 30_000 }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ database, services, logger, contract = loadContract(), requestTimeoutMs = 30_000 }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(logger ? { loggerInstance: logger, logController: new AccessLog() } : { logger: false }),
     bodyLimit: BODY_LIMIT,
@@ -43,7 +44,7 @@ export async function buildApp({ database, logger, contract = loadContract(), re
   registerJsonBodies(app);
   registerProblemHandlers(app, () => database.renew());
   await registerDocumentation(app, contract);
-  await registerOperations(app, { document: contract.document, handlers, database });
+  await registerOperations(app, { document: contract.document, handlers, database, services });
   return app;
 }
 

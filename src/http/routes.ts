@@ -4,8 +4,10 @@ import http from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteOptions } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
 import type { DatabaseConnection } from '../db/client.ts';
-import type { Handlers, OperationId } from '../domain/contract.ts';
+import { Answer, type Handlers, type OperationId } from '../domain/contract.ts';
+import type { Keyring } from '../domain/credentials.ts';
 import { ProblemError } from '../domain/problems.ts';
+import type { Runs } from '../domain/runs.ts';
 import { assertMember, isRead, readerFor } from '../domain/tenancy.ts';
 import { sendProblem } from './errors.ts';
 import type { OpenApiDocument } from './spec.ts';
@@ -32,13 +34,20 @@ interface ParameterObject {
   in?: string;
 }
 
+/** What every operation may use besides the database. */
+export interface Services {
+  keyring: Keyring;
+  runs: Runs;
+}
+
 export interface OperationsOptions {
   document: OpenApiDocument;
   handlers: Handlers;
   database: DatabaseConnection;
+  services: Services;
 }
 
-export async function registerOperations(app: FastifyInstance, { document, handlers, database }: OperationsOptions): Promise<void> {
+export async function registerOperations(app: FastifyInstance, { document, handlers, database, services }: OperationsOptions): Promise<void> {
   await app.register(async (scope) => {
     scope.addHook('onRoute', adaptRequestSchema);
     await scope.register(openapiGlue, {
@@ -48,9 +57,8 @@ export async function registerOperations(app: FastifyInstance, { document, handl
         const scoped = parametersOf(document, path, operation).some((p) => p.in === 'header' && p.name?.toLowerCase() === 'x-org-id');
         const handler = handlers[operationId as OperationId] as AnyHandler;
         // Glue adds the method, url and schemas from the spec to these options.
-        return {
-          handler: operationHandler(handler, database, operation, scoped ? (isRead(operationId) ? 'read' : 'write') : 'open', locationOf(document, operation)),
-        } as RouteOptions;
+        const access = scoped ? (isRead(operationId) ? 'read' : 'write') : 'open';
+        return { handler: operationHandler(handler, database, services, operation, access, locationOf(document, operation)) } as RouteOptions;
       },
     });
   });
@@ -63,6 +71,7 @@ type Access = 'open' | 'read' | 'write';
 function operationHandler(
   handler: AnyHandler,
   database: DatabaseConnection,
+  services: Services,
   operation: OperationObject,
   access: Access,
   location: ((body: unknown) => string) | undefined,
@@ -70,20 +79,22 @@ function operationHandler(
   const status = successStatus(operation);
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const db = database.current;
-    const result = await handler({ params: request.params, query: request.query, body: request.body }, await contextOf(request, db, access));
-    reply.code(status);
-    if (location) reply.header('location', location(result));
-    return status === 204 ? reply.send() : result;
+    const input = { params: request.params, query: request.query, headers: request.headers, body: request.body };
+    const result = await handler(input, await contextOf(request, { db, ...services }, access));
+    const answer = result instanceof Answer ? result : new Answer(status, result);
+    reply.code(answer.status).headers(answer.headers);
+    if (location) reply.header('location', location(answer.body));
+    return answer.status === 204 ? reply.send() : answer.body;
   };
 }
 
-async function contextOf(request: FastifyRequest, db: DatabaseConnection['current'], access: Access) {
-  if (access === 'open') return { db };
+async function contextOf(request: FastifyRequest, services: Services & { db: DatabaseConnection['current'] }, access: Access) {
+  if (access === 'open') return services;
   const tenant = tenantOf(request);
-  if (access === 'read') return { db, reader: readerFor(db, tenant) };
+  if (access === 'read') return { ...services, reader: readerFor(services.db, tenant) };
   // A write acts only once the caller is known to be a member.
-  await assertMember(db, tenant);
-  return { db, tenant };
+  await assertMember(services.db, tenant);
+  return { ...services, tenant };
 }
 
 /**
@@ -91,9 +102,9 @@ async function contextOf(request: FastifyRequest, db: DatabaseConnection['curren
  * response links to as `Get…`, with the link's parameters filled from the response body.
  */
 function locationOf(document: OpenApiDocument, operation: OperationObject): ((body: unknown) => string) | undefined {
-  const response = Object.entries(operation.responses).find(([code, value]) => code.startsWith('2') && value.headers?.Location)?.[1];
-  const link = Object.values(response?.links ?? {}).find((candidate) => candidate.operationId.startsWith('get'));
-  if (!response || !link) return undefined;
+  const responses = Object.entries(operation.responses).filter(([code, value]) => code.startsWith('2') && value.headers?.Location);
+  const link = responses.flatMap(([, value]) => Object.values(value.links ?? {})).find((candidate) => candidate.operationId.startsWith('get'));
+  if (!link) return undefined;
   const path = Object.keys(document.paths).find((candidate) =>
     Object.values(document.paths[candidate]!).some((op) => (op as OperationObject).operationId === link.operationId),
   );

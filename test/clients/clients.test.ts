@@ -9,8 +9,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { generateClients } from '../../scripts/clients.ts';
 import { pythonTools } from '../../scripts/python.ts';
-import { buildApp } from '../../src/http/app.ts';
-import { freshDatabase } from '../helper.ts';
+import { buildTestApp } from '../helper.ts';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const STEPS = [
@@ -28,8 +27,7 @@ const STEPS = [
 ];
 
 await generateClients();
-const app = await buildApp({ database: await freshDatabase(t) });
-t.teardown(() => app.close());
+const { app } = await buildTestApp(t);
 const base = await app.listen({ port: 0, host: '127.0.0.1' });
 const python = join(await pythonTools(), 'python');
 

@@ -18,7 +18,7 @@ t.test('every operation has a unique operationId, a handler, a tag and a summary
   const ids = operations.map((op) => op.operationId);
   t.equal(new Set(ids).size, ids.length, 'operationIds are unique');
   t.same(ids.sort(), Object.keys(handlers).sort(), 'handlers cover exactly the operations');
-  t.equal(ids.filter((id) => !['getHealth', 'getReadiness'].includes(id)).length, 30, 'the 30 operations of the management API');
+  t.equal(ids.filter((id) => !['getHealth', 'getReadiness'].includes(id)).length, 37, 'the 30 operations of the management API and the 7 of running flows');
   for (const { operationId, operation } of operations) {
     t.ok(operation.tags?.length, `${operationId} has a tag`);
     t.ok(operation.summary, `${operationId} has a summary`);
@@ -64,7 +64,7 @@ t.test('every operation documents the errors it can answer', async (t) => {
     }
   }
   const tenantHeaders = operations.filter(({ path, operation }) => parametersOf(path, operation).some((p: any) => p.name === 'X-Org-ID'));
-  t.equal(tenantHeaders.length, 25, 'the tenant headers are required on the 25 operations outside /organizations');
+  t.equal(tenantHeaders.length, 32, 'the tenant headers are required on the 32 operations outside /organizations');
 });
 
 t.test('every create links to the get, update and delete of what it created', async (t) => {
@@ -81,6 +81,16 @@ t.test('every create links to the get, update and delete of what it created', as
   for (const { operationId, operation } of creates) {
     for (const [name, link] of Object.entries(operation.responses['201'].links) as [string, any][])
       t.ok(byOperationId.has(link.operationId), `${operationId} ${name}`);
+  }
+});
+
+t.test('starting and retrying a run link to its get, cancel and retry', async (t) => {
+  for (const operationId of ['startExecution', 'retryExecution']) {
+    const { operation } = operations.find((op) => op.operationId === operationId)!;
+    const accepted = operation.responses['202'];
+    t.ok(accepted.headers?.Location, `${operationId}: Location header`);
+    const linked = Object.values(accepted.links ?? {}).map((link: any) => link.operationId);
+    t.ok(linked.includes('getExecution') && linked.includes('cancelExecution'), `${operationId}: links`);
   }
 });
 

@@ -111,3 +111,31 @@ t.test('a failed migration recorded by Prisma blocks further runs until resolved
   await query(url, "INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at) VALUES ('x', 'y', '29990101000000_failed', now())");
   await t.rejects(applyMigrations(url), /29990101000000_failed failed earlier and was never resolved/);
 });
+
+t.test('flows written before executions get step defaults and a first version, their inputs kept to the byte', async (t) => {
+  const url = await emptyDatabase(t);
+  const dir = await mkdtemp(join(tmpdir(), 'tolstoy-migrations-'));
+  const before = (await readMigrations()).filter((m) => m.name < '20261125120000');
+  for (const migration of before) {
+    await mkdir(join(dir, migration.name));
+    await writeFile(join(dir, migration.name, 'migration.sql'), migration.script);
+  }
+  await applyMigrations(url, dir);
+  const inputs = '{"z":1,"a":{"__proto__":2.50,"b":[true,null]},"text":"caf\\u00e9"}';
+  await query(
+    url,
+    `WITH o AS (INSERT INTO organizations (id, name, updated_at) VALUES (gen_random_uuid(), 'Old', now()) RETURNING id),
+          tl AS (INSERT INTO tools (id, org_id, name, base_url, updated_at) SELECT gen_random_uuid(), id, 'T', 'https://x.io', now() FROM o RETURNING id, org_id),
+          a AS (INSERT INTO actions (id, org_id, tool_id, name, key, method, endpoint, updated_at) SELECT gen_random_uuid(), org_id, id, 'A', 'a', 'GET', '/a', now() FROM tl RETURNING id, org_id)
+     INSERT INTO flows (id, org_id, name, version, steps, updated_at)
+     SELECT gen_random_uuid(), org_id, 'Old flow', 3, '[{"key":"one","actionId":"' || id || '","inputs":' || $1 || '}]', now() FROM a`,
+    [inputs],
+  );
+  await applyMigrations(url);
+  const [flow] = await query(url, 'SELECT id, steps, version FROM flows');
+  const [step] = JSON.parse(flow.steps);
+  t.match(step, { key: 'one', if: null, timeoutMs: 30000, retry: { maxAttempts: 1, initialDelayMs: 1000, maxDelayMs: 30000 }, continueOnError: false });
+  t.ok(flow.steps.includes(`"inputs":${inputs},`), 'the inputs are the same text');
+  const versions = await query(url, 'SELECT version, steps, name FROM flow_versions WHERE flow_id = $1', [flow.id]);
+  t.same(versions, [{ version: 3, steps: flow.steps, name: 'Old flow' }], 'the current version is kept as a snapshot');
+});

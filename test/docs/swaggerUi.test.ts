@@ -8,14 +8,12 @@ import { fileURLToPath } from 'node:url';
 import { type Page, chromium as playwright } from 'playwright-core';
 import t from 'tap';
 import { chromium } from '../../scripts/debian.ts';
-import { buildApp } from '../../src/http/app.ts';
 import { operations } from '../contract.ts';
-import { freshDatabase } from '../helper.ts';
+import { buildTestApp } from '../helper.ts';
 
 const SCREENSHOTS = fileURLToPath(new URL('../../reports/screenshots/', import.meta.url));
 
-const app = await buildApp({ database: await freshDatabase(t) });
-t.teardown(() => app.close());
+const { app } = await buildTestApp(t);
 const base = await app.listen({ port: 0, host: '127.0.0.1' });
 const browser = await playwright.launchPersistentContext(await mkdtemp(join(tmpdir(), 'tolstoy-chromium-')), {
   executablePath: await chromium(),

@@ -23,10 +23,11 @@ t.test('a flow starts at version 1 with its steps in order', async (t) => {
     },
   });
   t.equal(created.statusCode, 201);
-  t.match(created.data, { name: 'Announce', description: 'Tell the team', version: 1 });
+  t.match(created.data, { name: 'Announce', description: 'Tell the team', version: 1, output: null });
+  const defaults = { if: null, timeoutMs: 30000, retry: { maxAttempts: 1, initialDelayMs: 1000, maxDelayMs: 30000 }, continueOnError: false };
   t.same(created.data.steps, [
-    { key: 'b', actionId: react.id, inputs: { emoji: ':tada:' } },
-    { key: 'a', actionId: post.id, inputs: {} },
+    { key: 'b', actionId: react.id, inputs: { emoji: ':tada:' }, ...defaults },
+    { key: 'a', actionId: post.id, inputs: {}, ...defaults },
   ]);
   t.same((await call(app, acme, { method: 'GET', url: `/flows/${created.data.id}` })).data, created.data);
 });
@@ -83,7 +84,7 @@ t.test('step keys are unique and actions must exist in the organization', async 
   t.match((await call(app, acme, { method: 'GET', url: `/flows/${flow.id}` })).data, { name: 'Good', version: 1 }, 'a refused update changes nothing');
 });
 
-t.test('a step is a key, an action and inputs, nothing else', async (t) => {
+t.test('a step has the documented fields, nothing else', async (t) => {
   const response = await call(app, acme, { method: 'POST', url: '/flows', payload: { name: 'X', steps: [{ key: 'a', actionId: post.id, retries: 3 }] } });
   t.equal(response.statusCode, 400);
   t.same(response.data.errors, [{ in: 'body', pointer: '/steps/0/retries', message: 'is not a known field' }]);
@@ -96,15 +97,111 @@ t.test('inputs keep any JSON, including characters PostgreSQL text cannot hold',
   t.same((await call(app, acme, { method: 'GET', url: `/flows/${created.data.id}` })).data.steps[0].inputs, inputs);
 });
 
-t.test('a flow with execution logs is not deleted; one without is', async (t) => {
-  const flow = (await call(app, acme, { method: 'POST', url: '/flows', payload: { name: 'Ran', steps: [{ key: 'a', actionId: post.id }] } })).data;
-  await call(app, acme, { method: 'POST', url: '/execution-logs', payload: { flowId: flow.id, executionId: 'r1', stepKey: 'a', status: 'completed' } });
-  const refused = await call(app, acme, { method: 'DELETE', url: `/flows/${flow.id}` });
-  t.equal(refused.statusCode, 409);
-  t.match(refused.data.detail, /has 1 execution log;/);
-  const unused = (await call(app, acme, { method: 'POST', url: '/flows', payload: { name: 'Unused', steps: [{ key: 'a', actionId: post.id }] } })).data;
-  t.equal((await call(app, acme, { method: 'DELETE', url: `/flows/${unused.id}` })).statusCode, 204);
-  t.equal((await call(app, acme, { method: 'DELETE', url: `/actions/${react.id}` })).statusCode, 409, 'an earlier flow still calls react');
+t.test('a deleted flow is gone from the API, frees its actions, and keeps its history', async (t) => {
+  const action = await newAction('only-here');
+  const flow = (await call(app, acme, { method: 'POST', url: '/flows', payload: { name: 'Ran', steps: [{ key: 'a', actionId: action.id }] } })).data;
+  const log = await call(app, acme, {
+    method: 'POST',
+    url: '/execution-logs',
+    payload: { flowId: flow.id, executionId: 'r1', stepKey: 'a', status: 'completed' },
+  });
+  t.equal((await call(app, acme, { method: 'DELETE', url: `/actions/${action.id}` })).statusCode, 409, 'the live flow calls it');
+  t.equal((await call(app, acme, { method: 'DELETE', url: `/flows/${flow.id}` })).statusCode, 204);
+  t.equal((await call(app, acme, { method: 'GET', url: `/flows/${flow.id}` })).statusCode, 404);
+  t.equal((await call(app, acme, { method: 'PUT', url: `/flows/${flow.id}`, payload: { name: 'Back' } })).statusCode, 404);
+  t.equal((await call(app, acme, { method: 'DELETE', url: `/flows/${flow.id}` })).statusCode, 404, 'deleted once');
+  t.equal((await call(app, acme, { method: 'GET', url: `/flows/${flow.id}/versions` })).statusCode, 404);
+  t.notOk(
+    (await call(app, acme, { method: 'GET', url: '/flows?limit=100' })).data.items.some((item: { id: string }) => item.id === flow.id),
+    'not listed',
+  );
+  t.equal((await call(app, acme, { method: 'GET', url: `/execution-logs/${log.data.id}` })).statusCode, 200, 'its logs stay');
+  t.equal((await call(app, acme, { method: 'GET', url: `/execution-logs?flowId=${flow.id}` })).data.items.length, 1);
+  t.equal((await call(app, acme, { method: 'DELETE', url: `/actions/${action.id}` })).statusCode, 204, 'its actions are free');
+  t.equal((await call(app, acme, { method: 'DELETE', url: `/actions/${react.id}` })).statusCode, 409, 'a live flow still calls react');
+});
+
+t.test('every version is kept, newest first, and never changes', async (t) => {
+  const flow = (
+    await call(app, acme, { method: 'POST', url: '/flows', payload: { name: 'Versions', steps: [{ key: 'a', actionId: post.id, inputs: { n: 1 } }] } })
+  ).data;
+  await call(app, acme, { method: 'PUT', url: `/flows/${flow.id}`, payload: { steps: [{ key: 'b', actionId: react.id, timeoutMs: 5000 }] } });
+  await call(app, acme, { method: 'PUT', url: `/flows/${flow.id}`, payload: { name: 'Renamed', output: { result: { $eval: 'steps.b.output' } } } });
+  const list = await call(app, acme, { method: 'GET', url: `/flows/${flow.id}/versions` });
+  t.equal(list.statusCode, 200);
+  t.same(
+    list.data.items.map((v: { version: number; name: string }) => [v.version, v.name]),
+    [
+      [3, 'Renamed'],
+      [2, 'Versions'],
+      [1, 'Versions'],
+    ],
+  );
+  const first = await call(app, acme, { method: 'GET', url: `/flows/${flow.id}/versions/1` });
+  t.match(first.data, { flowId: flow.id, version: 1, steps: [{ key: 'a', inputs: { n: 1 } }], output: null });
+  const third = await call(app, acme, { method: 'GET', url: `/flows/${flow.id}/versions/3` });
+  t.match(third.data, { version: 3, steps: [{ key: 'b', timeoutMs: 5000 }], output: { result: { $eval: 'steps.b.output' } } });
+  const current = (await call(app, acme, { method: 'GET', url: `/flows/${flow.id}` })).data;
+  t.same(
+    { name: third.data.name, steps: third.data.steps, output: third.data.output },
+    { name: current.name, steps: current.steps, output: current.output },
+    'the newest version is the flow',
+  );
+  t.equal((await call(app, acme, { method: 'GET', url: `/flows/${flow.id}/versions/4` })).statusCode, 404);
+  const page = await call(app, acme, { method: 'GET', url: `/flows/${flow.id}/versions?limit=2` });
+  const next = await call(app, acme, { method: 'GET', url: `/flows/${flow.id}/versions?limit=2&cursor=${page.data.nextCursor}` });
+  t.same(
+    next.data.items.map((v: { version: number }) => v.version),
+    [1],
+  );
+});
+
+t.test('step options are kept as given, with a default for each one left out', async (t) => {
+  const step = { key: 'a', actionId: post.id, if: 'input.send', timeoutMs: 1500, retry: { maxAttempts: 4 }, continueOnError: true };
+  const created = await call(app, acme, { method: 'POST', url: '/flows', payload: { name: 'Options', steps: [step] } });
+  t.same(created.data.steps[0], { ...step, inputs: {}, retry: { maxAttempts: 4, initialDelayMs: 1000, maxDelayMs: 30000 } });
+  for (const [field, value] of [
+    ['timeoutMs', 0],
+    ['timeoutMs', 300001],
+    ['retry', { maxAttempts: 11 }],
+    ['retry', { tries: 2 }],
+    ['continueOnError', 'yes'],
+    ['if', ''],
+  ] as const) {
+    const refused = await call(app, acme, {
+      method: 'POST',
+      url: '/flows',
+      payload: { name: 'Bad', steps: [{ key: 'a', actionId: post.id, [field]: value }] },
+    });
+    t.equal(refused.statusCode, 400, `${field}: ${JSON.stringify(value)}`);
+  }
+});
+
+t.test('a template or condition that does not parse is refused when the flow is written, naming where', async (t) => {
+  const response = await call(app, acme, {
+    method: 'POST',
+    url: '/flows',
+    payload: {
+      name: 'Broken',
+      steps: [
+        { key: 'a', actionId: post.id, inputs: { text: 'Hi ${input.name' } },
+        { key: 'b', actionId: post.id, if: 'input.x ===' },
+      ],
+      output: { result: { $eval: 'steps.a.output +' } },
+    },
+  });
+  t.equal(response.statusCode, 422);
+  t.match(response.data.errors, [
+    { pointer: '/steps/0/inputs', message: /is not a valid template: inputs\.text: / },
+    { pointer: '/steps/1/if', message: /is not a valid expression/ },
+    { pointer: '/output', message: /is not a valid template: output/ },
+  ]);
+  const fine = await call(app, acme, {
+    method: 'POST',
+    url: '/flows',
+    payload: { name: 'Fine', steps: [{ key: 'a', actionId: post.id, inputs: { text: { $eval: 'steps.nowhere.output' } } }] },
+  });
+  t.equal(fine.statusCode, 201, 'what a template refers to is only known when it runs');
 });
 
 t.test('flows are listed newest first', async (t) => {

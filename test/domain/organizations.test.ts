@@ -71,6 +71,36 @@ t.test('an organization that still owns resources is not deleted', async (t) => 
   t.equal(await db.user.count({ where: { orgId: member.orgId } }), 0, 'its members went with it');
 });
 
+t.test('an organization goes with its history, but not while a run of it is queued or running', async (t) => {
+  const member = await createTenant(app);
+  const tool = (await call(app, member, { method: 'POST', url: '/tools', payload: { name: 'T', baseUrl: 'https://t.example.com' } })).data;
+  const action = (
+    await call(app, member, { method: 'POST', url: '/actions', payload: { toolId: tool.id, name: 'A', key: 'a', method: 'GET', endpoint: '/a' } })
+  ).data;
+  const flow = (await call(app, member, { method: 'POST', url: '/flows', payload: { name: 'F', steps: [{ key: 'a', actionId: action.id }] } })).data;
+  const execution = (await call(app, member, { method: 'POST', url: `/flows/${flow.id}/executions`, payload: {} })).data;
+  await call(app, member, { method: 'POST', url: '/execution-logs', payload: { flowId: flow.id, executionId: 'by-hand', stepKey: 'a', status: 'completed' } });
+  const refused = await call(app, undefined, { method: 'DELETE', url: `/organizations/${member.orgId}` });
+  t.equal(refused.statusCode, 409);
+  t.match(refused.data.detail, /still has 1 tool, 1 action, 1 flow, 1 queued or running execution;/);
+  await call(app, member, { method: 'POST', url: `/executions/${execution.id}/cancel` });
+  for (const path of [`/flows/${flow.id}`, `/actions/${action.id}`, `/tools/${tool.id}`]) await call(app, member, { method: 'DELETE', url: path });
+  const deleted = await call(app, undefined, { method: 'DELETE', url: `/organizations/${member.orgId}` });
+  t.equal(deleted.statusCode, 204);
+  const where = { where: { orgId: member.orgId } };
+  t.same(
+    await Promise.all([
+      db.execution.count(where),
+      db.executionStep.count(where),
+      db.executionLog.count(where),
+      db.flow.count(where),
+      db.flowVersion.count(where),
+    ]),
+    [0, 0, 0, 0, 0],
+    'its executions, logs, deleted flows and versions went with it',
+  );
+});
+
 t.test('the first page of organizations and the cursor to the next', async (t) => {
   for (let i = 0; i < 3; i++) await createTenant(app, `Paged ${i}`);
   const first = await call(app, undefined, { method: 'GET', url: '/organizations?limit=2' });

@@ -1,12 +1,19 @@
+import { randomBytes } from 'node:crypto';
+import { PgBoss } from 'pg-boss';
 import t from 'tap';
 import { DatabaseConnection } from '../../src/db/client.ts';
 import { freePort } from '../../src/db/embedded.ts';
+import { Keyring } from '../../src/domain/credentials.ts';
+import { QueuedRuns } from '../../src/engine/queue.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { call } from '../helper.ts';
 
 t.test('without a database, readiness and every database-backed call answer 503, never 500', async (t) => {
-  const database = new DatabaseConnection(`postgresql://postgres:postgres@127.0.0.1:${await freePort()}/nowhere`);
-  const app = await buildApp({ database });
+  const url = `postgresql://postgres:postgres@127.0.0.1:${await freePort()}/nowhere`;
+  const database = new DatabaseConnection(url);
+  // A queue on the same missing database, never started: nothing here reaches it.
+  const runs = new QueuedRuns(new PgBoss({ connectionString: url }), () => database.current);
+  const app = await buildApp({ database, services: { keyring: new Keyring(randomBytes(32)), runs } });
   t.teardown(() => app.close());
   t.same((await call(app, undefined, { method: 'GET', url: '/health' })).data, { status: 'ok' }, 'liveness does not need the database');
   const ready = await call(app, undefined, { method: 'GET', url: '/ready' });

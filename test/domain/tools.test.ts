@@ -1,7 +1,7 @@
 import t from 'tap';
 import { buildTestApp, call, createTenant, MISSING_ID } from '../helper.ts';
 
-const { app } = await buildTestApp(t);
+const { app, db } = await buildTestApp(t);
 const acme = await createTenant(app);
 
 t.test('a tool is created, read, updated and deleted', async (t) => {
@@ -70,4 +70,70 @@ t.test('missing tools answer 404', async (t) => {
   t.equal((await call(app, acme, { method: 'GET', url: `/tools/${MISSING_ID}` })).statusCode, 404);
   t.equal((await call(app, acme, { method: 'PUT', url: `/tools/${MISSING_ID}`, payload: { name: 'x' } })).statusCode, 404);
   t.equal((await call(app, acme, { method: 'DELETE', url: `/tools/${MISSING_ID}` })).statusCode, 404);
+});
+
+t.test('credentials are write-only, sealed at rest, and must fit the authType', async (t) => {
+  const secret = `s3cret-${Date.now()}`;
+  const shapes = {
+    apiKey: { name: 'X-Api-Key', value: secret },
+    bearer: { token: secret },
+    basic: { username: 'ada', password: secret },
+    oauth2: { tokenUrl: 'https://auth.example.com/token', clientId: 'tolstoy', clientSecret: secret, scope: 'read' },
+  };
+  for (const [authType, credentials] of Object.entries(shapes)) {
+    const created = await call(app, acme, { method: 'POST', url: '/tools', payload: { name: authType, baseUrl: 'https://x.io', authType, credentials } });
+    t.equal(created.statusCode, 201, authType);
+    t.equal(created.data.hasCredentials, true);
+    t.notOk(created.body.includes(secret), `${authType}: never answered`);
+    t.notOk('credentials' in created.data);
+    const read = await call(app, acme, { method: 'GET', url: `/tools/${created.data.id}` });
+    t.notOk(read.body.includes(secret), `${authType}: never read back`);
+    const stored = await db.tool.findUnique({ where: { id: created.data.id } });
+    t.match(stored?.credentials, /^v1\.[0-9a-f]{8}\./, 'sealed');
+    t.notOk(stored?.credentials?.includes(secret), 'not in plain text');
+  }
+  const mismatched = await call(app, acme, {
+    method: 'POST',
+    url: '/tools',
+    payload: { name: 'M', baseUrl: 'https://x.io', authType: 'bearer', credentials: shapes.basic },
+  });
+  t.equal(mismatched.statusCode, 422);
+  t.match(mismatched.data.errors, [{ pointer: '/credentials', message: "are basic credentials, but the tool's authType is bearer" }]);
+  const none = await call(app, acme, { method: 'POST', url: '/tools', payload: { name: 'N', baseUrl: 'https://x.io', credentials: shapes.bearer } });
+  t.equal(none.statusCode, 422, 'a tool whose authType is none takes none');
+  const malformed = await call(app, acme, {
+    method: 'POST',
+    url: '/tools',
+    payload: { name: 'B', baseUrl: 'https://x.io', authType: 'bearer', credentials: { token: '' } },
+  });
+  t.equal(malformed.statusCode, 400);
+});
+
+t.test('credentials are replaced, removed, and kept only for the authType they were given for', async (t) => {
+  const tool = (
+    await call(app, acme, {
+      method: 'POST',
+      url: '/tools',
+      payload: { name: 'Rotating', baseUrl: 'https://x.io', authType: 'bearer', credentials: { token: 'one' } },
+    })
+  ).data;
+  const sealed = async () => (await db.tool.findUnique({ where: { id: tool.id } }))?.credentials;
+  const first = await sealed();
+  const replaced = await call(app, acme, { method: 'PUT', url: `/tools/${tool.id}`, payload: { credentials: { token: 'two' } } });
+  t.equal(replaced.data.hasCredentials, true);
+  t.not(await sealed(), first, 'sealed anew');
+  const renamed = await call(app, acme, { method: 'PUT', url: `/tools/${tool.id}`, payload: { name: 'Renamed' } });
+  t.equal(renamed.data.hasCredentials, true, 'untouched by other changes');
+  const switched = await call(app, acme, { method: 'PUT', url: `/tools/${tool.id}`, payload: { authType: 'basic' } });
+  t.equal(switched.statusCode, 422, 'bearer credentials do not fit basic');
+  t.match(switched.data.errors, [{ pointer: '/credentials', message: /send credentials for basic \(or null to remove them\)/ }]);
+  const moved = await call(app, acme, {
+    method: 'PUT',
+    url: `/tools/${tool.id}`,
+    payload: { authType: 'basic', credentials: { username: 'u', password: 'p' } },
+  });
+  t.match(moved.data, { authType: 'basic', hasCredentials: true });
+  const removed = await call(app, acme, { method: 'PUT', url: `/tools/${tool.id}`, payload: { credentials: null } });
+  t.equal(removed.data.hasCredentials, false);
+  t.equal(await sealed(), null);
 });

@@ -6,14 +6,15 @@ import t from 'tap';
 import { DatabaseConnection } from '../../src/db/client.ts';
 import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { buildApp } from '../../src/http/app.ts';
-import { call, createTenant } from '../helper.ts';
+import { call, createTenant, testEngine } from '../helper.ts';
 import { ownPostgres, within } from './postgres.ts';
 
 t.test('requests waiting in a database that is killed answer 503, and the service recovers', async (t) => {
   const postgres = await ownPostgres(t, { durable: true });
   const database = new DatabaseConnection(postgres.url, undefined, { timeouts: { connectMs: 1000, statementMs: 5000, idleInTransactionMs: 5000 } });
   t.teardown(() => database.close());
-  const app = await buildApp({ database });
+  const { services } = await testEngine(t, database);
+  const app = await buildApp({ database, services });
   t.teardown(() => app.close());
   const member = await createTenant(app);
   const tool = await call(app, member, { method: 'POST', url: '/tools', payload: { name: 'Locked', baseUrl: 'https://locked.example.com' } });

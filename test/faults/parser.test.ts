@@ -4,11 +4,12 @@
 import { connect } from 'node:net';
 import t from 'tap';
 import { buildApp } from '../../src/http/app.ts';
-import { freshDatabase } from '../helper.ts';
+import { freshDatabase, testEngine } from '../helper.ts';
 
 const { app } = await (async () => {
   const database = await freshDatabase(t);
-  const built = await buildApp({ database, requestTimeoutMs: 1000 });
+  const { services } = await testEngine(t, database);
+  const built = await buildApp({ database, services, requestTimeoutMs: 1000 });
   t.teardown(() => built.close());
   await built.listen({ port: 0, host: '127.0.0.1' });
   return { app: built };

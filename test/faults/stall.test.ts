@@ -5,7 +5,7 @@ import t from 'tap';
 import { DatabaseConnection } from '../../src/db/client.ts';
 import { READINESS_TIMEOUT_MS } from '../../src/domain/service.ts';
 import { buildApp } from '../../src/http/app.ts';
-import { call, createTenant } from '../helper.ts';
+import { call, createTenant, testEngine } from '../helper.ts';
 import { ownPostgres, within } from './postgres.ts';
 
 const timeouts = { connectMs: 1000, statementMs: 1000, idleInTransactionMs: 2000 };
@@ -17,7 +17,8 @@ t.test('a stalled database costs a prompt 503, and recovery needs no restart', a
   const postgres = await ownPostgres(t);
   const database = new DatabaseConnection(postgres.url, undefined, { timeouts });
   t.teardown(() => database.close());
-  const app = await buildApp({ database });
+  const { services } = await testEngine(t, database);
+  const app = await buildApp({ database, services });
   t.teardown(() => app.close());
   const member = await createTenant(app);
   const tool = await call(app, member, { method: 'POST', url: '/tools', payload: { name: 'Before', baseUrl: 'https://before.example.com' } });

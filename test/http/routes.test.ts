@@ -14,14 +14,15 @@ const METHODS = http.METHODS.filter((m) => m !== 'CONNECT');
 t.test('a method the spec does not define answers 405 with Allow', async (t) => {
   for (const [path, item] of Object.entries(document.paths)) {
     const defined = METHODS.filter((m) => m.toLowerCase() in item);
-    const allowed = [...defined, 'HEAD'];
-    const url = path.replace('{id}', '01a20000-0000-7000-8000-000000000000');
+    const allowed = defined.includes('GET') ? [...defined, 'HEAD'] : defined;
+    const url = path.replace('{id}', '01a20000-0000-7000-8000-000000000000').replace('{version}', '1');
     for (const method of METHODS.filter((m) => !allowed.includes(m))) {
       const response = await app.inject({ method: method as 'GET', url });
       t.equal(response.statusCode, 405, `${method} ${path}`);
       t.same(response.headers.allow!.toString().split(', ').sort(), allowed.sort(), `${method} ${path}: Allow`);
       t.match(response.headers['content-type'], /^application\/problem\+json/);
-      t.match(response.json(), { status: 405, type: 'https://tolstoy.dev/problems/method-not-allowed' });
+      // A HEAD answer has no body.
+      if (method !== 'HEAD') t.match(response.json(), { status: 405, type: 'https://tolstoy.dev/problems/method-not-allowed' });
     }
   }
 });

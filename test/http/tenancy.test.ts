@@ -27,7 +27,10 @@ const log = (
   })
 ).data;
 
-const owned: Record<string, { id: string }> = { users: colleague, tools: tool, actions: action, flows: flow, 'execution-logs': log };
+// A run of Acme's flow; no worker runs in this test, so it stays queued.
+const execution = (await call(app, acme, { method: 'POST', url: `/flows/${flow.id}/executions`, payload: { input: { secret: 'acme' } } })).data;
+
+const owned: Record<string, { id: string }> = { users: colleague, tools: tool, actions: action, flows: flow, 'execution-logs': log, executions: execution };
 
 // A body each update would accept, were the resource the caller's own.
 const updates: Record<string, object> = {
@@ -59,6 +62,16 @@ const creations: Record<string, object> = {
   'execution-logs': { flowId: MISSING_ID, executionId: 'r', stepKey: 's', status: 'queued' },
 };
 
+/** A body the operation would accept, were the resource the caller's own. */
+function payloadOf(path: string, method: string): object | undefined {
+  if (path === '/flows/{id}/executions') return { input: {} };
+  if (method === 'put') return updates[collectionOf(path)];
+  if (method === 'post' && !path.includes('{id}')) return creations[collectionOf(path)];
+  return undefined;
+}
+
+const urlOf = (path: string, id: string) => path.replace('{id}', id).replace('{version}', '1');
+
 const scoped = operations.filter(({ path }) => !path.startsWith('/organizations') && path !== '/health' && path !== '/ready');
 const collectionOf = (path: string) => path.split('/')[1]!;
 
@@ -68,16 +81,16 @@ async function snapshot() {
 const before = await snapshot();
 
 t.test('every tenant-scoped operation is in the matrix', async (t) => {
-  t.equal(scoped.length, 25);
+  t.equal(scoped.length, 32);
   for (const { path } of scoped) t.ok(collectionOf(path) in owned, path);
 });
 
 t.test("another organization's resource answers 404, exactly as a missing one", async (t) => {
   for (const { path, method } of scoped.filter(({ path }) => path.includes('{id}'))) {
     const collection = collectionOf(path);
-    const payload = method === 'put' ? updates[collection] : undefined;
-    const foreign = await call(app, globex, { method: method.toUpperCase() as 'GET', url: `/${collection}/${owned[collection]!.id}`, payload });
-    const missing = await call(app, globex, { method: method.toUpperCase() as 'GET', url: `/${collection}/${MISSING_ID}`, payload });
+    const payload = payloadOf(path, method);
+    const foreign = await call(app, globex, { method: method.toUpperCase() as 'GET', url: urlOf(path, owned[collection]!.id), payload });
+    const missing = await call(app, globex, { method: method.toUpperCase() as 'GET', url: urlOf(path, MISSING_ID), payload });
     t.equal(foreign.statusCode, 404, `${method} ${path}`);
     t.equal(foreign.data.title, missing.data.title, `${method} ${path}: same answer as a missing one`);
     t.equal(foreign.data.detail.replace(owned[collection]!.id, '<id>'), missing.data.detail.replace(MISSING_ID, '<id>'), `${method} ${path}: same detail`);
@@ -97,10 +110,12 @@ t.test("lists never include another organization's resources", async (t) => {
   t.same(filtered.data.items, [], "filtering by Acme's flow finds nothing");
   const actions = await call(app, globex, { method: 'GET', url: `/actions?toolId=${tool.id}` });
   t.same(actions.data.items, [], "filtering by Acme's tool finds nothing");
+  const runs = await call(app, globex, { method: 'GET', url: `/executions?flowId=${flow.id}&status=queued` });
+  t.same(runs.data.items, [], "filtering by Acme's flow finds none of its runs");
 });
 
 t.test("references to another organization's resources are refused as missing ones", async (t) => {
-  for (const { path } of scoped.filter(({ method }) => method === 'post')) {
+  for (const { path } of scoped.filter(({ method, path }) => method === 'post' && !path.includes('{id}'))) {
     for (const { payload, pointer } of foreignReferences[collectionOf(path)]!) {
       const response = await call(app, globex, { method: 'POST', url: path, payload });
       t.equal(response.statusCode, 422, `${path} ${pointer}`);
@@ -116,8 +131,9 @@ t.test("references to another organization's resources are refused as missing on
 });
 
 t.test('an orgId in a body is never taken', async (t) => {
-  for (const { path } of scoped.filter(({ method }) => method === 'post')) {
-    const response = await call(app, globex, { method: 'POST', url: path, payload: { ...creations[collectionOf(path)], orgId: acme.orgId } });
+  for (const { path } of scoped.filter((op) => op.method === 'post' && (!op.path.includes('{id}') || op.path.endsWith('/executions')))) {
+    const url = urlOf(path, flow.id);
+    const response = await call(app, globex, { method: 'POST', url, payload: { ...payloadOf(path, 'post'), orgId: acme.orgId } });
     t.equal(response.statusCode, 400, path);
     t.match(response.data.errors, [{ pointer: '/orgId', message: 'is not a known field' }]);
   }
@@ -132,8 +148,8 @@ t.test('acting for a user of another organization answers 403', async (t) => {
   for (const [who, impostor] of impostors) {
     for (const { path, method } of scoped) {
       const collection = collectionOf(path);
-      const url = path.replace('{id}', owned[collection]!.id);
-      const payload = method === 'put' ? updates[collection] : method === 'post' ? creations[collection] : undefined;
+      const url = urlOf(path, owned[collection]!.id);
+      const payload = payloadOf(path, method);
       const response = await call(app, impostor, { method: method.toUpperCase() as 'GET', url, payload });
       t.equal(response.statusCode, 403, `${who}: ${method} ${path}`);
     }
@@ -150,5 +166,11 @@ t.test('missing or malformed tenant headers answer 400', async (t) => {
 
 t.test("after all of that, Acme's resources are as they were", async (t) => {
   t.same(await snapshot(), before);
+  const runs = await call(app, acme, { method: 'GET', url: `/executions?flowId=${flow.id}` });
+  t.same(
+    runs.data.items.map((item: { id: string; status: string }) => [item.id, item.status]),
+    [[execution.id, 'queued']],
+    'no run was started, cancelled or retried for Acme',
+  );
   t.equal((await call(app, acme, { method: 'GET', url: '/users' })).data.items.length, 2);
 });

@@ -1,0 +1,47 @@
+// The key that encrypts tool credentials: TOLSTOY_ENCRYPTION_KEY, or the same name in the AWS
+// secret (which wins, as it does for the database URLs); outside production without either, a
+// key generated once and kept beside the embedded data. Production without a key does not start.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Database } from '../db/client.ts';
+import { Keyring } from '../domain/credentials.ts';
+import type { Config, EncryptionKeys } from './config.ts';
+
+export class KeyError extends Error {}
+
+export async function loadKeyring(config: Config, fromSecret?: EncryptionKeys): Promise<Keyring> {
+  const current = fromSecret?.current ?? config.encryptionKeys.current;
+  const previous = fromSecret?.previous ?? config.encryptionKeys.previous;
+  if (current) return new Keyring(Buffer.from(current, 'base64'), previous ? Buffer.from(previous, 'base64') : undefined);
+  if (config.nodeEnv === 'production') {
+    throw new KeyError('TOLSTOY_ENCRYPTION_KEY is required in production, to encrypt tool credentials (make one with: openssl rand -base64 32).');
+  }
+  return new Keyring(await developmentKey(keyFileOf(config)), previous ? Buffer.from(previous, 'base64') : undefined);
+}
+
+/** Where development keeps its generated key: beside the embedded PostgreSQL's data. */
+export function keyFileOf(config: Config): string {
+  return join(dirname(config.dataDir), 'encryption.key');
+}
+
+async function developmentKey(file: string): Promise<Buffer> {
+  if (existsSync(file)) return Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
+  const key = randomBytes(32);
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  await writeFile(`${file}.partial`, key.toString('base64'), { mode: 0o600 });
+  await rename(`${file}.partial`, file);
+  return key;
+}
+
+/** Refuses to start when stored credentials were sealed with a key that is not configured. */
+export async function checkStoredCredentials(db: Database, keyring: Keyring): Promise<void> {
+  const rows = await db.$queryRaw<{ id: string }[]>`SELECT DISTINCT split_part(credentials, '.', 2) AS id FROM tools WHERE credentials IS NOT NULL`;
+  const unknown = rows.map((row) => row.id).filter((id) => !keyring.knows(id));
+  if (unknown.length === 0) return;
+  throw new KeyError(
+    `Tool credentials in the database were encrypted with key ${unknown.join(', ')}, but TOLSTOY_ENCRYPTION_KEY is key ${keyring.currentId}: ` +
+      'set TOLSTOY_ENCRYPTION_KEY to that key, or, while rotating, set the new key there and the old one in TOLSTOY_ENCRYPTION_KEY_PREVIOUS, then run npm run credentials:rotate.',
+  );
+}

@@ -1,0 +1,224 @@
+// Executions: runs of a flow version. Starting one stores it with its steps and queues it in one
+// transaction; the engine (src/engine) runs it and records every step through src/domain/runRecord.ts.
+import { fromJsonText, toJsonText } from '../db/client.ts';
+import type { components } from '../generated/openapi.ts';
+import type { Execution as ExecutionRow, ExecutionStep as StepRow } from '../generated/prisma/client.ts';
+import { Answer, type Handler } from './contract.ts';
+import type { StoredStep } from './flows.ts';
+import { idempotently } from './idempotency.ts';
+import { pageArgs, toPage } from './pagination.ts';
+import { conflict, notFound, unprocessable } from './problems.ts';
+import type { Transaction } from './runs.ts';
+
+export type Execution = components['schemas']['Execution'];
+type ExecutionStep = components['schemas']['ExecutionStep'];
+
+/** The longest `Prefer: wait` honoured, in seconds. */
+export const MAX_WAIT_SECONDS = 30;
+export const FINISHED = ['completed', 'failed', 'cancelled'] as const;
+
+export function toExecution(row: ExecutionRow, steps?: StepRow[]): Execution {
+  return {
+    id: row.id,
+    orgId: row.orgId,
+    flowId: row.flowId,
+    flowVersion: row.flowVersion,
+    status: row.status,
+    input: fromJsonText(row.input),
+    output: row.output === null ? null : fromJsonText(row.output),
+    error: row.error === null ? null : fromJsonText(row.error),
+    retryOf: row.retryOf,
+    createdBy: row.createdBy,
+    createdAt: row.createdAt.toISOString(),
+    startedAt: row.startedAt?.toISOString() ?? null,
+    finishedAt: row.finishedAt?.toISOString() ?? null,
+    updatedAt: row.updatedAt.toISOString(),
+    ...(steps && { steps: steps.map(toExecutionStep) }),
+  };
+}
+
+function toExecutionStep(row: StepRow): ExecutionStep {
+  return {
+    key: row.key,
+    actionId: row.actionId,
+    status: row.status,
+    attempts: row.attempts,
+    startedAt: row.startedAt?.toISOString() ?? null,
+    finishedAt: row.finishedAt?.toISOString() ?? null,
+    durationMs: row.durationMs,
+    request: row.request === null ? null : fromJsonText(row.request),
+    response: row.response === null ? null : fromJsonText(row.response),
+    error: row.error === null ? null : fromJsonText(row.error),
+    reusedFrom: row.reusedFrom,
+  };
+}
+
+const withSteps = { steps: { orderBy: { position: 'asc' as const } } };
+
+function isFinished(status: string): boolean {
+  return (FINISHED as readonly string[]).includes(status);
+}
+
+export const startExecution: Handler<'startExecution'> = async ({ params, headers, body }, { db, tenant, runs }) => {
+  const queue = async (tx: Transaction) => {
+    const execution = await storeExecution(tx, {
+      orgId: tenant.orgId,
+      flowId: params.id,
+      version: body.version,
+      input: body.input ?? {},
+      createdBy: tenant.userId,
+    });
+    await runs.enqueue(tx, execution);
+    return { status: 202, body: execution, location: `/executions/${execution.id}` };
+  };
+  const key = headers['idempotency-key'];
+  const first =
+    key === undefined
+      ? { ...(await db.$transaction(queue)), replayed: false }
+      : await idempotently(db, { orgId: tenant.orgId, key, operation: 'startExecution', request: { flowId: params.id, body } }, queue);
+  if (!first.replayed) runs.queued(first.body.id);
+  const answerHeaders: Record<string, string> = first.replayed ? { 'idempotent-replayed': 'true' } : {};
+  const wait = waitOf(headers.prefer);
+  if (wait === undefined) return new Answer(first.status, first.body, answerHeaders);
+  answerHeaders['preference-applied'] = `wait=${wait}`;
+  let execution = first.body;
+  if (!isFinished(execution.status)) {
+    if (wait > 0) await runs.finished(execution.id, wait * 1000);
+    execution = await currentWithSteps(db, execution.id);
+  }
+  return new Answer(isFinished(execution.status) ? 200 : 202, execution, answerHeaders);
+};
+
+async function currentWithSteps(db: Transaction, id: string): Promise<Execution> {
+  const row = await db.execution.findUniqueOrThrow({ where: { id }, include: withSteps });
+  return toExecution(row, row.steps);
+}
+
+/** `Prefer: wait=N` (RFC 7240), N capped at MAX_WAIT_SECONDS; undefined when not asked for. */
+export function waitOf(prefer: string | undefined): number | undefined {
+  const match = prefer === undefined ? null : /(?:^|[,;\s])wait\s*=\s*"?(\d+)"?/i.exec(prefer);
+  return match ? Math.min(Number(match[1]), MAX_WAIT_SECONDS) : undefined;
+}
+
+interface NewExecution {
+  orgId: string;
+  flowId: string;
+  version?: number;
+  input: Record<string, unknown>;
+  createdBy: string;
+}
+
+/** Stores a queued execution of the flow's current (or given) version, with a pending row per step. */
+async function storeExecution(tx: Transaction, { orgId, flowId, version, input, createdBy }: NewExecution): Promise<Execution> {
+  const flow = await tx.flow.findFirst({ where: { orgId, id: flowId, deletedAt: null }, select: { version: true } });
+  if (!flow) throw notFound('flow', flowId);
+  const snapshot = await tx.flowVersion.findUnique({ where: { orgId_flowId_version: { orgId, flowId, version: version ?? flow.version } } });
+  if (!snapshot) throw unprocessable('/version', `flow ${flowId} has no version ${version}; its current version is ${flow.version}`);
+  const steps = fromJsonText<StoredStep[]>(snapshot.steps);
+  const row = await tx.execution.create({
+    data: {
+      orgId,
+      flowId,
+      flowVersion: snapshot.version,
+      input: toJsonText(input),
+      createdBy,
+      steps: { createMany: { data: steps.map((step, position) => ({ position, key: step.key, actionId: step.actionId })) } },
+    },
+    include: withSteps,
+  });
+  return toExecution(row, row.steps);
+}
+
+export const listExecutions: Handler<'listExecutions'> = async ({ query }, { db, reader }) => {
+  const { flowId, status, createdAfter, createdBefore } = query;
+  const createdAt = { ...(createdAfter && { gt: new Date(createdAfter) }), ...(createdBefore && { lt: new Date(createdBefore) }) };
+  const where = { ...reader.scope, ...(flowId && { flowId }), ...(status && { status }), ...((createdAfter || createdBefore) && { createdAt }) };
+  const rows = await reader.list(await db.execution.findMany(pageArgs(query, where)));
+  return toPage(rows, query, (row) => toExecution(row));
+};
+
+export const getExecution: Handler<'getExecution'> = async ({ params }, { db, reader }) => {
+  const row = await reader.one(await db.execution.findFirst({ where: { id: params.id, ...reader.scope }, include: withSteps }), () =>
+    notFound('execution', params.id),
+  );
+  return toExecution(row, row.steps);
+};
+
+export const cancelExecution: Handler<'cancelExecution'> = async ({ params }, { db, tenant, runs }) => {
+  const { orgId, userId } = tenant;
+  const error = toJsonText({ code: 'cancelled', message: `Cancelled by ${userId}.` });
+  const cancelled = await db.$transaction(async (tx) => {
+    // The row lock orders this against the worker's own writes, which check the state first.
+    const [row] = await tx.$queryRaw<{ id: string }[]>`
+      UPDATE executions SET status = 'cancelled', error = ${error}, finished_at = now(), updated_at = now(), lease = NULL
+      WHERE org_id = ${orgId}::uuid AND id = ${params.id}::uuid AND status IN ('queued', 'running') RETURNING id`;
+    if (!row) return false;
+    // The attempt in flight ends here, and is logged as cancelled like any other attempt.
+    await tx.$executeRaw`
+      WITH ended AS (
+        UPDATE execution_steps SET status = 'cancelled', finished_at = now(),
+          duration_ms = CASE WHEN status = 'running' THEN (extract(epoch FROM now() - started_at) * 1000)::int END,
+          error = CASE WHEN status = 'running' THEN ${toJsonText({ code: 'cancelled', message: 'The execution was cancelled during this step.' })} END
+        WHERE execution_id = ${params.id}::uuid AND status IN ('pending', 'running')
+        RETURNING key, status, duration_ms, error, (SELECT status FROM execution_steps s WHERE s.execution_id = execution_steps.execution_id AND s.position = execution_steps.position) AS was
+      )
+      INSERT INTO execution_logs (id, org_id, flow_id, user_id, execution_id, step_key, status, inputs, error, duration_ms, updated_at)
+      SELECT gen_random_uuid(), e.org_id, e.flow_id, e.created_by, e.id::text, ended.key, 'cancelled', '{}', ended.error, ended.duration_ms, now()
+      FROM ended JOIN executions e ON e.id = ${params.id}::uuid WHERE ended.was = 'running'`;
+    return true;
+  });
+  if (!cancelled) {
+    const found = await db.execution.findFirst({ where: { orgId, id: params.id }, select: { status: true } });
+    if (!found) throw notFound('execution', params.id);
+    throw conflict(
+      `Execution ${params.id} has already ${found.status === 'cancelled' ? 'been cancelled' : found.status}; only a queued or running execution can be cancelled.`,
+    );
+  }
+  runs.cancelled(params.id);
+  return currentWithSteps(db, params.id);
+};
+
+export const retryExecution: Handler<'retryExecution'> = async ({ params }, { db, tenant, runs }) => {
+  const { orgId, userId } = tenant;
+  const original = await db.execution.findFirst({ where: { orgId, id: params.id }, include: withSteps });
+  if (!original) throw notFound('execution', params.id);
+  if (original.status !== 'failed' && original.status !== 'cancelled') {
+    throw conflict(`Execution ${params.id} is ${original.status}; only a failed or cancelled execution can be retried.`);
+  }
+  const flow = await db.flow.findFirst({ where: { orgId, id: original.flowId, deletedAt: null }, select: { id: true } });
+  if (!flow) throw conflict(`Flow ${original.flowId} of execution ${params.id} was deleted; it cannot run again.`);
+  // The steps before the first that did not finish are reused; it and the ones after run again.
+  const firstUnfinished = original.steps.findIndex((step) => step.status !== 'completed' && step.status !== 'skipped');
+  const reused = firstUnfinished === -1 ? original.steps : original.steps.slice(0, firstUnfinished);
+  const execution = await db.$transaction(async (tx) => {
+    const row = await tx.execution.create({
+      data: {
+        orgId,
+        flowId: original.flowId,
+        flowVersion: original.flowVersion,
+        input: original.input,
+        createdBy: userId,
+        retryOf: original.id,
+        steps: {
+          createMany: {
+            data: original.steps.map((step, position) =>
+              position < reused.length
+                ? { ...reusedStep(step), position, reusedFrom: step.reusedFrom ?? original.id }
+                : { position, key: step.key, actionId: step.actionId },
+            ),
+          },
+        },
+      },
+      include: withSteps,
+    });
+    await runs.enqueue(tx, row);
+    return toExecution(row, row.steps);
+  });
+  runs.queued(execution.id);
+  return new Answer(202, execution);
+};
+
+function reusedStep(step: StepRow) {
+  const { executionId: _execution, position: _position, orgId: _org, ...rest } = step;
+  return rest;
+}

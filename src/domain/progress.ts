@@ -1,0 +1,180 @@
+// An execution's progress, as the worker records it. Each call is one statement (one round trip):
+// claiming a run, and each step's transition, which also starts the next step, logs the attempt
+// and, at the end, finishes the execution. Every write is fenced by the lease the claim took, and
+// by the execution still running: a worker that lost its job, or whose run was cancelled,
+// writes nothing more (and learns so from the answer).
+import { v7 as uuidv7 } from 'uuid';
+import type { Database } from '../db/client.ts';
+import { toJsonText } from '../db/client.ts';
+import type { StoredStep } from './flows.ts';
+
+export interface ClaimedRun {
+  id: string;
+  orgId: string;
+  flowId: string;
+  flowVersion: number;
+  input: Record<string, unknown>;
+  createdBy: string;
+  lease: string;
+  steps: StoredStep[];
+  outputTemplate: Record<string, unknown> | null;
+  /** Each step's state so far: a resumed run skips what completed, and goes on from there. */
+  progress: StepProgress[];
+  /** The actions the steps call, with their tools, by action id. */
+  actions: Map<string, ActionCall>;
+}
+
+export interface StepProgress {
+  position: number;
+  status: 'pending' | 'running' | 'completed' | 'failed' | 'skipped' | 'cancelled';
+  attempts: number;
+  response: { status: number; headers: Record<string, string>; body: unknown } | null;
+}
+
+export interface ActionCall {
+  id: string;
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  endpoint: string;
+  headers: Record<string, string>;
+  inputSchema: Record<string, unknown>;
+  tool: { id: string; baseUrl: string; authType: 'none' | 'apiKey' | 'bearer' | 'basic' | 'oauth2'; credentials: string | null };
+}
+
+interface ClaimRow {
+  id: string;
+  org_id: string;
+  flow_id: string;
+  flow_version: number;
+  input: string;
+  created_by: string;
+  steps: string;
+  output_template: string | null;
+  progress: StepProgress[] | null;
+  actions: (Omit<ActionCall, 'headers' | 'inputSchema'> & { headers: string; inputSchema: string })[] | null;
+}
+
+/** Takes the run for this worker (a new lease), or null when there is nothing left to run. */
+export async function claimRun(db: Database, executionId: string): Promise<ClaimedRun | null> {
+  const lease = uuidv7();
+  const [row] = await db.$queryRaw<ClaimRow[]>`
+    WITH claimed AS (
+      UPDATE executions SET status = 'running', lease = ${lease}::uuid, started_at = COALESCE(started_at, now()), updated_at = now()
+      WHERE id = ${executionId}::uuid AND status IN ('queued', 'running')
+      RETURNING id, org_id, flow_id, flow_version, input, created_by
+    )
+    SELECT c.id, c.org_id, c.flow_id, c.flow_version, c.input, c.created_by, v.steps, v.output AS output_template,
+      (SELECT json_agg(json_build_object('position', s.position, 'status', s.status, 'attempts', s.attempts, 'response', s.response::json) ORDER BY s.position)
+        FROM execution_steps s WHERE s.execution_id = c.id) AS progress,
+      (SELECT json_agg(json_build_object('id', a.id, 'method', a.method, 'endpoint', a.endpoint, 'headers', a.headers, 'inputSchema', a.input_schema,
+          'tool', json_build_object('id', t.id, 'baseUrl', t.base_url, 'authType', t.auth_type, 'credentials', t.credentials)))
+        FROM actions a JOIN tools t ON t.org_id = a.org_id AND t.id = a.tool_id
+        WHERE a.org_id = c.org_id AND a.id IN (SELECT (step->>'actionId')::uuid FROM json_array_elements(v.steps::json) AS step)) AS actions
+    FROM claimed c JOIN flow_versions v ON v.org_id = c.org_id AND v.flow_id = c.flow_id AND v.version = c.flow_version`;
+  if (!row) return null;
+  return {
+    id: row.id,
+    orgId: row.org_id,
+    flowId: row.flow_id,
+    flowVersion: row.flow_version,
+    input: JSON.parse(row.input),
+    createdBy: row.created_by,
+    lease,
+    steps: JSON.parse(row.steps),
+    outputTemplate: row.output_template === null ? null : JSON.parse(row.output_template),
+    progress: row.progress ?? [],
+    actions: new Map(
+      (row.actions ?? []).map((action) => [action.id, { ...action, headers: JSON.parse(action.headers), inputSchema: JSON.parse(action.inputSchema) }]),
+    ),
+  };
+}
+
+export interface Failure {
+  code: string;
+  message: string;
+  step?: string;
+}
+
+/** How one attempt (or a skip) of a step ended, as recorded. */
+export interface Settlement {
+  position: number;
+  key: string;
+  /** `running` when the step will be tried again. */
+  status: 'running' | 'completed' | 'failed' | 'skipped' | 'cancelled';
+  request?: unknown;
+  response?: unknown;
+  error?: Failure;
+  durationMs?: number;
+  /** What the attempt's execution log keeps: the inputs it was given. */
+  inputs?: unknown;
+}
+
+export interface Transition {
+  settle?: Settlement;
+  /** The step that starts now (the same one again for a retry). */
+  begin?: number;
+  finish?: { status: 'completed' | 'failed'; output?: unknown; error?: Failure };
+}
+
+/** Records a transition in one statement; false when the run is no longer this worker's to write. */
+export async function recordTransition(db: Database, run: ClaimedRun, { settle, begin, finish }: Transition): Promise<boolean> {
+  const position = settle?.position ?? null;
+  const retrying = begin !== undefined && begin === position;
+  const next = begin !== undefined && !retrying ? begin : null;
+  const text = (value: unknown) => (value === undefined ? null : toJsonText(value as object));
+  const logStatus = settle ? (settle.status === 'running' ? 'failed' : settle.status) : null;
+  const outputs = settle?.response === undefined ? null : text(settle.response);
+  const [row] = await db.$queryRaw<{ owned: number }[]>`
+    WITH owner AS (
+      SELECT id, org_id, flow_id, created_by FROM executions
+      WHERE id = ${run.id}::uuid AND lease = ${run.lease}::uuid AND status = 'running' FOR UPDATE
+    ),
+    settled AS (
+      UPDATE execution_steps SET status = ${settle?.status ?? 'pending'}::step_state,
+        finished_at = CASE WHEN ${settle?.status ?? null}::text <> 'running' THEN now() END,
+        duration_ms = ${settle?.durationMs ?? null}::int, request = ${text(settle?.request)}, response = ${text(settle?.response)},
+        error = ${text(settle?.error)},
+        -- A skipped step was begun (its condition is read after), but never attempted.
+        attempts = CASE WHEN ${settle?.status ?? null}::text = 'skipped' THEN 0 ELSE attempts + ${retrying ? 1 : 0}::int END,
+        started_at = CASE WHEN ${settle?.status ?? null}::text = 'skipped' THEN NULL ELSE started_at END
+      WHERE execution_id = ${run.id}::uuid AND position = ${position}::int AND EXISTS (SELECT 1 FROM owner)
+    ),
+    begun AS (
+      UPDATE execution_steps SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now())
+      WHERE execution_id = ${run.id}::uuid AND position = ${next}::int AND EXISTS (SELECT 1 FROM owner)
+    ),
+    logged AS (
+      INSERT INTO execution_logs (id, org_id, flow_id, user_id, execution_id, step_key, status, inputs, outputs, error, duration_ms, updated_at)
+      SELECT ${uuidv7()}::uuid, org_id, flow_id, created_by, id::text, ${settle?.key ?? null}::text, ${logStatus}::execution_status,
+        ${text(settle?.inputs) ?? '{}'}, ${outputs}, ${text(settle?.error)}, ${settle?.durationMs ?? null}::int, now()
+      FROM owner WHERE ${logStatus}::text IS NOT NULL
+    ),
+    finished AS (
+      UPDATE executions SET status = ${finish?.status ?? null}::execution_state, output = ${text(finish?.output)}, error = ${text(finish?.error)},
+        finished_at = now(), updated_at = now(), lease = NULL
+      FROM owner WHERE executions.id = owner.id AND ${finish?.status ?? null}::text IS NOT NULL
+    )
+    SELECT count(*)::int AS owned FROM owner`;
+  return (row?.owned ?? 0) > 0;
+}
+
+/** Fails a run that cannot go on (its flow version or an action vanished, the queue gave up). */
+export async function abandonRun(db: Database, executionId: string, error: Failure): Promise<void> {
+  await db.$executeRaw`
+    UPDATE executions SET status = 'failed', error = ${toJsonText(error)}, finished_at = now(), updated_at = now(), lease = NULL
+    WHERE id = ${executionId}::uuid AND status IN ('queued', 'running')`;
+}
+
+/** Of these executions, the ones no longer running (cancelled, mostly), for workers to stop. */
+export async function stoppedRuns(db: Database, executionIds: string[]): Promise<string[]> {
+  if (executionIds.length === 0) return [];
+  const rows = await db.$queryRaw<{ id: string }[]>`SELECT id FROM executions WHERE id = ANY(${executionIds}::uuid[]) AND status <> 'running'`;
+  return rows.map((row) => row.id);
+}
+
+/** Of these executions, the ones that have finished. */
+export async function finishedRuns(db: Database, executionIds: string[]): Promise<string[]> {
+  if (executionIds.length === 0) return [];
+  const rows = await db.$queryRaw<{ id: string }[]>`
+    SELECT id FROM executions WHERE id = ANY(${executionIds}::uuid[]) AND status IN ('completed', 'failed', 'cancelled')`;
+  return rows.map((row) => row.id);
+}

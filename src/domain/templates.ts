@@ -1,0 +1,62 @@
+// Step inputs, step conditions and flow outputs are JSON-e templates (https://json-e.js.org):
+// JSON structures with `{"$eval": "steps.lookup.output.id"}` (a whole value, keeping its type),
+// `"Hello ${input.name}"` (interpolation into a string), `$if`, `$map` and the rest. JSON-e never
+// evaluates code, keeps types, and bounds its own work; see README, "Running flows", for why it
+// was chosen over the alternatives.
+import jsone from 'json-e';
+
+/** What a template sees: the execution's input, the steps before it, and the execution itself. */
+export interface TemplateContext {
+  input: Record<string, unknown>;
+  steps: Record<string, { output: unknown; status: number | null; headers: Record<string, string> }>;
+  execution: { id: string; flowId: string; flowVersion: number };
+}
+
+export class TemplateError extends Error {}
+
+/** The template rendered in `context`; a reference to a missing step or field names it. */
+export function render(template: unknown, context: TemplateContext, where: string): unknown {
+  try {
+    return jsone(template as Record<string, unknown>, context as unknown as Record<string, unknown>);
+  } catch (error) {
+    throw new TemplateError(describe(error, where));
+  }
+}
+
+/** Whether the condition holds, by JSON-e's truthiness (false, null, 0, "", [] and {} do not). */
+export function holds(condition: string, context: TemplateContext): boolean {
+  return render(conditionTemplate(condition), context, 'if') === true;
+}
+
+function conditionTemplate(condition: string) {
+  // biome-ignore lint/suspicious/noThenProperty: JSON-e's $if names its branches then and else; this object is never awaited
+  return { $if: condition, then: true, else: false };
+}
+
+/**
+ * A syntax error in a template or condition, found before the flow ever runs (what a template
+ * refers to can only be known when it runs). Undefined when there is none.
+ */
+export function syntaxError(template: unknown, where: string): string | undefined {
+  try {
+    jsone(template as Record<string, unknown>, {});
+  } catch (error) {
+    // JSON-e reports some incomplete expressions ("1 +") with a TypeError of its own.
+    if (['SyntaxError', 'TypeError'].includes((error as Error).name)) return describe(error, where);
+  }
+  return undefined;
+}
+
+export function conditionSyntaxError(condition: string): string | undefined {
+  return syntaxError(conditionTemplate(condition), 'if');
+}
+
+// JSON-e's errors say where in the template they happened ("template.a.b[0]") and what went
+// wrong ("object has no property \"lookup\""); they are written here as `<where>.a.b[0]: …`.
+function describe(error: unknown, where: string): string {
+  const failure = error as Error & { location?: string[] };
+  const location = failure.location?.join('') ?? '';
+  // JSON-e's own errors say what went wrong; anything else means it could not make sense of the template.
+  const message = 'location' in failure ? failure.message.replace(/^object has no property /, 'no property ') : `cannot be evaluated (${failure.message})`;
+  return `${where}${location}: ${message}`;
+}

@@ -1,0 +1,148 @@
+// The HTTP calls steps make. Private, loopback, link-local and metadata addresses are refused
+// (SSRF) unless allowed: the check runs on the address the socket actually connects to (in the
+// connection's own DNS lookup), so a name that resolves to a public address when asked and to a
+// private one when connecting (DNS rebinding) gets nowhere. Redirects are not followed: a 3xx is
+// the answer. Bodies over the limit are cut off and fail the call.
+import { lookup as resolve } from 'node:dns';
+import { isIP, type LookupFunction } from 'node:net';
+import ipaddr from 'ipaddr.js';
+import { Agent, request } from 'undici';
+
+export interface OutboundRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+export interface OutboundResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** Parsed when the answer says it is JSON, text otherwise. */
+  body: unknown;
+}
+
+export type OutboundErrorCode = 'blocked-target' | 'network-error' | 'timeout' | 'response-too-large' | 'cancelled';
+
+export class OutboundError extends Error {
+  readonly code: OutboundErrorCode;
+
+  constructor(code: OutboundErrorCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export interface OutboundOptions {
+  allowPrivateTargets: boolean;
+  responseLimitBytes: number;
+}
+
+/** Whether an address is on the public internet (ipaddr.js's "unicast"; IPv4-mapped IPv6 read as IPv4). */
+export function isPublicAddress(address: string): boolean {
+  return ipaddr.process(address).range() === 'unicast';
+}
+
+const BLOCKED = 'TOLSTOY_BLOCKED_TARGET';
+
+function guardedLookup(): LookupFunction {
+  return (hostname, options, callback) => {
+    resolve(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return callback(error, '', 0);
+      const allowed = addresses.filter((candidate) => isPublicAddress(candidate.address));
+      if (allowed.length === 0) {
+        const refused = Object.assign(new Error(`${hostname} resolves to ${addresses.map((a) => a.address).join(', ')}, which is not a public address`), {
+          code: BLOCKED,
+        });
+        return callback(refused, '', 0);
+      }
+      // biome-ignore lint/suspicious/noExplicitAny: net asks for one address or, with `all`, for all of them
+      if ((options as { all?: boolean }).all) return (callback as any)(null, allowed);
+      callback(null, allowed[0]!.address, allowed[0]!.family);
+    });
+  };
+}
+
+/** Makes calls for steps; one per worker, so that connections to the same API are kept alive. */
+export class Outbound {
+  readonly #options: OutboundOptions;
+  readonly #agent: Agent;
+
+  constructor(options: OutboundOptions) {
+    this.#options = options;
+    this.#agent = new Agent({ connections: 64, ...(!options.allowPrivateTargets && { connect: { lookup: guardedLookup() } }) });
+  }
+
+  async call(call: OutboundRequest, signal: AbortSignal, timeoutMs: number): Promise<OutboundResponse> {
+    const url = new URL(call.url);
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    if (!this.#options.allowPrivateTargets && isIP(host) && !isPublicAddress(host)) {
+      throw new OutboundError('blocked-target', `${host} is not a public address; steps may not call private, loopback, link-local or metadata addresses.`);
+    }
+    const deadline = AbortSignal.timeout(timeoutMs);
+    try {
+      const response = await request(url, {
+        method: call.method as 'GET',
+        headers: call.headers,
+        body: call.body,
+        dispatcher: this.#agent,
+        signal: AbortSignal.any([signal, deadline]),
+      });
+      const headers = Object.fromEntries(
+        Object.entries(response.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(', ') : String(value)]),
+      );
+      const text = await this.#read(response.body, headers['content-length']);
+      return { status: response.statusCode, headers, body: parsed(text, headers['content-type']) };
+    } catch (error) {
+      throw outboundError(error, { cancelled: signal.aborted, timedOut: deadline.aborted, timeoutMs });
+    }
+  }
+
+  async #read(body: AsyncIterable<Buffer> & { destroy(error?: Error): void }, declaredLength: string | undefined): Promise<string> {
+    const limit = this.#options.responseLimitBytes;
+    const tooLarge = () => new OutboundError('response-too-large', `The response is larger than ${limit} bytes (TOLSTOY_STEP_RESPONSE_LIMIT_BYTES).`);
+    if (declaredLength !== undefined && Number(declaredLength) > limit) {
+      body.destroy();
+      throw tooLarge();
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of body) {
+      size += chunk.length;
+      if (size > limit) {
+        body.destroy();
+        throw tooLarge();
+      }
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  }
+
+  close(): Promise<void> {
+    return this.#agent.close();
+  }
+}
+
+function parsed(text: string, contentType: string | undefined): unknown {
+  if (!/\bjson\b/i.test(contentType ?? '')) return text;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function outboundError(error: unknown, { cancelled, timedOut, timeoutMs }: { cancelled: boolean; timedOut: boolean; timeoutMs: number }): OutboundError {
+  if (error instanceof OutboundError) return error;
+  if (cancelled) return new OutboundError('cancelled', 'The request was aborted: the execution was cancelled.');
+  if (timedOut) return new OutboundError('timeout', `No complete answer within ${timeoutMs} ms.`);
+  const failure = error as Error & { code?: string; cause?: { code?: string; message?: string } };
+  const code = failure.code ?? failure.cause?.code;
+  if (code === BLOCKED || failure.cause?.message?.includes('is not a public address')) {
+    return new OutboundError(
+      'blocked-target',
+      `${(failure.cause?.message ?? failure.message).replace(/^.*?(\S+ resolves)/, '$1')}; steps may not call private, loopback, link-local or metadata addresses.`,
+    );
+  }
+  return new OutboundError('network-error', `The request failed: ${failure.message}${code ? ` (${code})` : ''}.`);
+}

@@ -1,0 +1,136 @@
+// The queue of executions, on PostgreSQL with pg-boss (README, "Running flows", says why pg-boss):
+// one job per execution, sent inside the transaction that stores the execution, grouped by
+// organization so that one organization's runs cannot take every worker. A worker's heartbeat
+// keeps its job; when the heartbeat stops (the worker died), the supervisor hands the job to
+// another worker, which resumes the execution from its last completed step.
+import { fromPrisma, PgBoss } from 'pg-boss';
+import type { DatabaseTimeouts } from '../config/config.ts';
+import type { Database } from '../db/client.ts';
+import { connectionConfig, DEFAULT_TIMEOUTS } from '../db/connection.ts';
+import { finishedRuns } from '../domain/progress.ts';
+import type { Runs, Transaction } from '../domain/runs.ts';
+
+export const EXECUTIONS = 'executions';
+
+/** Seconds without a heartbeat after which a worker is taken for dead and its job handed on. */
+export const HEARTBEAT_SECONDS = 10;
+/** How often the supervisor looks for such jobs. */
+export const SUPERVISE_SECONDS = 2;
+/** A job is retried this often at most: after a crash, after an outage of the database. */
+export const RETRY_LIMIT = 1000;
+
+export interface JobData {
+  executionId: string;
+}
+
+export interface QueueOptions {
+  /** A direct connection (LISTEN/NOTIFY and pg-boss's own transactions need one). */
+  url: string;
+  timeouts?: DatabaseTimeouts;
+  /** Whether this process works jobs: it then listens for new ones and supervises. */
+  working: boolean;
+}
+
+export async function openQueue({ url, timeouts = DEFAULT_TIMEOUTS, working }: QueueOptions): Promise<PgBoss> {
+  // pg-boss's maintenance statements may run longer than the API's.
+  const connection = connectionConfig(url, { timeouts: { ...timeouts, statementMs: Math.max(timeouts.statementMs, 60_000) } });
+  const boss = new PgBoss({
+    ...(connection as object),
+    application_name: working ? 'tolstoy-worker' : 'tolstoy-api',
+    max: working ? 10 : 3,
+    schedule: false,
+    supervise: working,
+    superviseIntervalSeconds: SUPERVISE_SECONDS,
+    useListenNotify: working,
+    registerInstance: false,
+    persistWarnings: false,
+  } as ConstructorParameters<typeof PgBoss>[0]);
+  // pg-boss reports its own errors (a lost connection, say) as events; they are retried by it.
+  boss.on('error', () => undefined);
+  await boss.start();
+  if (!(await boss.getQueue(EXECUTIONS))) {
+    await boss
+      .createQueue(EXECUTIONS, {
+        notify: true,
+        heartbeatSeconds: HEARTBEAT_SECONDS,
+        expireInSeconds: 24 * 3600,
+        retryLimit: RETRY_LIMIT,
+        retryDelay: 1,
+        retryBackoff: true,
+        retryDelayMax: 30,
+        deleteAfterSeconds: 24 * 3600,
+      })
+      .catch(async (error) => {
+        // Another process created it first.
+        if (!(await boss.getQueue(EXECUTIONS))) throw error;
+      });
+  }
+  return boss;
+}
+
+/**
+ * The domain's view of the queue. `finished` hears of a run from a worker of this process at
+ * once, and of others' by looking at every waited-for execution in one query, every 200 ms.
+ */
+export class QueuedRuns implements Runs {
+  readonly #boss: PgBoss;
+  readonly #db: () => Database;
+  readonly #waiters = new Map<string, Set<() => void>>();
+  #poll: NodeJS.Timeout | undefined;
+  /** Set by a worker of this process. */
+  onQueued: ((executionId: string) => void) | undefined;
+  onCancelled: ((executionId: string) => void) | undefined;
+
+  constructor(boss: PgBoss, db: () => Database) {
+    this.#boss = boss;
+    this.#db = db;
+  }
+
+  async enqueue(tx: Transaction, execution: { id: string; orgId: string }): Promise<void> {
+    await this.#boss.send(EXECUTIONS, { executionId: execution.id } satisfies JobData, { db: fromPrisma(tx), group: { id: execution.orgId } });
+  }
+
+  queued(executionId: string): void {
+    this.onQueued?.(executionId);
+  }
+
+  cancelled(executionId: string): void {
+    this.onCancelled?.(executionId);
+  }
+
+  /** Called by a worker of this process when it finishes a run. */
+  done(executionId: string): void {
+    for (const resolve of this.#waiters.get(executionId) ?? []) resolve();
+  }
+
+  finished(executionId: string, ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const waiters = this.#waiters.get(executionId) ?? new Set();
+      this.#waiters.set(executionId, waiters);
+      const settle = (finished: boolean) => {
+        clearTimeout(timer);
+        waiters.delete(wake);
+        if (waiters.size === 0) this.#waiters.delete(executionId);
+        resolve(finished);
+      };
+      const wake = () => settle(true);
+      const timer = setTimeout(() => settle(false), ms);
+      waiters.add(wake);
+      this.#poll ??= setInterval(() => void this.#look(), 200);
+    });
+  }
+
+  async #look(): Promise<void> {
+    if (this.#waiters.size === 0) {
+      clearInterval(this.#poll);
+      this.#poll = undefined;
+      return;
+    }
+    const finished = await finishedRuns(this.#db(), [...this.#waiters.keys()]).catch(() => []);
+    for (const id of finished) this.done(id);
+  }
+
+  close(): void {
+    clearInterval(this.#poll);
+  }
+}

@@ -1,0 +1,188 @@
+// Runs one execution: from its first step that has not completed (so a run resumed after a
+// crash repeats no completed step), one step at a time, each recorded before the next starts.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Database } from '../db/client.ts';
+import type { StoredStep } from '../domain/flows.ts';
+import { type ClaimedRun, claimRun, type Failure, recordTransition, type Settlement, type StepProgress, type Transition } from '../domain/progress.ts';
+import { holds, render, type TemplateContext, TemplateError } from '../domain/templates.ts';
+import { type Attempt, attemptStep, type StepTools } from './step.ts';
+
+/** How a worker's turn with an execution ended. */
+export type Outcome =
+  /** Finished, or nothing was left to do (cancelled, finished before). */
+  | 'done'
+  /** Given back unfinished (the worker is stopping): another worker goes on from the last completed step. */
+  | 'released'
+  /** Taken from this worker (cancelled, or its job handed on): it stopped writing. */
+  | 'lost';
+
+// The longest wait before another attempt, even when an answer's Retry-After asks for longer.
+const MAX_RETRY_WAIT_MS = 300_000;
+
+export interface RunSignals {
+  /** Aborted when the execution is cancelled. */
+  cancel: AbortSignal;
+  /** Aborted when the worker must stop now (its drain ran out of time). */
+  shutdown: AbortSignal;
+  /** Whether the worker is draining: finish the step in flight, start no other. */
+  stopping: () => boolean;
+}
+
+export async function runExecution(db: Database, executionId: string, tools: StepTools, signals: RunSignals): Promise<Outcome> {
+  const run = await claimRun(db, executionId);
+  if (!run) return 'done';
+  const context = contextOf(run);
+  const signal = AbortSignal.any([signals.cancel, signals.shutdown]);
+  const record = async (transition: Transition) => (await recordTransition(db, run, transition)) || lostRun();
+  let position = run.progress.findIndex((step) => !settled(step, run.steps[step.position]!));
+  if (position === -1) position = run.steps.length;
+  let lastCompleted = lastOutput(run, position);
+  if (position < run.steps.length) await record({ begin: position });
+  while (position < run.steps.length) {
+    if (signals.stopping()) return 'released';
+    const step = run.steps[position]!;
+    const progress = run.progress[position]!;
+    const ran = await runStep(run, step, position, progress, context, tools, signal, signals, record);
+    if (ran === 'released') return 'released';
+    if (ran.status === 'completed') lastCompleted = ran.output;
+    if (ran.status === 'failed' && !step.continueOnError) {
+      const error: Failure = { code: 'step-failed', message: `Step ${step.key} failed: ${ran.error?.message ?? 'unknown error'}`, step: step.key };
+      await record({ settle: ran.settlement, finish: { status: 'failed', error } });
+      return 'done';
+    }
+    const next = position + 1 < run.steps.length ? position + 1 : undefined;
+    if (next === undefined) {
+      await record({ settle: ran.settlement, finish: finishing(run, context, lastCompleted) });
+      return 'done';
+    }
+    await record({ settle: ran.settlement, begin: next });
+    position = next;
+  }
+  // Every step was already done (a crash just before the end): finish.
+  await record({ finish: finishing(run, context, lastCompleted) });
+  return 'done';
+}
+
+class LostRun extends Error {}
+
+function lostRun(): never {
+  throw new LostRun('The execution is no longer this worker’s to run.');
+}
+
+/** Runs `execution`, turning a lost run into its outcome. */
+export async function runOrLose(db: Database, executionId: string, tools: StepTools, signals: RunSignals): Promise<Outcome> {
+  try {
+    return await runExecution(db, executionId, tools, signals);
+  } catch (error) {
+    if (error instanceof LostRun) return 'lost';
+    throw error;
+  }
+}
+
+interface StepResult {
+  status: 'completed' | 'failed' | 'skipped';
+  settlement: Settlement;
+  output: unknown;
+  error?: Failure;
+}
+
+async function runStep(
+  run: ClaimedRun,
+  step: StoredStep,
+  position: number,
+  progress: StepProgress,
+  context: TemplateContext,
+  tools: StepTools,
+  signal: AbortSignal,
+  signals: RunSignals,
+  record: (transition: Transition) => Promise<true>,
+): Promise<StepResult | 'released'> {
+  if (step.if !== null) {
+    let runs: boolean;
+    try {
+      runs = holds(step.if, context);
+    } catch (error) {
+      if (!(error instanceof TemplateError)) throw error;
+      const failure = { code: 'template-error', message: error.message };
+      return { status: 'failed', settlement: { position, key: step.key, status: 'failed', error: failure, durationMs: 0 }, output: null, error: failure };
+    }
+    if (!runs) {
+      context.steps[step.key] = { output: null, status: null, headers: {} };
+      return { status: 'skipped', settlement: { position, key: step.key, status: 'skipped' }, output: null };
+    }
+  }
+  // The attempt begun now is the next after those recorded; a step resumed after a crash gets it
+  // even past its maxAttempts, because the outcome of the attempt the crash cut short is unknown.
+  const first = progress.attempts + 1;
+  const maxAttempts = Math.max(step.retry.maxAttempts, first);
+  for (let attempt = first; ; attempt++) {
+    const result = await attemptStep(run, step, context, tools, signal);
+    // Stopped now: nothing is recorded, so the attempt is made again elsewhere.
+    if (signals.shutdown.aborted) return 'released';
+    const settlement = settlementOf(position, step.key, result);
+    const waitMs = result.retryable && attempt < maxAttempts ? delayBefore(attempt + 1, step, result) : undefined;
+    if (waitMs === undefined || signals.cancel.aborted) {
+      const output = result.response?.body ?? null;
+      context.steps[step.key] = { output, status: result.response?.status ?? null, headers: result.response?.headers ?? {} };
+      return { status: result.status, settlement, output, error: result.error };
+    }
+    await record({ settle: { ...settlement, status: 'running' }, begin: position });
+    try {
+      await sleep(waitMs, undefined, { signal });
+    } catch {
+      if (signals.shutdown.aborted) return 'released';
+    }
+  }
+}
+
+function settlementOf(position: number, key: string, attempt: Attempt): Settlement {
+  return {
+    position,
+    key,
+    status: attempt.status,
+    inputs: attempt.inputs ?? {},
+    request: attempt.request,
+    response: attempt.response,
+    error: attempt.error,
+    durationMs: attempt.durationMs,
+  };
+}
+
+/** Exponential backoff with jitter, capped; longer when the answer's Retry-After asks for it. */
+export function delayBefore(attempt: number, step: StoredStep, result: Pick<Attempt, 'retryAfterMs'>): number {
+  const exponential = Math.min(step.retry.maxDelayMs, step.retry.initialDelayMs * 2 ** (attempt - 2));
+  const jittered = exponential / 2 + Math.random() * (exponential / 2);
+  return Math.min(MAX_RETRY_WAIT_MS, Math.max(jittered, result.retryAfterMs ?? 0));
+}
+
+function settled(progress: StepProgress, step: StoredStep): boolean {
+  return progress.status === 'completed' || progress.status === 'skipped' || (progress.status === 'failed' && step.continueOnError);
+}
+
+/** What the templates see, with the steps already done (a resumed run). */
+function contextOf(run: ClaimedRun): TemplateContext {
+  const context: TemplateContext = { input: run.input, steps: {}, execution: { id: run.id, flowId: run.flowId, flowVersion: run.flowVersion } };
+  for (const progress of run.progress) {
+    if (!settled(progress, run.steps[progress.position]!)) break;
+    const response = progress.response;
+    context.steps[run.steps[progress.position]!.key] = { output: response?.body ?? null, status: response?.status ?? null, headers: response?.headers ?? {} };
+  }
+  return context;
+}
+
+/** The output of the last step before `position` that completed. */
+function lastOutput(run: ClaimedRun, position: number): unknown {
+  const last = run.progress.slice(0, position).findLast((step) => step.status === 'completed');
+  return last?.response?.body ?? null;
+}
+
+/** The output template rendered, or the last completed step's output. */
+function finishing(run: ClaimedRun, context: TemplateContext, lastCompleted: unknown): Transition['finish'] {
+  if (run.outputTemplate === null) return { status: 'completed', output: lastCompleted };
+  try {
+    return { status: 'completed', output: render(run.outputTemplate, context, 'output') };
+  } catch (error) {
+    if (!(error instanceof TemplateError)) throw error;
+    return { status: 'failed', error: { code: 'template-error', message: error.message } };
+  }
+}

@@ -1,0 +1,152 @@
+// One attempt of one step: its inputs rendered from the template, checked against the action's
+// input schema, turned into the action's HTTP request, sent with the tool's credentials, and the
+// answer classified. The mapping from inputs to the request (README, "Running flows"):
+// - the URL is the tool's baseUrl followed by the action's endpoint, whose `{name}` placeholders
+//   take the inputs of that name (percent-encoded; a non-string value as JSON);
+// - the headers are the action's, then the credentials', then `Idempotency-Key:
+//   <executionId>:<stepKey>` so that a target can drop a call repeated after a crash;
+// - the other inputs go in the query string for GET and DELETE (an array as repeated parameters,
+//   an object as JSON), and as the JSON body otherwise.
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import type { StoredStep } from '../domain/flows.ts';
+import type { ActionCall, ClaimedRun, Failure } from '../domain/progress.ts';
+import { render, type TemplateContext, TemplateError } from '../domain/templates.ts';
+import { type Authenticator, CredentialsFailure } from './credentials.ts';
+import { type Outbound, OutboundError, type OutboundRequest, type OutboundResponse } from './outbound.ts';
+
+export interface Attempt {
+  status: 'completed' | 'failed';
+  inputs?: unknown;
+  request?: OutboundRequest & { body?: unknown };
+  response?: OutboundResponse;
+  error?: Failure;
+  /** Whether another attempt may succeed (network errors, timeouts, 408, 429, 5xx). */
+  retryable: boolean;
+  /** What the answer's Retry-After asked for, in milliseconds. */
+  retryAfterMs?: number;
+  durationMs: number;
+}
+
+export interface StepTools {
+  outbound: Outbound;
+  authenticator: Authenticator;
+  validators: Validators;
+}
+
+export async function attemptStep(run: ClaimedRun, step: StoredStep, context: TemplateContext, tools: StepTools, signal: AbortSignal): Promise<Attempt> {
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  const fail = (code: string, message: string, more: Partial<Attempt> = {}): Attempt => ({
+    status: 'failed',
+    error: { code, message },
+    retryable: false,
+    durationMs: elapsed(),
+    ...more,
+  });
+  let inputs: unknown;
+  try {
+    inputs = render(step.inputs, context, 'inputs');
+  } catch (error) {
+    if (error instanceof TemplateError) return fail('template-error', error.message);
+    throw error;
+  }
+  if (inputs === null || typeof inputs !== 'object' || Array.isArray(inputs))
+    return fail('template-error', 'inputs: the template must render a JSON object', { inputs });
+  const action = run.actions.get(step.actionId);
+  if (!action) return fail('action-missing', `The action ${step.actionId} was deleted; the step cannot run.`, { inputs });
+  const invalid = tools.validators.check(action.inputSchema, inputs);
+  if (invalid) return fail('invalid-inputs', `The inputs do not match the action's inputSchema: ${invalid}`, { inputs });
+  let request: OutboundRequest;
+  try {
+    request = requestFor(run, step, action, inputs as Record<string, unknown>);
+  } catch (error) {
+    return fail('invalid-inputs', (error as Error).message, { inputs });
+  }
+  let authenticated: Awaited<ReturnType<Authenticator['apply']>>;
+  try {
+    authenticated = await tools.authenticator.apply(run.orgId, action.tool, request, signal);
+  } catch (error) {
+    if (error instanceof CredentialsFailure) return fail('credentials-error', error.message, { inputs, retryable: error.retryable });
+    throw error;
+  }
+  const shown = { ...authenticated.shown, body: request.body === undefined ? null : JSON.parse(request.body) };
+  try {
+    const response = await tools.outbound.call(authenticated.request, signal, step.timeoutMs);
+    if (response.status >= 200 && response.status < 300)
+      return { status: 'completed', inputs, request: shown, response, retryable: false, durationMs: elapsed() };
+    const retryable = response.status === 408 || response.status === 429 || response.status >= 500;
+    return fail('http-status', `The action answered ${response.status}.`, {
+      inputs,
+      request: shown,
+      response,
+      retryable,
+      retryAfterMs: retryAfterMs(response.headers['retry-after']),
+    });
+  } catch (error) {
+    if (!(error instanceof OutboundError)) throw error;
+    const retryable = error.code === 'network-error' || error.code === 'timeout';
+    return fail(error.code, error.message, { inputs, request: shown, retryable });
+  }
+}
+
+function requestFor(run: ClaimedRun, step: StoredStep, action: ActionCall, inputs: Record<string, unknown>): OutboundRequest {
+  const rest = { ...inputs };
+  const path = action.endpoint.replace(/\{([^}]+)\}/g, (_placeholder, name: string) => {
+    if (!(name in rest)) throw new Error(`The endpoint ${action.endpoint} needs the input "${name}", which the step's inputs do not have.`);
+    const value = rest[name];
+    delete rest[name];
+    return encodeURIComponent(typeof value === 'string' ? value : JSON.stringify(value));
+  });
+  const url = new URL(`${action.tool.baseUrl.replace(/\/+$/, '')}${path}`);
+  const headers: Record<string, string> = { ...lowerCased(action.headers), 'idempotency-key': `${run.id}:${step.key}`, 'user-agent': 'Tolstoy' };
+  if (action.method === 'GET' || action.method === 'DELETE') {
+    for (const [name, value] of Object.entries(rest)) {
+      for (const item of Array.isArray(value) ? value : [value]) url.searchParams.append(name, typeof item === 'string' ? item : JSON.stringify(item));
+    }
+    return { method: action.method, url: url.toString(), headers };
+  }
+  headers['content-type'] ??= 'application/json';
+  return { method: action.method, url: url.toString(), headers, body: JSON.stringify(rest) };
+}
+
+function lowerCased(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
+}
+
+// Retry-After is seconds or an HTTP date (RFC 9110 §10.2.3).
+function retryAfterMs(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** The actions' input schemas, compiled once each. */
+export class Validators {
+  readonly #ajv: Ajv2020;
+  readonly #compiled = new Map<string, ValidateFunction>();
+
+  constructor() {
+    this.#ajv = new Ajv2020({ allErrors: true, strict: false });
+    addFormats.default(this.#ajv);
+  }
+
+  /** A sentence naming what does not match, or undefined. */
+  check(schema: Record<string, unknown>, value: unknown): string | undefined {
+    const text = JSON.stringify(schema);
+    let validate = this.#compiled.get(text);
+    if (!validate) {
+      validate = this.#ajv.compile(schema);
+      this.#compiled.set(text, validate);
+    }
+    if (validate(value)) return undefined;
+    return (validate.errors ?? [])
+      .slice(0, 5)
+      .map(
+        (error) =>
+          `${error.instancePath || '/'} ${error.message ?? 'is not valid'}${error.keyword === 'required' ? ` (${String(error.params.missingProperty)})` : ''}`,
+      )
+      .join('; ');
+  }
+}
