@@ -26,6 +26,8 @@ export interface Authenticated {
   request: OutboundRequest;
   /** The same request as recorded: credentials redacted. */
   shown: OutboundRequest;
+  /** Every value the credentials put on the wire, to scrub from whatever is recorded (an API may echo them). */
+  secrets: string[];
 }
 
 export class Authenticator {
@@ -39,7 +41,7 @@ export class Authenticator {
   }
 
   async apply(orgId: string, tool: ActionCall['tool'], request: OutboundRequest, signal: AbortSignal): Promise<Authenticated> {
-    if (tool.authType === 'none' || tool.credentials === null) return { request, shown: request };
+    if (tool.authType === 'none' || tool.credentials === null) return { request, shown: request, secrets: [] };
     let credentials: Credentials;
     try {
       credentials = this.#keyring.open(tool.credentials, { orgId, toolId: tool.id });
@@ -52,15 +54,21 @@ export class Authenticator {
         url.searchParams.set(credentials.name, credentials.value);
         const shown = new URL(request.url);
         shown.searchParams.set(credentials.name, REDACTED);
-        return { request: { ...request, url: url.toString() }, shown: { ...request, url: shown.toString() } };
+        return {
+          request: { ...request, url: url.toString() },
+          shown: { ...request, url: shown.toString() },
+          secrets: [credentials.value, encodeURIComponent(credentials.value)],
+        };
       }
-      return withHeader(request, credentials.name, credentials.value);
+      return withHeader(request, credentials.name.toLowerCase(), credentials.value, [credentials.value]);
     }
-    if ('token' in credentials) return withHeader(request, 'authorization', `Bearer ${credentials.token}`);
+    if ('token' in credentials) return withHeader(request, 'authorization', `Bearer ${credentials.token}`, [credentials.token]);
     if ('password' in credentials) {
-      return withHeader(request, 'authorization', `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`);
+      const encoded = Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64');
+      return withHeader(request, 'authorization', `Basic ${encoded}`, [encoded, credentials.password]);
     }
-    return withHeader(request, 'authorization', `Bearer ${await this.#token(tool, credentials, signal)}`);
+    const token = await this.#token(tool, credentials, signal);
+    return withHeader(request, 'authorization', `Bearer ${token}`, [token, credentials.clientSecret]);
   }
 
   async #token(tool: ActionCall['tool'], credentials: Extract<Credentials, { clientSecret: string }>, signal: AbortSignal): Promise<string> {
@@ -103,6 +111,27 @@ export class Authenticator {
   }
 }
 
-function withHeader(request: OutboundRequest, name: string, value: string): Authenticated {
-  return { request: { ...request, headers: { ...request.headers, [name]: value } }, shown: { ...request, headers: { ...request.headers, [name]: REDACTED } } };
+function withHeader(request: OutboundRequest, name: string, value: string, secrets: string[]): Authenticated {
+  return {
+    request: { ...request, headers: { ...request.headers, [name]: value } },
+    shown: { ...request, headers: { ...request.headers, [name]: REDACTED } },
+    secrets: [value, ...secrets],
+  };
+}
+
+// Shorter values are too likely to be ordinary text to be scrubbed wherever they occur.
+const SCRUBBED_LENGTH = 4;
+
+/** The value with every occurrence of a secret, in any string or name, replaced by [REDACTED]. */
+export function scrubbed<Value>(value: Value, secrets: ReadonlySet<string>): Value {
+  const candidates = [...secrets].filter((secret) => secret.length >= SCRUBBED_LENGTH);
+  if (candidates.length === 0) return value;
+  const text = (string: string) => candidates.reduce((result, secret) => result.replaceAll(secret, REDACTED), string);
+  const scrub = (node: unknown): unknown => {
+    if (typeof node === 'string') return text(node);
+    if (Array.isArray(node)) return node.map(scrub);
+    if (node !== null && typeof node === 'object') return Object.fromEntries(Object.entries(node).map(([name, child]) => [text(name), scrub(child)]));
+    return node;
+  };
+  return scrub(value) as Value;
 }

@@ -5,6 +5,7 @@ import type { Database } from '../db/client.ts';
 import type { StoredStep } from '../domain/flows.ts';
 import { type ClaimedRun, claimRun, type Failure, recordTransition, type Settlement, type StepProgress, type Transition } from '../domain/progress.ts';
 import { holds, render, type TemplateContext, TemplateError } from '../domain/templates.ts';
+import { scrubbed } from './credentials.ts';
 import { type Attempt, attemptStep, type StepTools } from './step.ts';
 
 /** How a worker's turn with an execution ended. */
@@ -33,7 +34,9 @@ export async function runExecution(db: Database, executionId: string, tools: Ste
   if (!run) return 'done';
   const context = contextOf(run);
   const signal = AbortSignal.any([signals.cancel, signals.shutdown]);
-  const record = async (transition: Transition) => (await recordTransition(db, run, transition)) || lostRun();
+  // Credentials the run's steps sent: templates see the real answers, the record never sees them.
+  const secrets = new Set<string>();
+  const record = async (transition: Transition) => (await recordTransition(db, run, scrubbed(transition, secrets))) || lostRun();
   let position = run.progress.findIndex((step) => !settled(step, run.steps[step.position]!));
   if (position === -1) position = run.steps.length;
   let lastCompleted = lastOutput(run, position);
@@ -42,7 +45,7 @@ export async function runExecution(db: Database, executionId: string, tools: Ste
     if (signals.stopping()) return 'released';
     const step = run.steps[position]!;
     const progress = run.progress[position]!;
-    const ran = await runStep(run, step, position, progress, context, tools, signal, signals, record);
+    const ran = await runStep(run, step, position, progress, context, tools, { signal, signals, secrets }, record);
     if (ran === 'released') return 'released';
     if (ran.status === 'completed') lastCompleted = ran.output;
     if (ran.status === 'failed' && !step.continueOnError) {
@@ -93,8 +96,7 @@ async function runStep(
   progress: StepProgress,
   context: TemplateContext,
   tools: StepTools,
-  signal: AbortSignal,
-  signals: RunSignals,
+  { signal, signals, secrets }: { signal: AbortSignal; signals: RunSignals; secrets: Set<string> },
   record: (transition: Transition) => Promise<true>,
 ): Promise<StepResult | 'released'> {
   if (step.if !== null) {
@@ -117,6 +119,7 @@ async function runStep(
   const maxAttempts = Math.max(step.retry.maxAttempts, first);
   for (let attempt = first; ; attempt++) {
     const result = await attemptStep(run, step, context, tools, signal);
+    for (const secret of result.secrets ?? []) secrets.add(secret);
     // Stopped now: nothing is recorded, so the attempt is made again elsewhere.
     if (signals.shutdown.aborted) return 'released';
     const settlement = settlementOf(position, step.key, result);

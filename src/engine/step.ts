@@ -26,6 +26,8 @@ export interface Attempt {
   /** What the answer's Retry-After asked for, in milliseconds. */
   retryAfterMs?: number;
   durationMs: number;
+  /** The credentials' values this attempt sent, never to be recorded. */
+  secrets?: string[];
 }
 
 export interface StepTools {
@@ -71,22 +73,19 @@ export async function attemptStep(run: ClaimedRun, step: StoredStep, context: Te
     throw error;
   }
   const shown = { ...authenticated.shown, body: request.body === undefined ? null : JSON.parse(request.body) };
+  const { secrets } = authenticated;
   try {
     const response = await tools.outbound.call(authenticated.request, signal, step.timeoutMs);
-    if (response.status >= 200 && response.status < 300)
-      return { status: 'completed', inputs, request: shown, response, retryable: false, durationMs: elapsed() };
+    if (response.status >= 200 && response.status < 300) {
+      return { status: 'completed', inputs, request: shown, response, retryable: false, durationMs: elapsed(), secrets };
+    }
     const retryable = response.status === 408 || response.status === 429 || response.status >= 500;
-    return fail('http-status', `The action answered ${response.status}.`, {
-      inputs,
-      request: shown,
-      response,
-      retryable,
-      retryAfterMs: retryAfterMs(response.headers['retry-after']),
-    });
+    const retryAfter = retryAfterMs(response.headers['retry-after']);
+    return fail('http-status', `The action answered ${response.status}.`, { inputs, request: shown, response, retryable, retryAfterMs: retryAfter, secrets });
   } catch (error) {
     if (!(error instanceof OutboundError)) throw error;
     const retryable = error.code === 'network-error' || error.code === 'timeout';
-    return fail(error.code, error.message, { inputs, request: shown, retryable });
+    return fail(error.code, error.message, { inputs, request: shown, retryable, secrets });
   }
 }
 

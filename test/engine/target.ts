@@ -4,6 +4,7 @@
 //   /slow/:ms/...       waits that long, then echoes
 //   /hang/...           never answers (until the client gives up)
 //   /flaky/:n/...       answers 503 the first n times a given Idempotency-Key calls, then echoes
+//   /once/...           answers 503 the first time the path is called, whoever calls, then echoes
 //   /limited/:seconds   answers 429 with Retry-After the first time a key calls, then echoes
 //   /status/:code       answers with that status and a JSON problem
 //   /text               answers text/plain
@@ -53,6 +54,8 @@ export async function startTarget(): Promise<Target> {
     const key = `${kind}:${entry.headers['idempotency-key'] ?? ''}:${url.pathname}`;
     const seen = (calls.get(key) ?? 0) + 1;
     calls.set(key, seen);
+    const seenPath = (calls.get(url.pathname) ?? 0) + 1;
+    calls.set(url.pathname, seenPath);
     const echo = () => json(response, 200, { method: entry.method, path: entry.path, query: entry.query, headers: entry.headers, body: entry.body });
     switch (kind) {
       case 'echo':
@@ -63,6 +66,8 @@ export async function startTarget(): Promise<Target> {
         return;
       case 'flaky':
         return seen <= Number(arg) ? json(response, 503, { error: 'unavailable', attempt: seen }) : echo();
+      case 'once':
+        return seenPath === 1 ? json(response, 503, { error: 'unavailable' }) : echo();
       case 'limited':
         if (seen === 1) {
           response.setHeader('retry-after', String(arg));
