@@ -92,8 +92,10 @@ export interface TestApp extends TestEngine {
   database: DatabaseConnection;
 }
 
-export async function buildTestApp(t: Test, settings: Partial<EngineSettings> = {}): Promise<TestApp> {
-  const database = await freshDatabase(t);
+/** The app on a fresh database, or on the one at `url` (shared with worker processes, say). */
+export async function buildTestApp(t: Test, settings: Partial<EngineSettings> = {}, url?: string): Promise<TestApp> {
+  const database = url ? new DatabaseConnection(url) : await freshDatabase(t);
+  if (url) t.teardown(() => database.close());
   const engine = await testEngine(t, database, settings);
   const app = await buildApp({ database, services: engine.services });
   t.teardown(() => app.close());

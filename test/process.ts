@@ -18,8 +18,9 @@ export interface FailedStart {
 function spawnServer(
   env: Record<string, string>,
   port: number,
+  entry = 'src/server.ts',
 ): { child: ChildProcess; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['src/server.ts'], {
+  const child = spawn(process.execPath, [entry], {
     env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -63,4 +64,22 @@ export async function failedStart(env: Record<string, string>): Promise<FailedSt
   const code = await exited;
   clearTimeout(timer);
   return { code, stdout: stdout(), stderr: stderr() };
+}
+
+export interface WorkerProcess {
+  process: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Runs `npm run worker` (from source) and waits until it works. */
+export async function startWorker(env: Record<string, string>): Promise<WorkerProcess> {
+  const { child, output, exited } = spawnServer(env, 0, 'src/worker.ts');
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) break;
+    if (output().includes('Worker running')) return { process: child, output, exited };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`the worker did not start: ${output()}`);
 }

@@ -14,8 +14,8 @@ export const EXECUTIONS = 'executions';
 
 /** Seconds without a heartbeat after which a worker is taken for dead and its job handed on. */
 export const HEARTBEAT_SECONDS = 10;
-/** How often the supervisor looks for such jobs. */
-export const SUPERVISE_SECONDS = 2;
+/** How often the supervisor looks for such jobs (pg-boss's monitor pass, which fails lapsed jobs for a retry). */
+export const SUPERVISE_SECONDS = 5;
 /** A job is retried this often at most: after a crash, after an outage of the database. */
 export const RETRY_LIMIT = 1000;
 
@@ -41,6 +41,7 @@ export async function openQueue({ url, timeouts = DEFAULT_TIMEOUTS, working }: Q
     schedule: false,
     supervise: working,
     superviseIntervalSeconds: SUPERVISE_SECONDS,
+    monitorIntervalSeconds: SUPERVISE_SECONDS,
     useListenNotify: working,
     registerInstance: false,
     persistWarnings: false,

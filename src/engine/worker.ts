@@ -60,7 +60,7 @@ export class Worker {
         groupConcurrency: settings.orgConcurrency,
         includeMetadata: true,
         pollingIntervalSeconds: 0.5,
-        notifyPollingIntervalSeconds: 5,
+        notifyPollingIntervalSeconds: 2,
       },
       async ([job]) => this.#work(job as Job<JobData> & { retryCount: number }),
     );

@@ -20,6 +20,8 @@ export interface Received {
   body: unknown;
   /** Whether the client went away before the answer was finished. */
   aborted: boolean;
+  /** When it arrived (ms since the epoch). */
+  at: number;
 }
 
 export interface Target {
@@ -45,6 +47,7 @@ export async function startTarget(): Promise<Target> {
       headers: Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, String(value)])),
       body: parse(text, request.headers['content-type']),
       aborted: false,
+      at: Date.now(),
     };
     received.push(entry);
     response.on('close', () => {
