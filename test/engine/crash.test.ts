@@ -84,7 +84,9 @@ t.test('two workers, one killed mid-run: every run completes, no completed step 
   const app = await buildTestApp(t, { worker: false }, url);
   const s = await scene(t, app);
   const workers: WorkerProcess[] = [await startWorker(workerEnv(url)), await startWorker(workerEnv(url))];
-  t.teardown(() => workers.forEach((worker) => worker.process.kill('SIGKILL')));
+  t.teardown(() => {
+    for (const worker of workers) worker.process.kill('SIGKILL');
+  });
   const ids = await startRuns(s, 40);
   await new Promise((resolve) => setTimeout(resolve, 700));
   const inFlight = await app.db.execution.count({ where: { id: { in: ids }, status: 'running' } });
