@@ -45,3 +45,20 @@ export async function checkStoredCredentials(db: Database, keyring: Keyring): Pr
       'set TOLSTOY_ENCRYPTION_KEY to that key, or, while rotating, set the new key there and the old one in TOLSTOY_ENCRYPTION_KEY_PREVIOUS, then run npm run credentials:rotate.',
   );
 }
+
+/** Re-seals, with the current key, every tool's credentials sealed with another; returns how many. */
+export async function rotateCredentials(db: Database, keyring: Keyring): Promise<number> {
+  const stale = await db.tool.findMany({ where: { credentials: { not: null }, NOT: { credentials: { startsWith: `v1.${keyring.currentId}.` } } } });
+  let rotated = 0;
+  for (const tool of stale) {
+    const owner = { orgId: tool.orgId, toolId: tool.id };
+    const credentials = keyring.open(tool.credentials!, owner);
+    // Only if unchanged meanwhile: a concurrent update sealed it with the current key already.
+    const { count } = await db.tool.updateMany({
+      where: { id: tool.id, credentials: tool.credentials },
+      data: { credentials: keyring.seal(credentials, owner) },
+    });
+    rotated += count;
+  }
+  return rotated;
+}
