@@ -89,15 +89,22 @@ function countSuccesses(app: FastifyInstance): Map<string, number> {
 
 /** Prints, per resource, how often its read, update and delete by id succeeded; 1 when any never did. */
 function reportChains(answered: Map<string, number>): number {
-  const resources = ['Organization', 'User', 'Tool', 'Action', 'Flow', 'ExecutionLog'];
+  const chains: [string, string[]][] = [
+    ...['Organization', 'User', 'Tool', 'Action', 'Flow', 'ExecutionLog'].map((resource): [string, string[]] => [
+      resource,
+      ['create', 'get', 'update', 'delete'].map((verb) => `${verb}${resource}`),
+    ]),
+    ['FlowVersion', ['createFlow', 'listFlowVersions', 'getFlowVersion']],
+    ['Execution', ['startExecution', 'getExecution', 'cancelExecution', 'retryExecution']],
+  ];
   console.log('Stateful chains (successful calls by id, reached only through links):');
   let missing = 0;
-  for (const resource of resources) {
-    const counts = ['create', 'get', 'update', 'delete'].map((verb) => answered.get(`${verb}${resource}`) ?? 0);
-    console.log(`  ${resource.padEnd(13)} create ${counts[0]}, get ${counts[1]}, update ${counts[2]}, delete ${counts[3]}`);
-    if (counts.some((count) => count === 0)) missing++;
+  for (const [resource, operationIds] of chains) {
+    const counts = operationIds.map((operationId) => `${operationId} ${answered.get(operationId) ?? 0}`);
+    console.log(`  ${resource.padEnd(13)} ${counts.join(', ')}`);
+    if (operationIds.some((operationId) => (answered.get(operationId) ?? 0) === 0)) missing++;
   }
-  if (missing > 0) console.log(`${missing} resource(s) were never chained from create to get, update and delete.`);
+  if (missing > 0) console.log(`${missing} resource(s) were never chained through all their operations.`);
   return missing > 0 ? 1 : 0;
 }
 
