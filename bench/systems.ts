@@ -1,5 +1,6 @@
 // The three systems of the benchmark, each started as its own process on the same database.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,6 +28,9 @@ export interface RunningSystem {
   stop(): Promise<void>;
 }
 
+// Production needs a key for tool credentials; the benchmark makes one for its run.
+const ENCRYPTION_KEY = randomBytes(32).toString('base64');
+
 export async function startSystem(name: SystemName, databaseUrl: string): Promise<RunningSystem> {
   const port = await freePort();
   const env = {
@@ -37,6 +41,7 @@ export async function startSystem(name: SystemName, databaseUrl: string): Promis
     HOST: '127.0.0.1',
     NODE_ENV: 'production',
     USE_AWS_SECRETS: 'false',
+    TOLSTOY_ENCRYPTION_KEY: ENCRYPTION_KEY,
   };
   const child = spawn(process.execPath, [...SYSTEMS[name].args], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

@@ -1,6 +1,7 @@
 // `npm run db:seed` (`prisma db seed`): a demo organization to explore the API with, created
 // once. It prints the ids to send as X-Org-ID and X-User-ID.
 import { createDatabase, toJsonText } from '../src/db/client.ts';
+import { storedStep } from '../src/domain/flows.ts';
 
 const DEMO = 'Tolstoy Demo';
 const db = createDatabase(process.env.DATABASE_URL!, { preparedStatements: false });
@@ -26,14 +27,14 @@ try {
           inputSchema: toJsonText({ type: 'object', required: ['channel', 'text'], properties: { channel: { type: 'string' }, text: { type: 'string' } } }),
         },
       });
-      const step = { key: 'announce', actionId: action.id, inputs: { channel: '#releases', text: 'A new release is out' } };
+      const step = storedStep({ key: 'announce', actionId: action.id, inputs: { channel: '#releases', text: 'A new release is out' } });
+      const fields = { name: 'Announce releases', description: 'Posts every release to #releases.', steps: toJsonText([step]) };
       const flow = await tx.flow.create({
         data: {
           orgId: org.id,
-          name: 'Announce releases',
-          description: 'Posts every release to #releases.',
-          steps: toJsonText([step]),
+          ...fields,
           stepRefs: { create: { position: 0, key: step.key, actionId: step.actionId } },
+          versions: { create: { version: 1, ...fields } },
         },
       });
       await tx.executionLog.create({

@@ -1,6 +1,10 @@
 // Runs the service as a process, as `npm start` does (from source), and waits until it answers.
+
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { freePort } from '../src/db/embedded.ts';
+
+const TEST_KEY = randomBytes(32).toString('base64');
 
 export interface ServerProcess {
   process: ChildProcess;
@@ -21,7 +25,8 @@ function spawnServer(
   entry = 'src/server.ts',
 ): { child: ChildProcess; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
   const child = spawn(process.execPath, [entry], {
-    env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...env },
+    // One credentials key for every server a test file starts (never the development key file).
+    env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', TOLSTOY_ENCRYPTION_KEY: TEST_KEY, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

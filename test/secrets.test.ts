@@ -21,6 +21,11 @@ await admin(databaseUrl, [
   `CREATE ROLE ${ROLE} LOGIN PASSWORD '${PASSWORD}'`,
   `GRANT USAGE ON SCHEMA public TO ${ROLE}`,
   `GRANT ALL ON ALL TABLES IN SCHEMA public TO ${ROLE}`,
+  // The queue's own schema (pg-boss), as the owner of the database would have it.
+  `GRANT USAGE ON SCHEMA pgboss TO ${ROLE}`,
+  `GRANT ALL ON ALL TABLES IN SCHEMA pgboss TO ${ROLE}`,
+  `GRANT ALL ON ALL SEQUENCES IN SCHEMA pgboss TO ${ROLE}`,
+  `GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pgboss TO ${ROLE}`,
 ]);
 t.teardown(() => admin(databaseUrl, [`DROP OWNED BY ${ROLE}`, `DROP ROLE ${ROLE}`]));
 const urlWith = (password: string) => {
@@ -100,9 +105,10 @@ t.test('with the secret present, the service serves on the database it names', a
   await client.end();
 });
 
-t.test('production reads the secret without being told to', async (t) => {
-  const name = await secret({ DATABASE_URL: urlWith(PASSWORD) });
-  const env = awsEnv(name, { NODE_ENV: 'production', HOST: '127.0.0.1' });
+t.test('production reads the secret without being told to, the credentials key included', async (t) => {
+  const name = await secret({ DATABASE_URL: urlWith(PASSWORD), TOLSTOY_ENCRYPTION_KEY: randomBytes(32).toString('base64') });
+  // The key only in the secret: none in the environment.
+  const env = awsEnv(name, { NODE_ENV: 'production', HOST: '127.0.0.1', TOLSTOY_ENCRYPTION_KEY: '' });
   delete (env as Record<string, string | undefined>).USE_AWS_SECRETS;
   const server = await started(t, env);
   t.equal((await fetch(`${server.base}/ready`)).status, 200);

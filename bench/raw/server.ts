@@ -44,7 +44,7 @@ const decodeCursor = (cursor: string) => {
 };
 const encodeCursor = (id: string) => `v1${Buffer.from(id.replaceAll('-', ''), 'hex').toString('base64url')}`;
 
-const FLOW_COLUMNS = 'f.id, f.org_id, f.name, f.description, f.version, f.steps, f.created_at, f.updated_at';
+const FLOW_COLUMNS = 'f.id, f.org_id, f.name, f.description, f.version, f.steps, f.output, f.created_at, f.updated_at';
 
 const flow = (row: any) => ({
   id: row.id,
@@ -53,6 +53,7 @@ const flow = (row: any) => ({
   description: row.description,
   version: row.version,
   steps: JSON.parse(row.steps),
+  output: row.output === null ? null : JSON.parse(row.output),
   createdAt: row.created_at.toISOString(),
   updatedAt: row.updated_at.toISOString(),
 });
@@ -68,7 +69,7 @@ app.get('/flows/:id', { schema: { headers: tenantHeaders, params: idParams } }, 
   const tenant = await tenantOf(request, reply);
   if (!tenant) return reply;
   const { id } = request.params as { id: string };
-  const { rows } = await pool.query(`SELECT ${FLOW_COLUMNS} FROM flows f WHERE f.org_id = $1 AND f.id = $2`, [tenant.orgId, id]);
+  const { rows } = await pool.query(`SELECT ${FLOW_COLUMNS} FROM flows f WHERE f.org_id = $1 AND f.id = $2 AND f.deleted_at IS NULL`, [tenant.orgId, id]);
   if (rows.length === 0) return problem(reply, request, 404, 'not-found', 'Not found', `No flow ${id} in this organization.`);
   return json(reply, flow(rows[0]));
 });
@@ -78,12 +79,15 @@ app.get('/flows', { schema: { headers: tenantHeaders, querystring: { type: 'obje
   if (!tenant) return reply;
   const { limit, cursor } = request.query as { limit: number; cursor?: string };
   const { rows } = cursor
-    ? await pool.query(`SELECT ${FLOW_COLUMNS} FROM flows f WHERE f.org_id = $1 AND f.id < $2 ORDER BY f.id DESC LIMIT $3`, [
+    ? await pool.query(`SELECT ${FLOW_COLUMNS} FROM flows f WHERE f.org_id = $1 AND f.id < $2 AND f.deleted_at IS NULL ORDER BY f.id DESC LIMIT $3`, [
         tenant.orgId,
         decodeCursor(cursor),
         limit + 1,
       ])
-    : await pool.query(`SELECT ${FLOW_COLUMNS} FROM flows f WHERE f.org_id = $1 ORDER BY f.id DESC LIMIT $2`, [tenant.orgId, limit + 1]);
+    : await pool.query(`SELECT ${FLOW_COLUMNS} FROM flows f WHERE f.org_id = $1 AND f.deleted_at IS NULL ORDER BY f.id DESC LIMIT $2`, [
+        tenant.orgId,
+        limit + 1,
+      ]);
   return json(reply, pageOf(rows, limit, flow));
 });
 
@@ -102,7 +106,10 @@ app.put(
     const { id } = request.params as { id: string };
     const { name } = request.body as { name: string };
     const { rows } = await pool.query(
-      `WITH f AS (UPDATE flows SET name = $3, version = version + 1, updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING *) SELECT ${FLOW_COLUMNS} FROM f`,
+      // The update and the version it adds, in one statement.
+      `WITH f AS (UPDATE flows SET name = $3, version = version + 1, updated_at = now() WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING *),
+        v AS (INSERT INTO flow_versions (id, org_id, flow_id, version, name, description, steps, output) SELECT uuidv7(), org_id, id, version, name, description, steps, output FROM f)
+        SELECT ${FLOW_COLUMNS} FROM f`,
       [tenant.orgId, id, name],
     );
     if (rows.length === 0) return problem(reply, request, 404, 'not-found', 'Not found', `No flow ${id} in this organization.`);
@@ -141,6 +148,7 @@ app.post('/tools', { schema: { headers: tenantHeaders, body: toolBody } }, async
       description: tool.description,
       baseUrl: tool.base_url,
       authType: tool.auth_type,
+      hasCredentials: tool.credentials !== null,
       createdAt: tool.created_at.toISOString(),
       updatedAt: tool.updated_at.toISOString(),
     },

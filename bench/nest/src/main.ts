@@ -122,6 +122,7 @@ function flow(row: any) {
     description: row.description,
     version: row.version,
     steps: JSON.parse(row.steps),
+    output: row.output === null ? null : JSON.parse(row.output),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -136,7 +137,7 @@ class FlowsController {
   @Get(':id')
   async get(@Req() request: TenantRequest, @Param('id') id: string) {
     checkId(id);
-    const row = await this.db.flow.findUnique({ where: { orgId_id: { orgId: request.tenant.orgId, id } } });
+    const row = await this.db.flow.findUnique({ where: { orgId_id: { orgId: request.tenant.orgId, id }, deletedAt: null } });
     if (!row) throw new Problem(404, 'not-found', 'Not found', `No flow ${id} in this organization.`);
     return flow(row);
   }
@@ -145,7 +146,7 @@ class FlowsController {
   async list(@Req() request: TenantRequest, @Query('limit') limitText?: string, @Query('cursor') cursor?: string) {
     const { limit, after } = pageArgs(limitText, cursor);
     const rows = await this.db.flow.findMany({
-      where: { orgId: request.tenant.orgId, ...(after && { id: { lt: after } }) },
+      where: { orgId: request.tenant.orgId, deletedAt: null, ...(after && { id: { lt: after } }) },
       orderBy: { id: 'desc' },
       take: limit + 1,
     });
@@ -159,7 +160,15 @@ class FlowsController {
       throw new Problem(400, 'validation-error', 'The request is not valid', 'body/name: must be a name');
     const name = body.name;
     try {
-      const row = await this.db.flow.update({ where: { orgId_id: { orgId: request.tenant.orgId, id } }, data: { name, version: { increment: 1 } } });
+      const row = await this.db.$transaction(async (tx) => {
+        const updated = await tx.flow.update({
+          where: { orgId_id: { orgId: request.tenant.orgId, id }, deletedAt: null },
+          data: { name, version: { increment: 1 } },
+        });
+        const { orgId, version, description, steps, output } = updated;
+        await tx.flowVersion.create({ data: { orgId, flowId: updated.id, version, name: updated.name, description, steps, output } });
+        return updated;
+      });
       return flow(row);
     } catch (error) {
       if ((error as { code?: string }).code === 'P2025') throw new Problem(404, 'not-found', 'Not found', `No flow ${id} in this organization.`);
@@ -203,6 +212,7 @@ class ToolsController {
       description: tool.description,
       baseUrl: tool.baseUrl,
       authType: tool.authType,
+      hasCredentials: tool.credentials !== null,
       createdAt: tool.createdAt.toISOString(),
       updatedAt: tool.updatedAt.toISOString(),
     };

@@ -46,7 +46,7 @@ func main() {
 	check(err == nil, "create a flow", err)
 	ok(flow.StatusCode(), http.StatusCreated, "create a flow", flow.Body)
 
-	log, err := client.CreateExecutionLogWithResponse(ctx, &CreateExecutionLogParams{XOrgID: orgID, XUserID: userID}, ExecutionLogCreate{FlowId: flow.JSON201.Id, ExecutionId: "run-1", StepKey: "post", Status: Completed, DurationMs: ptr(12)})
+	log, err := client.CreateExecutionLogWithResponse(ctx, &CreateExecutionLogParams{XOrgID: orgID, XUserID: userID}, ExecutionLogCreate{FlowId: flow.JSON201.Id, ExecutionId: "run-1", StepKey: "post", Status: ExecutionStatusCompleted, DurationMs: ptr(12)})
 	check(err == nil, "create an execution log", err)
 	ok(log.StatusCode(), http.StatusCreated, "create an execution log", log.Body)
 
