@@ -187,6 +187,19 @@ t.test('bad paging and filters answer 400', async (t) => {
   await expectProblem(t, 400, { method: 'GET', url: '/execution-logs?flowId=nope' }, 'flowId');
   await expectProblem(t, 400, { method: 'GET', url: '/execution-logs?executionId=a%20b' }, 'executionId');
   await expectProblem(t, 400, { method: 'GET', url: '/actions?toolId=1' }, 'toolId');
+  for (const query of ['status=done', 'status=skipped', 'flowId=nope', 'createdAfter=yesterday', 'createdBefore=2026-13-01T00:00:00Z', 'createdAfter=']) {
+    await expectProblem(t, 400, { method: 'GET', url: `/executions?${query}` }, `/executions?${query}`);
+  }
+  for (const version of ['0', '-1', 'x', '1.5', '2147483648']) {
+    const response = await expectProblem(t, 400, { method: 'GET', url: `/flows/${flow.id}/versions/${version}` }, `version ${version}`);
+    t.match(response.data.errors, [{ in: 'path', pointer: '/version' }]);
+  }
+  for (const body of [{ input: [] }, { input: 'x' }, { version: 0 }, { version: 'latest' }, { input: {}, extra: 1 }]) {
+    await expectProblem(t, 400, { method: 'POST', url: `/flows/${flow.id}/executions`, payload: body }, `start ${JSON.stringify(body)}`);
+  }
+  const ignored = await call(app, acme, { method: 'POST', url: `/flows/${flow.id}/executions`, payload: {}, headers: { prefer: 'handling=lenient, wait=soon' } });
+  t.equal(ignored.statusCode, 202, 'preferences it does not know, or cannot read, are ignored (RFC 7240)');
+  t.equal(ignored.headers['preference-applied'], undefined);
 });
 
 t.test('tenant headers that are too long or not UUIDs answer 400', async (t) => {
