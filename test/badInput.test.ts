@@ -197,7 +197,12 @@ t.test('bad paging and filters answer 400', async (t) => {
   for (const body of [{ input: [] }, { input: 'x' }, { version: 0 }, { version: 'latest' }, { input: {}, extra: 1 }]) {
     await expectProblem(t, 400, { method: 'POST', url: `/flows/${flow.id}/executions`, payload: body }, `start ${JSON.stringify(body)}`);
   }
-  const ignored = await call(app, acme, { method: 'POST', url: `/flows/${flow.id}/executions`, payload: {}, headers: { prefer: 'handling=lenient, wait=soon' } });
+  const ignored = await call(app, acme, {
+    method: 'POST',
+    url: `/flows/${flow.id}/executions`,
+    payload: {},
+    headers: { prefer: 'handling=lenient, wait=soon' },
+  });
   t.equal(ignored.statusCode, 202, 'preferences it does not know, or cannot read, are ignored (RFC 7240)');
   t.equal(ignored.headers['preference-applied'], undefined);
 });
