@@ -1,6 +1,7 @@
 // `npm run db:seed` (`prisma db seed`): a demo organization to explore the API with, created
-// once. It prints the ids to send as X-Org-ID and X-User-ID.
+// once. It prints the ids to send as X-Org-ID and X-User-ID, and the first time its owner's API key.
 import { createDatabase, toJsonText } from '../src/db/client.ts';
+import { keyRecord } from '../src/domain/apiKeys.ts';
 import { storedStep } from '../src/domain/flows.ts';
 
 const DEMO = 'Tolstoy Demo';
@@ -11,9 +12,11 @@ try {
     existing ??
     (await db.$transaction(async (tx) => {
       const org = await tx.organization.create({
-        data: { name: DEMO, users: { create: { email: 'demo@tolstoy.dev', name: 'Demo Owner' } } },
+        data: { name: DEMO, users: { create: { email: 'demo@tolstoy.dev', name: 'Demo Owner', role: 'owner' } } },
         include: { users: true },
       });
+      const { key, data } = keyRecord({ orgId: org.id, userId: org.users[0]!.id }, 'Demo key');
+      await tx.apiKey.create({ data });
       const tool = await tx.tool.create({ data: { orgId: org.id, name: 'Slack API', baseUrl: 'https://slack.com/api', authType: 'bearer' } });
       const action = await tx.action.create({
         data: {
@@ -50,9 +53,10 @@ try {
           durationMs: 182,
         },
       });
-      return org;
+      return { ...org, key };
     }));
   console.log(`${existing ? 'Already seeded' : 'Seeded'}: X-Org-ID: ${organization.id}  X-User-ID: ${organization.users[0]!.id}`);
+  if ('key' in organization) console.log(`The owner's API key (shown this once): ${organization.key}`);
 } finally {
   await db.$disconnect();
 }

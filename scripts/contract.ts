@@ -1,15 +1,17 @@
 // `npm run test:contract`: schemathesis fuzzes every operation of openapi/openapi.yaml against
-// the real server on a throwaway PostgreSQL, with a real tenant. Extra arguments go to
-// schemathesis (`npm run test:contract -- --max-examples 500 --seed 7`). The JUnit report is
-// written to reports/contract/.
+// the real server on a throwaway PostgreSQL, with a real tenant, once for each way of
+// authenticating: tenant headers (development) and API keys (production). Extra arguments go to
+// schemathesis (`npm run test:contract -- --max-examples 500 --seed 7`); TOLSTOY_AUTH=keys (or
+// headers) runs one mode only. The JUnit reports are written to reports/contract/.
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
+import { AUTH_MODES, type AuthMode } from '../src/config/config.ts';
 import { DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
@@ -27,9 +29,10 @@ export interface ContractResult {
   failed: number;
 }
 
-export async function runContract(args: string[], databaseUrl?: string): Promise<ContractResult> {
+export async function runContract(args: string[], databaseUrl?: string, mode: AuthMode = 'headers'): Promise<ContractResult> {
   const bin = await pythonTools();
-  await rm(CONTRACT_REPORT_DIR, { recursive: true, force: true });
+  const reportDir = join(CONTRACT_REPORT_DIR, mode);
+  await rm(reportDir, { recursive: true, force: true });
   const embedded = databaseUrl ? undefined : await startEmbeddedPostgres({ dataDir: join(tmpdir(), `tolstoy-contract-${randomUUID()}`), ephemeral: true });
   const url = databaseUrl ?? embedded!.url;
   await applyMigrations(url);
@@ -39,15 +42,19 @@ export async function runContract(args: string[], databaseUrl?: string): Promise
   // fuzzer's runs call nobody (the engine has tests of its own).
   const settings = { worker: false, concurrency: 10, orgConcurrency: 10, allowPrivateTargets: false, responseLimitBytes: 1024 * 1024 };
   const engine = await startEngine({ database, directUrl: url, keyring, settings, log: pino({ level: 'silent' }) });
-  const app = await buildApp({ database, services: { keyring, runs: engine.runs } });
+  const adminToken = randomBytes(32).toString('base64url');
+  const auth = { mode, signup: true, adminToken, keyCacheMs: 5000 };
+  const app = await buildApp({ database, services: { keyring, runs: engine.runs }, auth });
   const answered = countSuccesses(app);
   try {
     const base = await app.listen({ port: 0, host: '127.0.0.1' });
     const tenant = await createTenant(base);
-    console.log(`Contract run against ${base} as member ${tenant.userId} of organization ${tenant.orgId}`);
+    console.log(`Contract run (TOLSTOY_AUTH=${mode}) against ${base} as member ${tenant.userId} of organization ${tenant.orgId}`);
     const code = await schemathesis(
       bin,
       [
+        '--config-file',
+        await configFile(mode, tenant),
         'run',
         'openapi/openapi.yaml',
         '--url',
@@ -59,12 +66,12 @@ export async function runContract(args: string[], databaseUrl?: string): Promise
         '--report',
         'junit',
         '--report-dir',
-        CONTRACT_REPORT_DIR,
+        reportDir,
         ...args,
       ],
-      { TOLSTOY_ORG_ID: tenant.orgId, TOLSTOY_USER_ID: tenant.userId },
+      mode === 'keys' ? { TOLSTOY_OPERATOR_TOKEN: adminToken } : {},
     );
-    const report = await latestReport();
+    const report = await latestReport(reportDir);
     console.log(`JUnit report: ${report}`);
     const phases = args[args.indexOf('--phases') + 1];
     const unchained = args.includes('--phases') && !phases?.includes('stateful') ? 0 : reportChains(answered);
@@ -96,6 +103,7 @@ function reportChains(answered: Map<string, number>): number {
       resource,
       ['create', 'get', 'update', 'delete'].map((verb) => `${verb}${resource}`),
     ]),
+    ['ApiKey', ['createApiKey', 'getApiKey', 'deleteApiKey']],
     ['FlowVersion', ['createFlow', 'listFlowVersions', 'getFlowVersion']],
     ['Execution', ['startExecution', 'getExecution', 'cancelExecution', 'retryExecution']],
   ];
@@ -117,19 +125,44 @@ async function junitCounts(report: string): Promise<{ passed: number; failed: nu
   return { passed: attribute('tests') - failed - attribute('skipped'), failed: xml ? failed : 1 };
 }
 
-async function latestReport(): Promise<string> {
-  const reports = (await readdir(CONTRACT_REPORT_DIR)).filter((name) => name.endsWith('.xml')).sort();
-  return join(CONTRACT_REPORT_DIR, reports.at(-1) ?? '(none)');
+async function latestReport(dir: string): Promise<string> {
+  const reports = (await readdir(dir).catch(() => [])).filter((name) => name.endsWith('.xml')).sort();
+  return join(dir, reports.at(-1) ?? '(none)');
 }
 
-async function createTenant(base: string): Promise<{ orgId: string; userId: string }> {
+interface Tenant {
+  orgId: string;
+  userId: string;
+  key: string;
+}
+
+async function createTenant(base: string): Promise<Tenant> {
   const response = await fetch(`${base}/organizations`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ name: 'Contract Tenant', owner: { email: 'owner@contract.test', name: 'Contract Owner' } }),
   });
-  const body = (await response.json()) as { id: string; owner: { id: string } };
-  return { orgId: body.id, userId: body.owner.id };
+  const body = (await response.json()) as { id: string; owner: { id: string }; apiKey: { key: string } };
+  return { orgId: body.id, userId: body.owner.id, key: body.apiKey.key };
+}
+
+/**
+ * schemathesis.toml with the credentials of this run, set through the spec's security schemes so
+ * that schemathesis knows them for what they are (its ignored_auth check takes them away and
+ * expects a 401): the tenant headers, or the tenant's API key. (With keys, the hooks send the
+ * operations on organizations with the operator token.)
+ */
+async function configFile(mode: AuthMode, tenant: Tenant): Promise<string> {
+  const base = await readFile(join(ROOT, 'schemathesis.toml'), 'utf8');
+  const credentials =
+    mode === 'headers'
+      ? `[auth.openapi.organization]\napi_key = "${tenant.orgId}"\n\n[auth.openapi.member]\napi_key = "${tenant.userId}"\n`
+      : `[auth.openapi.apiKey]\nbearer = "${tenant.key}"\n`;
+  const dir = join(ROOT, '.schemathesis');
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, `contract-${mode}.toml`);
+  await writeFile(path, `${base}\n# Credentials of this run (scripts/contract.ts).\n${credentials}`, { mode: 0o600 });
+  return path;
 }
 
 function schemathesis(bin: string, args: string[], env: Record<string, string>): Promise<number> {
@@ -139,6 +172,13 @@ function schemathesis(bin: string, args: string[], env: Record<string, string>):
   });
 }
 
+/** Both modes, or the one TOLSTOY_AUTH names. */
+export function contractModes(env = process.env): AuthMode[] {
+  return AUTH_MODES.filter((mode) => env.TOLSTOY_AUTH === undefined || env.TOLSTOY_AUTH === mode);
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  process.exit((await runContract(process.argv.slice(2))).code);
+  let code = 0;
+  for (const mode of contractModes()) code = Math.max(code, (await runContract(process.argv.slice(2), undefined, mode)).code);
+  process.exit(code);
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { cloneTemplate, prepareTemplate } from '../test/helper.ts';
-import { runContract } from './contract.ts';
+import { contractModes, runContract } from './contract.ts';
 import { debianTools } from './debian.ts';
 import { pythonTools } from './python.ts';
 
@@ -28,8 +28,10 @@ const results: Result[] = [];
 try {
   await prepareTemplate(serverUrl);
   results.push(await tap(tapArgs, { ...process.env, TEST_DATABASE_URL: serverUrl }));
-  // The whole suite also fuzzes the contract; a run of chosen test files does not.
-  if (tapArgs.length === 0) results.push(await runContract([], await cloneTemplate(serverUrl, 'contract')));
+  // The whole suite also fuzzes the contract, in both ways of authenticating; a run of chosen test files does not.
+  if (tapArgs.length === 0) {
+    for (const mode of contractModes()) results.push(await runContract([], await cloneTemplate(serverUrl, `contract_${mode}`), mode));
+  }
 } finally {
   await embedded?.stop();
 }

@@ -1,10 +1,12 @@
 // `npm start`: the API, and a worker that runs flows in the same process unless
 // TOLSTOY_WORKER=false (an API-only node beside worker processes: `npm run worker`).
+import { authWarnings } from './config/config.ts';
 import { buildApp } from './http/app.ts';
 import { runProcess, startCore } from './process/lifecycle.ts';
 
 await runProcess(async (config, running) => {
+  for (const warning of authWarnings(config)) console.warn(warning);
   const { database, services, logger } = await startCore(config, running);
-  running.app = await buildApp({ database, services, logger, requestTimeoutMs: config.requestTimeoutMs });
+  running.app = await buildApp({ database, services, logger, requestTimeoutMs: config.requestTimeoutMs, auth: config.auth });
   await running.app.listen({ port: config.port, host: config.host });
 });

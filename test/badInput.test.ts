@@ -14,9 +14,11 @@ const action = (
 const flow = (await call(app, acme, { method: 'POST', url: '/flows', payload: { name: 'F', steps: [{ key: 'a', actionId: action.id }] } })).data;
 const log = (await call(app, acme, { method: 'POST', url: '/execution-logs', payload: { flowId: flow.id, executionId: 'r', stepKey: 'a', status: 'queued' } }))
   .data;
+const apiKey = (await call(app, acme, { method: 'POST', url: '/api-keys', payload: { name: 'K' } })).data;
 const ids: Record<string, string> = {
   organizations: acme.orgId,
   users: acme.userId,
+  'api-keys': apiKey.id,
   tools: tool.id,
   actions: action.id,
   flows: flow.id,
@@ -29,6 +31,7 @@ const validBodies: Record<string, Record<string, unknown>> = {
   updateOrganization: { name: 'N' },
   createUser: { email: 'bad-input@example.com' },
   updateUser: { name: 'N' },
+  createApiKey: { name: 'N' },
   createTool: { name: 'N', baseUrl: 'https://x.io' },
   updateTool: { name: 'N' },
   createAction: { toolId: tool.id, name: 'N', key: 'bad.input', method: 'GET', endpoint: '/x' },
@@ -47,6 +50,7 @@ const counts = () =>
   Promise.all([
     db.organization.count(),
     db.user.count(),
+    db.apiKey.count(),
     db.tool.count(),
     db.action.count(),
     db.flow.count({ where: { deletedAt: null } }),
@@ -207,10 +211,11 @@ t.test('bad paging and filters answer 400', async (t) => {
   t.equal(ignored.headers['preference-applied'], undefined);
 });
 
-t.test('tenant headers that are too long or not UUIDs answer 400', async (t) => {
-  for (const value of ['x'.repeat(8000), 'ääää', '01a20000-0000-7000-8000-000000000000 ', '']) {
+t.test('tenant headers that are too long or not UUIDs answer 401, naming the header', async (t) => {
+  for (const value of ['x'.repeat(8000), 'ääää', '01a20000-0000-7000-8000-000000000000 ', '', 'urn:uuid:01a20000-0000-7000-8000-000000000000']) {
     const response = await call(app, undefined, { method: 'GET', url: '/tools', headers: { 'x-org-id': value, 'x-user-id': acme.userId } });
-    t.equal(response.statusCode, 400, value.slice(0, 20));
+    t.equal(response.statusCode, 401, value.slice(0, 20));
+    t.match(response.data.detail, /X-Org-ID must be an id/);
   }
 });
 

@@ -103,6 +103,30 @@ t.test('every wait is bounded by default, and each bound is configurable', async
   ]);
 });
 
+t.test('authentication: tenant headers and open sign-up outside production, API keys and closed sign-up in it', async (t) => {
+  t.same(readConfig({}).auth, { mode: 'headers', signup: true, adminToken: undefined, keyCacheMs: 5000 });
+  t.same(readConfig({ NODE_ENV: 'test' }).auth.mode, 'headers');
+  const production = readConfig({ NODE_ENV: 'production', USE_AWS_SECRETS: 'false', DATABASE_URL: LOCAL });
+  t.same(production.auth, { mode: 'keys', signup: false, adminToken: undefined, keyCacheMs: 5000 });
+  const token = 'x'.repeat(32);
+  t.same(readConfig({ TOLSTOY_AUTH: 'keys', TOLSTOY_SIGNUP: 'closed', TOLSTOY_ADMIN_TOKEN: token, TOLSTOY_KEY_CACHE_MS: '0' }).auth, {
+    mode: 'keys',
+    signup: false,
+    adminToken: token,
+    keyCacheMs: 0,
+  });
+  const error = t.throws(() =>
+    readConfig({ TOLSTOY_AUTH: 'none', TOLSTOY_SIGNUP: 'maybe', TOLSTOY_ADMIN_TOKEN: 'hunter2', TOLSTOY_KEY_CACHE_MS: '600000' }),
+  ) as ConfigError;
+  t.same(error.problems, [
+    'TOLSTOY_AUTH must be one of keys, headers',
+    'TOLSTOY_SIGNUP must be open or closed',
+    'TOLSTOY_ADMIN_TOKEN must be at least 32 characters without spaces (make one with: openssl rand -base64 32)',
+    'TOLSTOY_KEY_CACHE_MS must be a whole number of milliseconds from 0 to 60000',
+  ]);
+  t.notMatch(error.message, /hunter2/, 'the token is never repeated');
+});
+
 t.test('a .env file is read, and the environment wins over it', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'tolstoy-env-'));
   await writeFile(join(dir, '.env'), '# comment\nPORT=4000\nAPP_NAME="Tolstoy Staging"\nLOG_LEVEL=debug\n');
@@ -114,6 +138,7 @@ t.test('a .env file is read, and the environment wins over it', async (t) => {
 t.test('.env.example documents every variable the configuration reads', async (t) => {
   const source = await readFile(new URL('../src/config/config.ts', import.meta.url), 'utf8');
   const read = new Set([...source.matchAll(/(?:value|milliseconds|boolean|whole)\('([A-Z_]+)'/g)].map((m) => m[1]));
+  t.ok(read.has('TOLSTOY_ADMIN_TOKEN'), 'so are those read outside readConfig');
   t.ok(read.has('SHUTDOWN_TIMEOUT_MS'), 'the variables read through a helper are found too');
   const example = await readFile(new URL('../.env.example', import.meta.url), 'utf8');
   const documented = new Set([...example.matchAll(/^#?\s?([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]));

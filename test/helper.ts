@@ -7,14 +7,14 @@ import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import pg from 'pg';
 import { pino } from 'pino';
-import type { EngineSettings } from '../src/config/config.ts';
+import type { AuthMode, AuthSettings, EngineSettings } from '../src/config/config.ts';
 import { type Database, DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
 import { Keyring } from '../src/domain/credentials.ts';
 import { type Engine, startEngine } from '../src/engine/engine.ts';
 import { openQueue } from '../src/engine/queue.ts';
-import { buildApp } from '../src/http/app.ts';
+import { buildApp, DEVELOPMENT_AUTH } from '../src/http/app.ts';
 import type { Services } from '../src/http/routes.ts';
 import { contractViolation } from './contract.ts';
 
@@ -92,12 +92,26 @@ export interface TestApp extends TestEngine {
   database: DatabaseConnection;
 }
 
-/** The app on a fresh database, or on the one at `url` (shared with worker processes, say). */
-export async function buildTestApp(t: Test, settings: Partial<EngineSettings> = {}, url?: string): Promise<TestApp> {
+/** The operator token of test apps. */
+export const ADMIN_TOKEN = 'operator-token-of-the-tests-0123456789abcdef';
+
+/** Authentication of a test app in `mode`: open sign-up, and an operator token. */
+export function testAuth(mode: AuthMode, settings: Partial<AuthSettings> = {}): AuthSettings {
+  return { ...DEVELOPMENT_AUTH, mode, adminToken: ADMIN_TOKEN, ...settings };
+}
+
+const authOf = new WeakMap<FastifyInstance, AuthSettings>();
+
+/**
+ * The app on a fresh database, or on the one at `url` (shared with worker processes, say); its
+ * callers say who they are with tenant headers unless `auth` says otherwise.
+ */
+export async function buildTestApp(t: Test, settings: Partial<EngineSettings> = {}, url?: string, auth = testAuth('headers')): Promise<TestApp> {
   const database = url ? new DatabaseConnection(url) : await freshDatabase(t);
   if (url) t.teardown(() => database.close());
   const engine = await testEngine(t, database, settings);
-  const app = await buildApp({ database, services: engine.services });
+  const app = await buildApp({ database, services: engine.services, auth });
+  authOf.set(app, auth);
   t.teardown(() => app.close());
   return { ...engine, app, db: database.current, database };
 }
@@ -121,19 +135,39 @@ async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>)
 export interface Member {
   orgId: string;
   userId: string;
+  /** The owner's first API key. */
+  key: string;
+  /** What acts as the member: the tenant headers, or in keys mode the key. */
   headers: Record<string, string>;
 }
 
+export const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+
 /** A new organization with its owner, and the headers that act as that owner. */
 export async function createTenant(app: FastifyInstance, name = 'Acme'): Promise<Member> {
+  const auth = authOf.get(app) ?? DEVELOPMENT_AUTH;
   const response = await app.inject({
     method: 'POST',
     url: '/organizations',
+    headers: auth.signup ? {} : bearer(auth.adminToken!),
     payload: { name, owner: { email: `owner-${randomUUID()}@example.com`, name: 'Owner' } },
   });
   if (response.statusCode !== 201) throw new Error(`creating a tenant failed: ${response.body}`);
-  const { id, owner } = response.json();
-  return { orgId: id, userId: owner.id, headers: { 'x-org-id': id, 'x-user-id': owner.id } };
+  const { id, owner, apiKey } = response.json();
+  const headers = auth.mode === 'keys' ? bearer(apiKey.key) : { 'x-org-id': id, 'x-user-id': owner.id };
+  return { orgId: id, userId: owner.id, key: apiKey.key, headers };
+}
+
+/** A new member of `owner`'s organization (an owner when asked), with their own key. */
+export async function addMember(app: FastifyInstance, owner: Member, role: 'owner' | 'member' = 'member'): Promise<Member> {
+  const email = `${role}-${randomUUID()}@example.com`;
+  const user = await call(app, owner, { method: 'POST', url: '/users', payload: { email, role } });
+  if (user.statusCode !== 201) throw new Error(`adding a member failed: ${user.body}`);
+  const key = await call(app, owner, { method: 'POST', url: '/api-keys', payload: { name: 'Test', userId: user.data.id } });
+  if (key.statusCode !== 201) throw new Error(`creating a key failed: ${key.body}`);
+  const keys = (authOf.get(app) ?? DEVELOPMENT_AUTH).mode === 'keys';
+  const headers = keys ? bearer(key.data.key) : { 'x-org-id': owner.orgId, 'x-user-id': user.data.id };
+  return { orgId: owner.orgId, userId: user.data.id, key: key.data.key, headers };
 }
 
 /**

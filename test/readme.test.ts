@@ -5,58 +5,80 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { freePort } from '../src/db/embedded.ts';
-import { buildTestApp } from './helper.ts';
+import { ADMIN_TOKEN, buildTestApp, testAuth } from './helper.ts';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 const examples = [...readme.matchAll(/```bash\n(curl [^`]+?)```/g)].map((match) => match[1]!.trim());
 
-t.test('the README shows the original three curl examples, then the first flow in five steps', async (t) => {
-  t.equal(examples.length, 9);
+t.test('the README shows the original three curl examples, the first flow in five steps, then the production way', async (t) => {
+  t.equal(examples.length, 13);
   t.match(examples[0], /POST http:\/\/localhost:3000\/organizations/);
   t.match(examples[1], /POST http:\/\/localhost:3000\/users[\s\S]*X-Org-ID: your-org-id[\s\S]*X-User-ID: your-user-id/);
   t.match(examples[2], /POST http:\/\/localhost:3000\/tools[\s\S]*X-Org-ID: your-org-id/);
 });
 
+/** Runs an example against the server on `port`, its placeholders filled in by `ids`. */
+async function run(port: number, example: string, ids: Record<string, string>) {
+  let command = example.replaceAll('http://localhost:3000', `http://127.0.0.1:${port}`);
+  for (const [placeholder, id] of Object.entries(ids)) command = command.replaceAll(placeholder, id);
+  const env = { ...process.env, TOLSTOY_ADMIN_TOKEN: ADMIN_TOKEN };
+  const { stdout } = await promisify(execFile)('sh', ['-c', `${command} -s -w '\\n%{http_code}'`], { env });
+  const [body, status] = [stdout.slice(0, stdout.lastIndexOf('\n')), stdout.slice(stdout.lastIndexOf('\n') + 1)];
+  return { status: Number(status), body: body === '' ? undefined : JSON.parse(body) };
+}
+
 t.test('they work against a fresh start, in order', async (t) => {
   const { app } = await buildTestApp(t, { worker: true });
   const port = await freePort();
   await app.listen({ port, host: '127.0.0.1' });
-  const run = async (example: string, ids: Record<string, string>) => {
-    let command = example.replaceAll('http://localhost:3000', `http://127.0.0.1:${port}`);
-    for (const [placeholder, id] of Object.entries(ids)) command = command.replaceAll(placeholder, id);
-    const { stdout } = await promisify(execFile)('sh', ['-c', `${command} -s -w '\\n%{http_code}'`]);
-    const [body, status] = [stdout.slice(0, stdout.lastIndexOf('\n')), stdout.slice(stdout.lastIndexOf('\n') + 1)];
-    return { status: Number(status), body: JSON.parse(body) };
-  };
-  const organization = await run(examples[0]!, {});
+  const organization = await run(port, examples[0]!, {});
   t.equal(organization.status, 201, JSON.stringify(organization.body));
   const ids = { 'your-org-id': organization.body.id, 'your-user-id': organization.body.owner.id };
-  const user = await run(examples[1]!, ids);
+  const user = await run(port, examples[1]!, ids);
   t.equal(user.status, 201, JSON.stringify(user.body));
   t.equal(user.body.email, 'user@example.com');
-  const tool = await run(examples[2]!, ids);
+  const tool = await run(port, examples[2]!, ids);
   t.equal(tool.status, 201, JSON.stringify(tool.body));
   t.match(tool.body, { name: 'Slack API', authType: 'bearer', orgId: ids['your-org-id'] });
 
   // "Run your first flow", step by step.
-  const itself = await run(examples[3]!, ids);
+  const itself = await run(port, examples[3]!, ids);
   t.equal(itself.status, 201, JSON.stringify(itself.body));
   const withTool = { ...ids, 'your-tool-id': itself.body.id };
-  const get = await run(examples[4]!, withTool);
+  const get = await run(port, examples[4]!, withTool);
   t.equal(get.status, 201, JSON.stringify(get.body));
-  const rename = await run(examples[5]!, withTool);
+  const rename = await run(port, examples[5]!, withTool);
   t.equal(rename.status, 201, JSON.stringify(rename.body));
   const withActions = { ...withTool, 'your-get-action-id': get.body.id, 'your-rename-action-id': rename.body.id };
-  const flow = await run(examples[6]!, withActions);
+  const flow = await run(port, examples[6]!, withActions);
   t.equal(flow.status, 201, JSON.stringify(flow.body));
   t.match(flow.body.steps, [{ key: 'read' }, { key: 'rename', inputs: { name: '${steps.read.output.name}, run by Tolstoy' } }]);
-  const started = await run(examples[7]!, { ...withActions, 'your-flow-id': flow.body.id });
+  const started = await run(port, examples[7]!, { ...withActions, 'your-flow-id': flow.body.id });
   t.equal(started.status, 200, JSON.stringify(started.body));
   t.match(started.body, { status: 'completed', output: { id: ids['your-org-id'], name: 'My Organization, run by Tolstoy' } });
-  const read = await run(examples[8]!, { ...ids, 'your-execution-id': started.body.id });
+  const read = await run(port, examples[8]!, { ...ids, 'your-execution-id': started.body.id });
   t.equal(read.status, 200);
   t.match(read.body.steps, [
     { key: 'read', status: 'completed', request: { method: 'GET' }, response: { status: 200, body: { name: 'My Organization' } } },
     { key: 'rename', status: 'completed', request: { method: 'PUT', body: { name: 'My Organization, run by Tolstoy' } }, response: { status: 200 } },
   ]);
+});
+
+t.test('the production way works as written: API keys required, sign-up closed to all but the operator', async (t) => {
+  const { app } = await buildTestApp(t, {}, undefined, testAuth('keys', { signup: false }));
+  const port = await freePort();
+  await app.listen({ port, host: '127.0.0.1' });
+  const organization = await run(port, examples[9]!, {});
+  t.equal(organization.status, 201, JSON.stringify(organization.body));
+  t.match(organization.body, { owner: { role: 'owner' }, apiKey: { key: /^tsk_/ } });
+  const ids = { 'your-api-key': organization.body.apiKey.key };
+  const tools = await run(port, examples[10]!, ids);
+  t.same([tools.status, tools.body.items], [200, []]);
+  const created = await run(port, examples[11]!, ids);
+  t.equal(created.status, 201, JSON.stringify(created.body));
+  t.match(created.body, { name: 'CI pipeline', expiresAt: '2030-01-01T00:00:00.000Z', key: /^tsk_/ });
+  t.equal((await run(port, examples[12]!, { ...ids, 'your-key-id': created.body.id })).status, 204);
+  const refused = await run(port, examples[10]!, { 'your-api-key': created.body.key });
+  t.equal(refused.status, 401, 'the revoked key is refused');
+  t.equal((await run(port, examples[9]!.replace(/\n\s*-H "Authorization[^\n]*/, ''), {})).status, 401, 'sign-up without the operator token is');
 });

@@ -33,8 +33,10 @@ t.test('db:seed creates the demo organization once', async (t) => {
   const first = await npm('db:seed', { DATABASE_URL: url });
   t.equal(first.code, 0, first.stderr);
   t.match(first.stdout, /Seeded: X-Org-ID: [0-9a-f-]{36} {2}X-User-ID: [0-9a-f-]{36}/);
+  t.match(first.stdout, /The owner's API key \(shown this once\): tsk_[0-9A-Za-z]{59}/);
   const second = await npm('db:seed', { DATABASE_URL: url });
   t.match(second.stdout, /Already seeded/);
+  t.notMatch(second.stdout, /tsk_/, 'the key is shown once only');
 });
 
 t.test("db:migrate:dev and db:push say in one sentence that they need Prisma's schema engine", async (t) => {

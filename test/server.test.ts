@@ -89,6 +89,42 @@ t.test('in production without a database it refuses to start, in one line', asyn
   t.match(stderr, /DATABASE_URL is required in production when USE_AWS_SECRETS is false/);
 });
 
+t.test('in production only an API key or the operator token gets past 401', async (t) => {
+  const production = { NODE_ENV: 'production', USE_AWS_SECRETS: 'false', DATABASE_URL: await freshDatabaseUrl(t), HOST: '127.0.0.1' };
+  const token = randomUUID() + randomUUID();
+  const server = await startServer({ ...production, TOLSTOY_ADMIN_TOKEN: token, LOG_LEVEL: 'info' });
+  t.notMatch(server.output(), /WARNING/, 'keys and a closed sign-up: nothing to warn about');
+  const json = { 'content-type': 'application/json' };
+  const signup = (headers: Record<string, string>) =>
+    fetch(`${server.base}/organizations`, {
+      method: 'POST',
+      headers: { ...json, ...headers },
+      body: JSON.stringify({ name: 'Prod', owner: { email: 'o@prod.test' } }),
+    });
+  t.equal((await signup({})).status, 401, 'sign-up is closed');
+  const created: any = await (await signup({ authorization: `Bearer ${token}` })).json();
+  t.match(created.apiKey.key, /^tsk_/, 'the operator creates it, with the owner and their first key');
+  const tenant = { 'x-org-id': created.id, 'x-user-id': created.owner.id };
+  const anonymous = await fetch(`${server.base}/tools`, { headers: tenant });
+  t.equal(anonymous.status, 401, 'tenant headers alone are refused');
+  t.equal(anonymous.headers.get('www-authenticate'), 'Bearer realm="tolstoy"');
+  t.equal((await fetch(`${server.base}/organizations`)).status, 401, 'so is listing organizations anonymously');
+  const withKey = await fetch(`${server.base}/tools`, { headers: { authorization: `Bearer ${created.apiKey.key}` } });
+  t.equal(withKey.status, 200, 'the key gets in');
+  server.process.kill('SIGTERM');
+  t.equal(await server.exited, 0);
+  t.match(server.output(), /"url":"\/tools"/, 'the requests are in the access log');
+  t.notOk(server.output().includes(created.apiKey.key), 'the key is not');
+  t.notOk(server.output().includes(token), 'nor the operator token');
+
+  const trusting = await startServer({ ...production, TOLSTOY_AUTH: 'headers', DATABASE_URL: production.DATABASE_URL });
+  t.match(trusting.output(), /WARNING: TOLSTOY_AUTH=headers in production/, 'tenant headers in production are warned about');
+  t.match(trusting.output(), /no one can create an organization/, 'and so is a closed sign-up without an operator token');
+  t.equal((await fetch(`${trusting.base}/tools`, { headers: tenant })).status, 200);
+  trusting.process.kill('SIGTERM');
+  t.equal(await trusting.exited, 0);
+});
+
 t.test('a Neon-style URL (sslmode=require, channel_binding=require) connects over verified TLS', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'tolstoy-tls-'));
   const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });

@@ -32,7 +32,7 @@ async function tenantOf(request: FastifyRequest, reply: FastifyReply): Promise<T
   const userId = request.headers['x-user-id'] as string;
   const { rowCount } = await pool.query('SELECT 1 FROM users WHERE org_id = $1 AND id = $2', [orgId, userId]);
   if (rowCount === 0) {
-    problem(reply, request, 403, 'forbidden', 'Not a member of this organization', `User ${userId} is not a member of organization ${orgId}.`);
+    problem(reply, request, 403, 'forbidden', 'Forbidden', `User ${userId} is not a member of organization ${orgId}.`);
     return undefined;
   }
   return { orgId, userId };

@@ -64,7 +64,26 @@ export interface Config {
   engine: EngineSettings;
   /** The key that encrypts tool credentials, when configured (base64 of 32 bytes), and the one it replaces. */
   encryptionKeys: EncryptionKeys;
+  auth: AuthSettings;
 }
+
+export const AUTH_MODES = ['keys', 'headers'] as const;
+export type AuthMode = (typeof AUTH_MODES)[number];
+
+/** Who may call Tolstoy, and how they say who they are. */
+export interface AuthSettings {
+  /** `keys`: an API key on every tenant-scoped call; `headers`: X-Org-ID and X-User-ID are trusted as sent. */
+  mode: AuthMode;
+  /** Whether anyone may create an organization (otherwise only the operator token). */
+  signup: boolean;
+  /** The operator's token, which lists and manages every organization. */
+  adminToken: string | undefined;
+  /** How long a node trusts a key it has verified: the bound on a revocation reaching it. */
+  keyCacheMs: number;
+}
+
+/** The operator token is a password: at least this long, so that guessing it is hopeless. */
+export const ADMIN_TOKEN_MIN_LENGTH = 32;
 
 export interface EngineSettings {
   /** Whether this process runs flows (a worker) besides serving the API. */
@@ -164,6 +183,8 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     previous: encryptionKey('TOLSTOY_ENCRYPTION_KEY_PREVIOUS', value('TOLSTOY_ENCRYPTION_KEY_PREVIOUS'), problems),
   };
 
+  const auth = { ...authSettings(value, production, problems), keyCacheMs: milliseconds('TOLSTOY_KEY_CACHE_MS', 5000, 0, 60_000) };
+
   const databaseUrl = postgresUrl('DATABASE_URL', value('DATABASE_URL'), problems);
   const directUrl = postgresUrl('DIRECT_URL', value('DIRECT_URL'), problems);
   if (directUrl && !databaseUrl) problems.push('DIRECT_URL is set without DATABASE_URL');
@@ -187,7 +208,7 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     nodeEnv,
     appName,
     port,
-    // Outside production the API listens on loopback only: it has no authentication of its own.
+    // Outside production the API listens on loopback only: it trusts tenant headers by default.
     host: value('HOST') ?? (production ? '0.0.0.0' : '127.0.0.1'),
     logLevel,
     database: !secrets && databaseUrl ? { url: databaseUrl, directUrl: directUrl ?? databaseUrl } : undefined,
@@ -200,7 +221,36 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     shutdownTimeoutMs,
     engine,
     encryptionKeys,
+    auth,
   };
+}
+
+/** What an operator must hear about how callers are authenticated, at start-up. */
+export function authWarnings({ nodeEnv, auth }: Pick<Config, 'nodeEnv' | 'auth'>): string[] {
+  const warnings: string[] = [];
+  if (nodeEnv === 'production' && auth.mode === 'headers') {
+    warnings.push(
+      'WARNING: TOLSTOY_AUTH=headers in production. X-Org-ID and X-User-ID are trusted as sent: anyone who can reach this ' +
+        'server can act as any member of any organization. Run it so only behind a gateway that authenticates callers and ' +
+        'sets those headers; otherwise unset TOLSTOY_AUTH to require API keys.',
+    );
+  }
+  if (!auth.signup && auth.adminToken === undefined) {
+    warnings.push('Sign-up is closed (TOLSTOY_SIGNUP=closed) and TOLSTOY_ADMIN_TOKEN is not set: no one can create an organization.');
+  }
+  return warnings;
+}
+
+function authSettings(value: (name: string) => string | undefined, production: boolean, problems: string[]): Omit<AuthSettings, 'keyCacheMs'> {
+  const mode = (value('TOLSTOY_AUTH') ?? (production ? 'keys' : 'headers')) as AuthMode;
+  if (!AUTH_MODES.includes(mode)) problems.push(`TOLSTOY_AUTH must be one of ${AUTH_MODES.join(', ')}`);
+  const signup = value('TOLSTOY_SIGNUP') ?? (production ? 'closed' : 'open');
+  if (signup !== 'open' && signup !== 'closed') problems.push('TOLSTOY_SIGNUP must be open or closed');
+  const adminToken = value('TOLSTOY_ADMIN_TOKEN');
+  if (adminToken !== undefined && (adminToken.length < ADMIN_TOKEN_MIN_LENGTH || /\s/.test(adminToken))) {
+    problems.push(`TOLSTOY_ADMIN_TOKEN must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters without spaces (make one with: openssl rand -base64 32)`);
+  }
+  return { mode, signup: signup === 'open', adminToken };
 }
 
 /** A key that encrypts credentials: the base64 of 32 random bytes (`openssl rand -base64 32`). */

@@ -1,10 +1,13 @@
 // The operations' types, derived from the types generated from the contract: an operation's
 // input and output are exactly what the spec declares for it.
+
+import type { AuthSettings } from '../config/config.ts';
 import type { Database } from '../db/client.ts';
 import type { operations } from '../generated/openapi.ts';
+import type { VerifiedKeys } from './authentication.ts';
 import type { Keyring } from './credentials.ts';
 import type { Runs } from './runs.ts';
-import type { Reader, ReadOperation, Tenant } from './tenancy.ts';
+import type { Caller, OrganizationOperation, Reader, ReadOperation, Tenant } from './tenancy.ts';
 
 export type OperationId = keyof operations;
 type Operation<Id extends OperationId> = operations[Id];
@@ -55,6 +58,14 @@ export interface ServiceContext {
   keyring: Keyring;
   /** Where executions are queued, and how their progress is heard of. */
   runs: Runs;
+  /** The keys this node has verified, to forget when one is revoked or its member changes. */
+  keys: VerifiedKeys;
+}
+
+/** An operation on organizations themselves: whoever the credentials say, if anyone. */
+export interface OrganizationContext extends ServiceContext {
+  caller: Caller;
+  auth: Pick<AuthSettings, 'mode' | 'signup'>;
 }
 
 /** A write's: the caller is known to be a member. */
@@ -67,11 +78,17 @@ export interface ReaderContext extends ServiceContext {
   reader: Reader;
 }
 
-type ContextOf<Id extends OperationId> = Operation<Id>['parameters'] extends { header: { 'X-Org-ID': string } }
-  ? Id extends ReadOperation
-    ? ReaderContext
-    : TenantContext
-  : ServiceContext;
+/** Health and readiness, which need no credentials. */
+export type ServiceOperation = 'getHealth' | 'getReadiness';
+
+// The contract's security requirements decide the same at run time (src/http/routes.ts).
+type ContextOf<Id extends OperationId> = Id extends ServiceOperation
+  ? ServiceContext
+  : Id extends OrganizationOperation
+    ? OrganizationContext
+    : Id extends ReadOperation
+      ? ReaderContext
+      : TenantContext;
 
 export type Handler<Id extends OperationId> =
   Output<Id> extends undefined

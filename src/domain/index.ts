@@ -2,6 +2,7 @@
 // mistyped handler a compile error.
 
 import * as actions from './actions.ts';
+import * as apiKeys from './apiKeys.ts';
 import type { Handlers } from './contract.ts';
 import * as executionLogs from './executionLogs.ts';
 import * as executions from './executions.ts';
@@ -24,6 +25,10 @@ export const handlers: Handlers = {
   getUser: users.getUser,
   updateUser: users.updateUser,
   deleteUser: users.deleteUser,
+  listApiKeys: apiKeys.listApiKeys,
+  createApiKey: apiKeys.createApiKey,
+  getApiKey: apiKeys.getApiKey,
+  deleteApiKey: apiKeys.deleteApiKey,
   listTools: tools.listTools,
   createTool: tools.createTool,
   getTool: tools.getTool,

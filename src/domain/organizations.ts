@@ -1,9 +1,12 @@
 import { isMissingRow } from '../db/errors.ts';
 import type { components } from '../generated/openapi.ts';
 import type { Organization as OrganizationRow } from '../generated/prisma/client.ts';
-import type { Handler } from './contract.ts';
+import { keyRecord, toApiKeyCreated } from './apiKeys.ts';
+import { unauthorized } from './authentication.ts';
+import type { Handler, OrganizationContext } from './contract.ts';
 import { pageArgs, toPage } from './pagination.ts';
-import { conflict, notFound, plural } from './problems.ts';
+import { conflict, notFound, ProblemError, plural, unprocessable } from './problems.ts';
+import { assertOwner } from './tenancy.ts';
 import { toUser } from './users.ts';
 
 type Organization = components['schemas']['Organization'];
@@ -12,28 +15,60 @@ export function toOrganization(row: OrganizationRow): Organization {
   return { id: row.id, name: row.name, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString() };
 }
 
-export const listOrganizations: Handler<'listOrganizations'> = async ({ query }, { db }) => {
-  const rows = await db.organization.findMany(pageArgs(query));
+// Who sees which organizations: an API key, its own only; the operator token, all of them; and
+// anyone, all of them, where tenant headers are trusted (authentication lets no one else in).
+
+/** The organizations the caller may see, as a Prisma filter. */
+function visibleTo({ caller }: OrganizationContext): { id?: string } {
+  return caller.kind === 'key' ? { id: caller.tenant.orgId } : {};
+}
+
+/** Refuses a caller who may not see organization `id` (as if it did not exist), or may not change it. */
+function checkAccess(context: OrganizationContext, id: string, change?: string): void {
+  const { id: visible } = visibleTo(context);
+  if (visible !== undefined && visible !== id) throw notFound('organization', id);
+  if (change && context.caller.kind === 'key') assertOwner(context.caller.tenant, change);
+}
+
+export const listOrganizations: Handler<'listOrganizations'> = async ({ query }, context) => {
+  const rows = await context.db.organization.findMany(pageArgs(query, visibleTo(context)));
   return toPage(rows, query, toOrganization);
 };
 
-export const createOrganization: Handler<'createOrganization'> = async ({ body }, { db }) => {
+// Sign-up: open to anyone (TOLSTOY_SIGNUP=open), or to the operator only. The owner becomes the
+// first member and gets the first API key, in the same transaction.
+export const createOrganization: Handler<'createOrganization'> = async ({ body }, { db, caller, auth }) => {
+  if (!auth.signup && caller.kind !== 'operator') {
+    if (caller.kind === 'anonymous') throw unauthorized('Sign-up is closed: organizations are created with the operator token.');
+    throw new ProblemError('forbidden', 'Sign-up is closed: organizations are created with the operator token.');
+  }
   const { owner, ...organization } = body;
-  const row = await db.organization.create({
-    data: { ...organization, ...(owner && { users: { create: { email: owner.email, name: owner.name ?? null } } }) },
-    include: { users: true },
+  if (!owner) {
+    if (auth.mode === 'keys') throw unprocessable('/owner', 'is required: its owner is the only way into an organization');
+    return toOrganization(await db.organization.create({ data: organization }));
+  }
+  return db.$transaction(async (tx) => {
+    const row = await tx.organization.create({
+      data: { ...organization, users: { create: { email: owner.email, name: owner.name ?? null, role: 'owner' } } },
+      include: { users: true },
+    });
+    const first = row.users[0]!;
+    const { key, data } = keyRecord({ orgId: row.id, userId: first.id }, 'First key');
+    const apiKey = toApiKeyCreated(await tx.apiKey.create({ data }), key);
+    return { ...toOrganization(row), owner: toUser(first), apiKey };
   });
-  const [first] = row.users;
-  return { ...toOrganization(row), ...(first && { owner: toUser(first) }) };
 };
 
-export const getOrganization: Handler<'getOrganization'> = async ({ params }, { db }) => {
-  const row = await db.organization.findUnique({ where: { id: params.id } });
+export const getOrganization: Handler<'getOrganization'> = async ({ params }, context) => {
+  checkAccess(context, params.id);
+  const row = await context.db.organization.findUnique({ where: { id: params.id } });
   if (!row) throw notFound('organization', params.id);
   return toOrganization(row);
 };
 
-export const updateOrganization: Handler<'updateOrganization'> = async ({ params, body }, { db }) => {
+export const updateOrganization: Handler<'updateOrganization'> = async ({ params, body }, context) => {
+  checkAccess(context, params.id, 'change the organization');
+  const { db } = context;
   try {
     return toOrganization(await db.organization.update({ where: { id: params.id }, data: body }));
   } catch (error) {
@@ -42,7 +77,9 @@ export const updateOrganization: Handler<'updateOrganization'> = async ({ params
   }
 };
 
-export const deleteOrganization: Handler<'deleteOrganization'> = async ({ params }, { db }) => {
+export const deleteOrganization: Handler<'deleteOrganization'> = async ({ params }, context) => {
+  checkAccess(context, params.id, 'delete the organization');
+  const { db, keys } = context;
   const { id } = params;
   await db.$transaction(async (tx) => {
     // The row lock holds off writes that reference the organization until this one is decided.
@@ -65,4 +102,5 @@ export const deleteOrganization: Handler<'deleteOrganization'> = async ({ params
     await tx.flow.deleteMany({ where: { orgId: id } });
     await tx.organization.delete({ where: { id } });
   });
+  keys.forgetOrganization(id);
 };

@@ -8,6 +8,7 @@ export type FieldError = components['schemas']['FieldError'];
 export type ProblemKind =
   | 'validation-error'
   | 'malformed-request'
+  | 'unauthorized'
   | 'forbidden'
   | 'not-found'
   | 'method-not-allowed'

@@ -6,6 +6,7 @@ import type { Handler } from './contract.ts';
 import { checkCredentialsFit } from './credentials.ts';
 import { pageArgs, toPage } from './pagination.ts';
 import { conflict, LISTED, listed, notFound, plural, unprocessable } from './problems.ts';
+import { assertOwner } from './tenancy.ts';
 
 type Tool = components['schemas']['Tool'];
 
@@ -30,6 +31,7 @@ export const listTools: Handler<'listTools'> = async ({ query }, { db, reader })
 
 export const createTool: Handler<'createTool'> = async ({ body }, { db, tenant, keyring }) => {
   const { credentials, ...fields } = body;
+  if (credentials !== undefined) assertOwner(tenant, 'set tool credentials');
   checkCredentialsFit(fields.authType ?? 'none', credentials);
   // The id is made here: the sealed credentials are bound to it.
   const id = uuidv7();
@@ -45,8 +47,13 @@ export const updateTool: Handler<'updateTool'> = async ({ params, body }, { db, 
   const { orgId } = tenant;
   const { credentials, ...fields } = body;
   const where = { orgId_id: { orgId, id: params.id } };
-  const current = await db.tool.findUnique({ where, select: { authType: true, credentials: true } });
+  const current = await db.tool.findUnique({ where, select: { authType: true, baseUrl: true, credentials: true } });
   if (!current) throw notFound('tool', params.id);
+  if (credentials !== undefined) assertOwner(tenant, 'set tool credentials');
+  // Stored credentials go wherever the base URL points: moving them is for owners too.
+  if (current.credentials !== null && fields.baseUrl !== undefined && fields.baseUrl !== current.baseUrl) {
+    assertOwner(tenant, 'change the base URL of a tool that has credentials');
+  }
   const authType = fields.authType ?? current.authType;
   checkCredentialsFit(authType, credentials);
   // Stored credentials fit only the auth type they were given for.

@@ -97,12 +97,7 @@ export interface paths {
     "/users": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -120,12 +115,7 @@ export interface paths {
     "/users/{id}": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -148,22 +138,73 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List API keys
+         * @description A member sees their own keys; an owner sees every key of the organization. Never the keys themselves.
+         */
+        get: operations["listApiKeys"];
+        put?: never;
+        /**
+         * Create an API key
+         * @description A key for yourself, or, for an owner, for another member. The answer holds the key, `key`,
+         *     this once only: Tolstoy keeps only its hash.
+         */
+        post: operations["createApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api-keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get an API key
+         * @description Your own key, or, for an owner, any key of the organization; never the key itself.
+         */
+        get: operations["getApiKey"];
+        put?: never;
+        post?: never;
+        /**
+         * Revoke an API key
+         * @description Your own key, or, for an owner, any key of the organization. The node that revokes it
+         *     refuses it at once, every other node within 5 seconds.
+         */
+        delete: operations["deleteApiKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/tools": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
         /** List the organization's tools */
         get: operations["listTools"];
         put?: never;
-        /** Register a tool */
+        /**
+         * Register a tool
+         * @description Any member may register a tool; only owners may give it `credentials` (`403` otherwise).
+         */
         post: operations["createTool"];
         delete?: never;
         options?: never;
@@ -174,12 +215,7 @@ export interface paths {
     "/tools/{id}": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -188,7 +224,11 @@ export interface paths {
         };
         /** Get a tool */
         get: operations["getTool"];
-        /** Update a tool */
+        /**
+         * Update a tool
+         * @description Any member may update a tool, but only owners may set or remove its `credentials`, or change
+         *     the `baseUrl` of a tool that has credentials (where they are sent): `403` otherwise.
+         */
         put: operations["updateTool"];
         post?: never;
         /**
@@ -204,12 +244,7 @@ export interface paths {
     "/actions": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -227,12 +262,7 @@ export interface paths {
     "/actions/{id}": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -257,12 +287,7 @@ export interface paths {
     "/flows": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -283,12 +308,7 @@ export interface paths {
     "/flows/{id}": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -316,12 +336,7 @@ export interface paths {
     "/flows/{id}/versions": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -344,12 +359,7 @@ export interface paths {
     "/flows/{id}/versions/{version}": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -371,12 +381,7 @@ export interface paths {
     "/flows/{id}/executions": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -410,12 +415,7 @@ export interface paths {
     "/execution-logs": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -436,12 +436,7 @@ export interface paths {
     "/execution-logs/{id}": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -463,12 +458,7 @@ export interface paths {
     "/executions": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -488,12 +478,7 @@ export interface paths {
     "/executions/{id}": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -516,12 +501,7 @@ export interface paths {
     "/executions/{id}/cancel": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -545,12 +525,7 @@ export interface paths {
     "/executions/{id}/retry": {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -616,7 +591,7 @@ export interface components {
         Problem: {
             /**
              * @description Identifies the kind of problem: `https://tolstoy.dev/problems/` followed by one of
-             *     `validation-error`, `malformed-request`, `forbidden`, `not-found`,
+             *     `validation-error`, `malformed-request`, `unauthorized`, `forbidden`, `not-found`,
              *     `method-not-allowed`, `request-timeout`, `conflict`, `payload-too-large`,
              *     `unsupported-media-type`, `unprocessable-content`, `headers-too-large`,
              *     `service-unavailable`, `internal-error`.
@@ -652,12 +627,15 @@ export interface components {
             name: components["schemas"]["Name"];
             createdAt: components["schemas"]["Timestamp"];
             updatedAt: components["schemas"]["Timestamp"];
-            /** @description The first member, present when the request named one. */
+            /** @description The first member, its owner, present when the request named one. */
             owner?: components["schemas"]["User"];
+            /** @description The owner's first API key, shown this once, present with the owner. */
+            apiKey?: components["schemas"]["ApiKeyCreated"];
         };
         OrganizationCreate: {
             name: components["schemas"]["Name"];
-            owner?: components["schemas"]["UserCreate"];
+            /** @description The first member, who becomes its owner; required where Tolstoy uses API keys. */
+            owner?: components["schemas"]["OwnerCreate"];
         };
         OrganizationUpdate: {
             name?: components["schemas"]["Name"];
@@ -666,24 +644,79 @@ export interface components {
             items: components["schemas"]["Organization"][];
             nextCursor: components["schemas"]["NextCursor"];
         };
+        /**
+         * @description Owners also manage the organization, its members and their roles, other members' API keys, and tool credentials.
+         * @enum {string}
+         */
+        Role: "owner" | "member";
         User: {
             id: components["schemas"]["Id"];
             orgId: components["schemas"]["Id"];
             email: components["schemas"]["Email"];
             name: components["schemas"]["NullableName"];
+            role: components["schemas"]["Role"];
             createdAt: components["schemas"]["Timestamp"];
             updatedAt: components["schemas"]["Timestamp"];
         };
         UserCreate: {
             email: components["schemas"]["Email"];
             name?: components["schemas"]["NullableName"];
+            /** @description `member` when omitted. */
+            role?: components["schemas"]["Role"];
+        };
+        OwnerCreate: {
+            email: components["schemas"]["Email"];
+            name?: components["schemas"]["NullableName"];
         };
         UserUpdate: {
             email?: components["schemas"]["Email"];
             name?: components["schemas"]["NullableName"];
+            role?: components["schemas"]["Role"];
         };
         UserList: {
             items: components["schemas"]["User"][];
+            nextCursor: components["schemas"]["NextCursor"];
+        };
+        ApiKey: {
+            id: components["schemas"]["Id"];
+            orgId: components["schemas"]["Id"];
+            /** @description The member the key acts for. */
+            userId: components["schemas"]["Id"];
+            name: components["schemas"]["Name"];
+            /**
+             * @description The key's first characters, to tell it apart (`tsk_` and its lookup id).
+             * @example tsk_8mQ2xVb7Lp
+             */
+            prefix: string;
+            createdAt: components["schemas"]["Timestamp"];
+            /** @description When it was last used, to the minute. */
+            lastUsedAt: components["schemas"]["NullableTimestamp"];
+            /** @description When it stops working; `null` for never. */
+            expiresAt: components["schemas"]["NullableTimestamp"];
+        };
+        ApiKeyCreated: components["schemas"]["ApiKey"] & {
+            /**
+             * @description The key itself, shown this once: `tsk_`, 10 characters that identify it, 43 random
+             *     characters (256 bits), and 6 of checksum. Keep it secret.
+             * @example tsk_8mQ2xVb7Lp9fK3wq1Zr8TtYb5Hn2Vx6Cd0Ls4Ga7Pe3Wm1Ri9Ou5Qy2Bj8Nh6k0XvF2aD
+             */
+            key: string;
+        };
+        ApiKeyCreate: {
+            name: components["schemas"]["Name"];
+            /**
+             * Format: date-time
+             * @description When the key stops working (in the future); it never does when omitted.
+             */
+            expiresAt?: string;
+            /**
+             * @description The member the key acts for: yourself when omitted. Only an owner may name another
+             *     member, to hand a new member their first key.
+             */
+            userId?: components["schemas"]["Id"];
+        };
+        ApiKeyList: {
+            items: components["schemas"]["ApiKey"][];
             nextCursor: components["schemas"]["NextCursor"];
         };
         /**
@@ -1072,6 +1105,28 @@ export interface components {
         };
     };
     responses: {
+        /**
+         * @description Credentials are missing, malformed, unknown, expired or revoked (the answer never says
+         *     which), or tenant headers were sent where Tolstoy requires API keys.
+         */
+        Unauthorized: {
+            headers: {
+                /** @description `Bearer realm="tolstoy"`, with `error="invalid_token"` when a key was sent. */
+                "WWW-Authenticate"?: string;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://tolstoy.dev/problems/unauthorized",
+                 *       "title": "Authentication required",
+                 *       "status": 401,
+                 *       "detail": "Send a valid API key: Authorization: Bearer tsk_…"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description The request is malformed or breaks the contract (a query parameter the operation does not know included); `errors` names each failing field. */
         BadRequest: {
             headers: {
@@ -1097,7 +1152,11 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The organization does not exist, or X-User-ID is not one of its members. */
+        /**
+         * @description The caller may not do this: an organization that does not exist or a user who is not one of
+         *     its members (tenant headers), tenant headers that do not match the API key, or a member
+         *     doing what only owners may.
+         */
         Forbidden: {
             headers: {
                 [name: string]: unknown;
@@ -1204,10 +1263,6 @@ export interface components {
         };
     };
     parameters: {
-        /** @description The id of the organization the call acts in. */
-        OrgId: components["schemas"]["Id"];
-        /** @description The id of the member of that organization the call acts for. */
-        UserId: components["schemas"]["Id"];
         /** @description The resource's id. */
         Id: components["schemas"]["Id"];
         /** @description How many items a page holds at most. */
@@ -1307,6 +1362,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
             431: components["responses"]["HeadersTooLarge"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1345,9 +1402,12 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             431: components["responses"]["HeadersTooLarge"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1374,6 +1434,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             431: components["responses"]["HeadersTooLarge"];
@@ -1411,6 +1473,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
@@ -1439,6 +1503,8 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
@@ -1456,12 +1522,7 @@ export interface operations {
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
             };
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1477,6 +1538,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
             431: components["responses"]["HeadersTooLarge"];
@@ -1486,12 +1548,7 @@ export interface operations {
     createUser: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1518,6 +1575,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
@@ -1530,12 +1588,7 @@ export interface operations {
     getUser: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1554,6 +1607,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -1564,12 +1618,7 @@ export interface operations {
     updateUser: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1597,6 +1646,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -1610,12 +1660,7 @@ export interface operations {
     deleteUser: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1632,10 +1677,143 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listApiKeys: {
+        parameters: {
+            query?: {
+                /** @description How many items a page holds at most. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page; omit it for the first page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only the keys of this member (an owner may name anyone). */
+                userId?: components["schemas"]["Id"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of API keys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "Deploy pipeline"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ApiKeyCreate"];
+            };
+        };
+        responses: {
+            /** @description The new key, with its secret. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyCreated"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKey"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             431: components["responses"]["HeadersTooLarge"];
@@ -1650,12 +1828,7 @@ export interface operations {
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
             };
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1671,6 +1844,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
             431: components["responses"]["HeadersTooLarge"];
@@ -1680,12 +1854,7 @@ export interface operations {
     createTool: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1713,6 +1882,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
@@ -1726,12 +1896,7 @@ export interface operations {
     getTool: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1750,6 +1915,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -1760,12 +1926,7 @@ export interface operations {
     updateTool: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1793,6 +1954,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -1806,12 +1968,7 @@ export interface operations {
     deleteTool: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1828,6 +1985,7 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -1848,12 +2006,7 @@ export interface operations {
                 /** @description Only the actions of this tool. */
                 toolId?: components["schemas"]["Id"];
             };
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1869,6 +2022,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
             431: components["responses"]["HeadersTooLarge"];
@@ -1878,12 +2032,7 @@ export interface operations {
     createAction: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1931,6 +2080,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
@@ -1944,12 +2094,7 @@ export interface operations {
     getAction: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1968,6 +2113,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -1978,12 +2124,7 @@ export interface operations {
     updateAction: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2011,6 +2152,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -2025,12 +2167,7 @@ export interface operations {
     deleteAction: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2047,6 +2184,7 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -2065,12 +2203,7 @@ export interface operations {
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
             };
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -2086,6 +2219,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
             431: components["responses"]["HeadersTooLarge"];
@@ -2095,12 +2229,7 @@ export interface operations {
     createFlow: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -2137,6 +2266,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
@@ -2150,12 +2280,7 @@ export interface operations {
     getFlow: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2174,6 +2299,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -2184,12 +2310,7 @@ export interface operations {
     updateFlow: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2217,6 +2338,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -2231,12 +2353,7 @@ export interface operations {
     deleteFlow: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2253,6 +2370,7 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -2271,12 +2389,7 @@ export interface operations {
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
             };
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2295,6 +2408,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -2305,12 +2419,7 @@ export interface operations {
     getFlowVersion: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2331,6 +2440,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -2341,11 +2451,7 @@ export interface operations {
     startExecution: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
+            header?: {
                 /**
                  * @description Makes the request safe to retry: within 24 hours, a request with the same key (in this
                  *     organization) answers what the first one did and changes nothing; with a different body
@@ -2399,6 +2505,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -2424,12 +2531,7 @@ export interface operations {
                 /** @description Only the logs with this status. */
                 status?: components["schemas"]["ExecutionStatus"];
             };
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -2445,6 +2547,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
             431: components["responses"]["HeadersTooLarge"];
@@ -2454,12 +2557,7 @@ export interface operations {
     createExecutionLog: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -2495,6 +2593,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
@@ -2508,12 +2607,7 @@ export interface operations {
     getExecutionLog: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2532,6 +2626,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -2542,12 +2637,7 @@ export interface operations {
     updateExecutionLog: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2580,6 +2670,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -2593,12 +2684,7 @@ export interface operations {
     deleteExecutionLog: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2615,6 +2701,7 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -2640,12 +2727,7 @@ export interface operations {
                 /** @description Only the runs started before this instant. */
                 createdBefore?: string;
             };
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -2661,6 +2743,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
             431: components["responses"]["HeadersTooLarge"];
@@ -2670,12 +2753,7 @@ export interface operations {
     getExecution: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2694,6 +2772,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -2704,12 +2783,7 @@ export interface operations {
     cancelExecution: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2728,6 +2802,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
@@ -2741,12 +2816,7 @@ export interface operations {
     retryExecution: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The id of the organization the call acts in. */
-                "X-Org-ID": components["parameters"]["OrgId"];
-                /** @description The id of the member of that organization the call acts for. */
-                "X-User-ID": components["parameters"]["UserId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2766,6 +2836,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];

@@ -2,7 +2,9 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { AuthSettings } from '../config/config.ts';
 import type { DatabaseConnection } from '../db/client.ts';
+import { Authentication } from '../domain/authentication.ts';
 import { handlers } from '../domain/index.ts';
 import { AccessLog } from './accessLog.ts';
 import { answerClientError, answerFrameworkError, registerProblemHandlers } from './errors.ts';
@@ -19,11 +21,22 @@ export interface AppOptions {
   contract?: Contract;
   /** How long a client may take to send a whole request. */
   requestTimeoutMs?: number;
+  /** Who may call; by default the development settings (tenant headers trusted, open sign-up). */
+  auth?: AuthSettings;
 }
+
+export const DEVELOPMENT_AUTH: AuthSettings = { mode: 'headers', signup: true, adminToken: undefined, keyCacheMs: 5000 };
 
 export const BODY_LIMIT = 1024 * 1024;
 
-export async function buildApp({ database, services, logger, contract = loadContract(), requestTimeoutMs = 30_000 }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({
+  database,
+  services,
+  logger,
+  contract = loadContract(),
+  requestTimeoutMs = 30_000,
+  auth = DEVELOPMENT_AUTH,
+}: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(logger ? { loggerInstance: logger, logController: new AccessLog() } : { logger: false }),
     bodyLimit: BODY_LIMIT,
@@ -44,7 +57,7 @@ export async function buildApp({ database, services, logger, contract = loadCont
   registerJsonBodies(app);
   registerProblemHandlers(app, () => database.renew());
   await registerDocumentation(app, contract);
-  await registerOperations(app, { document: contract.document, handlers, database, services });
+  await registerOperations(app, { document: contract.document, handlers, database, services, authentication: new Authentication(auth) });
   return app;
 }
 

@@ -6,13 +6,15 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { brokenForeignKey, brokenUniqueConstraint, unavailability } from '../db/errors.ts';
 import { escapePointer, type FieldError, invalidFields, MAX_FIELD_ERRORS, ProblemError, type ProblemKind } from '../domain/problems.ts';
 import type { components } from '../generated/openapi.ts';
+import { challengeOf } from './authentication.ts';
 
 export type Problem = components['schemas']['Problem'];
 
 export const KINDS: Record<ProblemKind, { status: number; title: string }> = {
   'validation-error': { status: 400, title: 'The request is not valid' },
   'malformed-request': { status: 400, title: 'The request cannot be read' },
-  forbidden: { status: 403, title: 'Not a member of this organization' },
+  unauthorized: { status: 401, title: 'Authentication required' },
+  forbidden: { status: 403, title: 'Forbidden' },
   'not-found': { status: 404, title: 'Not found' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
   'request-timeout': { status: 408, title: 'Request timeout' },
@@ -105,6 +107,7 @@ function clientErrorProblem(code: string | undefined): ProblemError {
 
 export function sendProblem(reply: FastifyReply, request: FastifyRequest, problem: ProblemError, headers: Record<string, string> = {}): FastifyReply {
   if (problem.retryAfterSeconds !== undefined) reply.header('retry-after', String(problem.retryAfterSeconds));
+  if (problem.kind === 'unauthorized') reply.header('www-authenticate', challengeOf(request));
   return reply
     .code(statusOf(problem))
     .headers(headers)

@@ -4,14 +4,15 @@ import http from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteOptions } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
 import type { DatabaseConnection } from '../db/client.ts';
+import type { Authentication, Scope } from '../domain/authentication.ts';
 import { Answer, type Handlers, type OperationId } from '../domain/contract.ts';
 import type { Keyring } from '../domain/credentials.ts';
 import { ProblemError } from '../domain/problems.ts';
 import type { Runs } from '../domain/runs.ts';
-import { assertMember, isRead, readerFor } from '../domain/tenancy.ts';
+import { type Caller, isOrganizationOperation, isRead, readerFor, tenantOf } from '../domain/tenancy.ts';
+import { credentialsOf } from './authentication.ts';
 import { sendProblem } from './errors.ts';
 import type { OpenApiDocument } from './spec.ts';
-import { tenantOf } from './tenancy.ts';
 import { adaptRequestSchema } from './validation.ts';
 
 // Every method Node's HTTP parser accepts, but CONNECT, which never reaches a route.
@@ -19,19 +20,15 @@ const METHODS = http.METHODS.filter((method) => method !== 'CONNECT') as HTTPMet
 
 interface OperationObject {
   operationId: OperationId;
-  parameters?: ParameterObject[];
+  security?: SecurityRequirement[];
   responses: Record<string, ResponseObject>;
 }
+
+type SecurityRequirement = Record<string, string[]>;
 
 interface ResponseObject {
   headers?: Record<string, unknown>;
   links?: Record<string, { operationId: string; parameters?: Record<string, string> }>;
-}
-
-interface ParameterObject {
-  $ref?: string;
-  name?: string;
-  in?: string;
 }
 
 /** What every operation may use besides the database. */
@@ -45,56 +42,87 @@ export interface OperationsOptions {
   handlers: Handlers;
   database: DatabaseConnection;
   services: Services;
+  authentication: Authentication;
 }
 
-export async function registerOperations(app: FastifyInstance, { document, handlers, database, services }: OperationsOptions): Promise<void> {
+type AnyHandler = (input: unknown, context: unknown) => Promise<unknown>;
+type Access = 'open' | 'organizations' | 'read' | 'write';
+
+export async function registerOperations(app: FastifyInstance, options: OperationsOptions): Promise<void> {
+  const { document, handlers } = options;
   await app.register(async (scope) => {
     scope.addHook('onRoute', adaptRequestSchema);
     await scope.register(openapiGlue, {
       specification: document,
       operationResolver(operationId: string, method: string, path: string) {
         const operation = document.paths[path]![method.toLowerCase()] as OperationObject;
-        const scoped = parametersOf(document, path, operation).some((p) => p.in === 'header' && p.name?.toLowerCase() === 'x-org-id');
+        const access = accessOf(operation, document.security as SecurityRequirement[]);
         const handler = handlers[operationId as OperationId] as AnyHandler;
         // Glue adds the method, url and schemas from the spec to these options.
-        const access = scoped ? (isRead(operationId) ? 'read' : 'write') : 'open';
-        return { handler: operationHandler(handler, database, services, operation, access, locationOf(document, operation)) } as RouteOptions;
+        return operationRoute(handler, operation, access, locationOf(document, operation), options);
       },
     });
   });
   registerMethodNotAllowed(app, document);
 }
 
-type AnyHandler = (input: unknown, context: unknown) => Promise<unknown>;
-type Access = 'open' | 'read' | 'write';
+/**
+ * What an operation's security requirements ask of its caller: nothing (`[]`), tenant credentials
+ * (the tenant headers are one of its ways in), or whatever credentials come, if any (organizations).
+ */
+function accessOf(operation: OperationObject, security: SecurityRequirement[]): Access {
+  const requirements = operation.security ?? security;
+  const access: Access =
+    requirements.length === 0
+      ? 'open'
+      : requirements.some((requirement) => 'organization' in requirement)
+        ? isRead(operation.operationId)
+          ? 'read'
+          : 'write'
+        : 'organizations';
+  // The handlers' context types decide by name (src/domain/contract.ts); the two must agree.
+  if ((access === 'organizations') !== isOrganizationOperation(operation.operationId)) {
+    throw new Error(`The security of ${operation.operationId} does not fit its name: ${JSON.stringify(requirements)}.`);
+  }
+  return access;
+}
 
-function operationHandler(
+// Credentials are checked when the request arrives, before its body is read or validated.
+function operationRoute(
   handler: AnyHandler,
-  database: DatabaseConnection,
-  services: Services,
   operation: OperationObject,
   access: Access,
   location: ((body: unknown) => string) | undefined,
-) {
+  { database, services, authentication }: OperationsOptions,
+): RouteOptions {
   const status = successStatus(operation);
-  return async (request: FastifyRequest, reply: FastifyReply) => {
-    const db = database.current;
-    const input = { params: request.params, query: request.query, headers: request.headers, body: request.body };
-    const result = await handler(input, await contextOf(request, { db, ...services }, access));
-    const answer = result instanceof Answer ? result : new Answer(status, result);
-    reply.code(answer.status).headers(answer.headers);
-    if (location) reply.header('location', location(answer.body));
-    return answer.status === 204 ? reply.send() : answer.body;
+  const callers = new WeakMap<FastifyRequest, Caller>();
+  const scope: Scope = operation.operationId === 'createOrganization' ? 'signup' : access === 'organizations' ? 'organizations' : 'tenant';
+  const onRequest = async (request: FastifyRequest) => {
+    callers.set(request, await authentication.callerOf(database.current, credentialsOf(request), scope));
   };
-}
-
-async function contextOf(request: FastifyRequest, services: Services & { db: DatabaseConnection['current'] }, access: Access) {
-  if (access === 'open') return services;
-  const tenant = tenantOf(request);
-  if (access === 'read') return { ...services, reader: readerFor(services.db, tenant) };
-  // A write acts only once the caller is known to be a member.
-  await assertMember(services.db, tenant);
-  return { ...services, tenant };
+  const contextOf = async (request: FastifyRequest) => {
+    const context = { db: database.current, ...services, keys: authentication.keys };
+    if (access === 'open') return context;
+    const caller = callers.get(request);
+    if (caller === undefined) throw new Error('The request reached its handler without being authenticated.');
+    if (access === 'organizations') return { ...context, caller, auth: authentication.settings };
+    const member = caller as Caller & { kind: 'key' | 'headers' };
+    if (access === 'read') return { ...context, reader: readerFor(context.db, member) };
+    // A write acts only once the caller is known to be a member.
+    return { ...context, tenant: await tenantOf(context.db, member) };
+  };
+  return {
+    ...(access !== 'open' && { onRequest }),
+    handler: async (request: FastifyRequest, reply: FastifyReply) => {
+      const input = { params: request.params, query: request.query, headers: request.headers, body: request.body };
+      const result = await handler(input, await contextOf(request));
+      const answer = result instanceof Answer ? result : new Answer(status, result);
+      reply.code(answer.status).headers(answer.headers);
+      if (location) reply.header('location', location(answer.body));
+      return answer.status === 204 ? reply.send() : answer.body;
+    },
+  } as RouteOptions;
 }
 
 /**
@@ -117,18 +145,6 @@ function successStatus(operation: OperationObject): number {
   const status = Object.keys(operation.responses).find((code) => code.startsWith('2'));
   if (!status) throw new Error(`Operation ${operation.operationId} declares no success response.`);
   return Number(status);
-}
-
-function parametersOf(document: OpenApiDocument, path: string, operation: OperationObject): ParameterObject[] {
-  const shared = (document.paths[path]!.parameters ?? []) as ParameterObject[];
-  return [...shared, ...(operation.parameters ?? [])].map((parameter) => (parameter.$ref ? resolvePointer(document, parameter.$ref) : parameter));
-}
-
-function resolvePointer(document: OpenApiDocument, ref: string): ParameterObject {
-  return ref
-    .slice(2)
-    .split('/')
-    .reduce<unknown>((node, key) => (node as Record<string, unknown>)[key.replaceAll('~1', '/').replaceAll('~0', '~')], document) as ParameterObject;
 }
 
 // Fastify answers an unknown method on a known path with 404; HTTP wants 405 and `Allow`.

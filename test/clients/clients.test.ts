@@ -1,5 +1,5 @@
 // The generated clients, used for real: a first integration in TypeScript, Python and Go, each
-// against the live server (create an organization and its member, a tool, an action, a flow and
+// against the live server (sign up, then with the owner's API key create a tool, an action, a flow and
 // an execution log; page through a list; update; delete; meet another tenant's 404 as a typed
 // error).
 import { execFile } from 'node:child_process';
@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { generateClients } from '../../scripts/clients.ts';
 import { pythonTools } from '../../scripts/python.ts';
-import { buildTestApp } from '../helper.ts';
+import { buildTestApp, testAuth } from '../helper.ts';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const STEPS = [
@@ -27,7 +27,8 @@ const STEPS = [
 ];
 
 await generateClients();
-const { app } = await buildTestApp(t);
+// As in production: API keys, which each client sets once.
+const { app } = await buildTestApp(t, {}, undefined, testAuth('keys'));
 const base = await app.listen({ port: 0, host: '127.0.0.1' });
 const python = join(await pythonTools(), 'python');
 

@@ -1,32 +1,27 @@
 """Schemathesis hooks for the contract run; schemathesis.toml loads this file.
 
-The tenant headers X-Org-ID and X-User-ID carry a real tenant that the harness creates and the
-configuration fills in. Schemathesis 4's dependency analysis reads them as references to
-resources that no operation produces ("XOrg", "XUser"), and therefore never starts a stateful
-scenario at a tenant-scoped create: every scenario would begin with POST /organizations and
-stop there. This drops those two inputs from its dependency graph; nothing else changes.
-
 Bodies are I-JSON (see the spec's "What is stored"): a number that a 64-bit float cannot hold
 exactly is refused, a rule JSON Schema cannot express. Hypothesis writes Python integers of any
 size into free-form documents; bodies holding one such are left out (Python's floats are 64-bit,
 so every float it writes is one the API stores exactly). Unpaired surrogates are kept out by
 `codec = "utf-8"` in schemathesis.toml.
+
+With API keys, the operations on organizations are sent with the operator token (the harness
+passes it in TOLSTOY_OPERATOR_TOKEN): a member's key reaches only its own organization, and the
+operator's reaches the ones the fuzzer creates, so that they can be read, updated and deleted.
 """
 
-import schemathesis
-from schemathesis.core.parameters import ParameterLocation
+import os
 
-TENANT_HEADERS = {"x-org-id", "x-user-id"}
+import schemathesis
+
+OPERATOR_TOKEN = os.environ.get("TOLSTOY_OPERATOR_TOKEN")
 
 
 @schemathesis.hook
-def after_load_schema(context, schema):
-    for node in schema.analysis.dependency_graph.operations.values():
-        node.inputs = [
-            slot
-            for slot in node.inputs
-            if not (slot.parameter_location == ParameterLocation.HEADER and str(slot.parameter_name).lower() in TENANT_HEADERS)
-        ]
+def before_call(context, case, **kwargs):
+    if OPERATOR_TOKEN and "Organizations" in (case.operation.tags or []):
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {OPERATOR_TOKEN}"}
 
 
 def holds_inexact_number(value):

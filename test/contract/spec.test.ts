@@ -18,7 +18,11 @@ t.test('every operation has a unique operationId, a handler, a tag and a summary
   const ids = operations.map((op) => op.operationId);
   t.equal(new Set(ids).size, ids.length, 'operationIds are unique');
   t.same(ids.sort(), Object.keys(handlers).sort(), 'handlers cover exactly the operations');
-  t.equal(ids.filter((id) => !['getHealth', 'getReadiness'].includes(id)).length, 37, 'the 30 operations of the management API and the 7 of running flows');
+  t.equal(
+    ids.filter((id) => !['getHealth', 'getReadiness'].includes(id)).length,
+    41,
+    'the 30 operations of the management API, the 4 of API keys and the 7 of running flows',
+  );
   for (const { operationId, operation } of operations) {
     t.ok(operation.tags?.length, `${operationId} has a tag`);
     t.ok(operation.summary, `${operationId} has a summary`);
@@ -42,34 +46,52 @@ t.test('every error is a problem document', async (t) => {
   }
 });
 
+/** The security requirements that apply to an operation: its own, or the document's. */
+const securityOf = (operation: any): Record<string, string[]>[] => operation.security ?? resolve('#/security');
+
+t.test('every operation says how its caller authenticates', async (t) => {
+  const schemes = resolve('#/components/securitySchemes');
+  t.same(Object.keys(schemes).sort(), ['apiKey', 'member', 'organization']);
+  t.match(schemes, {
+    apiKey: { type: 'http', scheme: 'bearer' },
+    organization: { in: 'header', name: 'X-Org-ID' },
+    member: { in: 'header', name: 'X-User-ID' },
+  });
+  for (const { operationId, operation } of operations) {
+    const security = securityOf(operation);
+    if (['getHealth', 'getReadiness'].includes(operationId)) t.same(security, [], `${operationId}: no credentials`);
+    else if (operationId === 'createOrganization') t.same(security, [{}, { apiKey: [] }], `${operationId}: sign-up, or the operator token`);
+    else if (operationId.endsWith('Organization') || operationId.endsWith('Organizations')) t.same(security, [{ apiKey: [] }, {}], operationId);
+    else t.same(security, [{ apiKey: [] }, { organization: [], member: [] }], `${operationId}: a key, or both tenant headers`);
+  }
+});
+
 t.test('every operation documents the errors it can answer', async (t) => {
   for (const { path, operationId, operation } of operations) {
     const statuses = Object.keys(operation.responses);
-    const parameters = parametersOf(path, operation);
-    const scoped = parameters.some((p: any) => p.name === 'X-Org-ID');
+    const scoped = securityOf(operation).some((requirement) => 'organization' in requirement);
     if (operationId !== 'getHealth') t.ok(statuses.includes('503'), `${operationId}: 503`);
     t.ok(statuses.includes('400'), `${operationId}: 400, for an unknown query parameter at least`);
-    if (scoped) {
-      t.ok(
-        parameters.some((p: any) => p.name === 'X-User-ID' && p.required),
-        `${operationId}: X-User-ID`,
-      );
-      t.ok(statuses.includes('403'), `${operationId}: 403`);
-    }
+    if (securityOf(operation).length > 0) t.ok(statuses.includes('401') && statuses.includes('403'), `${operationId}: 401 and 403`);
     if (path.includes('{id}')) t.ok(statuses.includes('404'), `${operationId}: 404`);
+    t.notOk(
+      parametersOf(path, operation).some((p: any) => ['x-org-id', 'x-user-id', 'authorization'].includes(p.name.toLowerCase())),
+      `${operationId}: credentials are security schemes, not parameters`,
+    );
     if (operation.requestBody) {
       t.ok(operation.requestBody.required, `${operationId}: body required`);
       t.same(Object.keys(operation.requestBody.content), ['application/json'], `${operationId}: JSON body`);
       t.ok(statuses.includes('413') && statuses.includes('415'), `${operationId}: 413 and 415`);
     }
+    if (scoped) t.notOk(path.startsWith('/organizations'), operationId);
   }
-  const tenantHeaders = operations.filter(({ path, operation }) => parametersOf(path, operation).some((p: any) => p.name === 'X-Org-ID'));
-  t.equal(tenantHeaders.length, 32, 'the tenant headers are required on the 32 operations outside /organizations');
+  const scoped = operations.filter(({ operation }) => securityOf(operation).some((requirement) => 'organization' in requirement));
+  t.equal(scoped.length, 36, 'the 36 operations outside /organizations act inside one organization');
 });
 
 t.test('every create links to the get, update and delete of what it created', async (t) => {
   const creates = operations.filter(({ method, operation }) => method === 'post' && operation.responses['201']);
-  t.equal(creates.length, 6);
+  t.equal(creates.length, 7);
   for (const { path, operationId, operation } of creates) {
     const created = operation.responses['201'];
     t.ok(created.headers?.Location, `${operationId}: Location header`);

@@ -139,3 +139,31 @@ t.test('flows written before executions get step defaults and a first version, t
   const versions = await query(url, 'SELECT version, steps, name FROM flow_versions WHERE flow_id = $1', [flow.id]);
   t.same(versions, [{ version: 3, steps: flow.steps, name: 'Old flow' }], 'the current version is kept as a snapshot');
 });
+
+t.test("each organization's first member becomes its owner; the others stay members", async (t) => {
+  const url = await emptyDatabase(t);
+  const dir = await mkdtemp(join(tmpdir(), 'tolstoy-migrations-'));
+  for (const migration of (await readMigrations()).filter((m) => m.name < '20261125140000')) {
+    await mkdir(join(dir, migration.name));
+    await writeFile(join(dir, migration.name, 'migration.sql'), migration.script);
+  }
+  await applyMigrations(url, dir);
+  // Ids grow with time (UUIDv7), so the smallest id is the first member.
+  await query(
+    url,
+    `WITH o AS (INSERT INTO organizations (id, name, updated_at) VALUES
+                  ('01a20000-0000-7000-8000-00000000000a', 'A', now()), ('01a20000-0000-7000-8000-00000000000b', 'B', now()),
+                  ('01a20000-0000-7000-8000-00000000000c', 'Empty', now()) RETURNING id)
+     INSERT INTO users (id, org_id, email, updated_at) VALUES
+       ('01a20000-0000-7000-8000-000000000002', '01a20000-0000-7000-8000-00000000000a', 'second@a.test', now()),
+       ('01a20000-0000-7000-8000-000000000001', '01a20000-0000-7000-8000-00000000000a', 'first@a.test', now()),
+       ('01a20000-0000-7000-8000-000000000003', '01a20000-0000-7000-8000-00000000000b', 'only@b.test', now())`,
+  );
+  await applyMigrations(url);
+  t.same(await query(url, 'SELECT email, role::text FROM users ORDER BY id'), [
+    { email: 'first@a.test', role: 'owner' },
+    { email: 'second@a.test', role: 'member' },
+    { email: 'only@b.test', role: 'owner' },
+  ]);
+  t.same(await query(url, 'SELECT count(*)::int AS keys FROM api_keys'), [{ keys: 0 }], 'no key is made for anyone');
+});

@@ -1,6 +1,6 @@
 // The documentation, used in a real browser (Debian's Chromium, driven by playwright-core):
-// every operation is listed, the tenant headers can be filled in, and "Try it out" works against
-// the live server. The screenshot lands in reports/screenshots/.
+// every operation is listed, an API key is set once with "Authorize", and "Try it out" works
+// against the live server, which requires keys as in production. The screenshot lands in reports/screenshots/.
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,11 +9,11 @@ import { type Page, chromium as playwright } from 'playwright-core';
 import t from 'tap';
 import { chromium } from '../../scripts/debian.ts';
 import { operations } from '../contract.ts';
-import { buildTestApp } from '../helper.ts';
+import { buildTestApp, testAuth } from '../helper.ts';
 
 const SCREENSHOTS = fileURLToPath(new URL('../../reports/screenshots/', import.meta.url));
 
-const { app } = await buildTestApp(t);
+const { app } = await buildTestApp(t, {}, undefined, testAuth('keys'));
 const base = await app.listen({ port: 0, host: '127.0.0.1' });
 const browser = await playwright.launchPersistentContext(await mkdtemp(join(tmpdir(), 'tolstoy-chromium-')), {
   executablePath: await chromium(),
@@ -49,6 +49,15 @@ async function tryItOut(page: Page, operationId: string, parameters: Record<stri
   return { status, body: JSON.parse(body) };
 }
 
+// Opens "Authorize", gives the API key scheme its key, and closes the dialog.
+async function authorize(page: Page, key: string): Promise<void> {
+  await page.locator('.auth-wrapper button.authorize').click();
+  const scheme = page.locator('.auth-container', { has: page.locator('h4', { hasText: 'apiKey (http, Bearer)' }) });
+  await scheme.locator('input').fill(key);
+  await scheme.locator('button.authorize').click();
+  await page.locator('.dialog-ux button.close-modal').click();
+}
+
 t.test('the page names the service and its version', async (t) => {
   await mkdir(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOTS, 'docs.png'), fullPage: true });
@@ -62,11 +71,12 @@ t.test('every operation of the spec is listed', async (t) => {
   t.same(listed.map((id) => id.trim()).sort(), operations.map((op) => op.operationId).sort());
 });
 
-t.test('a newcomer creates an organization, then lists its users with the tenant headers', async (t) => {
+t.test('a newcomer signs up, authorizes with the API key, and lists the users', async (t) => {
   const created = await tryItOut(page, 'createOrganization');
   t.equal(created.status, 201, 'the example body creates an organization and its owner');
-  t.match(created.body, { name: 'My Organization', owner: { email: 'owner@example.com' } });
-  const users = await tryItOut(page, 'listUsers', { 'X-Org-ID': created.body.id, 'X-User-ID': created.body.owner.id });
+  t.match(created.body, { name: 'My Organization', owner: { email: 'owner@example.com' }, apiKey: { key: /^tsk_/ } });
+  await authorize(page, created.body.apiKey.key);
+  const users = await tryItOut(page, 'listUsers');
   t.equal(users.status, 200);
   t.same(
     users.body.items.map((user: { id: string }) => user.id),

@@ -7,7 +7,7 @@ const acme = await createTenant(app);
 t.test('a member adds, reads, updates and removes a user', async (t) => {
   const created = await call(app, acme, { method: 'POST', url: '/users', payload: { email: 'user@example.com' } });
   t.equal(created.statusCode, 201);
-  t.match(created.data, { email: 'user@example.com', name: null, orgId: acme.orgId });
+  t.match(created.data, { email: 'user@example.com', name: null, orgId: acme.orgId, role: 'member' });
   t.equal(created.headers.location, `/users/${created.data.id}`);
   const renamed = await call(app, acme, { method: 'PUT', url: `/users/${created.data.id}`, payload: { name: 'Ursula' } });
   t.match(renamed.data, { email: 'user@example.com', name: 'Ursula' });
@@ -47,12 +47,20 @@ t.test('the last member cannot be removed', async (t) => {
   t.match(response.data.detail, /last member/);
 });
 
-t.test('a member may remove itself while others remain', async (t) => {
+t.test('a member may leave, and so may an owner while another owner remains', async (t) => {
   const team = await createTenant(app, 'Team');
-  const colleague = await call(app, team, { method: 'POST', url: '/users', payload: { email: 'colleague@example.com' } });
-  t.equal((await call(app, team, { method: 'DELETE', url: `/users/${team.userId}` })).statusCode, 204);
-  const asColleague = { ...team, headers: { ...team.headers, 'x-user-id': colleague.data.id } };
-  t.equal((await call(app, asColleague, { method: 'GET', url: '/users' })).data.items.length, 1);
+  const member = await call(app, team, { method: 'POST', url: '/users', payload: { email: 'member@example.com' } });
+  const owner = await call(app, team, { method: 'POST', url: '/users', payload: { email: 'owner2@example.com', role: 'owner' } });
+  t.equal(member.data.role, 'member', 'members are members unless made owners');
+  t.equal(owner.data.role, 'owner');
+  const asMember = { ...team, headers: { ...team.headers, 'x-user-id': member.data.id } };
+  t.equal((await call(app, asMember, { method: 'DELETE', url: `/users/${member.data.id}` })).statusCode, 204, 'the member left');
+  t.equal((await call(app, team, { method: 'DELETE', url: `/users/${team.userId}` })).statusCode, 204, 'the first owner left');
+  const asOwner = { ...team, headers: { ...team.headers, 'x-user-id': owner.data.id } };
+  t.same(
+    (await call(app, asOwner, { method: 'GET', url: '/users' })).data.items.map((user: { id: string }) => user.id),
+    [owner.data.id],
+  );
   t.equal((await call(app, team, { method: 'GET', url: '/users' })).statusCode, 403, 'the removed user is no member any more');
 });
 

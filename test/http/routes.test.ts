@@ -66,6 +66,7 @@ t.test('the contract check itself catches what it should', async (t) => {
     orgId: '01a20000-0000-7000-8000-000000000000',
     email: 'a@b.io',
     name: null,
+    role: 'member',
     createdAt: '2026-11-24T00:00:00.000Z',
     updatedAt: '2026-11-24T00:00:00.000Z',
   };

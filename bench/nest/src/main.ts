@@ -84,7 +84,7 @@ class TenantGuard implements CanActivate {
       throw new Problem(400, 'validation-error', 'The request is not valid', 'header: X-Org-ID and X-User-ID must be UUIDs');
     }
     const member = await this.db.user.findUnique({ where: { orgId_id: { orgId, id: userId } }, select: { id: true } });
-    if (!member) throw new Problem(403, 'forbidden', 'Not a member of this organization', `User ${userId} is not a member of organization ${orgId}.`);
+    if (!member) throw new Problem(403, 'forbidden', 'Forbidden', `User ${userId} is not a member of organization ${orgId}.`);
     request.tenant = { orgId, userId };
     return true;
   }

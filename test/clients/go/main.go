@@ -23,61 +23,72 @@ func ok(status int, want int, step string, body []byte) {
 
 func ptr[T any](value T) *T { return &value }
 
+// A client that sends an API key with every request.
+func withKey(key string) *ClientWithResponses {
+	client, err := NewClientWithResponses(os.Args[1], WithRequestEditorFn(func(_ context.Context, request *http.Request) error {
+		request.Header.Set("Authorization", "Bearer "+key)
+		return nil
+	}))
+	check(err == nil, "create the client", err)
+	return client
+}
+
 func main() {
 	ctx := context.Background()
-	client, err := NewClientWithResponses(os.Args[1])
+	// Signing up needs no credentials; every other call sends the owner's API key, set once.
+	signup, err := NewClientWithResponses(os.Args[1])
 	check(err == nil, "create the client", err)
 
-	org, err := client.CreateOrganizationWithResponse(ctx, OrganizationCreate{Name: "Go Co", Owner: &UserCreate{Email: "owner@go.example", Name: ptr("Owner")}})
+	org, err := signup.CreateOrganizationWithResponse(ctx, OrganizationCreate{Name: "Go Co", Owner: &OwnerCreate{Email: "owner@go.example", Name: ptr("Owner")}})
 	check(err == nil, "create an organization", err)
 	ok(org.StatusCode(), http.StatusCreated, "create an organization and its first member", org.Body)
-	orgID, userID := org.JSON201.Id, org.JSON201.Owner.Id
+	client := withKey(org.JSON201.ApiKey.Key)
 
-	tool, err := client.CreateToolWithResponse(ctx, &CreateToolParams{XOrgID: orgID, XUserID: userID}, ToolCreate{Name: "Slack API", BaseUrl: "https://api.slack.com", AuthType: ptr(Bearer)})
+	tool, err := client.CreateToolWithResponse(ctx, ToolCreate{Name: "Slack API", BaseUrl: "https://api.slack.com", AuthType: ptr(AuthTypeBearer)})
 	check(err == nil, "create a tool", err)
 	ok(tool.StatusCode(), http.StatusCreated, "create a tool", tool.Body)
 
-	action, err := client.CreateActionWithResponse(ctx, &CreateActionParams{XOrgID: orgID, XUserID: userID}, ActionCreate{ToolId: tool.JSON201.Id, Name: "Post a message", Key: "slack.post", Method: POST, Endpoint: "/chat.postMessage"})
+	action, err := client.CreateActionWithResponse(ctx, ActionCreate{ToolId: tool.JSON201.Id, Name: "Post a message", Key: "slack.post", Method: POST, Endpoint: "/chat.postMessage"})
 	check(err == nil, "create an action", err)
 	ok(action.StatusCode(), http.StatusCreated, "create an action", action.Body)
 
 	steps := FlowSteps{{Key: "post", ActionId: action.JSON201.Id, Inputs: &JsonObject{"channel": "#general"}}}
-	flow, err := client.CreateFlowWithResponse(ctx, &CreateFlowParams{XOrgID: orgID, XUserID: userID}, FlowCreate{Name: "Announce", Steps: &steps})
+	flow, err := client.CreateFlowWithResponse(ctx, FlowCreate{Name: "Announce", Steps: &steps})
 	check(err == nil, "create a flow", err)
 	ok(flow.StatusCode(), http.StatusCreated, "create a flow", flow.Body)
 
-	log, err := client.CreateExecutionLogWithResponse(ctx, &CreateExecutionLogParams{XOrgID: orgID, XUserID: userID}, ExecutionLogCreate{FlowId: flow.JSON201.Id, ExecutionId: "run-1", StepKey: "post", Status: ExecutionStatusCompleted, DurationMs: ptr(12)})
+	log, err := client.CreateExecutionLogWithResponse(ctx, ExecutionLogCreate{FlowId: flow.JSON201.Id, ExecutionId: "run-1", StepKey: "post", Status: ExecutionStatusCompleted, DurationMs: ptr(12)})
 	check(err == nil, "create an execution log", err)
 	ok(log.StatusCode(), http.StatusCreated, "create an execution log", log.Body)
 
 	for _, name := range []string{"Second", "Third"} {
-		_, err := client.CreateToolWithResponse(ctx, &CreateToolParams{XOrgID: orgID, XUserID: userID}, ToolCreate{Name: name, BaseUrl: "https://example.com"})
+		_, err := client.CreateToolWithResponse(ctx, ToolCreate{Name: name, BaseUrl: "https://example.com"})
 		check(err == nil, "create another tool", err)
 	}
-	first, err := client.ListToolsWithResponse(ctx, &ListToolsParams{XOrgID: orgID, XUserID: userID, Limit: ptr(2)})
+	first, err := client.ListToolsWithResponse(ctx, &ListToolsParams{Limit: ptr(2)})
 	check(err == nil, "list the first page", err)
 	ok(first.StatusCode(), http.StatusOK, "list the first page", first.Body)
 	check(len(first.JSON200.Items) == 2 && first.JSON200.NextCursor != nil, "a full first page and a cursor", string(first.Body))
-	second, err := client.ListToolsWithResponse(ctx, &ListToolsParams{XOrgID: orgID, XUserID: userID, Limit: ptr(2), Cursor: first.JSON200.NextCursor})
+	second, err := client.ListToolsWithResponse(ctx, &ListToolsParams{Limit: ptr(2), Cursor: first.JSON200.NextCursor})
 	check(err == nil, "list the next page", err)
 	ok(second.StatusCode(), http.StatusOK, "list the next page", second.Body)
 	check(len(second.JSON200.Items) == 1 && second.JSON200.Items[0].Id == tool.JSON201.Id && second.JSON200.NextCursor == nil, "the last page", string(second.Body))
 
-	renamed, err := client.UpdateFlowWithResponse(ctx, flow.JSON201.Id, &UpdateFlowParams{XOrgID: orgID, XUserID: userID}, FlowUpdate{Name: ptr("Announce loudly")})
+	renamed, err := client.UpdateFlowWithResponse(ctx, flow.JSON201.Id, FlowUpdate{Name: ptr("Announce loudly")})
 	check(err == nil, "update a flow", err)
 	ok(renamed.StatusCode(), http.StatusOK, "update a flow", renamed.Body)
 	check(renamed.JSON200.Version == 2, "the version counts the update", renamed.JSON200.Version)
 
-	stranger, err := client.CreateOrganizationWithResponse(ctx, OrganizationCreate{Name: "Elsewhere", Owner: &UserCreate{Email: "owner@elsewhere.example"}})
+	stranger, err := signup.CreateOrganizationWithResponse(ctx, OrganizationCreate{Name: "Elsewhere", Owner: &OwnerCreate{Email: "owner@elsewhere.example"}})
 	check(err == nil, "create another organization", err)
 	ok(stranger.StatusCode(), http.StatusCreated, "create another organization", stranger.Body)
-	hidden, err := client.GetToolWithResponse(ctx, tool.JSON201.Id, &GetToolParams{XOrgID: stranger.JSON201.Id, XUserID: stranger.JSON201.Owner.Id})
+	hidden, err := withKey(stranger.JSON201.ApiKey.Key).GetToolWithResponse(ctx, tool.JSON201.Id)
 	check(err == nil, "read another tenant's tool", err)
 	check(hidden.StatusCode() == http.StatusNotFound && hidden.ApplicationproblemJSON404 != nil, "another tenant gets a typed Problem", hidden.StatusCode(), string(hidden.Body))
 	check(hidden.ApplicationproblemJSON404.Type == "https://tolstoy.dev/problems/not-found", "the problem's type", hidden.ApplicationproblemJSON404.Type)
 	fmt.Println("ok another tenant gets a typed Problem:", hidden.ApplicationproblemJSON404.Title)
 
-	deleted, err := client.DeleteExecutionLogWithResponse(ctx, log.JSON201.Id, &DeleteExecutionLogParams{XOrgID: orgID, XUserID: userID})
+	deleted, err := client.DeleteExecutionLogWithResponse(ctx, log.JSON201.Id)
 	check(err == nil, "delete the execution log", err)
 	ok(deleted.StatusCode(), http.StatusNoContent, "delete the execution log", deleted.Body)
 }

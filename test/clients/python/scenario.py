@@ -4,7 +4,7 @@ from the contract (npm run clients): python test/clients/python/scenario.py <bas
 import sys
 from http import HTTPStatus
 
-from tolstoy_client import Client
+from tolstoy_client import AuthenticatedClient, Client
 from tolstoy_client.api.actions import create_action
 from tolstoy_client.api.execution_logs import create_execution_log, delete_execution_log
 from tolstoy_client.api.flows import create_flow, update_flow
@@ -23,7 +23,7 @@ from tolstoy_client.models import (
     OrganizationCreate,
     Problem,
     ToolCreate,
-    UserCreate,
+    OwnerCreate,
 )
 
 
@@ -33,18 +33,23 @@ def ok(response, step, status=HTTPStatus.OK):
     return response.parsed
 
 
-client = Client(base_url=sys.argv[1], raise_on_unexpected_status=True)
+# Signing up needs no credentials; every other call sends the owner's API key, set once.
+signup = Client(base_url=sys.argv[1], raise_on_unexpected_status=True)
+
+
+def with_key(key):
+    return AuthenticatedClient(base_url=sys.argv[1], token=key, raise_on_unexpected_status=True)
+
 
 organization = ok(
-    create_organization.sync_detailed(client=client, body=OrganizationCreate(name="Python Co", owner=UserCreate(email="owner@py.example", name="Owner"))),
+    create_organization.sync_detailed(client=signup, body=OrganizationCreate(name="Python Co", owner=OwnerCreate(email="owner@py.example", name="Owner"))),
     "create an organization and its first member",
     HTTPStatus.CREATED,
 )
-# The generated client sends header parameters as they are given, and httpx takes text only.
-tenant = {"x_org_id": str(organization.id), "x_user_id": str(organization.owner.id)}
+client = with_key(organization.api_key.key)
 
 tool = ok(
-    create_tool.sync_detailed(client=client, body=ToolCreate(name="Slack API", base_url="https://api.slack.com", auth_type=AuthType.BEARER), **tenant),
+    create_tool.sync_detailed(client=client, body=ToolCreate(name="Slack API", base_url="https://api.slack.com", auth_type=AuthType.BEARER)),
     "create a tool",
     HTTPStatus.CREATED,
 )
@@ -52,14 +57,13 @@ action = ok(
     create_action.sync_detailed(
         client=client,
         body=ActionCreate(tool_id=tool.id, name="Post a message", key="slack.post", method=HttpMethod.POST, endpoint="/chat.postMessage"),
-        **tenant,
     ),
     "create an action",
     HTTPStatus.CREATED,
 )
 inputs = JsonObject.from_dict({"channel": "#general"})
 flow = ok(
-    create_flow.sync_detailed(client=client, body=FlowCreate(name="Announce", steps=[FlowStep(key="post", action_id=action.id, inputs=inputs)]), **tenant),
+    create_flow.sync_detailed(client=client, body=FlowCreate(name="Announce", steps=[FlowStep(key="post", action_id=action.id, inputs=inputs)])),
     "create a flow",
     HTTPStatus.CREATED,
 )
@@ -67,30 +71,29 @@ log = ok(
     create_execution_log.sync_detailed(
         client=client,
         body=ExecutionLogCreate(flow_id=flow.id, execution_id="run-1", step_key="post", status=ExecutionStatus.COMPLETED, duration_ms=12),
-        **tenant,
     ),
     "create an execution log",
     HTTPStatus.CREATED,
 )
 
 for name in ("Second", "Third"):
-    create_tool.sync_detailed(client=client, body=ToolCreate(name=name, base_url="https://example.com"), **tenant)
-first = ok(list_tools.sync_detailed(client=client, limit=2, **tenant), "list the first page")
+    create_tool.sync_detailed(client=client, body=ToolCreate(name=name, base_url="https://example.com"))
+first = ok(list_tools.sync_detailed(client=client, limit=2), "list the first page")
 assert len(first.items) == 2 and first.next_cursor
-second = ok(list_tools.sync_detailed(client=client, limit=2, cursor=first.next_cursor, **tenant), "list the next page")
+second = ok(list_tools.sync_detailed(client=client, limit=2, cursor=first.next_cursor), "list the next page")
 assert [item.id for item in second.items] == [tool.id] and second.next_cursor is None
 
-renamed = ok(update_flow.sync_detailed(flow.id, client=client, body=FlowUpdate(name="Announce loudly"), **tenant), "update a flow")
+renamed = ok(update_flow.sync_detailed(flow.id, client=client, body=FlowUpdate(name="Announce loudly")), "update a flow")
 assert renamed.version == 2
 
 stranger = ok(
-    create_organization.sync_detailed(client=client, body=OrganizationCreate(name="Elsewhere", owner=UserCreate(email="owner@elsewhere.example"))),
+    create_organization.sync_detailed(client=signup, body=OrganizationCreate(name="Elsewhere", owner=OwnerCreate(email="owner@elsewhere.example"))),
     "create another organization",
     HTTPStatus.CREATED,
 )
-hidden = get_tool.sync_detailed(tool.id, client=client, x_org_id=str(stranger.id), x_user_id=str(stranger.owner.id))
+hidden = get_tool.sync_detailed(tool.id, client=with_key(stranger.api_key.key))
 assert hidden.status_code == HTTPStatus.NOT_FOUND and isinstance(hidden.parsed, Problem), hidden
 assert hidden.parsed.type_ == "https://tolstoy.dev/problems/not-found"
 print(f"ok another tenant gets a typed Problem: {hidden.parsed.title}")
 
-ok(delete_execution_log.sync_detailed(log.id, client=client, **tenant), "delete the execution log", HTTPStatus.NO_CONTENT)
+ok(delete_execution_log.sync_detailed(log.id, client=client), "delete the execution log", HTTPStatus.NO_CONTENT)

@@ -4,7 +4,10 @@ import assert from 'node:assert/strict';
 import createClient from 'openapi-fetch';
 import type { paths } from '../../../src/generated/openapi.ts';
 
-const client = createClient<paths>({ baseUrl: process.argv[2] });
+const baseUrl = process.argv[2];
+// Signing up needs no credentials; every other call sends the owner's API key, set once.
+const signup = createClient<paths>({ baseUrl });
+const withKey = (key: string) => createClient<paths>({ baseUrl, headers: { Authorization: `Bearer ${key}` } });
 
 function ok<Data>(result: { data?: Data; error?: unknown; response: Response }, step: string): Data {
   assert.ok(result.data !== undefined, `${step}: ${result.response.status} ${JSON.stringify(result.error)}`);
@@ -13,63 +16,55 @@ function ok<Data>(result: { data?: Data; error?: unknown; response: Response }, 
 }
 
 const organization = ok(
-  await client.POST('/organizations', { body: { name: 'TypeScript Co', owner: { email: 'owner@ts.example', name: 'Owner' } } }),
+  await signup.POST('/organizations', { body: { name: 'TypeScript Co', owner: { email: 'owner@ts.example', name: 'Owner' } } }),
   'create an organization and its first member',
 );
-const tenant = { 'X-Org-ID': organization.id, 'X-User-ID': organization.owner!.id };
+const client = withKey(organization.apiKey!.key);
 
-const tool = ok(
-  await client.POST('/tools', { params: { header: tenant }, body: { name: 'Slack API', baseUrl: 'https://api.slack.com', authType: 'bearer' } }),
-  'create a tool',
-);
+const tool = ok(await client.POST('/tools', { body: { name: 'Slack API', baseUrl: 'https://api.slack.com', authType: 'bearer' } }), 'create a tool');
 const action = ok(
   await client.POST('/actions', {
-    params: { header: tenant },
     body: { toolId: tool.id, name: 'Post a message', key: 'slack.post', method: 'POST', endpoint: '/chat.postMessage' },
   }),
   'create an action',
 );
 const flow = ok(
   await client.POST('/flows', {
-    params: { header: tenant },
     body: { name: 'Announce', steps: [{ key: 'post', actionId: action.id, inputs: { channel: '#general' } }] },
   }),
   'create a flow',
 );
 const log = ok(
   await client.POST('/execution-logs', {
-    params: { header: tenant },
     body: { flowId: flow.id, executionId: 'run-1', stepKey: 'post', status: 'completed', durationMs: 12 },
   }),
   'create an execution log',
 );
 
-for (const name of ['Second', 'Third']) await client.POST('/tools', { params: { header: tenant }, body: { name, baseUrl: 'https://example.com' } });
-const first = ok(await client.GET('/tools', { params: { header: tenant, query: { limit: 2 } } }), 'list the first page');
+for (const name of ['Second', 'Third']) await client.POST('/tools', { body: { name, baseUrl: 'https://example.com' } });
+const first = ok(await client.GET('/tools', { params: { query: { limit: 2 } } }), 'list the first page');
 assert.equal(first.items.length, 2);
 assert.ok(first.nextCursor);
-const second = ok(await client.GET('/tools', { params: { header: tenant, query: { limit: 2, cursor: first.nextCursor } } }), 'list the next page');
+const second = ok(await client.GET('/tools', { params: { query: { limit: 2, cursor: first.nextCursor } } }), 'list the next page');
 assert.deepEqual(
   second.items.map((item) => item.id),
   [tool.id],
 );
 assert.equal(second.nextCursor, null);
 
-const renamed = ok(await client.PUT('/flows/{id}', { params: { header: tenant, path: { id: flow.id } }, body: { name: 'Announce loudly' } }), 'update a flow');
+const renamed = ok(await client.PUT('/flows/{id}', { params: { path: { id: flow.id } }, body: { name: 'Announce loudly' } }), 'update a flow');
 assert.equal(renamed.version, 2);
 
 const stranger = ok(
-  await client.POST('/organizations', { body: { name: 'Elsewhere', owner: { email: 'owner@elsewhere.example' } } }),
+  await signup.POST('/organizations', { body: { name: 'Elsewhere', owner: { email: 'owner@elsewhere.example' } } }),
   'create another organization',
 );
-const hidden = await client.GET('/tools/{id}', { params: { header: { 'X-Org-ID': stranger.id, 'X-User-ID': stranger.owner!.id }, path: { id: tool.id } } });
+const hidden = await withKey(stranger.apiKey!.key).GET('/tools/{id}', { params: { path: { id: tool.id } } });
 assert.equal(hidden.response.status, 404);
 assert.equal(hidden.error?.type, 'https://tolstoy.dev/problems/not-found');
 console.log(`ok another tenant gets a typed Problem: ${hidden.error?.title}`);
 
 ok(
-  await client
-    .DELETE('/execution-logs/{id}', { params: { header: tenant, path: { id: log.id } } })
-    .then((r) => ({ ...r, data: r.response.status === 204 ? {} : undefined })),
+  await client.DELETE('/execution-logs/{id}', { params: { path: { id: log.id } } }).then((r) => ({ ...r, data: r.response.status === 204 ? {} : undefined })),
   'delete the execution log',
 );
