@@ -86,14 +86,15 @@ export class VerifiedKeys {
 }
 
 export class Authentication {
-  readonly settings: AuthSettings;
+  /** What the operations on organizations need to know (the token itself stays here). */
+  readonly policy: Pick<AuthSettings, 'mode' | 'signup'>;
   readonly keys: VerifiedKeys;
   readonly #adminTokenHash: Buffer | undefined;
 
-  constructor(settings: AuthSettings) {
-    this.settings = settings;
-    this.keys = new VerifiedKeys(settings.keyCacheMs);
-    this.#adminTokenHash = settings.adminToken === undefined ? undefined : sha256(settings.adminToken);
+  constructor({ mode, signup, adminToken, keyCacheMs }: AuthSettings) {
+    this.policy = { mode, signup };
+    this.keys = new VerifiedKeys(keyCacheMs);
+    this.#adminTokenHash = adminToken === undefined ? undefined : sha256(adminToken);
   }
 
   /** The caller of an operation of `scope`; throws a 401 (or a 403 for credentials that contradict each other). */
@@ -105,8 +106,8 @@ export class Authentication {
       return caller;
     }
     // Sign-up decides for itself (it may be open); with tenant headers trusted, so are organizations.
-    if (scope === 'signup' || (scope === 'organizations' && this.settings.mode === 'headers')) return { kind: 'anonymous' };
-    if (this.settings.mode === 'keys') throw unauthorized();
+    if (scope === 'signup' || (scope === 'organizations' && this.policy.mode === 'headers')) return { kind: 'anonymous' };
+    if (this.policy.mode === 'keys') throw unauthorized();
     if (orgId === undefined || userId === undefined) {
       throw unauthorized('Send an API key (Authorization: Bearer tsk_…), or X-Org-ID and X-User-ID: your organization and one of its members.');
     }

@@ -106,7 +106,7 @@ function operationRoute(
     if (access === 'open') return context;
     const caller = callers.get(request);
     if (caller === undefined) throw new Error('The request reached its handler without being authenticated.');
-    if (access === 'organizations') return { ...context, caller, auth: authentication.settings };
+    if (access === 'organizations') return { ...context, caller, auth: authentication.policy };
     const member = caller as Caller & { kind: 'key' | 'headers' };
     if (access === 'read') return { ...context, reader: readerFor(context.db, member) };
     // A write acts only once the caller is known to be a member.
