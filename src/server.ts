@@ -5,8 +5,8 @@ import { buildApp } from './http/app.ts';
 import { runProcess, startCore } from './process/lifecycle.ts';
 
 await runProcess(async (config, running) => {
-  for (const warning of authWarnings(config)) console.warn(warning);
   const { database, services, logger } = await startCore(config, running);
+  for (const warning of authWarnings(config)) logger.warn(warning);
   running.app = await buildApp({ database, services, logger, requestTimeoutMs: config.requestTimeoutMs, auth: config.auth });
   await running.app.listen({ port: config.port, host: config.host });
 });
