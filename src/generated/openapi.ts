@@ -7,7 +7,14 @@ export interface paths {
     "/health": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -27,7 +34,14 @@ export interface paths {
     "/ready": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -47,7 +61,14 @@ export interface paths {
     "/organizations": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -71,7 +92,14 @@ export interface paths {
     "/organizations/{id}": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -97,7 +125,14 @@ export interface paths {
     "/users": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -115,7 +150,14 @@ export interface paths {
     "/users/{id}": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -141,7 +183,14 @@ export interface paths {
     "/api-keys": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -166,7 +215,14 @@ export interface paths {
     "/api-keys/{id}": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -194,7 +250,14 @@ export interface paths {
     "/tools": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -215,7 +278,14 @@ export interface paths {
     "/tools/{id}": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -244,7 +314,14 @@ export interface paths {
     "/actions": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -262,7 +339,14 @@ export interface paths {
     "/actions/{id}": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -287,7 +371,14 @@ export interface paths {
     "/flows": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -308,7 +399,14 @@ export interface paths {
     "/flows/{id}": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -336,7 +434,14 @@ export interface paths {
     "/flows/{id}/versions": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -359,7 +464,14 @@ export interface paths {
     "/flows/{id}/versions/{version}": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -381,7 +493,14 @@ export interface paths {
     "/flows/{id}/executions": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -415,7 +534,14 @@ export interface paths {
     "/execution-logs": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -436,7 +562,14 @@ export interface paths {
     "/execution-logs/{id}": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -458,7 +591,14 @@ export interface paths {
     "/executions": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -478,7 +618,14 @@ export interface paths {
     "/executions/{id}": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -501,7 +648,14 @@ export interface paths {
     "/executions/{id}/cancel": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -525,7 +679,14 @@ export interface paths {
     "/executions/{id}/retry": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -604,6 +765,8 @@ export interface components {
             detail: string;
             /** @description The path of the request; absent when the request could not be read at all. */
             instance?: string;
+            /** @description The request's id, as in its `X-Request-Id` header and its log lines. */
+            requestId: string;
             /** @description The failing fields, at most the first 20 of them. */
             errors?: components["schemas"]["FieldError"][];
             /** @description How many fields failed in all, present with `errors`; more than `errors` lists when some were left out. */
@@ -1111,6 +1274,7 @@ export interface components {
          */
         Unauthorized: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 /** @description `Bearer realm="tolstoy"`, with `error="invalid_token"` when a key was sent. */
                 "WWW-Authenticate"?: string;
                 [name: string]: unknown;
@@ -1121,6 +1285,7 @@ export interface components {
                  *       "type": "https://tolstoy.dev/problems/unauthorized",
                  *       "title": "Authentication required",
                  *       "status": 401,
+                 *       "requestId": "0195d7a8-3c4b-7e6f-9a10-2b3c4d5e6f70",
                  *       "detail": "Send a valid API key: Authorization: Bearer tsk_…"
                  *     }
                  */
@@ -1130,6 +1295,7 @@ export interface components {
         /** @description The request is malformed or breaks the contract (a query parameter the operation does not know included); `errors` names each failing field. */
         BadRequest: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -1138,6 +1304,7 @@ export interface components {
                  *       "type": "https://tolstoy.dev/problems/validation-error",
                  *       "title": "The request is not valid",
                  *       "status": 400,
+                 *       "requestId": "0195d7a8-3c4b-7e6f-9a10-2b3c4d5e6f70",
                  *       "detail": "body/baseUrl: must match pattern \"^https?://...\"",
                  *       "instance": "/tools",
                  *       "errors": [
@@ -1159,6 +1326,7 @@ export interface components {
          */
         Forbidden: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -1168,6 +1336,7 @@ export interface components {
         /** @description No such resource in this organization. */
         NotFound: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -1177,6 +1346,7 @@ export interface components {
         /** @description The change would duplicate a unique value, or others still reference the resource. */
         Conflict: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -1186,6 +1356,7 @@ export interface components {
         /** @description The body is larger than 1 MiB (a body sent to an operation that takes none is read, and ignored, all the same). */
         PayloadTooLarge: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -1195,6 +1366,7 @@ export interface components {
         /** @description The body is not `application/json` (a body sent to an operation that takes none is read, and ignored, all the same). */
         UnsupportedMediaType: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -1207,6 +1379,7 @@ export interface components {
          */
         RequestTimeout: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -1215,6 +1388,7 @@ export interface components {
                  *       "type": "https://tolstoy.dev/problems/request-timeout",
                  *       "title": "Request timeout",
                  *       "status": 408,
+                 *       "requestId": "0195d7a8-3c4b-7e6f-9a10-2b3c4d5e6f70",
                  *       "detail": "The request was not received whole in time; send it again."
                  *     }
                  */
@@ -1227,6 +1401,7 @@ export interface components {
          */
         HeadersTooLarge: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -1235,6 +1410,7 @@ export interface components {
                  *       "type": "https://tolstoy.dev/problems/headers-too-large",
                  *       "title": "Request header fields too large",
                  *       "status": 431,
+                 *       "requestId": "0195d7a8-3c4b-7e6f-9a10-2b3c4d5e6f70",
                  *       "detail": "The request line and headers together exceed 16 KiB; send a shorter URL or fewer headers."
                  *     }
                  */
@@ -1244,6 +1420,7 @@ export interface components {
         /** @description The body is well-formed but refers to something that does not exist in this organization, or is inconsistent. */
         UnprocessableContent: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -1253,6 +1430,7 @@ export interface components {
         /** @description The database cannot serve the request right now (unreachable, overloaded, or a concurrent change conflicted); retry later. */
         ServiceUnavailable: {
             headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
                 /** @description Seconds to wait before retrying. */
                 "Retry-After"?: number;
                 [name: string]: unknown;
@@ -1275,11 +1453,23 @@ export interface components {
          *     it answers `422`. Use a random value, such as a UUID, per logical request.
          */
         IdempotencyKey: string;
+        /**
+         * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+         *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+         *     that is not well-formed, Tolstoy makes one (a UUID).
+         */
+        RequestId: string;
         /** @description `wait=N` (0 to 30): wait up to N seconds for the run to finish ([RFC 7240](https://www.rfc-editor.org/rfc/rfc7240)). Other preferences are ignored. */
         Prefer: string;
     };
     requestBodies: never;
     headers: {
+        /**
+         * @description The request's id: the `X-Request-Id` the request carried when it was well-formed, a new
+         *     UUID otherwise. It is in every log line of the request and in every problem document
+         *     (`requestId`); quote it when reporting a problem.
+         */
+        RequestId: string;
         /** @description `wait=N` when the request's `Prefer: wait=N` was honoured. */
         PreferenceApplied: string;
         /** @description `true` when this answer replays the one given to an earlier request with the same `Idempotency-Key`. */
@@ -1294,7 +1484,14 @@ export interface operations {
     getHealth: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1303,6 +1500,7 @@ export interface operations {
             /** @description The service is alive. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1317,7 +1515,14 @@ export interface operations {
     getReadiness: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1326,6 +1531,7 @@ export interface operations {
             /** @description The service can take traffic. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1346,7 +1552,14 @@ export interface operations {
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
             };
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1355,6 +1568,7 @@ export interface operations {
             /** @description A page of organizations. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1372,7 +1586,14 @@ export interface operations {
     createOrganization: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1394,6 +1615,7 @@ export interface operations {
             /** @description The organization, with its owner when one was given. */
             201: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
@@ -1415,7 +1637,14 @@ export interface operations {
     getOrganization: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1427,6 +1656,7 @@ export interface operations {
             /** @description The organization. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1445,7 +1675,14 @@ export interface operations {
     updateOrganization: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1466,6 +1703,7 @@ export interface operations {
             /** @description The updated organization. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1486,7 +1724,14 @@ export interface operations {
     deleteOrganization: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1498,6 +1743,7 @@ export interface operations {
             /** @description Deleted. */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1522,7 +1768,14 @@ export interface operations {
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
             };
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1531,6 +1784,7 @@ export interface operations {
             /** @description A page of users. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1548,7 +1802,14 @@ export interface operations {
     createUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1567,6 +1828,7 @@ export interface operations {
             /** @description The new user. */
             201: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
@@ -1588,7 +1850,14 @@ export interface operations {
     getUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1600,6 +1869,7 @@ export interface operations {
             /** @description The user. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1618,7 +1888,14 @@ export interface operations {
     updateUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1639,6 +1916,7 @@ export interface operations {
             /** @description The updated user. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1660,7 +1938,14 @@ export interface operations {
     deleteUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1672,6 +1957,7 @@ export interface operations {
             /** @description Deleted. */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1698,7 +1984,14 @@ export interface operations {
                 /** @description Only the keys of this member (an owner may name anyone). */
                 userId?: components["schemas"]["Id"];
             };
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1707,6 +2000,7 @@ export interface operations {
             /** @description A page of API keys. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1724,7 +2018,14 @@ export interface operations {
     createApiKey: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1742,6 +2043,7 @@ export interface operations {
             /** @description The new key, with its secret. */
             201: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
@@ -1763,7 +2065,14 @@ export interface operations {
     getApiKey: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1775,6 +2084,7 @@ export interface operations {
             /** @description The key. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1793,7 +2103,14 @@ export interface operations {
     deleteApiKey: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1805,6 +2122,7 @@ export interface operations {
             /** @description Revoked. */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1828,7 +2146,14 @@ export interface operations {
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
             };
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1837,6 +2162,7 @@ export interface operations {
             /** @description A page of tools. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1854,7 +2180,14 @@ export interface operations {
     createTool: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1874,6 +2207,7 @@ export interface operations {
             /** @description The new tool. */
             201: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
@@ -1896,7 +2230,14 @@ export interface operations {
     getTool: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1908,6 +2249,7 @@ export interface operations {
             /** @description The tool. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1926,7 +2268,14 @@ export interface operations {
     updateTool: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1947,6 +2296,7 @@ export interface operations {
             /** @description The updated tool. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1968,7 +2318,14 @@ export interface operations {
     deleteTool: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1980,6 +2337,7 @@ export interface operations {
             /** @description Deleted. */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2006,7 +2364,14 @@ export interface operations {
                 /** @description Only the actions of this tool. */
                 toolId?: components["schemas"]["Id"];
             };
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2015,6 +2380,7 @@ export interface operations {
             /** @description A page of actions. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2032,7 +2398,14 @@ export interface operations {
     createAction: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2072,6 +2445,7 @@ export interface operations {
             /** @description The new action. */
             201: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
@@ -2094,7 +2468,14 @@ export interface operations {
     getAction: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2106,6 +2487,7 @@ export interface operations {
             /** @description The action. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2124,7 +2506,14 @@ export interface operations {
     updateAction: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2145,6 +2534,7 @@ export interface operations {
             /** @description The updated action. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2167,7 +2557,14 @@ export interface operations {
     deleteAction: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2179,6 +2576,7 @@ export interface operations {
             /** @description Deleted. */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2203,7 +2601,14 @@ export interface operations {
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
             };
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2212,6 +2617,7 @@ export interface operations {
             /** @description A page of flows. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2229,7 +2635,14 @@ export interface operations {
     createFlow: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2258,6 +2671,7 @@ export interface operations {
             /** @description The new flow. */
             201: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
@@ -2280,7 +2694,14 @@ export interface operations {
     getFlow: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2292,6 +2713,7 @@ export interface operations {
             /** @description The flow with its steps in order. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2310,7 +2732,14 @@ export interface operations {
     updateFlow: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2331,6 +2760,7 @@ export interface operations {
             /** @description The updated flow. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2353,7 +2783,14 @@ export interface operations {
     deleteFlow: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2365,6 +2802,7 @@ export interface operations {
             /** @description Deleted. */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2389,7 +2827,14 @@ export interface operations {
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
             };
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2401,6 +2846,7 @@ export interface operations {
             /** @description A page of the flow's versions. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2419,7 +2865,14 @@ export interface operations {
     getFlowVersion: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2433,6 +2886,7 @@ export interface operations {
             /** @description The flow as it was at that version. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2452,6 +2906,12 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
                 /**
                  * @description Makes the request safe to retry: within 24 hours, a request with the same key (in this
                  *     organization) answers what the first one did and changes nothing; with a different body
@@ -2483,6 +2943,7 @@ export interface operations {
             /** @description The run finished within the time `Prefer: wait` allowed. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     "Preference-Applied": components["headers"]["PreferenceApplied"];
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
@@ -2495,6 +2956,7 @@ export interface operations {
             /** @description The run is queued (or still running after the wait). */
             202: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     "Preference-Applied": components["headers"]["PreferenceApplied"];
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
@@ -2531,7 +2993,14 @@ export interface operations {
                 /** @description Only the logs with this status. */
                 status?: components["schemas"]["ExecutionStatus"];
             };
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2540,6 +3009,7 @@ export interface operations {
             /** @description A page of execution logs. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2557,7 +3027,14 @@ export interface operations {
     createExecutionLog: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2585,6 +3062,7 @@ export interface operations {
             /** @description The new execution log. */
             201: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
@@ -2607,7 +3085,14 @@ export interface operations {
     getExecutionLog: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2619,6 +3104,7 @@ export interface operations {
             /** @description The execution log. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2637,7 +3123,14 @@ export interface operations {
     updateExecutionLog: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2663,6 +3156,7 @@ export interface operations {
             /** @description The updated execution log. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2684,7 +3178,14 @@ export interface operations {
     deleteExecutionLog: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2696,6 +3197,7 @@ export interface operations {
             /** @description Deleted. */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2727,7 +3229,14 @@ export interface operations {
                 /** @description Only the runs started before this instant. */
                 createdBefore?: string;
             };
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2736,6 +3245,7 @@ export interface operations {
             /** @description A page of executions. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2753,7 +3263,14 @@ export interface operations {
     getExecution: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2765,6 +3282,7 @@ export interface operations {
             /** @description The execution. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2783,7 +3301,14 @@ export interface operations {
     cancelExecution: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2795,6 +3320,7 @@ export interface operations {
             /** @description The cancelled execution. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2816,7 +3342,14 @@ export interface operations {
     retryExecution: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
+                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
+                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2828,6 +3361,7 @@ export interface operations {
             /** @description The new execution, queued. */
             202: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };

@@ -9,6 +9,7 @@ import { handlers } from '../domain/index.ts';
 import { AccessLog } from './accessLog.ts';
 import { answerClientError, answerFrameworkError, registerProblemHandlers } from './errors.ts';
 import { registerJsonBodies } from './jsonBody.ts';
+import { requestIdOf } from './requestId.ts';
 import { registerOperations, type Services } from './routes.ts';
 import { serializerCompiler } from './serialization.ts';
 import { type Contract, loadContract } from './spec.ts';
@@ -38,7 +39,7 @@ export async function buildApp({
   auth = DEVELOPMENT_AUTH,
 }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    ...(logger ? { loggerInstance: logger, logController: new AccessLog() } : { logger: false }),
+    ...(logger ? { loggerInstance: logger, logController: new AccessLog({ requestIdLogLabel: 'requestId' }) } : { logger: false }),
     bodyLimit: BODY_LIMIT,
     // While shutting down, requests on open connections are still served: the pool closes after.
     return503OnClosing: false,
@@ -49,7 +50,13 @@ export async function buildApp({
     // Long path parameters reach validation, which names them, instead of the router's 414.
     routerOptions: { maxParamLength: 16 * 1024 },
     frameworkErrors: answerFrameworkError,
+    // The request id is the caller's X-Request-Id when well-formed (requestIdOf).
+    requestIdHeader: false,
+    genReqId: requestIdOf,
     clientErrorHandler: answerClientError,
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
   });
   closeConnectionsWhenClosing(app);
   app.setValidatorCompiler(validatorCompiler());

@@ -1,5 +1,6 @@
 // Every error Tolstoy sends is an RFC 9457 problem document. Domain code throws ProblemError;
 // the handlers here give each kind its status and turn everything else into a problem too.
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -33,10 +34,10 @@ export function statusOf(problem: ProblemError): number {
   return KINDS[problem.kind].status;
 }
 
-/** The problem document of `problem`, for the request at `instance`. */
-export function problemDocument(problem: ProblemError, instance?: string): Problem {
+/** The problem document of `problem`, for request `requestId` at `instance`. */
+export function problemDocument(problem: ProblemError, requestId: string, instance?: string): Problem {
   const { status, title } = KINDS[problem.kind];
-  const document: Problem = { type: PROBLEM_TYPE_BASE + problem.kind, title, status, detail: problem.message };
+  const document: Problem = { type: PROBLEM_TYPE_BASE + problem.kind, title, status, detail: problem.message, requestId };
   if (instance !== undefined) document.instance = instance;
   if (problem.errors) {
     document.errors = problem.errors;
@@ -86,10 +87,11 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
     socket.destroy();
     return;
   }
-  const problem = problemDocument(clientErrorProblem(error.code));
+  const requestId = randomUUID();
+  const problem = problemDocument(clientErrorProblem(error.code), requestId);
   const body = JSON.stringify(problem);
   socket.end(
-    `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\nX-Request-Id: ${requestId}\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
@@ -111,8 +113,9 @@ export function sendProblem(reply: FastifyReply, request: FastifyRequest, proble
   return reply
     .code(statusOf(problem))
     .headers(headers)
+    .header('x-request-id', request.id)
     .type('application/problem+json; charset=utf-8')
-    .send(problemDocument(problem, pathOf(request)));
+    .send(problemDocument(problem, request.id, pathOf(request)));
 }
 
 function pathOf(request: FastifyRequest): string {
