@@ -164,14 +164,7 @@ export async function abandonRun(db: Database, executionId: string, error: Failu
     WHERE id = ${executionId}::uuid AND status IN ('queued', 'running')`;
 }
 
-/** Of these executions, the ones no longer running (cancelled, mostly), for workers to stop. */
-export async function stoppedRuns(db: Database, executionIds: string[]): Promise<string[]> {
-  if (executionIds.length === 0) return [];
-  const rows = await db.$queryRaw<{ id: string }[]>`SELECT id FROM executions WHERE id = ANY(${executionIds}::uuid[]) AND status <> 'running'`;
-  return rows.map((row) => row.id);
-}
-
-/** Of these executions, the ones that have finished. */
+/** Of these executions, the ones that have finished (cancelled included): a queued one has not. */
 export async function finishedRuns(db: Database, executionIds: string[]): Promise<string[]> {
   if (executionIds.length === 0) return [];
   const rows = await db.$queryRaw<{ id: string }[]>`

@@ -9,7 +9,7 @@ import type { EngineSettings } from '../config/config.ts';
 import type { Database } from '../db/client.ts';
 import type { Keyring } from '../domain/credentials.ts';
 import { forgetExpiredKeys } from '../domain/idempotency.ts';
-import { abandonRun, stoppedRuns } from '../domain/progress.ts';
+import { abandonRun, finishedRuns } from '../domain/progress.ts';
 import { Authenticator } from './credentials.ts';
 import { Outbound } from './outbound.ts';
 import { EXECUTIONS, type JobData, type QueuedRuns, RETRY_LIMIT } from './queue.ts';
@@ -94,7 +94,8 @@ export class Worker {
   async #watchCancellations(): Promise<void> {
     const ids = [...this.#inFlight.keys()];
     if (ids.length === 0) return;
-    const stopped = await stoppedRuns(this.#options.db(), ids).catch(() => []);
+    // A run just taken is still queued until it starts: only a finished (cancelled) one stops.
+    const stopped = await finishedRuns(this.#options.db(), ids).catch(() => []);
     for (const id of stopped) this.#inFlight.get(id)?.cancel.abort();
   }
 

@@ -1,6 +1,7 @@
 // Controlling runs: cancelling one mid-step, retrying from the step that failed, runs pinned to
 // the version they started with, and one organization unable to take every worker.
 import t from 'tap';
+import { finishedRuns } from '../../src/domain/progress.ts';
 import { createTenant } from '../helper.ts';
 import { world } from './world.ts';
 
@@ -61,8 +62,11 @@ t.test('a queued run can be cancelled before any worker takes it; a finished one
   await until(async () => (await send({ method: 'GET', url: `/executions?flowId=${flow.id}&status=running` })).data.items.length === 2, 'two running');
   const waiting = (await send({ method: 'GET', url: `/executions?flowId=${flow.id}&status=queued` })).data.items;
   t.equal(waiting.length, 1, 'the third is still queued');
+  // Workers stop the runs in flight that finished: one just taken is still queued, and must go on.
+  t.same(await finishedRuns(w.db, [waiting[0].id, ...runs.map((run) => run.id)]), [], 'queued and running runs are not stopped');
   const cancelled = await send({ method: 'POST', url: `/executions/${waiting[0].id}/cancel` });
   t.match(cancelled.data, { status: 'cancelled', startedAt: null, steps: [{ status: 'cancelled', attempts: 0 }] });
+  t.same(await finishedRuns(w.db, [waiting[0].id]), [waiting[0].id], 'a cancelled one is');
   for (const run of runs) await send({ method: 'POST', url: `/executions/${run.id}/cancel` });
 
   const echo = await w.action();
