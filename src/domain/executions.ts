@@ -156,8 +156,9 @@ export const cancelExecution: Handler<'cancelExecution'> = async ({ params }, { 
     // The attempt in flight ends here, and is logged as cancelled like any other attempt.
     await tx.$executeRaw`
       WITH ended AS (
-        UPDATE execution_steps SET status = 'cancelled', finished_at = now(),
-          duration_ms = CASE WHEN status = 'running' THEN (extract(epoch FROM now() - started_at) * 1000)::int END,
+        -- The worker may have started the step after this transaction began (now()), on its own clock.
+        UPDATE execution_steps SET status = 'cancelled', finished_at = greatest(now(), started_at),
+          duration_ms = CASE WHEN status = 'running' THEN greatest(0, extract(epoch FROM now() - started_at) * 1000)::int END,
           error = CASE WHEN status = 'running' THEN ${toJsonText({ code: 'cancelled', message: 'The execution was cancelled during this step.' })} END
         WHERE execution_id = ${params.id}::uuid AND status IN ('pending', 'running')
         RETURNING key, status, duration_ms, error, (SELECT status FROM execution_steps s WHERE s.execution_id = execution_steps.execution_id AND s.position = execution_steps.position) AS was
