@@ -41,9 +41,17 @@ const validBodies: Record<string, Record<string, unknown>> = {
   createExecutionLog: { flowId: flow.id, executionId: 'r', stepKey: 's', status: 'queued' },
   startExecution: { input: { note: 'n' } },
   updateExecutionLog: { stepKey: 's' },
+  patchOrganization: { name: 'N' },
+  patchUser: { name: 'N' },
+  patchTool: { name: 'N' },
+  patchAction: { name: 'N' },
+  patchFlow: { name: 'N' },
+  patchExecutionLog: { stepKey: 's' },
 };
 
 const withBody = operations.filter((op) => op.operation.requestBody);
+// The media type each body is sent as: JSON, or a JSON merge patch for PATCH.
+const typeOf = (operationId: string) => Object.keys(withBody.find((op) => op.operationId === operationId)!.operation.requestBody.content)[0]!;
 const withId = operations.filter((op) => op.path.includes('{id}'));
 const urlOf = (path: string) => path.replace('{id}', ids[path.split('/')[1]!]!);
 const counts = () =>
@@ -73,21 +81,20 @@ t.test('every body-taking operation has a valid body here', async (t) => {
 
 t.test('malformed JSON, wrong media types and empty bodies', async (t) => {
   for (const { path, method, operationId } of withBody) {
+    const json = { 'content-type': typeOf(operationId) };
     const url = urlOf(path);
     const verb = method.toUpperCase() as 'POST';
-    await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: '{"name": ' }, `${operationId}: truncated JSON`);
-    await expectProblem(
-      t,
-      400,
-      { method: verb, url, headers: { 'content-type': 'application/json' }, payload: "{'name': 'x'}" },
-      `${operationId}: single quotes`,
-    );
-    await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: '' }, `${operationId}: empty body`);
+    await expectProblem(t, 400, { method: verb, url, headers: json, payload: '{"name": ' }, `${operationId}: truncated JSON`);
+    await expectProblem(t, 400, { method: verb, url, headers: json, payload: "{'name': 'x'}" }, `${operationId}: single quotes`);
+    await expectProblem(t, 400, { method: verb, url, headers: json, payload: '' }, `${operationId}: empty body`);
     await expectProblem(t, 400, { method: verb, url }, `${operationId}: no body at all`);
-    for (const json of ['[]', '"name"', '42', 'null', 'true']) {
-      await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: json }, `${operationId}: ${json}`);
+    for (const text of ['[]', '"name"', '42', 'null', 'true']) {
+      await expectProblem(t, 400, { method: verb, url, headers: json, payload: text }, `${operationId}: ${text}`);
     }
-    for (const type of ['text/plain', 'application/xml', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/problem+json']) {
+    const others = ['text/plain', 'application/xml', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/problem+json'];
+    // Each operation takes one of the two JSON media types, and not the other.
+    others.push(json['content-type'] === 'application/json' ? 'application/merge-patch+json' : 'application/json');
+    for (const type of others) {
       await expectProblem(
         t,
         415,
@@ -118,37 +125,49 @@ t.test('an operation that takes no body ignores an empty one sent as JSON, and r
 
 t.test('bodies over 1 MiB, or too deeply nested', async (t) => {
   for (const { path, method, operationId } of withBody) {
+    const json = { 'content-type': typeOf(operationId) };
     const url = urlOf(path);
     const verb = method.toUpperCase() as 'POST';
     const big = JSON.stringify({ ...validBodies[operationId], name: 'x'.repeat(1024 * 1024) });
-    await expectProblem(t, 413, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: big }, `${operationId}: 1 MiB`);
+    await expectProblem(t, 413, { method: verb, url, headers: json, payload: big }, `${operationId}: 1 MiB`);
     const deep = `{"name": ${'['.repeat(MAX_NESTING + 1)}${']'.repeat(MAX_NESTING + 1)}}`;
-    const nested = await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload: deep }, `${operationId}: nested`);
+    const nested = await expectProblem(t, 400, { method: verb, url, headers: json, payload: deep }, `${operationId}: nested`);
     t.match(nested.data.detail, /deeper than 64 levels/);
   }
 });
 
 t.test('unknown fields, wrong types, long strings and control characters name the field', async (t) => {
   for (const { path, method, operationId } of withBody) {
+    const json = { 'content-type': typeOf(operationId) };
     const url = urlOf(path);
     const verb = method.toUpperCase() as 'POST';
     const body = validBodies[operationId]!;
-    const unknown = await expectProblem(t, 400, { method: verb, url, payload: { ...body, surprise: 1 } }, `${operationId}: unknown field`);
+    const unknown = await expectProblem(t, 400, { method: verb, url, headers: json, payload: { ...body, surprise: 1 } }, `${operationId}: unknown field`);
     t.match(unknown.data.errors, [{ in: 'body', pointer: '/surprise' }]);
     const [field, value] = Object.entries(body).find(([, v]) => typeof v === 'string') ?? Object.entries(body)[0]!;
     const wrong = typeof value === 'string' ? 12 : 'twelve';
-    const wrongType = await expectProblem(t, 400, { method: verb, url, payload: { ...body, [field]: wrong } }, `${operationId}: ${field} as a ${typeof wrong}`);
+    const wrongType = await expectProblem(
+      t,
+      400,
+      { method: verb, url, headers: json, payload: { ...body, [field]: wrong } },
+      `${operationId}: ${field} as a ${typeof wrong}`,
+    );
     t.match(wrongType.data.errors, [{ in: 'body', pointer: `/${field}` }], 'not coerced');
     // Long strings and control characters, where the operation has a string field of its own.
     if (typeof value !== 'string') continue;
-    await expectProblem(t, 400, { method: verb, url, payload: { ...body, [field]: `${value}${'y'.repeat(10_000)}` } }, `${operationId}: long ${field}`);
     await expectProblem(
       t,
       400,
-      { method: verb, url, payload: { ...body, [field]: `${value}\u0007\u001b[31m` } },
+      { method: verb, url, headers: json, payload: { ...body, [field]: `${value}${'y'.repeat(10_000)}` } },
+      `${operationId}: long ${field}`,
+    );
+    await expectProblem(
+      t,
+      400,
+      { method: verb, url, headers: json, payload: { ...body, [field]: `${value}\u0007\u001b[31m` } },
       `${operationId}: control characters in ${field}`,
     );
-    await expectProblem(t, 400, { method: verb, url, payload: { ...body, [field]: `${value}\u0000` } }, `${operationId}: NUL in ${field}`);
+    await expectProblem(t, 400, { method: verb, url, headers: json, payload: { ...body, [field]: `${value}\u0000` } }, `${operationId}: NUL in ${field}`);
   }
 });
 
@@ -232,6 +251,7 @@ t.test('a 1 MiB body full of mistakes gets a small answer that says how many the
   };
   let biggest = { ratio: 0, label: '' };
   for (const { path, method, operationId } of withBody) {
+    const json = { 'content-type': typeOf(operationId) };
     const url = urlOf(path);
     const verb = method.toUpperCase() as 'POST';
     const valid = JSON.stringify(validBodies[operationId]).slice(1, -1);
@@ -244,7 +264,7 @@ t.test('a 1 MiB body full of mistakes gets a small answer that says how many the
       bodies['invalid header names'] = fill(`{${valid},"headers":{`, (i) => `"bad name ${i}":"v"`, '}}');
     for (const [kind, payload] of Object.entries(bodies)) {
       const label = `${operationId}: ${kind}`;
-      const response = await expectProblem(t, 400, { method: verb, url, headers: { 'content-type': 'application/json' }, payload }, label);
+      const response = await expectProblem(t, 400, { method: verb, url, headers: json, payload }, label);
       t.ok(response.data.errors.length <= 20, `${label}: at most 20 errors listed`);
       t.ok(response.data.errorCount >= response.data.errors.length, `${label}: errorCount says how many in all`);
       if (response.data.errorCount > 20) t.match(response.data.detail, /and \d+ more/, `${label}: the detail says so too`);
@@ -258,26 +278,17 @@ t.test('a 1 MiB body full of mistakes gets a small answer that says how many the
 
 t.test('what cannot be stored exactly is refused, naming the field', async (t) => {
   for (const { path, method, operationId } of withBody) {
+    const json = { 'content-type': typeOf(operationId) };
     const url = urlOf(path);
     const verb = method.toUpperCase() as 'POST';
     const body = validBodies[operationId]!;
     const stringPath = firstString(body);
     const field = stringPath.at(-1)!;
     const text = JSON.stringify(body).replace(`"${field}":"`, `"${field}":"\\ud800`);
-    const lone = await expectProblem(
-      t,
-      400,
-      { method: verb, url, headers: { 'content-type': 'application/json' }, payload: text },
-      `${operationId}: an unpaired surrogate in ${field}`,
-    );
+    const lone = await expectProblem(t, 400, { method: verb, url, headers: json, payload: text }, `${operationId}: an unpaired surrogate in ${field}`);
     t.match(lone.data.errors, [{ in: 'body', pointer: `/${stringPath.join('/')}`, message: /unpaired UTF-16 surrogate/ }]);
     const bytes = Buffer.concat([Buffer.from(JSON.stringify(body).slice(0, -2)), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]);
-    const utf8 = await expectProblem(
-      t,
-      400,
-      { method: verb, url, headers: { 'content-type': 'application/json' }, payload: bytes },
-      `${operationId}: bytes that are not UTF-8`,
-    );
+    const utf8 = await expectProblem(t, 400, { method: verb, url, headers: json, payload: bytes }, `${operationId}: bytes that are not UTF-8`);
     t.match(utf8.data.detail, /not valid UTF-8/);
   }
   for (const number of ['1e309', '-1e309', '9007199254740993', '123456789012345678901234567890', '0.1000000000000000000001', '1e-400']) {

@@ -90,6 +90,11 @@ export function toApiKeyCreated(row: ApiKeyRow, key: string): ApiKeyCreated {
   return { ...toApiKey(row), key };
 }
 
+/** Why a key's creation is not replayed: its secret is shown once, and not kept. */
+export const replayRefused = (id: string) =>
+  `The first request with this Idempotency-Key made API key ${id}, whose secret was shown once and is not kept. ` +
+  `If that answer was lost, revoke the key (DELETE /api-keys/${id}) and create another with a new Idempotency-Key.`;
+
 export const createApiKey: Handler<'createApiKey'> = async ({ body }, { db, tenant }) => {
   const userId = body.userId ?? tenant.userId;
   if (userId !== tenant.userId) assertOwner(tenant, "create keys for other members (a member's own keys are theirs to make)");

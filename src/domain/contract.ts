@@ -18,7 +18,12 @@ type QueryOf<Id extends OperationId> = Operation<Id>['parameters'] extends { que
 type HeadersOf<Id extends OperationId> = Operation<Id>['parameters'] extends { header?: infer Headers }
   ? { [Name in keyof NonNullable<Headers> as Lowercase<Name & string>]: NonNullable<Headers>[Name] }
   : Record<string, never>;
-type BodyOf<Id extends OperationId> = Operation<Id> extends { requestBody: { content: { 'application/json': infer Body } } } ? Body : undefined;
+type BodyOf<Id extends OperationId> =
+  Operation<Id> extends { requestBody: { content: { 'application/json': infer Body } } }
+    ? Body
+    : Operation<Id> extends { requestBody: { content: { 'application/merge-patch+json': infer Patch } } }
+      ? Patch
+      : undefined;
 type JsonOf<Response> = Response extends { content: { 'application/json': infer Body } } ? Body : never;
 
 export interface Input<Id extends OperationId> {
@@ -41,11 +46,12 @@ export type Output<Id extends OperationId> = Operation<Id>['responses'] extends 
  * `Prefer: wait` is 200, one still queued 202); both are ones the contract declares.
  */
 export class Answer<Body> {
-  readonly status: number;
+  /** Undefined for the operation's usual success status. */
+  readonly status: number | undefined;
   readonly body: Body;
   readonly headers: Record<string, string>;
 
-  constructor(status: number, body: Body, headers: Record<string, string> = {}) {
+  constructor(status: number | undefined, body: Body, headers: Record<string, string> = {}) {
     this.status = status;
     this.body = body;
     this.headers = headers;

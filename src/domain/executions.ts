@@ -69,13 +69,13 @@ export const startExecution: Handler<'startExecution'> = async ({ params, header
       createdBy: tenant.userId,
     });
     await runs.enqueue(tx, execution);
-    return { status: 202, body: execution, location: `/executions/${execution.id}` };
+    return { status: 202, body: execution, headers: {} };
   };
   const key = headers['idempotency-key'];
   const first =
     key === undefined
       ? { ...(await db.$transaction(queue)), replayed: false }
-      : await idempotently(db, { orgId: tenant.orgId, key, operation: 'startExecution', request: { flowId: params.id, body } }, queue);
+      : await idempotently(db, { orgId: tenant.orgId, key, operation: 'startExecution', request: { userId: tenant.userId, params, body } }, queue);
   if (!first.replayed) runs.queued(first.body.id);
   const answerHeaders: Record<string, string> = first.replayed ? { 'idempotent-replayed': 'true' } : {};
   const wait = waitOf(headers.prefer);

@@ -1,5 +1,7 @@
 // Every operation of the contract, by operationId. The Handlers type makes a missing or
-// mistyped handler a compile error.
+// mistyped handler a compile error. Every POST of a tenant takes an Idempotency-Key (the start of
+// an execution handles its own, to wait for the run after the commit); every PUT, PATCH and
+// DELETE honours If-Match.
 
 import * as actions from './actions.ts';
 import * as apiKeys from './apiKeys.ts';
@@ -7,7 +9,9 @@ import type { Handlers } from './contract.ts';
 import * as executionLogs from './executionLogs.ts';
 import * as executions from './executions.ts';
 import * as flows from './flows.ts';
+import { idempotent } from './idempotency.ts';
 import * as organizations from './organizations.ts';
+import { conditional, patching } from './preconditions.ts';
 import * as service from './service.ts';
 import * as tools from './tools.ts';
 import * as users from './users.ts';
@@ -18,42 +22,48 @@ export const handlers: Handlers = {
   listOrganizations: organizations.listOrganizations,
   createOrganization: organizations.createOrganization,
   getOrganization: organizations.getOrganization,
-  updateOrganization: organizations.updateOrganization,
-  deleteOrganization: organizations.deleteOrganization,
+  updateOrganization: conditional('organizations', organizations.getOrganization, organizations.updateOrganization),
+  patchOrganization: patching('organizations', organizations.getOrganization, organizations.updateOrganization),
+  deleteOrganization: conditional('organizations', organizations.getOrganization, organizations.deleteOrganization),
   listUsers: users.listUsers,
-  createUser: users.createUser,
+  createUser: idempotent('createUser', users.createUser),
   getUser: users.getUser,
-  updateUser: users.updateUser,
-  deleteUser: users.deleteUser,
+  updateUser: conditional('users', users.getUser, users.updateUser),
+  patchUser: patching('users', users.getUser, users.updateUser),
+  deleteUser: conditional('users', users.getUser, users.deleteUser),
   listApiKeys: apiKeys.listApiKeys,
-  createApiKey: apiKeys.createApiKey,
+  createApiKey: idempotent('createApiKey', apiKeys.createApiKey, apiKeys.replayRefused),
   getApiKey: apiKeys.getApiKey,
-  deleteApiKey: apiKeys.deleteApiKey,
+  deleteApiKey: conditional('api_keys', apiKeys.getApiKey, apiKeys.deleteApiKey),
   listTools: tools.listTools,
-  createTool: tools.createTool,
+  createTool: idempotent('createTool', tools.createTool),
   getTool: tools.getTool,
-  updateTool: tools.updateTool,
-  deleteTool: tools.deleteTool,
+  updateTool: conditional('tools', tools.getTool, tools.updateTool),
+  patchTool: patching('tools', tools.getTool, tools.updateTool),
+  deleteTool: conditional('tools', tools.getTool, tools.deleteTool),
   listActions: actions.listActions,
-  createAction: actions.createAction,
+  createAction: idempotent('createAction', actions.createAction),
   getAction: actions.getAction,
-  updateAction: actions.updateAction,
-  deleteAction: actions.deleteAction,
+  updateAction: conditional('actions', actions.getAction, actions.updateAction),
+  patchAction: patching('actions', actions.getAction, actions.updateAction),
+  deleteAction: conditional('actions', actions.getAction, actions.deleteAction),
   listFlows: flows.listFlows,
-  createFlow: flows.createFlow,
+  createFlow: idempotent('createFlow', flows.createFlow),
   getFlow: flows.getFlow,
-  updateFlow: flows.updateFlow,
-  deleteFlow: flows.deleteFlow,
+  updateFlow: conditional('flows', flows.getFlow, flows.updateFlow),
+  patchFlow: patching('flows', flows.getFlow, flows.updateFlow),
+  deleteFlow: conditional('flows', flows.getFlow, flows.deleteFlow),
   listFlowVersions: flows.listFlowVersions,
   getFlowVersion: flows.getFlowVersion,
   startExecution: executions.startExecution,
   listExecutions: executions.listExecutions,
   getExecution: executions.getExecution,
-  cancelExecution: executions.cancelExecution,
-  retryExecution: executions.retryExecution,
+  cancelExecution: idempotent('cancelExecution', executions.cancelExecution),
+  retryExecution: idempotent('retryExecution', executions.retryExecution),
   listExecutionLogs: executionLogs.listExecutionLogs,
-  createExecutionLog: executionLogs.createExecutionLog,
+  createExecutionLog: idempotent('createExecutionLog', executionLogs.createExecutionLog),
   getExecutionLog: executionLogs.getExecutionLog,
-  updateExecutionLog: executionLogs.updateExecutionLog,
-  deleteExecutionLog: executionLogs.deleteExecutionLog,
+  updateExecutionLog: conditional('execution_logs', executionLogs.getExecutionLog, executionLogs.updateExecutionLog),
+  patchExecutionLog: patching('execution_logs', executionLogs.getExecutionLog, executionLogs.updateExecutionLog),
+  deleteExecutionLog: conditional('execution_logs', executionLogs.getExecutionLog, executionLogs.deleteExecutionLog),
 };

@@ -14,6 +14,7 @@ export type ProblemKind =
   | 'method-not-allowed'
   | 'request-timeout'
   | 'conflict'
+  | 'precondition-failed'
   | 'payload-too-large'
   | 'unsupported-media-type'
   | 'unprocessable-content'

@@ -68,20 +68,22 @@ export async function tenantOf(db: Database, caller: Caller & { kind: 'key' | 'h
   return { orgId: caller.orgId, userId: caller.userId, role: await roleOf(db, caller.orgId, caller.userId) };
 }
 
+/** The reader for a member known to be one (a verified key's, or a write's tenant). */
+export function readerOf({ orgId, userId, role }: Tenant): Reader {
+  return {
+    tenant: { orgId, userId },
+    scope: { orgId },
+    list: async (rows) => rows,
+    one: async (row, missing) => {
+      if (row === null) throw missing();
+      return row;
+    },
+    role: async () => role,
+  };
+}
+
 export function readerFor(db: Database, caller: Caller & { kind: 'key' | 'headers' }): Reader {
-  if (caller.kind === 'key') {
-    const { orgId, userId, role } = caller.tenant;
-    return {
-      tenant: { orgId, userId },
-      scope: { orgId },
-      list: async (rows) => rows,
-      one: async (row, missing) => {
-        if (row === null) throw missing();
-        return row;
-      },
-      role: async () => role,
-    };
-  }
+  if (caller.kind === 'key') return readerOf(caller.tenant);
   const { orgId, userId } = caller;
   const assertMember = () => roleOf(db, orgId, userId);
   return {

@@ -7,14 +7,7 @@ export interface paths {
     "/health": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -34,14 +27,7 @@ export interface paths {
     "/ready": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -61,14 +47,7 @@ export interface paths {
     "/organizations": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -92,14 +71,7 @@ export interface paths {
     "/organizations/{id}": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -119,20 +91,19 @@ export interface paths {
         delete: operations["deleteOrganization"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Patch an organization
+         * @description Changes the organization by a JSON merge patch ([RFC 7396](https://www.rfc-editor.org/rfc/rfc7396)):
+         *     a field sent is set, a field sent as `null` is cleared, an object field is merged key by
+         *     key, and a list is replaced whole. Its fields are the ones `PUT` takes.
+         */
+        patch: operations["patchOrganization"];
         trace?: never;
     };
     "/users": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -150,14 +121,7 @@ export interface paths {
     "/users/{id}": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -177,20 +141,19 @@ export interface paths {
         delete: operations["deleteUser"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Patch a user
+         * @description Changes the user by a JSON merge patch ([RFC 7396](https://www.rfc-editor.org/rfc/rfc7396)):
+         *     a field sent is set, a field sent as `null` is cleared, an object field is merged key by
+         *     key, and a list is replaced whole. Its fields are the ones `PUT` takes.
+         */
+        patch: operations["patchUser"];
         trace?: never;
     };
     "/api-keys": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -215,14 +178,7 @@ export interface paths {
     "/api-keys/{id}": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -250,14 +206,7 @@ export interface paths {
     "/tools": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -278,14 +227,7 @@ export interface paths {
     "/tools/{id}": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -308,20 +250,19 @@ export interface paths {
         delete: operations["deleteTool"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Patch a tool
+         * @description Changes the tool by a JSON merge patch ([RFC 7396](https://www.rfc-editor.org/rfc/rfc7396)):
+         *     a field sent is set, a field sent as `null` is cleared, an object field is merged key by
+         *     key, and a list is replaced whole. Its fields are the ones `PUT` takes.
+         */
+        patch: operations["patchTool"];
         trace?: never;
     };
     "/actions": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -339,14 +280,7 @@ export interface paths {
     "/actions/{id}": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -365,20 +299,19 @@ export interface paths {
         delete: operations["deleteAction"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Patch an action
+         * @description Changes the action by a JSON merge patch ([RFC 7396](https://www.rfc-editor.org/rfc/rfc7396)):
+         *     a field sent is set, a field sent as `null` is cleared, an object field is merged key by
+         *     key, and a list is replaced whole. Its fields are the ones `PUT` takes.
+         */
+        patch: operations["patchAction"];
         trace?: never;
     };
     "/flows": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -399,14 +332,7 @@ export interface paths {
     "/flows/{id}": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -428,20 +354,20 @@ export interface paths {
         delete: operations["deleteFlow"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Patch a flow
+         * @description Changes the flow by a JSON merge patch ([RFC 7396](https://www.rfc-editor.org/rfc/rfc7396)):
+         *     a field sent is set, a field sent as `null` is cleared, an object field is merged key by
+         *     key, and a list is replaced whole. Its fields are the ones `PUT` takes. Every successful
+         *     patch increases `version` by one.
+         */
+        patch: operations["patchFlow"];
         trace?: never;
     };
     "/flows/{id}/versions": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -464,14 +390,7 @@ export interface paths {
     "/flows/{id}/versions/{version}": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -493,14 +412,7 @@ export interface paths {
     "/flows/{id}/executions": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -534,14 +446,7 @@ export interface paths {
     "/execution-logs": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -562,14 +467,7 @@ export interface paths {
     "/execution-logs/{id}": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -585,20 +483,19 @@ export interface paths {
         delete: operations["deleteExecutionLog"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Patch an execution log
+         * @description Changes the execution log by a JSON merge patch ([RFC 7396](https://www.rfc-editor.org/rfc/rfc7396)):
+         *     a field sent is set, a field sent as `null` is cleared, an object field is merged key by
+         *     key, and a list is replaced whole. Its fields are the ones `PUT` takes.
+         */
+        patch: operations["patchExecutionLog"];
         trace?: never;
     };
     "/executions": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -618,14 +515,7 @@ export interface paths {
     "/executions/{id}": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -648,14 +538,7 @@ export interface paths {
     "/executions/{id}/cancel": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -679,14 +562,7 @@ export interface paths {
     "/executions/{id}/retry": {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -753,7 +629,7 @@ export interface components {
             /**
              * @description Identifies the kind of problem: `https://tolstoy.dev/problems/` followed by one of
              *     `validation-error`, `malformed-request`, `unauthorized`, `forbidden`, `not-found`,
-             *     `method-not-allowed`, `request-timeout`, `conflict`, `payload-too-large`,
+             *     `method-not-allowed`, `request-timeout`, `conflict`, `precondition-failed`, `payload-too-large`,
              *     `unsupported-media-type`, `unprocessable-content`, `headers-too-large`,
              *     `service-unavailable`, `internal-error`.
              */
@@ -1417,6 +1293,25 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description `If-Match` named none of the resource's current tags: it changed since it was read. Nothing was changed. */
+        PreconditionFailed: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://tolstoy.dev/problems/precondition-failed",
+                 *       "title": "Precondition failed",
+                 *       "status": 412,
+                 *       "requestId": "0195d7a8-3c4b-7e6f-9a10-2b3c4d5e6f70",
+                 *       "detail": "The resource changed since you read it: its ETag is now \"x\", not \"y\". Read it again, and apply your change to what it is now."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description The body is well-formed but refers to something that does not exist in this organization, or is inconsistent. */
         UnprocessableContent: {
             headers: {
@@ -1448,22 +1343,32 @@ export interface components {
         /** @description The `nextCursor` of the previous page; omit it for the first page. */
         Cursor: string;
         /**
-         * @description Makes the request safe to retry: within 24 hours, a request with the same key (in this
-         *     organization) answers what the first one did and changes nothing; with a different body
-         *     it answers `422`. Use a random value, such as a UUID, per logical request.
+         * @description Makes the request safe to retry. Within 24 hours, the same request (same member, path and
+         *     body) with the same key in this organization changes nothing and answers what the first
+         *     one did: its status, headers and body, with `Idempotent-Replayed: true`. The key with
+         *     another request answers `422`; a request sent while the first is still being handled
+         *     answers `409` (retry it). A request that failed kept nothing, so its key may be used again.
+         *     Creating an API key is not replayed, since its secret is shown once and not kept: a retry
+         *     answers `409` naming the key the first request made. Use a random value, such as a UUID,
+         *     per logical request.
          */
         IdempotencyKey: string;
         /**
-         * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-         *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-         *     that is not well-formed, Tolstoy makes one (a UUID).
+         * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+         *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+         *     tags (`W/"…"`) never match.
          */
-        RequestId: string;
+        IfMatch: string;
         /** @description `wait=N` (0 to 30): wait up to N seconds for the run to finish ([RFC 7240](https://www.rfc-editor.org/rfc/rfc7240)). Other preferences are ignored. */
         Prefer: string;
     };
     requestBodies: never;
     headers: {
+        /**
+         * @description The resource's strong entity tag, which changes whenever its representation does. Send it
+         *     back as `If-Match` to change or delete the resource only if no one else has since.
+         */
+        ETag: string;
         /**
          * @description The request's id: the `X-Request-Id` the request carried when it was well-formed, a new
          *     UUID otherwise. It is in every log line of the request and in every problem document
@@ -1484,14 +1389,7 @@ export interface operations {
     getHealth: {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1515,14 +1413,7 @@ export interface operations {
     getReadiness: {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1552,14 +1443,7 @@ export interface operations {
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
             };
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1586,14 +1470,7 @@ export interface operations {
     createOrganization: {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1637,14 +1514,7 @@ export interface operations {
     getOrganization: {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1656,6 +1526,7 @@ export interface operations {
             /** @description The organization. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -1677,11 +1548,11 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /** @description The resource's id. */
@@ -1703,6 +1574,7 @@ export interface operations {
             /** @description The updated organization. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -1715,6 +1587,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             431: components["responses"]["HeadersTooLarge"];
@@ -1726,11 +1599,11 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /** @description The resource's id. */
@@ -1754,6 +1627,58 @@ export interface operations {
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    patchOrganization: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "My Renamed Organization"
+                 *     }
+                 */
+                "application/merge-patch+json": components["schemas"]["OrganizationUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated organization. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Organization"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             431: components["responses"]["HeadersTooLarge"];
@@ -1768,14 +1693,7 @@ export interface operations {
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
             };
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1804,11 +1722,16 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Makes the request safe to retry. Within 24 hours, the same request (same member, path and
+                 *     body) with the same key in this organization changes nothing and answers what the first
+                 *     one did: its status, headers and body, with `Idempotent-Replayed: true`. The key with
+                 *     another request answers `422`; a request sent while the first is still being handled
+                 *     answers `409` (retry it). A request that failed kept nothing, so its key may be used again.
+                 *     Creating an API key is not replayed, since its secret is shown once and not kept: a retry
+                 *     answers `409` naming the key the first request made. Use a random value, such as a UUID,
+                 *     per logical request.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -1828,6 +1751,8 @@ export interface operations {
             /** @description The new user. */
             201: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     [name: string]: unknown;
@@ -1843,6 +1768,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             431: components["responses"]["HeadersTooLarge"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1850,14 +1776,7 @@ export interface operations {
     getUser: {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -1869,6 +1788,7 @@ export interface operations {
             /** @description The user. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -1890,11 +1810,11 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /** @description The resource's id. */
@@ -1916,6 +1836,7 @@ export interface operations {
             /** @description The updated user. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -1929,6 +1850,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             431: components["responses"]["HeadersTooLarge"];
@@ -1940,11 +1862,11 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /** @description The resource's id. */
@@ -1968,6 +1890,59 @@ export interface operations {
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    patchUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "Ursula Example"
+                 *     }
+                 */
+                "application/merge-patch+json": components["schemas"]["UserUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated user. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             431: components["responses"]["HeadersTooLarge"];
@@ -1984,14 +1959,7 @@ export interface operations {
                 /** @description Only the keys of this member (an owner may name anyone). */
                 userId?: components["schemas"]["Id"];
             };
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -2020,11 +1988,16 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Makes the request safe to retry. Within 24 hours, the same request (same member, path and
+                 *     body) with the same key in this organization changes nothing and answers what the first
+                 *     one did: its status, headers and body, with `Idempotent-Replayed: true`. The key with
+                 *     another request answers `422`; a request sent while the first is still being handled
+                 *     answers `409` (retry it). A request that failed kept nothing, so its key may be used again.
+                 *     Creating an API key is not replayed, since its secret is shown once and not kept: a retry
+                 *     answers `409` naming the key the first request made. Use a random value, such as a UUID,
+                 *     per logical request.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -2043,6 +2016,7 @@ export interface operations {
             /** @description The new key, with its secret. */
             201: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     [name: string]: unknown;
@@ -2055,6 +2029,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableContent"];
@@ -2065,14 +2040,7 @@ export interface operations {
     getApiKey: {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2084,6 +2052,7 @@ export interface operations {
             /** @description The key. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -2105,11 +2074,11 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /** @description The resource's id. */
@@ -2132,6 +2101,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             431: components["responses"]["HeadersTooLarge"];
@@ -2146,14 +2116,7 @@ export interface operations {
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
             };
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -2182,11 +2145,16 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Makes the request safe to retry. Within 24 hours, the same request (same member, path and
+                 *     body) with the same key in this organization changes nothing and answers what the first
+                 *     one did: its status, headers and body, with `Idempotent-Replayed: true`. The key with
+                 *     another request answers `422`; a request sent while the first is still being handled
+                 *     answers `409` (retry it). A request that failed kept nothing, so its key may be used again.
+                 *     Creating an API key is not replayed, since its secret is shown once and not kept: a retry
+                 *     answers `409` naming the key the first request made. Use a random value, such as a UUID,
+                 *     per logical request.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -2207,6 +2175,8 @@ export interface operations {
             /** @description The new tool. */
             201: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     [name: string]: unknown;
@@ -2230,14 +2200,7 @@ export interface operations {
     getTool: {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2249,6 +2212,7 @@ export interface operations {
             /** @description The tool. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -2270,11 +2234,11 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /** @description The resource's id. */
@@ -2296,6 +2260,7 @@ export interface operations {
             /** @description The updated tool. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -2308,6 +2273,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableContent"];
@@ -2320,11 +2286,11 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /** @description The resource's id. */
@@ -2348,8 +2314,61 @@ export interface operations {
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    patchTool: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "authType": "oauth2"
+                 *     }
+                 */
+                "application/merge-patch+json": components["schemas"]["ToolUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated tool. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tool"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             431: components["responses"]["HeadersTooLarge"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -2364,14 +2383,7 @@ export interface operations {
                 /** @description Only the actions of this tool. */
                 toolId?: components["schemas"]["Id"];
             };
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -2400,11 +2412,16 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Makes the request safe to retry. Within 24 hours, the same request (same member, path and
+                 *     body) with the same key in this organization changes nothing and answers what the first
+                 *     one did: its status, headers and body, with `Idempotent-Replayed: true`. The key with
+                 *     another request answers `422`; a request sent while the first is still being handled
+                 *     answers `409` (retry it). A request that failed kept nothing, so its key may be used again.
+                 *     Creating an API key is not replayed, since its secret is shown once and not kept: a retry
+                 *     answers `409` naming the key the first request made. Use a random value, such as a UUID,
+                 *     per logical request.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -2445,6 +2462,8 @@ export interface operations {
             /** @description The new action. */
             201: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     [name: string]: unknown;
@@ -2468,14 +2487,7 @@ export interface operations {
     getAction: {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2487,6 +2499,7 @@ export interface operations {
             /** @description The action. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -2508,11 +2521,11 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /** @description The resource's id. */
@@ -2534,6 +2547,7 @@ export interface operations {
             /** @description The updated action. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -2547,6 +2561,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableContent"];
@@ -2559,11 +2574,11 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /** @description The resource's id. */
@@ -2587,8 +2602,62 @@ export interface operations {
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    patchAction: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "endpoint": "/chat.postEphemeral"
+                 *     }
+                 */
+                "application/merge-patch+json": components["schemas"]["ActionUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated action. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Action"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             431: components["responses"]["HeadersTooLarge"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -2601,14 +2670,7 @@ export interface operations {
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
             };
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -2637,11 +2699,16 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Makes the request safe to retry. Within 24 hours, the same request (same member, path and
+                 *     body) with the same key in this organization changes nothing and answers what the first
+                 *     one did: its status, headers and body, with `Idempotent-Replayed: true`. The key with
+                 *     another request answers `422`; a request sent while the first is still being handled
+                 *     answers `409` (retry it). A request that failed kept nothing, so its key may be used again.
+                 *     Creating an API key is not replayed, since its secret is shown once and not kept: a retry
+                 *     answers `409` naming the key the first request made. Use a random value, such as a UUID,
+                 *     per logical request.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -2671,6 +2738,8 @@ export interface operations {
             /** @description The new flow. */
             201: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     [name: string]: unknown;
@@ -2694,14 +2763,7 @@ export interface operations {
     getFlow: {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2713,6 +2775,7 @@ export interface operations {
             /** @description The flow with its steps in order. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -2734,11 +2797,11 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /** @description The resource's id. */
@@ -2760,6 +2823,7 @@ export interface operations {
             /** @description The updated flow. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -2773,6 +2837,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableContent"];
@@ -2785,11 +2850,11 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /** @description The resource's id. */
@@ -2813,8 +2878,62 @@ export interface operations {
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    patchFlow: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "description": "Posts every new release to the team channel, with a link."
+                 *     }
+                 */
+                "application/merge-patch+json": components["schemas"]["FlowUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated flow. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Flow"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             431: components["responses"]["HeadersTooLarge"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -2827,14 +2946,7 @@ export interface operations {
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
             };
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2865,14 +2977,7 @@ export interface operations {
     getFlowVersion: {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -2886,6 +2991,7 @@ export interface operations {
             /** @description The flow as it was at that version. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -2907,15 +3013,14 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-                /**
-                 * @description Makes the request safe to retry: within 24 hours, a request with the same key (in this
-                 *     organization) answers what the first one did and changes nothing; with a different body
-                 *     it answers `422`. Use a random value, such as a UUID, per logical request.
+                 * @description Makes the request safe to retry. Within 24 hours, the same request (same member, path and
+                 *     body) with the same key in this organization changes nothing and answers what the first
+                 *     one did: its status, headers and body, with `Idempotent-Replayed: true`. The key with
+                 *     another request answers `422`; a request sent while the first is still being handled
+                 *     answers `409` (retry it). A request that failed kept nothing, so its key may be used again.
+                 *     Creating an API key is not replayed, since its secret is shown once and not kept: a retry
+                 *     answers `409` naming the key the first request made. Use a random value, such as a UUID,
+                 *     per logical request.
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
                 /** @description `wait=N` (0 to 30): wait up to N seconds for the run to finish ([RFC 7240](https://www.rfc-editor.org/rfc/rfc7240)). Other preferences are ignored. */
@@ -2943,6 +3048,7 @@ export interface operations {
             /** @description The run finished within the time `Prefer: wait` allowed. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     "Preference-Applied": components["headers"]["PreferenceApplied"];
@@ -2956,6 +3062,7 @@ export interface operations {
             /** @description The run is queued (or still running after the wait). */
             202: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     "Preference-Applied": components["headers"]["PreferenceApplied"];
@@ -2993,14 +3100,7 @@ export interface operations {
                 /** @description Only the logs with this status. */
                 status?: components["schemas"]["ExecutionStatus"];
             };
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -3029,11 +3129,16 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Makes the request safe to retry. Within 24 hours, the same request (same member, path and
+                 *     body) with the same key in this organization changes nothing and answers what the first
+                 *     one did: its status, headers and body, with `Idempotent-Replayed: true`. The key with
+                 *     another request answers `422`; a request sent while the first is still being handled
+                 *     answers `409` (retry it). A request that failed kept nothing, so its key may be used again.
+                 *     Creating an API key is not replayed, since its secret is shown once and not kept: a retry
+                 *     answers `409` naming the key the first request made. Use a random value, such as a UUID,
+                 *     per logical request.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -3062,6 +3167,8 @@ export interface operations {
             /** @description The new execution log. */
             201: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     [name: string]: unknown;
@@ -3085,14 +3192,7 @@ export interface operations {
     getExecutionLog: {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -3104,6 +3204,7 @@ export interface operations {
             /** @description The execution log. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -3125,11 +3226,11 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /** @description The resource's id. */
@@ -3156,6 +3257,7 @@ export interface operations {
             /** @description The updated execution log. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -3168,6 +3270,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableContent"];
@@ -3180,11 +3283,11 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /** @description The resource's id. */
@@ -3207,8 +3310,66 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    patchExecutionLog: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "status": "failed",
+                 *       "error": {
+                 *         "message": "channel_not_found",
+                 *         "code": "slack_error"
+                 *       },
+                 *       "durationMs": 240
+                 *     }
+                 */
+                "application/merge-patch+json": components["schemas"]["ExecutionLogUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated execution log. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExecutionLog"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             431: components["responses"]["HeadersTooLarge"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -3229,14 +3390,7 @@ export interface operations {
                 /** @description Only the runs started before this instant. */
                 createdBefore?: string;
             };
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -3263,14 +3417,7 @@ export interface operations {
     getExecution: {
         parameters: {
             query?: never;
-            header?: {
-                /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
-                 */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
-            };
+            header?: never;
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -3282,6 +3429,7 @@ export interface operations {
             /** @description The execution. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -3303,11 +3451,16 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Makes the request safe to retry. Within 24 hours, the same request (same member, path and
+                 *     body) with the same key in this organization changes nothing and answers what the first
+                 *     one did: its status, headers and body, with `Idempotent-Replayed: true`. The key with
+                 *     another request answers `422`; a request sent while the first is still being handled
+                 *     answers `409` (retry it). A request that failed kept nothing, so its key may be used again.
+                 *     Creating an API key is not replayed, since its secret is shown once and not kept: a retry
+                 *     answers `409` naming the key the first request made. Use a random value, such as a UUID,
+                 *     per logical request.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
                 /** @description The resource's id. */
@@ -3320,6 +3473,8 @@ export interface operations {
             /** @description The cancelled execution. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -3335,6 +3490,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             431: components["responses"]["HeadersTooLarge"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -3344,11 +3500,16 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Your id for this request (1 to 200 visible ASCII characters), to find its log lines and
-                 *     tie its answer to your own logs; the answer carries it back. Without one, or with one
-                 *     that is not well-formed, Tolstoy makes one (a UUID).
+                 * @description Makes the request safe to retry. Within 24 hours, the same request (same member, path and
+                 *     body) with the same key in this organization changes nothing and answers what the first
+                 *     one did: its status, headers and body, with `Idempotent-Replayed: true`. The key with
+                 *     another request answers `422`; a request sent while the first is still being handled
+                 *     answers `409` (retry it). A request that failed kept nothing, so its key may be used again.
+                 *     Creating an API key is not replayed, since its secret is shown once and not kept: a retry
+                 *     answers `409` naming the key the first request made. Use a random value, such as a UUID,
+                 *     per logical request.
                  */
-                "X-Request-Id"?: components["parameters"]["RequestId"];
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
                 /** @description The resource's id. */
@@ -3361,6 +3522,8 @@ export interface operations {
             /** @description The new execution, queued. */
             202: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     Location: components["headers"]["Location"];
                     [name: string]: unknown;
@@ -3377,6 +3540,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             431: components["responses"]["HeadersTooLarge"];
             503: components["responses"]["ServiceUnavailable"];
         };

@@ -20,6 +20,7 @@ export const KINDS: Record<ProblemKind, { status: number; title: string }> = {
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
   'request-timeout': { status: 408, title: 'Request timeout' },
   conflict: { status: 409, title: 'Conflict' },
+  'precondition-failed': { status: 412, title: 'Precondition failed' },
   'payload-too-large': { status: 413, title: 'Payload too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'unprocessable-content': { status: 422, title: 'Unprocessable content' },
@@ -172,7 +173,7 @@ const FASTIFY_ERRORS: Record<string, ProblemKind> = {
 function fastifyDetail(error: FastifyError): string {
   switch (error.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return 'Send the body as application/json.';
+      return 'Send the body as application/json (a PATCH as application/merge-patch+json).';
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return 'The body is larger than 1 MiB.';
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':

@@ -17,7 +17,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export function registerJsonBodies(app: FastifyInstance): void {
   const parse = app.getDefaultJsonParser('ignore', 'ignore');
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+  // A JSON merge patch (RFC 7396) is JSON, read the same way.
+  app.addContentTypeParser(['application/json', 'application/merge-patch+json'], { parseAs: 'buffer' }, (request, body, done) => {
     // Many clients send the header on every request: an operation that takes no body ignores an empty one.
     if ((body as Buffer).length === 0 && !request.routeOptions.schema?.body) {
       done(null, undefined);

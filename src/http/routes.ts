@@ -7,6 +7,7 @@ import type { DatabaseConnection } from '../db/client.ts';
 import type { Authentication, Scope } from '../domain/authentication.ts';
 import { Answer, type Handlers, type OperationId } from '../domain/contract.ts';
 import type { Keyring } from '../domain/credentials.ts';
+import { etagOf } from '../domain/preconditions.ts';
 import { ProblemError } from '../domain/problems.ts';
 import type { Runs } from '../domain/runs.ts';
 import { type Caller, isOrganizationOperation, isRead, readerFor, tenantOf } from '../domain/tenancy.ts';
@@ -96,6 +97,7 @@ function operationRoute(
   { database, services, authentication }: OperationsOptions,
 ): RouteOptions {
   const status = successStatus(operation);
+  const tagged = Object.entries(operation.responses).some(([code, response]) => code.startsWith('2') && response.headers?.ETag);
   const callers = new WeakMap<FastifyRequest, Caller>();
   const scope: Scope = operation.operationId === 'createOrganization' ? 'signup' : access === 'organizations' ? 'organizations' : 'tenant';
   const onRequest = async (request: FastifyRequest) => {
@@ -118,9 +120,11 @@ function operationRoute(
       const input = { params: request.params, query: request.query, headers: request.headers, body: request.body };
       const result = await handler(input, await contextOf(request));
       const answer = result instanceof Answer ? result : new Answer(status, result);
-      reply.code(answer.status).headers(answer.headers);
+      const code = answer.status ?? status;
+      reply.code(code).headers(answer.headers);
       if (location) reply.header('location', location(answer.body));
-      return answer.status === 204 ? reply.send() : answer.body;
+      if (tagged) reply.header('etag', etagOf(answer.body));
+      return code === 204 ? reply.send() : answer.body;
     },
   } as RouteOptions;
 }

@@ -3,7 +3,8 @@
 // stripped. Path, query and header values arrive as strings, so there types are coerced.
 import { Ajv2020, type ErrorObject, type Options, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import type { FastifySchemaCompiler, RouteOptions } from 'fastify';
+import type { FastifySchemaCompiler, preValidationAsyncHookHandler, RouteOptions } from 'fastify';
+import { ProblemError } from '../domain/problems.ts';
 
 const COMMON: Options = {
   allErrors: true,
@@ -54,13 +55,18 @@ function finiteOnly(validate: ValidateFunction): Validate {
  * (Fastify lower-cases header schemas itself only with its own validator); a query parameter
  * the spec does not know is refused, so that a typo is not silently ignored; and a JSON body
  * schema applies whatever the request's content type (Fastify skips a per-media-type schema
- * when the type differs, which would let a body without one through unchecked).
+ * when the type differs, which would let a body without one through unchecked), while a body of
+ * another type than the one the operation takes is refused (415).
  */
 export function adaptRequestSchema(route: RouteOptions): void {
   route.schema ??= {};
   const schema = route.schema as Record<string, JsonSchema | undefined>;
-  const json = (schema.body?.content as Record<string, { schema: JsonSchema }> | undefined)?.['application/json'];
-  if (json) schema.body = json.schema;
+  const content = schema.body?.content as Record<string, { schema: JsonSchema }> | undefined;
+  if (content) {
+    const [mediaType, body] = Object.entries(content)[0]!;
+    schema.body = body.schema;
+    route.preValidation = [...[route.preValidation ?? []].flat(), refuseOtherMediaTypes(mediaType)];
+  }
   if (schema.headers) schema.headers = lowerCaseHeaderNames(schema.headers);
   schema.querystring = { type: 'object', ...schema.querystring, additionalProperties: false };
 }
@@ -76,5 +82,14 @@ function lowerCaseHeaderNames(schema: JsonSchema): JsonSchema {
     ...schema,
     properties: Object.fromEntries(Object.entries(schema.properties ?? {}).map(([name, value]) => [name.toLowerCase(), value])),
     ...(schema.required && { required: schema.required.map((name) => name.toLowerCase()) }),
+  };
+}
+
+function refuseOtherMediaTypes(mediaType: string): preValidationAsyncHookHandler {
+  return async (request) => {
+    const sent = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+    if (sent !== undefined && sent !== mediaType && request.body !== undefined) {
+      throw new ProblemError('unsupported-media-type', `Send the body as ${mediaType}.`);
+    }
   };
 }

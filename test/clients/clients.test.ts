@@ -1,7 +1,7 @@
 // The generated clients, used for real: a first integration in TypeScript, Python and Go, each
 // against the live server (sign up, then with the owner's API key create a tool, an action, a flow and
-// an execution log; page through a list; update; delete; meet another tenant's 404 as a typed
-// error).
+// an execution log; retry a create with its Idempotency-Key; page through a list; update with
+// If-Match, and be refused with a stale tag; delete; meet another tenant's 404 as a typed error).
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,12 +15,14 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 const STEPS = [
   'create an organization and its first member',
   'create a tool',
+  'a retried create replays the first',
   'create an action',
   'create a flow',
   'create an execution log',
   'list the first page',
   'list the next page',
   'update a flow',
+  'a stale If-Match is refused',
   'create another organization',
   'another tenant gets a typed Problem',
   'delete the execution log',

@@ -43,7 +43,10 @@ t.test('every example validates against its schema', async (t) => {
   const bodies = Object.entries(document.paths).flatMap(([path, item]) =>
     Object.entries(item as Record<string, any>)
       .filter(([, operation]) => operation?.requestBody)
-      .map(([method]) => `/paths/${path.replaceAll('/', '~1')}/${method}/requestBody/content/application~1json/schema`),
+      .map(([method, operation]) => {
+        const mediaType = Object.keys(operation.requestBody.content)[0]!.replaceAll('/', '~1');
+        return `/paths/${path.replaceAll('/', '~1')}/${method}/requestBody/content/${mediaType}/schema`;
+      }),
   );
   for (const body of bodies)
     t.ok(

@@ -26,7 +26,7 @@ t.test('the same key answers what the first request did, and starts nothing new'
   t.equal(reordered.headers['idempotent-replayed'], 'true', 'the same body, whatever its key order');
   const waited = await start('order-1', { input: { order: 1 } }, { prefer: 'wait=10' });
   t.equal(waited.statusCode, 200, 'with Prefer: wait, the replay waits for the run and shows it now');
-  t.match(waited.data, { id: first.data.id, status: 'completed' });
+  t.match(waited.data, { id: first.data.id, status: 'completed' }, JSON.stringify([waited.data.error, waited.data.steps]));
 });
 
 t.test('the same key with another body is refused', async (t) => {
@@ -36,15 +36,19 @@ t.test('the same key with another body is refused', async (t) => {
   t.match(reused.data.detail, /The Idempotency-Key order-2 was used for a different request/);
 });
 
-t.test('concurrent requests with one key start one run', async (t) => {
+t.test('concurrent requests with one key start one run; the others are told the first is still being handled', async (t) => {
   const before = await runsOf();
   const answers = await Promise.all(Array.from({ length: 6 }, () => start('order-4', { input: { order: 4 } })));
-  t.ok(
-    answers.every((answer) => answer.statusCode === 202),
-    answers.map((answer) => answer.statusCode).join(','),
-  );
-  t.equal(new Set(answers.map((answer) => answer.data.id)).size, 1, 'all answer the same run');
+  const started = answers.filter((answer) => answer.statusCode === 202);
+  const refused = answers.filter((answer) => answer.statusCode === 409);
+  t.equal(started.length + refused.length, 6, answers.map((answer) => answer.statusCode).join(','));
+  t.equal(started.filter((answer) => answer.headers['idempotent-replayed'] === undefined).length, 1, 'one started the run');
+  t.equal(new Set(started.map((answer) => answer.data.id)).size, 1, 'any other 202 replays it');
+  for (const answer of refused) t.match(answer.data.detail, /still being handled; retry once it has finished/);
   t.equal(await runsOf(), before + 1);
+  const retried = await start('order-4', { input: { order: 4 } });
+  t.equal(retried.headers['idempotent-replayed'], 'true', 'a retry after the first finished replays it');
+  t.equal(retried.data.id, started[0]!.data.id);
 });
 
 t.test('keys belong to one organization', async (t) => {

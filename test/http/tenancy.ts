@@ -80,12 +80,14 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
   /** A body the operation would accept, were the resource the caller's own. */
   function payloadOf(path: string, method: string): object | undefined {
     if (path === '/flows/{id}/executions') return { input: {} };
-    if (method === 'put') return updates[collectionOf(path)];
+    if (method === 'put' || method === 'patch') return updates[collectionOf(path)];
     if (method === 'post' && !path.includes('{id}')) return creations[collectionOf(path)];
     return undefined;
   }
 
   const urlOf = (path: string, id: string) => path.replace('{id}', id).replace('{version}', '1');
+  // A PATCH sends its body as a JSON merge patch.
+  const typeOf = (method: string): Record<string, string> => (method === 'patch' ? { 'content-type': 'application/merge-patch+json' } : {});
 
   const scoped = operations.filter(({ path }) => !path.startsWith('/organizations') && path !== '/health' && path !== '/ready');
   const collectionOf = (path: string) => path.split('/')[1]!;
@@ -102,7 +104,7 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
   const before = await snapshot();
 
   t.test('every tenant-scoped operation is in the matrix', async (t) => {
-    t.equal(scoped.length, 36);
+    t.equal(scoped.length, 41);
     for (const { path } of scoped) t.ok(collectionOf(path) in owned, path);
   });
 
@@ -110,8 +112,9 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
     for (const { path, method } of scoped.filter(({ path }) => path.includes('{id}'))) {
       const collection = collectionOf(path);
       const payload = payloadOf(path, method);
-      const foreign = await call(app, globex, { method: method.toUpperCase() as 'GET', url: urlOf(path, owned[collection]!.id), payload });
-      const missing = await call(app, globex, { method: method.toUpperCase() as 'GET', url: urlOf(path, MISSING_ID), payload });
+      const request = { method: method.toUpperCase() as 'GET', headers: typeOf(method), payload };
+      const foreign = await call(app, globex, { ...request, url: urlOf(path, owned[collection]!.id) });
+      const missing = await call(app, globex, { ...request, url: urlOf(path, MISSING_ID) });
       t.equal(foreign.statusCode, 404, `${method} ${path}`);
       t.equal(foreign.data.title, missing.data.title, `${method} ${path}: same answer as a missing one`);
       t.equal(foreign.data.detail.replace(owned[collection]!.id, '<id>'), missing.data.detail.replace(MISSING_ID, '<id>'), `${method} ${path}: same detail`);
@@ -181,7 +184,7 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
         const collection = collectionOf(path);
         const url = urlOf(path, owned[collection]!.id);
         const payload = payloadOf(path, method);
-        const response = await call(app, impostor, { method: method.toUpperCase() as 'GET', url, payload });
+        const response = await call(app, impostor, { method: method.toUpperCase() as 'GET', url, headers: typeOf(method), payload });
         t.equal(response.statusCode, 403, `${who}: ${method} ${path}`);
       }
     }
@@ -194,7 +197,12 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
     for (const sent of headers) {
       for (const { path, method } of scoped) {
         const url = urlOf(path, owned[collectionOf(path)]!.id);
-        const response = await call(app, undefined, { method: method.toUpperCase() as 'GET', url, headers: sent, payload: payloadOf(path, method) });
+        const response = await call(app, undefined, {
+          method: method.toUpperCase() as 'GET',
+          url,
+          headers: { ...sent, ...typeOf(method) },
+          payload: payloadOf(path, method),
+        });
         t.equal(response.statusCode, 401, `${JSON.stringify(sent)}: ${method} ${path}`);
         t.equal(response.headers['www-authenticate'], 'Bearer realm="tolstoy"');
       }

@@ -44,25 +44,29 @@ func main() {
 	ok(org.StatusCode(), http.StatusCreated, "create an organization and its first member", org.Body)
 	client := withKey(org.JSON201.ApiKey.Key)
 
-	tool, err := client.CreateToolWithResponse(ctx, ToolCreate{Name: "Slack API", BaseUrl: "https://api.slack.com", AuthType: ptr(AuthTypeBearer)})
+	tool, err := client.CreateToolWithResponse(ctx, &CreateToolParams{IdempotencyKey: ptr("go-slack-tool")}, ToolCreate{Name: "Slack API", BaseUrl: "https://api.slack.com", AuthType: ptr(AuthTypeBearer)})
 	check(err == nil, "create a tool", err)
 	ok(tool.StatusCode(), http.StatusCreated, "create a tool", tool.Body)
+	again, err := client.CreateToolWithResponse(ctx, &CreateToolParams{IdempotencyKey: ptr("go-slack-tool")}, ToolCreate{Name: "Slack API", BaseUrl: "https://api.slack.com", AuthType: ptr(AuthTypeBearer)})
+	check(err == nil, "retry the tool's creation", err)
+	check(again.StatusCode() == http.StatusCreated && again.JSON201.Id == tool.JSON201.Id && again.HTTPResponse.Header.Get("Idempotent-Replayed") == "true", "a retried create replays the first", again.StatusCode(), string(again.Body))
+	fmt.Println("ok a retried create replays the first")
 
-	action, err := client.CreateActionWithResponse(ctx, ActionCreate{ToolId: tool.JSON201.Id, Name: "Post a message", Key: "slack.post", Method: POST, Endpoint: "/chat.postMessage"})
+	action, err := client.CreateActionWithResponse(ctx, nil, ActionCreate{ToolId: tool.JSON201.Id, Name: "Post a message", Key: "slack.post", Method: POST, Endpoint: "/chat.postMessage"})
 	check(err == nil, "create an action", err)
 	ok(action.StatusCode(), http.StatusCreated, "create an action", action.Body)
 
 	steps := FlowSteps{{Key: "post", ActionId: action.JSON201.Id, Inputs: &JsonObject{"channel": "#general"}}}
-	flow, err := client.CreateFlowWithResponse(ctx, FlowCreate{Name: "Announce", Steps: &steps})
+	flow, err := client.CreateFlowWithResponse(ctx, nil, FlowCreate{Name: "Announce", Steps: &steps})
 	check(err == nil, "create a flow", err)
 	ok(flow.StatusCode(), http.StatusCreated, "create a flow", flow.Body)
 
-	log, err := client.CreateExecutionLogWithResponse(ctx, ExecutionLogCreate{FlowId: flow.JSON201.Id, ExecutionId: "run-1", StepKey: "post", Status: ExecutionStatusCompleted, DurationMs: ptr(12)})
+	log, err := client.CreateExecutionLogWithResponse(ctx, nil, ExecutionLogCreate{FlowId: flow.JSON201.Id, ExecutionId: "run-1", StepKey: "post", Status: ExecutionStatusCompleted, DurationMs: ptr(12)})
 	check(err == nil, "create an execution log", err)
 	ok(log.StatusCode(), http.StatusCreated, "create an execution log", log.Body)
 
 	for _, name := range []string{"Second", "Third"} {
-		_, err := client.CreateToolWithResponse(ctx, ToolCreate{Name: name, BaseUrl: "https://example.com"})
+		_, err := client.CreateToolWithResponse(ctx, nil, ToolCreate{Name: name, BaseUrl: "https://example.com"})
 		check(err == nil, "create another tool", err)
 	}
 	first, err := client.ListToolsWithResponse(ctx, &ListToolsParams{Limit: ptr(2)})
@@ -74,10 +78,14 @@ func main() {
 	ok(second.StatusCode(), http.StatusOK, "list the next page", second.Body)
 	check(len(second.JSON200.Items) == 1 && second.JSON200.Items[0].Id == tool.JSON201.Id && second.JSON200.NextCursor == nil, "the last page", string(second.Body))
 
-	renamed, err := client.UpdateFlowWithResponse(ctx, flow.JSON201.Id, FlowUpdate{Name: ptr("Announce loudly")})
+	renamed, err := client.UpdateFlowWithResponse(ctx, flow.JSON201.Id, &UpdateFlowParams{IfMatch: ptr(flow.HTTPResponse.Header.Get("ETag"))}, FlowUpdate{Name: ptr("Announce loudly")})
 	check(err == nil, "update a flow", err)
 	ok(renamed.StatusCode(), http.StatusOK, "update a flow", renamed.Body)
 	check(renamed.JSON200.Version == 2, "the version counts the update", renamed.JSON200.Version)
+	stale, err := client.UpdateFlowWithResponse(ctx, flow.JSON201.Id, &UpdateFlowParams{IfMatch: ptr(flow.HTTPResponse.Header.Get("ETag"))}, FlowUpdate{Name: ptr("Overwrite")})
+	check(err == nil, "update with a stale tag", err)
+	check(stale.StatusCode() == http.StatusPreconditionFailed && stale.ApplicationproblemJSON412 != nil, "a stale If-Match is refused", stale.StatusCode(), string(stale.Body))
+	fmt.Println("ok a stale If-Match is refused")
 
 	stranger, err := signup.CreateOrganizationWithResponse(ctx, OrganizationCreate{Name: "Elsewhere", Owner: &OwnerCreate{Email: "owner@elsewhere.example"}})
 	check(err == nil, "create another organization", err)
@@ -88,7 +96,7 @@ func main() {
 	check(hidden.ApplicationproblemJSON404.Type == "https://tolstoy.dev/problems/not-found", "the problem's type", hidden.ApplicationproblemJSON404.Type)
 	fmt.Println("ok another tenant gets a typed Problem:", hidden.ApplicationproblemJSON404.Title)
 
-	deleted, err := client.DeleteExecutionLogWithResponse(ctx, log.JSON201.Id)
+	deleted, err := client.DeleteExecutionLogWithResponse(ctx, log.JSON201.Id, nil)
 	check(err == nil, "delete the execution log", err)
 	ok(deleted.StatusCode(), http.StatusNoContent, "delete the execution log", deleted.Body)
 }

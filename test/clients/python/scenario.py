@@ -48,11 +48,11 @@ organization = ok(
 )
 client = with_key(organization.api_key.key)
 
-tool = ok(
-    create_tool.sync_detailed(client=client, body=ToolCreate(name="Slack API", base_url="https://api.slack.com", auth_type=AuthType.BEARER)),
-    "create a tool",
-    HTTPStatus.CREATED,
-)
+slack = ToolCreate(name="Slack API", base_url="https://api.slack.com", auth_type=AuthType.BEARER)
+tool = ok(create_tool.sync_detailed(client=client, body=slack, idempotency_key="py-slack-tool"), "create a tool", HTTPStatus.CREATED)
+again = create_tool.sync_detailed(client=client, body=slack, idempotency_key="py-slack-tool")
+assert again.parsed.id == tool.id and again.headers["Idempotent-Replayed"] == "true", again
+print("ok a retried create replays the first")
 action = ok(
     create_action.sync_detailed(
         client=client,
@@ -62,11 +62,9 @@ action = ok(
     HTTPStatus.CREATED,
 )
 inputs = JsonObject.from_dict({"channel": "#general"})
-flow = ok(
-    create_flow.sync_detailed(client=client, body=FlowCreate(name="Announce", steps=[FlowStep(key="post", action_id=action.id, inputs=inputs)])),
-    "create a flow",
-    HTTPStatus.CREATED,
-)
+created = create_flow.sync_detailed(client=client, body=FlowCreate(name="Announce", steps=[FlowStep(key="post", action_id=action.id, inputs=inputs)]))
+flow = ok(created, "create a flow", HTTPStatus.CREATED)
+tag = created.headers["ETag"]
 log = ok(
     create_execution_log.sync_detailed(
         client=client,
@@ -83,8 +81,11 @@ assert len(first.items) == 2 and first.next_cursor
 second = ok(list_tools.sync_detailed(client=client, limit=2, cursor=first.next_cursor), "list the next page")
 assert [item.id for item in second.items] == [tool.id] and second.next_cursor is None
 
-renamed = ok(update_flow.sync_detailed(flow.id, client=client, body=FlowUpdate(name="Announce loudly")), "update a flow")
+renamed = ok(update_flow.sync_detailed(flow.id, client=client, body=FlowUpdate(name="Announce loudly"), if_match=tag), "update a flow")
 assert renamed.version == 2
+stale = update_flow.sync_detailed(flow.id, client=client, body=FlowUpdate(name="Overwrite"), if_match=tag)
+assert stale.status_code == HTTPStatus.PRECONDITION_FAILED and isinstance(stale.parsed, Problem), stale
+print("ok a stale If-Match is refused")
 
 stranger = ok(
     create_organization.sync_detailed(client=signup, body=OrganizationCreate(name="Elsewhere", owner=OwnerCreate(email="owner@elsewhere.example"))),

@@ -21,19 +21,26 @@ const organization = ok(
 );
 const client = withKey(organization.apiKey!.key);
 
-const tool = ok(await client.POST('/tools', { body: { name: 'Slack API', baseUrl: 'https://api.slack.com', authType: 'bearer' } }), 'create a tool');
+const slack = {
+  params: { header: { 'Idempotency-Key': 'ts-slack-tool' } },
+  body: { name: 'Slack API', baseUrl: 'https://api.slack.com', authType: 'bearer' },
+} as const;
+const tool = ok(await client.POST('/tools', slack), 'create a tool');
+const again = await client.POST('/tools', slack);
+assert.equal(again.data?.id, tool.id);
+assert.equal(again.response.headers.get('idempotent-replayed'), 'true');
+console.log('ok a retried create replays the first');
 const action = ok(
   await client.POST('/actions', {
     body: { toolId: tool.id, name: 'Post a message', key: 'slack.post', method: 'POST', endpoint: '/chat.postMessage' },
   }),
   'create an action',
 );
-const flow = ok(
-  await client.POST('/flows', {
-    body: { name: 'Announce', steps: [{ key: 'post', actionId: action.id, inputs: { channel: '#general' } }] },
-  }),
-  'create a flow',
-);
+const created = await client.POST('/flows', {
+  body: { name: 'Announce', steps: [{ key: 'post', actionId: action.id, inputs: { channel: '#general' } }] },
+});
+const flow = ok(created, 'create a flow');
+const read = { 'If-Match': created.response.headers.get('etag')! };
 const log = ok(
   await client.POST('/execution-logs', {
     body: { flowId: flow.id, executionId: 'run-1', stepKey: 'post', status: 'completed', durationMs: 12 },
@@ -52,8 +59,12 @@ assert.deepEqual(
 );
 assert.equal(second.nextCursor, null);
 
-const renamed = ok(await client.PUT('/flows/{id}', { params: { path: { id: flow.id } }, body: { name: 'Announce loudly' } }), 'update a flow');
+const renamed = ok(await client.PUT('/flows/{id}', { params: { path: { id: flow.id }, header: read }, body: { name: 'Announce loudly' } }), 'update a flow');
 assert.equal(renamed.version, 2);
+const stale = await client.PUT('/flows/{id}', { params: { path: { id: flow.id }, header: read }, body: { name: 'Overwrite' } });
+assert.equal(stale.response.status, 412);
+assert.equal(stale.error?.type, 'https://tolstoy.dev/problems/precondition-failed');
+console.log('ok a stale If-Match is refused');
 
 const stranger = ok(
   await signup.POST('/organizations', { body: { name: 'Elsewhere', owner: { email: 'owner@elsewhere.example' } } }),

@@ -1,0 +1,127 @@
+// Optimistic concurrency: every single resource has a strong ETag, the hash of its
+// representation; a write with If-Match acts only while the resource still has one of the tags
+// named (`412` otherwise). PATCH applies a JSON merge patch (RFC 7396) to the representation
+// under the same rule. The resource's row is locked while the condition is checked and the
+// write made, so two writers with the same tag cannot both succeed.
+import { createHash } from 'node:crypto';
+import type { Database } from '../db/client.ts';
+import type { OrganizationContext, ServiceContext, TenantContext } from './contract.ts';
+import { ProblemError } from './problems.ts';
+import type { Transaction } from './runs.ts';
+import { readerOf } from './tenancy.ts';
+
+/** The strong ETag of a representation: the same for the same content, whatever its key order. */
+export function etagOf(representation: unknown): string {
+  return `"${createHash('sha256').update(canonical(representation)).digest('base64url').slice(0, 27)}"`;
+}
+
+/** Whether an If-Match value holds for the current tag (`*`, or a list naming it; weak tags never match). */
+export function ifMatchHolds(ifMatch: string, etag: string): boolean {
+  const tags = ifMatch.split(',').map((tag) => tag.trim());
+  return tags.includes('*') || tags.includes(etag);
+}
+
+export function preconditionFailed(ifMatch: string, etag: string): ProblemError {
+  return new ProblemError(
+    'precondition-failed',
+    `The resource changed since you read it: its ETag is now ${etag}, not ${ifMatch}. Read it again, and apply your change to what it is now.`,
+  );
+}
+
+/** The same JSON text for the same value, whatever the order of its keys. */
+export function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const names = Object.keys(value).sort();
+    return `{${names.map((name) => `${JSON.stringify(name)}:${canonical((value as Record<string, unknown>)[name])}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/**
+ * RFC 7396 section 2, as written. Our own because json-merge-patch, the library for it, drops the
+ * rest of a patch after a `__proto__` key, which our bodies keep as plain data (jsonBody.ts).
+ */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const result: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...target } : {};
+  for (const [name, value] of Object.entries(patch)) {
+    if (value === null) delete result[name];
+    // defineProperty keeps a `__proto__` name a plain property.
+    else Object.defineProperty(result, name, { value: mergePatch(result[name], value), enumerable: true, writable: true, configurable: true });
+  }
+  return result;
+}
+
+/** Locks the resource's row until the transaction ends; `table` is one of ours, never input. */
+export async function lockRow(tx: Transaction, table: string, id: string): Promise<void> {
+  await tx.$executeRawUnsafe(`SELECT 1 FROM ${table} WHERE id = $1::uuid FOR NO KEY UPDATE`, id);
+}
+
+/** A transaction used where a database is expected: a nested transaction is part of it. */
+export function asDatabase(tx: Transaction): Database {
+  const database: Database = new Proxy(tx, {
+    get: (target, name) => (name === '$transaction' ? (act: (db: Database) => Promise<unknown>) => act(database) : Reflect.get(target, name)),
+  }) as unknown as Database;
+  return database;
+}
+
+interface ResourceInput {
+  params: { id: string };
+  headers: { 'if-match'?: string };
+}
+
+/** A get… handler, called with the resource's id alone. */
+// biome-ignore lint/suspicious/noExplicitAny: each get… handler takes its own input and context types.
+type Get = (input: any, context: any) => Promise<unknown>;
+
+type WriteContext = (TenantContext | OrganizationContext) & ServiceContext;
+
+/** What the get… handler of the resource needs, inside the write's transaction. */
+function readContext(context: WriteContext, db: Database) {
+  return 'tenant' in context ? { ...context, db, reader: readerOf(context.tenant) } : { ...context, db };
+}
+
+/** The resource as it is, locked until the transaction ends; `412` when If-Match does not hold for it. */
+async function current(tx: Transaction, db: Database, table: string, get: Get, input: ResourceInput, context: WriteContext): Promise<unknown> {
+  await lockRow(tx, table, input.params.id);
+  const resource = await get({ params: { id: input.params.id }, query: {}, headers: {}, body: undefined }, readContext(context, db));
+  const ifMatch = input.headers['if-match'];
+  if (ifMatch !== undefined && !ifMatchHolds(ifMatch, etagOf(resource))) throw preconditionFailed(ifMatch, etagOf(resource));
+  return resource;
+}
+
+/** A PUT or DELETE of the resource in `table` (read by `get`) that honours If-Match. */
+export function conditional<In extends ResourceInput, C extends WriteContext, Out>(
+  table: string,
+  get: Get,
+  write: (input: In, context: C) => Promise<Out>,
+): (input: In, context: C) => Promise<Out> {
+  return async (input, context) => {
+    if (input.headers['if-match'] === undefined) return write(input, context);
+    return context.db.$transaction(async (tx) => {
+      const db = asDatabase(tx);
+      await current(tx, db, table, get, input, context);
+      return write(input, { ...context, db });
+    });
+  };
+}
+
+/**
+ * A PATCH: the merge patch applied to the resource as it is, then written by the PUT's handler
+ * with the fields the patch names (a field the patch removes is cleared, as `null` in a PUT).
+ */
+export function patching<Patch extends ResourceInput & { body: object }, In, C extends WriteContext, Out>(
+  table: string,
+  get: Get,
+  update: (input: In, context: C) => Promise<Out>,
+): (input: Patch, context: C) => Promise<Out> {
+  return async (input, context) =>
+    context.db.$transaction(async (tx) => {
+      const db = asDatabase(tx);
+      const merged = mergePatch(await current(tx, db, table, get, input, context), input.body) as Record<string, unknown>;
+      const body = Object.fromEntries(Object.keys(input.body).map((name) => [name, Object.hasOwn(merged, name) ? merged[name] : null]));
+      // The PUT's input: the same path and headers, and the fields of the patch as they now are.
+      return update({ ...input, body } as In, { ...context, db });
+    });
+}
