@@ -45,6 +45,10 @@ export async function startSystem(name: SystemName, databaseUrl: string): Promis
     // The peers trust tenant headers as the seed did; until they check API keys too (the
     // performance issue), Tolstoy is measured the same way.
     TOLSTOY_AUTH: 'headers',
+    // Neither peer limits its callers; the bench's few tenants would hit Tolstoy's limits at once.
+    TOLSTOY_RATE_LIMIT_PER_KEY: '0',
+    TOLSTOY_RATE_LIMIT_PER_ORG: '0',
+    TOLSTOY_METRICS_PORT: 'off',
   };
   const child = spawn(process.execPath, [...SYSTEMS[name].args], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

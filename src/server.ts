@@ -5,8 +5,17 @@ import { buildApp } from './http/app.ts';
 import { runProcess, startCore } from './process/lifecycle.ts';
 
 await runProcess(async (config, running) => {
-  const { database, services, logger } = await startCore(config, running);
+  const { database, services, logger, metrics, tracing } = await startCore(config, running);
   for (const warning of authWarnings(config)) logger.warn(warning);
-  running.app = await buildApp({ database, services, logger, requestTimeoutMs: config.requestTimeoutMs, auth: config.auth });
+  running.app = await buildApp({
+    database,
+    services,
+    logger,
+    requestTimeoutMs: config.requestTimeoutMs,
+    auth: config.auth,
+    http: config.http,
+    metrics,
+    tracing,
+  });
   await running.app.listen({ port: config.port, host: config.host });
 });

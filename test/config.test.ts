@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { ConfigError, environment, readConfig } from '../src/config/config.ts';
-import { failedStart } from './process.ts';
+import { failedStart, messages } from './process.ts';
 
 const LOCAL = 'postgresql://app:hunter2@db.example.com:5432/tolstoy';
 
@@ -127,6 +127,27 @@ t.test('authentication: tenant headers and open sign-up outside production, API 
   t.notMatch(error.message, /hunter2/, 'the token is never repeated');
 });
 
+t.test('rate limits (on by default) and CORS origins (none by default)', async (t) => {
+  t.same(readConfig({}).http, { rateLimits: { perKey: 1200, perOrganization: 6000, windowMs: 60_000 }, corsOrigins: [] });
+  const set = readConfig({
+    TOLSTOY_RATE_LIMIT_PER_KEY: '0',
+    TOLSTOY_RATE_LIMIT_PER_ORG: '100',
+    TOLSTOY_RATE_LIMIT_WINDOW_MS: '1000',
+    TOLSTOY_CORS_ORIGINS: 'https://app.example.com, http://localhost:5173',
+  }).http;
+  t.same(set, { rateLimits: { perKey: 0, perOrganization: 100, windowMs: 1000 }, corsOrigins: ['https://app.example.com', 'http://localhost:5173'] });
+  t.same(readConfig({ TOLSTOY_CORS_ORIGINS: '*' }).http.corsOrigins, ['*']);
+  for (const origins of ['app.example.com', 'https://app.example.com/', 'ftp://x.example.com', 'https://a.example.com/path']) {
+    const error = t.throws(() => readConfig({ TOLSTOY_CORS_ORIGINS: origins })) as ConfigError;
+    t.same(error.problems, ['TOLSTOY_CORS_ORIGINS must be * or origins such as https://app.example.com, separated by commas'], origins);
+  }
+  const error = t.throws(() => readConfig({ TOLSTOY_RATE_LIMIT_PER_KEY: '-1', TOLSTOY_RATE_LIMIT_WINDOW_MS: '10' })) as ConfigError;
+  t.same(error.problems, [
+    'TOLSTOY_RATE_LIMIT_PER_KEY must be a whole number from 0 to 10000000',
+    'TOLSTOY_RATE_LIMIT_WINDOW_MS must be a whole number of milliseconds from 1000 to 3600000',
+  ]);
+});
+
 t.test('a .env file is read, and the environment wins over it', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'tolstoy-env-'));
   await writeFile(join(dir, '.env'), '# comment\nPORT=4000\nAPP_NAME="Tolstoy Staging"\nLOG_LEVEL=debug\n');
@@ -149,8 +170,9 @@ t.test('the server refuses an invalid configuration in one line, naming every pr
   const { code, stderr } = await failedStart({ PORT: 'eighty', NODE_ENV: 'staging', DATABASE_URL: 'mysql://root:hunter2@db/x' });
   t.equal(code, 1);
   t.equal(stderr.trim().split('\n').length, 1, stderr);
+  t.match(JSON.parse(stderr), { level: 60, msg: String }, 'a JSON line, at level fatal');
   t.match(
-    stderr,
+    messages(stderr),
     /^Tolstoy could not start: Invalid configuration: NODE_ENV must be one of development, production, test; PORT must be a whole number from 0 to 65535; DATABASE_URL must be a postgresql:\/\/ URL\.$/m,
   );
   t.notMatch(stderr, /hunter2/);

@@ -11,7 +11,7 @@ import { readConfig } from '../src/config/config.ts';
 import { keyFileOf, loadKeyring } from '../src/config/encryption.ts';
 import { Keyring, keyId } from '../src/domain/credentials.ts';
 import { freshDatabaseUrl } from './helper.ts';
-import { failedStart, startServer } from './process.ts';
+import { failedStart, messages, startServer } from './process.ts';
 
 const newKey = () => randomBytes(32).toString('base64');
 const idOf = (key: string) => keyId(Buffer.from(key, 'base64'));
@@ -45,7 +45,7 @@ t.test('production without a key does not start', async (t) => {
   });
   t.equal(code, 1);
   t.match(
-    stderr.trim(),
+    messages(stderr),
     /^Tolstoy could not start: TOLSTOY_ENCRYPTION_KEY is required in production, to encrypt tool credentials \(make one with: openssl rand -base64 32\)\.$/,
   );
 });

@@ -7,14 +7,14 @@ import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import pg from 'pg';
 import { pino } from 'pino';
-import type { AuthMode, AuthSettings, EngineSettings } from '../src/config/config.ts';
+import type { AuthMode, AuthSettings, EngineSettings, HttpSettings } from '../src/config/config.ts';
 import { type Database, DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
 import { Keyring } from '../src/domain/credentials.ts';
 import { type Engine, startEngine } from '../src/engine/engine.ts';
 import { openQueue } from '../src/engine/queue.ts';
-import { buildApp, DEVELOPMENT_AUTH } from '../src/http/app.ts';
+import { buildApp, DEVELOPMENT_AUTH, UNLIMITED } from '../src/http/app.ts';
 import type { Services } from '../src/http/routes.ts';
 import { contractViolation } from './contract.ts';
 
@@ -104,13 +104,20 @@ const authOf = new WeakMap<FastifyInstance, AuthSettings>();
 
 /**
  * The app on a fresh database, or on the one at `url` (shared with worker processes, say); its
- * callers say who they are with tenant headers unless `auth` says otherwise.
+ * callers say who they are with tenant headers unless `auth` says otherwise; no rate limits or
+ * CORS unless `http` says otherwise.
  */
-export async function buildTestApp(t: Test, settings: Partial<EngineSettings> = {}, url?: string, auth = testAuth('headers')): Promise<TestApp> {
+export async function buildTestApp(
+  t: Test,
+  settings: Partial<EngineSettings> = {},
+  url?: string,
+  auth = testAuth('headers'),
+  http: HttpSettings = UNLIMITED,
+): Promise<TestApp> {
   const database = url ? new DatabaseConnection(url) : await freshDatabase(t);
   if (url) t.teardown(() => database.close());
   const engine = await testEngine(t, database, settings);
-  const app = await buildApp({ database, services: engine.services, auth });
+  const app = await buildApp({ database, services: engine.services, auth, http });
   authOf.set(app, auth);
   t.teardown(() => app.close());
   return { ...engine, app, db: database.current, database };

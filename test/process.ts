@@ -26,7 +26,8 @@ function spawnServer(
 ): { child: ChildProcess; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
   const child = spawn(process.execPath, [entry], {
     // One credentials key for every server a test file starts (never the development key file).
-    env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', TOLSTOY_ENCRYPTION_KEY: TEST_KEY, ...env },
+    // Metrics on a free port, so that processes started at once do not collide.
+    env: { ...process.env, PORT: String(port), LOG_LEVEL: 'info', TOLSTOY_ENCRYPTION_KEY: TEST_KEY, TOLSTOY_METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -87,4 +88,19 @@ export async function startWorker(env: Record<string, string>): Promise<WorkerPr
   }
   child.kill('SIGKILL');
   throw new Error(`the worker did not start: ${output()}`);
+}
+
+/** The messages of a process's JSON log lines, one per line (a line that is not JSON as it is). */
+export function messages(output: string): string {
+  return output
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      try {
+        return String(JSON.parse(line).msg);
+      } catch {
+        return line;
+      }
+    })
+    .join('\n');
 }

@@ -7,7 +7,7 @@ import { SECRET_ATTEMPTS } from '../src/config/secrets.ts';
 import { freePort } from '../src/db/embedded.ts';
 import { fakeAws, REGION, startMoto, TEST_CREDENTIALS } from './aws.ts';
 import { freshDatabaseUrl } from './helper.ts';
-import { failedStart, type ServerProcess, startServer } from './process.ts';
+import { failedStart, messages, type ServerProcess, startServer } from './process.ts';
 
 const moto = await startMoto(t);
 const outputs: string[] = [];
@@ -85,14 +85,14 @@ async function refused(t: Test, env: Record<string, string>, message: RegExp): P
   outputs.push(stdout, stderr);
   t.equal(code, 1, 'exits with 1');
   t.equal(stderr.trim().split('\n').length, 1, `one line: ${stderr}`);
-  t.match(stderr, message);
+  t.match(messages(stderr), message);
   t.notMatch(stderr, /\n\s+at /, 'no stack trace');
 }
 
 t.test('with the secret present, the service serves on the database it names', async (t) => {
   const name = await secret({ DATABASE_URL: urlWith(PASSWORD), DIRECT_URL: urlWith(PASSWORD) });
   const server = await started(t, awsEnv(name));
-  t.match(server.output(), new RegExp(`Database: AWS Secrets Manager secret "${name}" in ${REGION} \\(postgresql://${ROLE}:\\*\\*\\*\\*@`));
+  t.match(messages(server.output()), new RegExp(`Database: AWS Secrets Manager secret "${name}" in ${REGION} \\(postgresql://${ROLE}:\\*\\*\\*\\*@`));
   const created = await fetch(`${server.base}/organizations`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

@@ -65,7 +65,27 @@ export interface Config {
   /** The key that encrypts tool credentials, when configured (base64 of 32 bytes), and the one it replaces. */
   encryptionKeys: EncryptionKeys;
   auth: AuthSettings;
+  http: HttpSettings;
+  /** The port that serves GET /metrics, apart from the API; undefined: no metrics. */
+  metricsPort: number | undefined;
 }
+
+/** Requests a caller may make per window: per API key (per member, with tenant headers) and per organization; 0 is no limit. */
+export interface RateLimitSettings {
+  perKey: number;
+  perOrganization: number;
+  windowMs: number;
+}
+
+/** What the HTTP layer does besides the operations. */
+export interface HttpSettings {
+  rateLimits: RateLimitSettings;
+  /** Origins whose pages may call the API (CORS); none by default, `*` for any. */
+  corsOrigins: string[];
+}
+
+/** Where `npm start` serves its metrics unless told otherwise (`npm run worker`: the next port). */
+export const DEFAULT_METRICS_PORT = 9464;
 
 export const AUTH_MODES = ['keys', 'headers'] as const;
 export type AuthMode = (typeof AUTH_MODES)[number];
@@ -185,6 +205,21 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
 
   const auth = { ...authSettings(value, production, problems), keyCacheMs: milliseconds('TOLSTOY_KEY_CACHE_MS', 5000, 0, 60_000) };
 
+  const http: HttpSettings = {
+    rateLimits: {
+      perKey: whole('TOLSTOY_RATE_LIMIT_PER_KEY', 1200, 0, 10_000_000),
+      perOrganization: whole('TOLSTOY_RATE_LIMIT_PER_ORG', 6000, 0, 10_000_000),
+      windowMs: milliseconds('TOLSTOY_RATE_LIMIT_WINDOW_MS', 60_000, 1000, 3_600_000),
+    },
+    corsOrigins: corsOrigins(value('TOLSTOY_CORS_ORIGINS'), problems),
+  };
+
+  const metricsText = value('TOLSTOY_METRICS_PORT') ?? String(DEFAULT_METRICS_PORT);
+  const metricsPort = metricsText === 'off' ? undefined : Number(metricsText);
+  if (metricsPort !== undefined && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)) {
+    problems.push('TOLSTOY_METRICS_PORT must be a whole number from 0 to 65535, or off');
+  }
+
   const databaseUrl = postgresUrl('DATABASE_URL', value('DATABASE_URL'), problems);
   const directUrl = postgresUrl('DIRECT_URL', value('DIRECT_URL'), problems);
   if (directUrl && !databaseUrl) problems.push('DIRECT_URL is set without DATABASE_URL');
@@ -222,7 +257,26 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     engine,
     encryptionKeys,
     auth,
+    http,
+    metricsPort,
   };
+}
+
+// A comma-separated list of origins (scheme://host[:port]), or `*`.
+function corsOrigins(text: string | undefined, problems: string[]): string[] {
+  const origins = (text ?? '')
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean);
+  for (const origin of origins) {
+    if (origin === '*') continue;
+    const parsed = URL.canParse(origin) ? new URL(origin) : undefined;
+    if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
+      problems.push('TOLSTOY_CORS_ORIGINS must be * or origins such as https://app.example.com, separated by commas');
+      break;
+    }
+  }
+  return origins;
 }
 
 /** What an operator must hear about how callers are authenticated, at start-up. */

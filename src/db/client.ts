@@ -1,4 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
 import { type ConnectionOptions, connectionConfig } from './connection.ts';
 
@@ -11,8 +12,20 @@ export interface DatabaseOptions extends ConnectionOptions {
 }
 
 export function createDatabase(url: string, { poolSize = 10, preparedStatements = true, ...connection }: DatabaseOptions = {}): Database {
-  const adapter = new PrismaPg({ ...connectionConfig(url, connection), max: poolSize }, preparedStatements ? { statementNameGenerator: statementName } : {});
-  return new PrismaClient({ adapter });
+  // The pool is ours so that its use can be measured (poolOf); Prisma ends it with the client.
+  const pool = new pg.Pool({ ...connectionConfig(url, connection), max: poolSize });
+  const adapter = new PrismaPg(pool, { disposeExternalPool: true, ...(preparedStatements && { statementNameGenerator: statementName }) });
+  const database = new PrismaClient({ adapter });
+  pools.set(database, pool);
+  return database;
+}
+
+const pools = new WeakMap<Database, pg.Pool>();
+
+/** How the database's connections are used: open, idle, and queries waiting for one. */
+export function poolOf(database: Database): { total: number; idle: number; waiting: number } | undefined {
+  const pool = pools.get(database);
+  return pool && { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
 }
 
 // Named statements are prepared once per connection, sparing PostgreSQL the parsing and planning

@@ -21,10 +21,10 @@ export function ifMatchHolds(ifMatch: string, etag: string): boolean {
   return tags.includes('*') || tags.includes(etag);
 }
 
-export function preconditionFailed(ifMatch: string, etag: string): ProblemError {
+export function preconditionFailed(etag: string): ProblemError {
   return new ProblemError(
     'precondition-failed',
-    `The resource changed since you read it: its ETag is now ${etag}, not ${ifMatch}. Read it again, and apply your change to what it is now.`,
+    `The resource changed since you read it (If-Match names none of its tags): its ETag is now ${etag}. Read it again, and apply your change to what it is now.`,
   );
 }
 
@@ -87,7 +87,7 @@ async function current(tx: Transaction, db: Database, table: string, get: Get, i
   await lockRow(tx, table, input.params.id);
   const resource = await get({ params: { id: input.params.id }, query: {}, headers: {}, body: undefined }, readContext(context, db));
   const ifMatch = input.headers['if-match'];
-  if (ifMatch !== undefined && !ifMatchHolds(ifMatch, etagOf(resource))) throw preconditionFailed(ifMatch, etagOf(resource));
+  if (ifMatch !== undefined && !ifMatchHolds(ifMatch, etagOf(resource))) throw preconditionFailed(etagOf(resource));
   return resource;
 }
 

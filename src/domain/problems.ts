@@ -18,6 +18,7 @@ export type ProblemKind =
   | 'payload-too-large'
   | 'unsupported-media-type'
   | 'unprocessable-content'
+  | 'too-many-requests'
   | 'headers-too-large'
   | 'internal-error'
   | 'service-unavailable';

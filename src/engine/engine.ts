@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { DatabaseTimeouts, EngineSettings } from '../config/config.ts';
 import type { DatabaseConnection } from '../db/client.ts';
 import type { Keyring } from '../domain/credentials.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { openQueue, QueuedRuns } from './queue.ts';
 import { Worker } from './worker.ts';
 
@@ -24,12 +25,13 @@ export interface EngineOptions {
   settings: EngineSettings;
   timeouts?: DatabaseTimeouts;
   log: Logger;
+  metrics?: Metrics;
 }
 
-export async function startEngine({ database, directUrl, keyring, settings, timeouts, log }: EngineOptions): Promise<Engine> {
+export async function startEngine({ database, directUrl, keyring, settings, timeouts, log, metrics }: EngineOptions): Promise<Engine> {
   const boss = await openQueue({ url: directUrl, timeouts, working: settings.worker });
   const runs = new QueuedRuns(boss, () => database.current);
-  const worker = settings.worker ? new Worker({ db: () => database.current, boss, runs, keyring, settings, log }) : undefined;
+  const worker = settings.worker ? new Worker({ db: () => database.current, boss, runs, keyring, settings, log, metrics }) : undefined;
   await worker?.start();
   return {
     runs,

@@ -1,10 +1,12 @@
 // Runs one execution: from its first step that has not completed (so a run resumed after a
 // crash repeats no completed step), one step at a time, each recorded before the next starts.
+
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../db/client.ts';
 import type { StoredStep } from '../domain/flows.ts';
 import { type ClaimedRun, claimRun, type Failure, recordTransition, type Settlement, type StepProgress, type Transition } from '../domain/progress.ts';
 import { holds, render, type TemplateContext, TemplateError } from '../domain/templates.ts';
+import { inSpan } from '../observability/tracing.ts';
 import { scrubbed } from './credentials.ts';
 import { type Attempt, attemptStep, type StepTools } from './step.ts';
 
@@ -29,7 +31,11 @@ export interface RunSignals {
   stopping: () => boolean;
 }
 
-export async function runExecution(db: Database, executionId: string, tools: StepTools, signals: RunSignals): Promise<Outcome> {
+export function runExecution(db: Database, executionId: string, tools: StepTools, signals: RunSignals): Promise<Outcome> {
+  return inSpan('execution', { 'tolstoy.execution_id': executionId }, () => runClaimed(db, executionId, tools, signals));
+}
+
+async function runClaimed(db: Database, executionId: string, tools: StepTools, signals: RunSignals): Promise<Outcome> {
   const run = await claimRun(db, executionId);
   if (!run) return 'done';
   const context = contextOf(run);
@@ -118,7 +124,13 @@ async function runStep(
   const first = progress.attempts + 1;
   const maxAttempts = Math.max(step.retry.maxAttempts, first);
   for (let attempt = first; ; attempt++) {
-    const result = await attemptStep(run, step, context, tools, signal);
+    const attributes = { 'tolstoy.step': step.key, 'tolstoy.action_id': step.actionId, 'tolstoy.attempt': attempt };
+    const result = await inSpan(`step ${step.key}`, attributes, async (span) => {
+      const attempted = await attemptStep(run, step, context, tools, signal);
+      span.setAttribute('tolstoy.status', attempted.status);
+      return attempted;
+    });
+    tools.attempted(step.actionId, result.status, result.durationMs);
     for (const secret of result.secrets ?? []) secrets.add(secret);
     // Stopped now: nothing is recorded, so the attempt is made again elsewhere.
     if (signals.shutdown.aborted) return 'released';

@@ -34,6 +34,8 @@ export interface StepTools {
   outbound: Outbound;
   authenticator: Authenticator;
   validators: Validators;
+  /** Told of every attempt that ran, for the metrics. */
+  attempted: (actionId: string, status: string, durationMs: number) => void;
 }
 
 export async function attemptStep(run: ClaimedRun, step: StoredStep, context: TemplateContext, tools: StepTools, signal: AbortSignal): Promise<Attempt> {

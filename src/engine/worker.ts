@@ -10,11 +10,12 @@ import type { Database } from '../db/client.ts';
 import type { Keyring } from '../domain/credentials.ts';
 import { forgetExpiredKeys } from '../domain/idempotency.ts';
 import { abandonRun, finishedRuns } from '../domain/progress.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { Authenticator } from './credentials.ts';
 import { Outbound } from './outbound.ts';
 import { EXECUTIONS, type JobData, type QueuedRuns, RETRY_LIMIT } from './queue.ts';
 import { runOrLose } from './run.ts';
-import { Validators } from './step.ts';
+import { type StepTools, Validators } from './step.ts';
 
 /** How often a worker looks whether its runs were cancelled elsewhere. */
 export const CANCEL_CHECK_MS = 1000;
@@ -27,6 +28,7 @@ export interface WorkerOptions {
   keyring: Keyring;
   settings: EngineSettings;
   log: Logger;
+  metrics?: Metrics;
 }
 
 interface InFlight {
@@ -37,7 +39,7 @@ interface InFlight {
 export class Worker {
   readonly #options: WorkerOptions;
   readonly #outbound: Outbound;
-  readonly #tools: { outbound: Outbound; authenticator: Authenticator; validators: Validators };
+  readonly #tools: StepTools;
   readonly #inFlight = new Map<string, InFlight>();
   readonly #shutdown = new AbortController();
   #stopping = false;
@@ -47,7 +49,13 @@ export class Worker {
   constructor(options: WorkerOptions) {
     this.#options = options;
     this.#outbound = new Outbound({ allowPrivateTargets: options.settings.allowPrivateTargets, responseLimitBytes: options.settings.responseLimitBytes });
-    this.#tools = { outbound: this.#outbound, authenticator: new Authenticator(options.keyring, this.#outbound), validators: new Validators() };
+    const attempts = options.metrics?.attempts;
+    this.#tools = {
+      outbound: this.#outbound,
+      authenticator: new Authenticator(options.keyring, this.#outbound),
+      validators: new Validators(),
+      attempted: (actionId, status, durationMs) => attempts?.observe({ action: actionId, status }, durationMs / 1000),
+    };
   }
 
   async start(): Promise<void> {

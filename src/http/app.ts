@@ -1,14 +1,19 @@
 // The HTTP application: the contract's operations, its documentation, and problem+json errors.
+import compress from '@fastify/compress';
+import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { AuthSettings } from '../config/config.ts';
+import type { AuthSettings, HttpSettings } from '../config/config.ts';
 import type { DatabaseConnection } from '../db/client.ts';
 import { Authentication } from '../domain/authentication.ts';
 import { handlers } from '../domain/index.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { traceRequests } from '../observability/tracing.ts';
 import { AccessLog } from './accessLog.ts';
 import { answerClientError, answerFrameworkError, registerProblemHandlers } from './errors.ts';
 import { registerJsonBodies } from './jsonBody.ts';
+import { registerRateLimits } from './rateLimits.ts';
 import { requestIdOf } from './requestId.ts';
 import { registerOperations, type Services } from './routes.ts';
 import { serializerCompiler } from './serialization.ts';
@@ -24,7 +29,29 @@ export interface AppOptions {
   requestTimeoutMs?: number;
   /** Who may call; by default the development settings (tenant headers trusted, open sign-up). */
   auth?: AuthSettings;
+  /** Rate limits and CORS; by default neither. */
+  http?: HttpSettings;
+  /** Where requests are counted and timed, when metrics are on. */
+  metrics?: Metrics;
+  /** Whether requests are traced (OpenTelemetry is exporting). */
+  tracing?: boolean;
 }
+
+export const UNLIMITED: HttpSettings = { rateLimits: { perKey: 0, perOrganization: 0, windowMs: 60_000 }, corsOrigins: [] };
+
+/** Headers a browser page may read from an answer, when CORS lets it call. */
+const EXPOSED_HEADERS = [
+  'ETag',
+  'Location',
+  'X-Request-Id',
+  'Idempotent-Replayed',
+  'Preference-Applied',
+  'Retry-After',
+  'RateLimit-Limit',
+  'RateLimit-Remaining',
+  'RateLimit-Reset',
+  'WWW-Authenticate',
+];
 
 export const DEVELOPMENT_AUTH: AuthSettings = { mode: 'headers', signup: true, adminToken: undefined, keyCacheMs: 5000 };
 
@@ -37,6 +64,9 @@ export async function buildApp({
   contract = loadContract(),
   requestTimeoutMs = 30_000,
   auth = DEVELOPMENT_AUTH,
+  http = UNLIMITED,
+  metrics,
+  tracing = false,
 }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(logger ? { loggerInstance: logger, logController: new AccessLog({ requestIdLogLabel: 'requestId' }) } : { logger: false }),
@@ -59,12 +89,19 @@ export async function buildApp({
     reply.header('x-request-id', request.id);
   });
   closeConnectionsWhenClosing(app);
+  if (metrics) timeRequests(app, metrics);
+  if (tracing) traceRequests(app);
   app.setValidatorCompiler(validatorCompiler());
   app.setSerializerCompiler(serializerCompiler);
   registerJsonBodies(app);
   registerProblemHandlers(app, () => database.renew());
+  if (http.corsOrigins.length > 0) await registerCors(app, http.corsOrigins);
+  // Answers of 1 KiB or more, to clients that accept it; request bodies must come uncompressed.
+  await app.register(compress, { threshold: 1024, encodings: ['br', 'gzip', 'deflate'], requestEncodings: ['identity'] });
+  const rateLimiter = await registerRateLimits(app, http.rateLimits);
   await registerDocumentation(app, contract);
-  await registerOperations(app, { document: contract.document, handlers, database, services, authentication: new Authentication(auth) });
+  const authentication = new Authentication(auth);
+  await registerOperations(app, { document: contract.document, handlers, database, services, authentication, rateLimiter });
   return app;
 }
 
@@ -78,6 +115,26 @@ async function registerDocumentation(app: FastifyInstance, contract: Contract): 
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => contract.document);
   app.get('/openapi.yaml', { schema: { hide: true } }, async (_request, reply) => reply.type('application/yaml; charset=utf-8').send(contract.yaml));
+}
+
+// Preflight requests are answered in the plugin's hook, before any credentials are asked for. A
+// request from no origin, or another one, gets no CORS at all (an OPTIONS of it answers 405).
+async function registerCors(app: FastifyInstance, origins: string[]): Promise<void> {
+  const any = origins.includes('*');
+  await app.register(cors, {
+    origin: (origin, done) => done(null, origin !== undefined && (any || origins.includes(origin)) ? (any ? '*' : origin) : false),
+    strictPreflight: false,
+    exposedHeaders: EXPOSED_HEADERS,
+    maxAge: 600,
+  });
+}
+
+// By route template, so that ids do not make a series each; requests no route took count as one.
+function timeRequests(app: FastifyInstance, metrics: Metrics): void {
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.requests.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
 }
 
 // Once the app is closing, every answer asks the client to close its connection, including

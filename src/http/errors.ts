@@ -24,6 +24,7 @@ export const KINDS: Record<ProblemKind, { status: number; title: string }> = {
   'payload-too-large': { status: 413, title: 'Payload too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'unprocessable-content': { status: 422, title: 'Unprocessable content' },
+  'too-many-requests': { status: 429, title: 'Too many requests' },
   'headers-too-large': { status: 431, title: 'Request header fields too large' },
   'internal-error': { status: 500, title: 'Internal server error' },
   'service-unavailable': { status: 503, title: 'Service unavailable' },
@@ -168,12 +169,15 @@ const FASTIFY_ERRORS: Record<string, ProblemKind> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'payload-too-large',
   FST_ERR_BAD_URL: 'malformed-request',
   FST_ERR_MAX_PARAM_LENGTH: 'malformed-request',
+  FST_CP_ERR_INVALID_CONTENT_ENCODING: 'unsupported-media-type',
 };
 
 function fastifyDetail(error: FastifyError): string {
   switch (error.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return 'Send the body as application/json (a PATCH as application/merge-patch+json).';
+    case 'FST_CP_ERR_INVALID_CONTENT_ENCODING':
+      return 'Send the body uncompressed, without Content-Encoding.';
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return 'The body is larger than 1 MiB.';
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':

@@ -13,6 +13,7 @@ import type { Runs } from '../domain/runs.ts';
 import { type Caller, isOrganizationOperation, isRead, readerFor, tenantOf } from '../domain/tenancy.ts';
 import { credentialsOf } from './authentication.ts';
 import { sendProblem } from './errors.ts';
+import type { RateLimiter } from './rateLimits.ts';
 import type { OpenApiDocument } from './spec.ts';
 import { adaptRequestSchema } from './validation.ts';
 
@@ -44,6 +45,8 @@ export interface OperationsOptions {
   database: DatabaseConnection;
   services: Services;
   authentication: Authentication;
+  /** Counts each authenticated request against its caller's limits, when there are some. */
+  rateLimiter?: RateLimiter;
 }
 
 type AnyHandler = (input: unknown, context: unknown) => Promise<unknown>;
@@ -94,14 +97,16 @@ function operationRoute(
   operation: OperationObject,
   access: Access,
   location: ((body: unknown) => string) | undefined,
-  { database, services, authentication }: OperationsOptions,
+  { database, services, authentication, rateLimiter }: OperationsOptions,
 ): RouteOptions {
   const status = successStatus(operation);
   const tagged = Object.entries(operation.responses).some(([code, response]) => code.startsWith('2') && response.headers?.ETag);
   const callers = new WeakMap<FastifyRequest, Caller>();
   const scope: Scope = operation.operationId === 'createOrganization' ? 'signup' : access === 'organizations' ? 'organizations' : 'tenant';
-  const onRequest = async (request: FastifyRequest) => {
-    callers.set(request, await authentication.callerOf(database.current, credentialsOf(request), scope));
+  const onRequest = async (request: FastifyRequest, reply: FastifyReply) => {
+    const caller = await authentication.callerOf(database.current, credentialsOf(request), scope);
+    callers.set(request, caller);
+    await rateLimiter?.(request, reply, caller);
   };
   const contextOf = async (request: FastifyRequest) => {
     const context = { db: database.current, ...services, keys: authentication.keys };

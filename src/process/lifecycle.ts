@@ -1,6 +1,9 @@
 // What the server and the worker processes share: configuration → database (AWS secret,
 // DATABASE_URL, or embedded) → migrations → credentials' key → engine, and a bounded shutdown on
-// SIGTERM/SIGINT. A start-up failure is one line on stderr and exit code 1, never a stack trace.
+// SIGTERM/SIGINT. Every line is JSON (pino), start-up included; a start-up failure is one line
+// on stderr and exit code 1, never a stack trace.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { type Logger, pino } from 'pino';
 import { type Config, readConfig, redactUrl } from '../config/config.ts';
@@ -12,10 +15,16 @@ import { applyMigrations } from '../db/migrations.ts';
 import { locateDatabase } from '../db/source.ts';
 import { type Engine, startEngine } from '../engine/engine.ts';
 import type { Services } from '../http/routes.ts';
+import { Metrics, serveMetrics } from '../observability/metrics.ts';
+import { startTracing } from '../observability/tracing.ts';
 
 export interface Running {
-  log?: ReturnType<typeof pino.destination>;
+  log: ReturnType<typeof pino.destination>;
+  logger: Logger;
   app?: FastifyInstance;
+  metricsServer?: Server;
+  /** Flushes and stops the export of traces, when on. */
+  stopTracing?: () => Promise<void>;
   engine?: Engine;
   database?: DatabaseConnection;
   embedded?: EmbeddedPostgres;
@@ -27,6 +36,8 @@ export interface Core {
   database: DatabaseConnection;
   services: Services;
   logger: Logger;
+  metrics: Metrics | undefined;
+  tracing: boolean;
 }
 
 // After the drain's deadline, closing the queue, the pool and the embedded database may take this much longer.
@@ -38,33 +49,37 @@ export async function runProcess(start: (config: Config, running: Running) => Pr
   try {
     config = readConfig();
   } catch (error) {
-    console.error(`Tolstoy could not start: ${(error as Error).message}`);
+    failures('Tolstoy').fatal(`Tolstoy could not start: ${(error as Error).message}`);
     process.exit(1);
   }
-  const running: Running = { shutdownTimeoutMs: config.shutdownTimeoutMs };
+  const log = logDestination();
+  const running: Running = { log, logger: pino({ level: config.logLevel, name: config.appName }, log), shutdownTimeoutMs: config.shutdownTimeoutMs };
   onSignals(() => shutdown(running));
   try {
     await start(config, running);
   } catch (error) {
-    console.error(`Tolstoy could not start: ${(error as Error).message}`);
+    log.flushSync();
+    failures(config.appName).fatal(`Tolstoy could not start: ${(error as Error).message}`);
     await shutdown(running, 1);
   }
 }
 
 /** Everything but HTTP: the database, migrated, the key that opens credentials, and the engine. */
 export async function startCore(config: Config, running: Running): Promise<Core> {
-  for (const name of config.ignored) console.warn(`${name} is ignored: the database URLs come from AWS Secrets Manager.`);
+  const { logger } = running;
+  for (const name of config.ignored) logger.warn(`${name} is ignored: the database URLs come from AWS Secrets Manager.`);
+  running.stopTracing = await startTracing(config.appName);
   const source = await locateDatabase(config);
   running.embedded = source.embedded;
-  console.log(`Database: ${source.origin} (${redactUrl(source.urls.url)})`);
+  logger.info(`Database: ${source.origin} (${redactUrl(source.urls.url)})`);
   const report = await applyMigrations(source.urls.directUrl);
-  for (const name of report.applied) console.log(`Applied migration ${name}`);
-  for (const name of report.modified) console.warn(`Migration ${name} was changed after it was applied.`);
+  for (const name of report.applied) logger.info(`Applied migration ${name}`);
+  for (const name of report.modified) logger.warn(`Migration ${name} was changed after it was applied.`);
   const reread = source.reread;
   const timeouts = config.databaseTimeouts;
   const startupParameters = await acceptsStartupParameters(source.urls.url, timeouts);
   if (!startupParameters) {
-    console.warn(
+    logger.warn(
       `The database at ${redactUrl(source.urls.url)} (a connection pooler) refuses startup parameters, so Tolstoy alone bounds statements ` +
         `(${timeouts.statementMs + STALL_GRACE_MS} ms). To have PostgreSQL enforce the limits too, set them on the role: ` +
         `ALTER ROLE <user> SET statement_timeout = '${timeouts.statementMs}ms'; ALTER ROLE <user> SET idle_in_transaction_session_timeout = '${timeouts.idleInTransactionMs}ms';`,
@@ -78,10 +93,20 @@ export async function startCore(config: Config, running: Running): Promise<Core>
   running.database = database;
   const keyring = await loadKeyring(config, source.urls.encryptionKeys);
   await checkStoredCredentials(database.current, keyring);
-  running.log = logDestination();
-  const logger = pino({ level: config.logLevel, name: config.appName }, running.log);
-  running.engine = await startEngine({ database, directUrl: source.urls.directUrl, keyring, settings: config.engine, timeouts, log: logger });
-  return { database, services: { keyring, runs: running.engine.runs }, logger };
+  const metrics = config.metricsPort === undefined ? undefined : new Metrics();
+  metrics?.watch(() => database.current);
+  running.engine = await startEngine({ database, directUrl: source.urls.directUrl, keyring, settings: config.engine, timeouts, log: logger, metrics });
+  if (metrics) {
+    running.metricsServer = await serveMetrics(metrics, config.metricsPort!, config.host);
+    const address = running.metricsServer.address() as AddressInfo;
+    logger.info(`Metrics at http://${config.host}:${address.port}/metrics`);
+  }
+  return { database, services: { keyring, runs: running.engine.runs }, logger, metrics, tracing: running.stopTracing !== undefined };
+}
+
+// Why a process could not start: one JSON line on stderr, written at once (the process exits next).
+function failures(name: string): Logger {
+  return pino({ name }, pino.destination({ dest: 2, sync: true }));
 }
 
 // Log lines are written in batches rather than one system call each (one line per request
@@ -114,18 +139,21 @@ export async function shutdown(running: Running, exitCode = 0): Promise<void> {
   const server = running.app?.server;
   const deadline = setTimeout(() => server?.closeAllConnections(), shutdownTimeoutMs);
   setTimeout(() => {
-    console.error(`Tolstoy did not stop within ${shutdownTimeoutMs + CLEANUP_MS} ms; exiting.`);
-    running.log?.flushSync();
+    running.logger.error(`Tolstoy did not stop within ${shutdownTimeoutMs + CLEANUP_MS} ms; exiting.`);
+    running.log.flushSync();
     process.exit(1);
   }, shutdownTimeoutMs + CLEANUP_MS).unref();
   try {
+    running.metricsServer?.close();
     await Promise.all([running.app?.close(), running.engine?.stop(shutdownTimeoutMs)]);
     clearTimeout(deadline);
+    await running.stopTracing?.().catch(() => undefined);
     await running.database?.close();
     await running.embedded?.stop();
-    running.log?.flushSync();
+    running.log.flushSync();
   } catch (error) {
-    console.error(`Tolstoy did not stop cleanly: ${(error as Error).message}`);
+    running.logger.error(`Tolstoy did not stop cleanly: ${(error as Error).message}`);
+    running.log.flushSync();
     exitCode = 1;
   }
   process.exit(exitCode);

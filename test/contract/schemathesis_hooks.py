@@ -9,19 +9,35 @@ so every float it writes is one the API stores exactly). Unpaired surrogates are
 With API keys, the operations on organizations are sent with the operator token (the harness
 passes it in TOLSTOY_OPERATOR_TOKEN): a member's key reaches only its own organization, and the
 operator's reaches the ones the fuzzer creates, so that they can be read, updated and deleted.
+
+The spec's example Idempotency-Key and If-Match are single values: sent as they are, the first
+POST with the key would make every later POST of another request a 422, and the example tag
+would make every conditional write a 412, so that stateful chains could never create, update or
+delete. The example key is made unique per request, and the example tag becomes `*` (any
+current tag); other generated values go as generated, and may rightly be refused.
 """
 
 import os
+import uuid
 
 import schemathesis
 
 OPERATOR_TOKEN = os.environ.get("TOLSTOY_OPERATOR_TOKEN")
+EXAMPLE_IDEMPOTENCY_KEY = "2c4b7b0e-7c1e-4f43-9d7e-9b8f0f1b6f2a"
+EXAMPLE_ETAG = '"3q2-7w0hZ2NRRtwprV8wWSN3yfLrj0ymbHLSmGtKq4I"'
 
 
 @schemathesis.hook
 def before_call(context, case, **kwargs):
+    headers = dict(case.headers or {})
     if OPERATOR_TOKEN and "Organizations" in (case.operation.tags or []):
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        headers["Authorization"] = f"Bearer {OPERATOR_TOKEN}"
+    for name, value in list(headers.items()):
+        if name.lower() == "idempotency-key" and value == EXAMPLE_IDEMPOTENCY_KEY:
+            headers[name] = str(uuid.uuid4())
+        if name.lower() == "if-match" and value == EXAMPLE_ETAG:
+            headers[name] = "*"
+    case.headers = headers
 
 
 def holds_inexact_number(value):

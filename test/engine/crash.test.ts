@@ -76,7 +76,6 @@ const workerEnv = (url: string) => ({
   TOLSTOY_ENCRYPTION_KEY: KEY,
   TOLSTOY_WORKER_CONCURRENCY: '10',
   TOLSTOY_ORG_CONCURRENCY: '100',
-  LOG_LEVEL: 'error',
 });
 
 t.test('two workers, one killed mid-run: every run completes, no completed step runs again', async (t) => {

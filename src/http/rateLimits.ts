@@ -1,0 +1,69 @@
+// Rate limits per API key (per member, with tenant headers) and per organization, counted in
+// fixed windows by @fastify/rate-limit's in-memory store. Each node counts on its own: behind a
+// balancer spreading traffic over N nodes, a caller can make up to N times the limit.
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { RateLimitSettings } from '../config/config.ts';
+import { ProblemError } from '../domain/problems.ts';
+import type { Caller } from '../domain/tenancy.ts';
+
+/** Counts a request of `caller` against its limits; sets the RateLimit headers, and refuses (429) past a limit. */
+export type RateLimiter = (request: FastifyRequest, reply: FastifyReply, caller: Caller) => Promise<void>;
+
+interface Counted {
+  /** What the limit is for, in a message. */
+  what: string;
+  max: number;
+  check: ReturnType<FastifyInstance['createRateLimit']>;
+}
+
+// Which key and organization a request counts against, found by the limiters' key generators.
+const subjects = new WeakMap<FastifyRequest, { key: string; orgId: string }>();
+
+export async function registerRateLimits(app: FastifyInstance, { perKey, perOrganization, windowMs }: RateLimitSettings): Promise<RateLimiter | undefined> {
+  if (perKey === 0 && perOrganization === 0) return undefined;
+  await app.register(rateLimit, { global: false });
+  const limits: Counted[] = [];
+  const window = { timeWindow: windowMs, skipOnError: false };
+  if (perKey > 0) {
+    const check = app.createRateLimit({ ...window, max: perKey, keyGenerator: (request) => subjects.get(request)!.key });
+    limits.push({ what: 'API key', max: perKey, check });
+  }
+  if (perOrganization > 0) {
+    const check = app.createRateLimit({ ...window, max: perOrganization, keyGenerator: (request) => `org ${subjects.get(request)!.orgId}` });
+    limits.push({ what: 'organization', max: perOrganization, check });
+  }
+  const seconds = Math.ceil(windowMs / 1000);
+  return async (request, reply, caller) => {
+    const subject = subjectOf(caller);
+    if (!subject) return;
+    subjects.set(request, subject);
+    const counts = [];
+    for (const limit of limits) {
+      const count = await limit.check(request);
+      // Without an allow list, every request is counted.
+      if (!count.isAllowed) counts.push({ limit, count });
+    }
+    // The headers describe the limit closest to running out.
+    const { limit, count } = counts.reduce((tightest, next) => (next.count.remaining < tightest.count.remaining ? next : tightest));
+    reply.header('ratelimit-limit', String(limit.max));
+    reply.header('ratelimit-remaining', String(count.remaining));
+    reply.header('ratelimit-reset', String(count.ttlInSeconds));
+    const exceeded = counts.find(({ count }) => count.isExceeded);
+    if (exceeded) {
+      const retryAfterSeconds = exceeded.count.ttlInSeconds;
+      throw new ProblemError(
+        'too-many-requests',
+        `This ${exceeded.limit.what} made more than ${exceeded.limit.max} requests in ${seconds} s; retry in ${retryAfterSeconds} s.`,
+        { retryAfterSeconds },
+      );
+    }
+  };
+}
+
+// The operator and anonymous callers (sign-up, headers-mode organizations) are not limited here.
+function subjectOf(caller: Caller): { key: string; orgId: string } | undefined {
+  if (caller.kind === 'key') return { key: `key ${caller.keyId}`, orgId: caller.tenant.orgId };
+  if (caller.kind === 'headers') return { key: `member ${caller.orgId} ${caller.userId}`, orgId: caller.orgId };
+  return undefined;
+}
