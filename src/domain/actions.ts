@@ -5,6 +5,7 @@ import type { components } from '../generated/openapi.ts';
 import type { Action as ActionRow } from '../generated/prisma/client.ts';
 import type { Handler } from './contract.ts';
 import { pageArgs, toPage } from './pagination.ts';
+import { outside } from './preconditions.ts';
 import { conflict, LISTED, listed, notFound, type ProblemError, plural, unprocessable } from './problems.ts';
 
 type Action = components['schemas']['Action'];
@@ -69,8 +70,8 @@ export const deleteAction: Handler<'deleteAction'> = async ({ params }, { db, te
     if (brokenForeignKey(error) === undefined) throw error;
     const where = { orgId, stepRefs: { some: { actionId: id } } };
     const [count, first] = await Promise.all([
-      db.flow.count({ where }),
-      db.flow.findMany({ where, select: { id: true }, orderBy: { id: 'asc' }, take: LISTED }),
+      outside(db).flow.count({ where }),
+      outside(db).flow.findMany({ where, select: { id: true }, orderBy: { id: 'asc' }, take: LISTED }),
     ]);
     throw conflict(
       `Action ${id} is called by steps of ${plural(count, 'flow')} (${listed(

@@ -109,7 +109,7 @@ export function idempotent<In extends PostInput, Out>(
     const scope = { orgId: tenant.orgId, key, operation, request: { userId: tenant.userId, params: input.params ?? {}, body: input.body ?? null } };
     let made: Answer<unknown> | undefined;
     const first = await idempotently<unknown>(context.db, scope, async (tx) => {
-      const result = await handler(input, { ...context, db: asDatabase(tx), runs: toldAfterCommit(runs, news) });
+      const result = await handler(input, { ...context, db: asDatabase(tx, context.db), runs: toldAfterCommit(runs, news) });
       made = result instanceof Answer ? result : new Answer(undefined, result);
       return { status: made.status, body: secret ? { id: (made.body as { id: string }).id } : made.body, headers: made.headers };
     });

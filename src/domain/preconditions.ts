@@ -59,11 +59,22 @@ export async function lockRow(tx: Transaction, table: string, id: string): Promi
 }
 
 /** A transaction used where a database is expected: a nested transaction is part of it. */
-export function asDatabase(tx: Transaction): Database {
+export function asDatabase(tx: Transaction, root: Database): Database {
   const database: Database = new Proxy(tx, {
     get: (target, name) => (name === '$transaction' ? (act: (db: Database) => Promise<unknown>) => act(database) : Reflect.get(target, name)),
   }) as unknown as Database;
+  roots.set(database, root);
   return database;
+}
+
+const roots = new WeakMap<Database, Database>();
+
+/**
+ * The database outside the transaction `db` may be (see asDatabase): after a statement failed,
+ * a transaction answers nothing more, so what explains the failure is read from outside it.
+ */
+export function outside(db: Database): Database {
+  return roots.get(db) ?? db;
 }
 
 interface ResourceInput {
@@ -100,7 +111,7 @@ export function conditional<In extends ResourceInput, C extends WriteContext, Ou
   return async (input, context) => {
     if (input.headers['if-match'] === undefined) return write(input, context);
     return context.db.$transaction(async (tx) => {
-      const db = asDatabase(tx);
+      const db = asDatabase(tx, context.db);
       await current(tx, db, table, get, input, context);
       return write(input, { ...context, db });
     });
@@ -118,7 +129,7 @@ export function patching<Patch extends ResourceInput & { body: object }, In, C e
 ): (input: Patch, context: C) => Promise<Out> {
   return async (input, context) =>
     context.db.$transaction(async (tx) => {
-      const db = asDatabase(tx);
+      const db = asDatabase(tx, context.db);
       const merged = mergePatch(await current(tx, db, table, get, input, context), input.body) as Record<string, unknown>;
       const body = Object.fromEntries(Object.keys(input.body).map((name) => [name, Object.hasOwn(merged, name) ? merged[name] : null]));
       // The PUT's input: the same path and headers, and the fields of the patch as they now are.

@@ -5,6 +5,7 @@ import type { Tool as ToolRow } from '../generated/prisma/client.ts';
 import type { Handler } from './contract.ts';
 import { checkCredentialsFit } from './credentials.ts';
 import { pageArgs, toPage } from './pagination.ts';
+import { outside } from './preconditions.ts';
 import { conflict, LISTED, listed, notFound, plural, unprocessable } from './problems.ts';
 import { assertOwner } from './tenancy.ts';
 
@@ -79,8 +80,8 @@ export const deleteTool: Handler<'deleteTool'> = async ({ params }, { db, tenant
     if (brokenForeignKey(error) === undefined) throw error;
     const where = { orgId, toolId: id };
     const [count, first] = await Promise.all([
-      db.action.count({ where }),
-      db.action.findMany({ where, select: { key: true }, orderBy: { id: 'asc' }, take: LISTED }),
+      outside(db).action.count({ where }),
+      outside(db).action.findMany({ where, select: { key: true }, orderBy: { id: 'asc' }, take: LISTED }),
     ]);
     throw conflict(
       `Tool ${id} still has ${plural(count, 'action')} (${listed(

@@ -3,6 +3,7 @@ import type { components } from '../generated/openapi.ts';
 import type { User as UserRow } from '../generated/prisma/client.ts';
 import type { Handler } from './contract.ts';
 import { pageArgs, toPage } from './pagination.ts';
+import { outside } from './preconditions.ts';
 import { conflict, notFound, plural } from './problems.ts';
 import type { Transaction } from './runs.ts';
 import { assertOwner, type Tenant } from './tenancy.ts';
@@ -80,7 +81,7 @@ export const deleteUser: Handler<'deleteUser'> = async ({ params }, { db, tenant
     keys.forgetMember(orgId, id);
   } catch (error) {
     if (brokenForeignKey(error) === undefined) throw error;
-    const logs = await db.executionLog.count({ where: { orgId, userId: id } });
+    const logs = await outside(db).executionLog.count({ where: { orgId, userId: id } });
     throw conflict(`User ${id} is named by ${plural(logs, 'execution log')}; delete them first.`);
   }
 };

@@ -166,3 +166,23 @@ t.test('PATCH keeps the rules of PUT: tenancy, roles, references', async (t) => 
   );
   t.equal((await send(acme, 'PATCH', `/actions/${action.id}`, { toolId: randomUUID() })).statusCode, 422, 'a missing reference');
 });
+
+t.test('a conditional DELETE that others still reference answers the same 409 as an unconditional one', async (t) => {
+  const member = await addMember(app, acme);
+  await send(acme, 'POST', '/execution-logs', { flowId: flow.id, userId: member.userId, executionId: `run-${randomUUID()}`, stepKey: 'a', status: 'queued' });
+  const referenced = [
+    { url: `/tools/${tool.id}`, detail: /still has \d+ actions? \(post/ },
+    { url: `/actions/${action.id}`, detail: /is called by steps of 1 flow/ },
+    { url: `/users/${member.userId}`, detail: /is named by 1 execution log/ },
+  ];
+  for (const { url, detail } of referenced) {
+    const { etag } = (await send(acme, 'GET', url)).headers as { etag: string };
+    for (const ifMatch of ['*', etag]) {
+      const refused = await send(acme, 'DELETE', url, undefined, { 'if-match': ifMatch });
+      t.equal(refused.statusCode, 409, `${url} with If-Match: ${ifMatch}`);
+      t.match(refused.data.detail, detail);
+    }
+    t.equal((await send(acme, 'DELETE', url)).statusCode, 409, `${url} without`);
+    t.equal((await send(acme, 'GET', url)).statusCode, 200, 'still there');
+  }
+});
