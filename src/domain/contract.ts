@@ -65,7 +65,7 @@ export interface ServiceContext {
   /** Where executions are queued, and how their progress is heard of. */
   runs: Runs;
   /** The keys this node has verified, to forget when one is revoked or its member changes. */
-  keys: VerifiedKeys;
+  keys: Pick<VerifiedKeys, 'forgetKey' | 'forgetMember' | 'forgetOrganization'>;
 }
 
 /** An operation on organizations themselves: whoever the credentials say, if anyone. */

@@ -8,9 +8,9 @@
 import { createHash } from 'node:crypto';
 import type { Database } from '../db/client.ts';
 import { Answer, type TenantContext } from './contract.ts';
-import { asDatabase, canonical } from './preconditions.ts';
+import { canonical, transactional } from './preconditions.ts';
 import { conflict, ProblemError } from './problems.ts';
-import type { Runs, Transaction } from './runs.ts';
+import type { Transaction } from './runs.ts';
 
 export const IDEMPOTENCY_HOURS = 24;
 
@@ -104,29 +104,21 @@ export function idempotent<In extends PostInput, Out>(
   return async (input, context) => {
     const key = input.headers['idempotency-key'];
     if (key === undefined) return handler(input, context);
-    const { tenant, runs } = context;
-    const news: (() => void)[] = [];
+    const { tenant } = context;
+    let told = () => {};
     const scope = { orgId: tenant.orgId, key, operation, request: { userId: tenant.userId, params: input.params ?? {}, body: input.body ?? null } };
     let made: Answer<unknown> | undefined;
     const first = await idempotently<unknown>(context.db, scope, async (tx) => {
-      const result = await handler(input, { ...context, db: asDatabase(tx, context.db), runs: toldAfterCommit(runs, news) });
+      const held = transactional(tx, context);
+      told = held.told;
+      const result = await handler(input, held.context);
       made = result instanceof Answer ? result : new Answer(undefined, result);
       return { status: made.status, body: secret ? { id: (made.body as { id: string }).id } : made.body, headers: made.headers };
     });
-    for (const tell of news) tell();
+    told();
     if (!first.replayed && made) return made as Out;
     if (secret) throw conflict(secret((first.body as { id: string }).id));
     return new Answer(first.status, first.body, { ...first.headers, 'idempotent-replayed': 'true' }) as Out;
-  };
-}
-
-// News of runs is for after the commit, when a worker can see them.
-function toldAfterCommit(runs: Runs, news: (() => void)[]): Runs {
-  return {
-    enqueue: (tx, execution) => runs.enqueue(tx, execution),
-    finished: (id, ms) => runs.finished(id, ms),
-    queued: (id) => news.push(() => runs.queued(id)),
-    cancelled: (id) => news.push(() => runs.cancelled(id)),
   };
 }
 

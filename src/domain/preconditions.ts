@@ -58,8 +58,39 @@ export async function lockRow(tx: Transaction, table: string, id: string): Promi
   await tx.$executeRawUnsafe(`SELECT 1 FROM ${table} WHERE id = $1::uuid FOR NO KEY UPDATE`, id);
 }
 
+/**
+ * The context of a handler run inside `tx`: its database is the transaction, and what it tells
+ * this node (runs queued or cancelled, keys to forget) is held back until `told()`, which the
+ * caller runs once the transaction has committed: news told earlier could be undone by a
+ * rollback, or (a key forgotten) be overtaken by a request that still reads the old rows.
+ */
+export function transactional<C extends ServiceContext>(tx: Transaction, context: C): { context: C; told: () => void } {
+  const news: (() => void)[] = [];
+  const { runs, keys } = context;
+  const held: Pick<ServiceContext, 'db' | 'runs' | 'keys'> = {
+    db: asDatabase(tx, context.db),
+    runs: {
+      enqueue: (queue, execution) => runs.enqueue(queue, execution),
+      finished: (id, ms) => runs.finished(id, ms),
+      queued: (id) => news.push(() => runs.queued(id)),
+      cancelled: (id) => news.push(() => runs.cancelled(id)),
+    },
+    keys: {
+      forgetKey: (id) => news.push(() => keys.forgetKey(id)),
+      forgetMember: (orgId, userId) => news.push(() => keys.forgetMember(orgId, userId)),
+      forgetOrganization: (orgId) => news.push(() => keys.forgetOrganization(orgId)),
+    },
+  };
+  return {
+    context: { ...context, ...held },
+    told: () => {
+      for (const tell of news) tell();
+    },
+  };
+}
+
 /** A transaction used where a database is expected: a nested transaction is part of it. */
-export function asDatabase(tx: Transaction, root: Database): Database {
+function asDatabase(tx: Transaction, root: Database): Database {
   const database: Database = new Proxy(tx, {
     get: (target, name) => (name === '$transaction' ? (act: (db: Database) => Promise<unknown>) => act(database) : Reflect.get(target, name)),
   }) as unknown as Database;
@@ -98,7 +129,10 @@ async function current(tx: Transaction, db: Database, table: string, get: Get, i
   await lockRow(tx, table, input.params.id);
   const resource = await get({ params: { id: input.params.id }, query: {}, headers: {}, body: undefined }, readContext(context, db));
   const ifMatch = input.headers['if-match'];
-  if (ifMatch !== undefined && !ifMatchHolds(ifMatch, etagOf(resource))) throw preconditionFailed(etagOf(resource));
+  if (ifMatch !== undefined) {
+    const etag = etagOf(resource);
+    if (!ifMatchHolds(ifMatch, etag)) throw preconditionFailed(etag);
+  }
   return resource;
 }
 
@@ -110,11 +144,15 @@ export function conditional<In extends ResourceInput, C extends WriteContext, Ou
 ): (input: In, context: C) => Promise<Out> {
   return async (input, context) => {
     if (input.headers['if-match'] === undefined) return write(input, context);
-    return context.db.$transaction(async (tx) => {
-      const db = asDatabase(tx, context.db);
-      await current(tx, db, table, get, input, context);
-      return write(input, { ...context, db });
+    let told = () => {};
+    const written = await context.db.$transaction(async (tx) => {
+      const held = transactional(tx, context);
+      told = held.told;
+      await current(tx, held.context.db, table, get, input, context);
+      return write(input, held.context);
     });
+    told();
+    return written;
   };
 }
 
@@ -127,12 +165,17 @@ export function patching<Patch extends ResourceInput & { body: object }, In, C e
   get: Get,
   update: (input: In, context: C) => Promise<Out>,
 ): (input: Patch, context: C) => Promise<Out> {
-  return async (input, context) =>
-    context.db.$transaction(async (tx) => {
-      const db = asDatabase(tx, context.db);
-      const merged = mergePatch(await current(tx, db, table, get, input, context), input.body) as Record<string, unknown>;
+  return async (input, context) => {
+    let told = () => {};
+    const written = await context.db.$transaction(async (tx) => {
+      const held = transactional(tx, context);
+      told = held.told;
+      const merged = mergePatch(await current(tx, held.context.db, table, get, input, context), input.body) as Record<string, unknown>;
       const body = Object.fromEntries(Object.keys(input.body).map((name) => [name, Object.hasOwn(merged, name) ? merged[name] : null]));
       // The PUT's input: the same path and headers, and the fields of the patch as they now are.
-      return update({ ...input, body } as In, { ...context, db });
+      return update({ ...input, body } as In, held.context);
     });
+    told();
+    return written;
+  };
 }
