@@ -24,7 +24,7 @@ function problem(reply: FastifyReply, request: FastifyRequest, status: number, k
   return reply
     .code(status)
     .type('application/problem+json; charset=utf-8')
-    .send(JSON.stringify({ type: `https://tolstoy.dev/problems/${kind}`, title, status, detail, instance: request.url.split('?')[0] }));
+    .send(JSON.stringify({ type: `/problems/${kind}`, title, status, detail, instance: request.url.split('?')[0] }));
 }
 
 async function tenantOf(request: FastifyRequest, reply: FastifyReply): Promise<Tenant | undefined> {

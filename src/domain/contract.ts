@@ -24,7 +24,11 @@ type BodyOf<Id extends OperationId> =
     : Operation<Id> extends { requestBody: { content: { 'application/merge-patch+json': infer Patch } } }
       ? Patch
       : undefined;
-type JsonOf<Response> = Response extends { content: { 'application/json': infer Body } } ? Body : never;
+type JsonOf<Response> = Response extends { content: { 'application/json': infer Body } }
+  ? Body
+  : Response extends { content: { 'text/html': infer Page } }
+    ? Page
+    : never;
 
 export interface Input<Id extends OperationId> {
   params: PathOf<Id>;
@@ -84,8 +88,8 @@ export interface ReaderContext extends ServiceContext {
   reader: Reader;
 }
 
-/** Health and readiness, which need no credentials. */
-export type ServiceOperation = 'getHealth' | 'getReadiness';
+/** Health, readiness and the pages of the problem types, which need no credentials. */
+export type ServiceOperation = 'getHealth' | 'getReadiness' | 'listProblemTypes' | 'getProblemType';
 
 // The contract's security requirements decide the same at run time (src/http/routes.ts).
 type ContextOf<Id extends OperationId> = Id extends ServiceOperation

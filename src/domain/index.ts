@@ -12,6 +12,7 @@ import * as flows from './flows.ts';
 import { idempotent } from './idempotency.ts';
 import * as organizations from './organizations.ts';
 import { conditional, patching } from './preconditions.ts';
+import * as problemTypes from './problemTypes.ts';
 import * as service from './service.ts';
 import * as tools from './tools.ts';
 import * as users from './users.ts';
@@ -19,6 +20,8 @@ import * as users from './users.ts';
 export const handlers: Handlers = {
   getHealth: service.getHealth,
   getReadiness: service.getReadiness,
+  listProblemTypes: problemTypes.listProblemTypes,
+  getProblemType: problemTypes.getProblemType,
   listOrganizations: organizations.listOrganizations,
   createOrganization: organizations.createOrganization,
   getOrganization: organizations.getOrganization,

@@ -1,27 +1,12 @@
 // What can go wrong with a request, in the domain's terms: each kind of problem has a stable
-// name (the end of its RFC 9457 type URI). The HTTP layer (src/http/errors.ts) gives each kind its
-// status and title; the worker records them as they are.
+// name (the end of its RFC 9457 type URI), and its status and title in src/domain/problemTypes.ts;
+// the HTTP layer (src/http/errors.ts) answers with them, the worker records them as they are.
 import type { components } from '../generated/openapi.ts';
 
 export type FieldError = components['schemas']['FieldError'];
 
-export type ProblemKind =
-  | 'validation-error'
-  | 'malformed-request'
-  | 'unauthorized'
-  | 'forbidden'
-  | 'not-found'
-  | 'method-not-allowed'
-  | 'request-timeout'
-  | 'conflict'
-  | 'precondition-failed'
-  | 'payload-too-large'
-  | 'unsupported-media-type'
-  | 'unprocessable-content'
-  | 'too-many-requests'
-  | 'headers-too-large'
-  | 'internal-error'
-  | 'service-unavailable';
+/** A kind of problem, as the contract lists them (its pages: src/domain/problemTypes.ts). */
+export type ProblemKind = components['schemas']['ProblemKind'];
 
 export interface ProblemDetails {
   /** The failing fields, at most MAX_FIELD_ERRORS of them (see invalidFields). */

@@ -44,6 +44,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/problems": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every kind of problem
+         * @description A page listing every kind of problem Tolstoy answers, each linked to its own page. The
+         *     `type` of every problem document is the path of its kind's page (`/problems/not-found`),
+         *     which resolves against the API's address.
+         */
+        get: operations["listProblemTypes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/problems/{kind}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The kind of problem, the end of a problem document's `type`. */
+                kind: components["schemas"]["ProblemKind"];
+            };
+            cookie?: never;
+        };
+        /**
+         * What a kind of problem means
+         * @description The page a problem document's `type` resolves to: what the problem means, what to do about
+         *     it, and an example of the document.
+         */
+        get: operations["getProblemType"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/organizations": {
         parameters: {
             query?: never;
@@ -591,7 +637,7 @@ export interface components {
     schemas: {
         /**
          * Format: uuid
-         * @example 0190f1a2-7c3e-7a10-8d3c-5b2e9f4a6c00
+         * @example 01a20ce5-da80-781f-a8e2-5d940ed90475
          */
         Id: string;
         /** Format: date-time */
@@ -627,11 +673,9 @@ export interface components {
         /** @description An RFC 9457 problem document. */
         Problem: {
             /**
-             * @description Identifies the kind of problem: `https://tolstoy.dev/problems/` followed by one of
-             *     `validation-error`, `malformed-request`, `unauthorized`, `forbidden`, `not-found`,
-             *     `method-not-allowed`, `request-timeout`, `conflict`, `precondition-failed`, `payload-too-large`,
-             *     `unsupported-media-type`, `unprocessable-content`, `too-many-requests`, `headers-too-large`,
-             *     `service-unavailable`, `internal-error`.
+             * @description Identifies the kind of problem: `/problems/` followed by a `ProblemKind`. It is the path of
+             *     a page (`GET /problems/{kind}`, against the API's address) saying what the problem means
+             *     and what to do about it. Compare it as a string; more kinds may come.
              */
             type: string;
             /** @description A short summary of the kind of problem. */
@@ -648,6 +692,11 @@ export interface components {
             /** @description How many fields failed in all, present with `errors`; more than `errors` lists when some were left out. */
             errorCount?: number;
         };
+        /**
+         * @description A kind of problem; `/problems/<kind>` is the `type` of its problem documents.
+         * @enum {string}
+         */
+        ProblemKind: "validation-error" | "malformed-request" | "unauthorized" | "forbidden" | "not-found" | "method-not-allowed" | "request-timeout" | "conflict" | "precondition-failed" | "payload-too-large" | "unsupported-media-type" | "unprocessable-content" | "too-many-requests" | "headers-too-large" | "service-unavailable" | "internal-error";
         FieldError: {
             /** @enum {string} */
             in: "body" | "query" | "path" | "header";
@@ -864,6 +913,7 @@ export interface components {
             updatedAt: components["schemas"]["Timestamp"];
         };
         ActionCreate: {
+            /** @description The tool's `id`, as `POST /tools` answered it. */
             toolId: components["schemas"]["Id"];
             name: components["schemas"]["Name"];
             key: components["schemas"]["Key"];
@@ -890,6 +940,7 @@ export interface components {
         FlowStep: {
             /** @description Unique within the flow; later steps refer to this step's results as `steps.<key>`. */
             key: components["schemas"]["Key"];
+            /** @description The action's `id`, as `POST /actions` answered it. */
             actionId: components["schemas"]["Id"];
             /**
              * @description The action's inputs, as a [JSON-e](https://json-e.js.org) template over `input`,
@@ -1116,6 +1167,7 @@ export interface components {
             updatedAt: components["schemas"]["Timestamp"];
         };
         ExecutionLogCreate: {
+            /** @description The flow's `id`, as `POST /flows` answered it. */
             flowId: components["schemas"]["Id"];
             /** @description The member who ran the step; the caller when omitted. */
             userId?: components["schemas"]["Id"];
@@ -1158,11 +1210,12 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "https://tolstoy.dev/problems/unauthorized",
+                 *       "type": "/problems/unauthorized",
                  *       "title": "Authentication required",
                  *       "status": 401,
-                 *       "requestId": "0195d7a8-3c4b-7e6f-9a10-2b3c4d5e6f70",
-                 *       "detail": "Send a valid API key: Authorization: Bearer tsk_…"
+                 *       "detail": "Send a valid API key: Authorization: Bearer tsk_…",
+                 *       "instance": "/tools",
+                 *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1177,19 +1230,25 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "https://tolstoy.dev/problems/validation-error",
+                 *       "type": "/problems/validation-error",
                  *       "title": "The request is not valid",
                  *       "status": 400,
-                 *       "requestId": "0195d7a8-3c4b-7e6f-9a10-2b3c4d5e6f70",
-                 *       "detail": "body/baseUrl: must match pattern \"^https?://...\"",
-                 *       "instance": "/tools",
+                 *       "detail": "body/extra: is not a known field; body/method: must be equal to one of the allowed values",
+                 *       "instance": "/actions",
+                 *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34",
                  *       "errors": [
                  *         {
                  *           "in": "body",
-                 *           "pointer": "/baseUrl",
-                 *           "message": "must be an absolute http(s) URL"
+                 *           "pointer": "/extra",
+                 *           "message": "is not a known field"
+                 *         },
+                 *         {
+                 *           "in": "body",
+                 *           "pointer": "/method",
+                 *           "message": "must be equal to one of the allowed values"
                  *         }
-                 *       ]
+                 *       ],
+                 *       "errorCount": 2
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1206,6 +1265,16 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "type": "/problems/forbidden",
+                 *       "title": "Forbidden",
+                 *       "status": 403,
+                 *       "detail": "Only an owner of the organization may set or remove tool credentials.",
+                 *       "instance": "/tools",
+                 *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34"
+                 *     }
+                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -1216,6 +1285,16 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "type": "/problems/not-found",
+                 *       "title": "Not found",
+                 *       "status": 404,
+                 *       "detail": "No tool 01a20ce5-da80-781f-a8e2-5d940ed90475 in this organization.",
+                 *       "instance": "/tools/01a20ce5-da80-781f-a8e2-5d940ed90475",
+                 *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34"
+                 *     }
+                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -1226,6 +1305,16 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "type": "/problems/conflict",
+                 *       "title": "Conflict",
+                 *       "status": 409,
+                 *       "detail": "Tool 01a20ce5-da80-781f-a8e2-5d940ed90475 still has 1 action (organizations.get); delete them first.",
+                 *       "instance": "/tools/01a20ce5-da80-781f-a8e2-5d940ed90475",
+                 *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34"
+                 *     }
+                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -1236,6 +1325,16 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "type": "/problems/payload-too-large",
+                 *       "title": "Payload too large",
+                 *       "status": 413,
+                 *       "detail": "The body is larger than 1 MiB.",
+                 *       "instance": "/flows",
+                 *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34"
+                 *     }
+                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -1246,6 +1345,16 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "type": "/problems/unsupported-media-type",
+                 *       "title": "Unsupported media type",
+                 *       "status": 415,
+                 *       "detail": "Send the body as application/json (a PATCH as application/merge-patch+json).",
+                 *       "instance": "/tools",
+                 *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34"
+                 *     }
+                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -1261,11 +1370,11 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "https://tolstoy.dev/problems/request-timeout",
+                 *       "type": "/problems/request-timeout",
                  *       "title": "Request timeout",
                  *       "status": 408,
-                 *       "requestId": "0195d7a8-3c4b-7e6f-9a10-2b3c4d5e6f70",
-                 *       "detail": "The request was not received whole in time; send it again."
+                 *       "detail": "The request was not received whole in time; send it again.",
+                 *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1283,11 +1392,11 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "https://tolstoy.dev/problems/headers-too-large",
+                 *       "type": "/problems/headers-too-large",
                  *       "title": "Request header fields too large",
                  *       "status": 431,
-                 *       "requestId": "0195d7a8-3c4b-7e6f-9a10-2b3c4d5e6f70",
-                 *       "detail": "The request line and headers together exceed 16 KiB; send a shorter URL or fewer headers."
+                 *       "detail": "The request line and headers together exceed 16 KiB; send a shorter URL or fewer headers.",
+                 *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1302,11 +1411,12 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "https://tolstoy.dev/problems/precondition-failed",
+                 *       "type": "/problems/precondition-failed",
                  *       "title": "Precondition failed",
                  *       "status": 412,
-                 *       "requestId": "0195d7a8-3c4b-7e6f-9a10-2b3c4d5e6f70",
-                 *       "detail": "The resource changed since you read it (If-Match names none of its tags): its ETag is now \"mDL16z9Auw8u3aM_2p8sdZEzerG\". Read it again, and apply your change to what it is now."
+                 *       "detail": "The resource changed since you read it (If-Match names none of its tags): its ETag is now \"SAI1_v5qbQkGPFL4SB_DmB8cw-x\". Read it again, and apply your change to what it is now.",
+                 *       "instance": "/flows/01a20ce7-af40-711d-ab0d-549b6f03675a",
+                 *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1333,11 +1443,12 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "https://tolstoy.dev/problems/too-many-requests",
+                 *       "type": "/problems/too-many-requests",
                  *       "title": "Too many requests",
                  *       "status": 429,
-                 *       "requestId": "0195d7a8-3c4b-7e6f-9a10-2b3c4d5e6f70",
-                 *       "detail": "This API key made more than 1200 requests in 60 s; retry in 17 s."
+                 *       "detail": "This API key made more than 1200 requests in 60 s; retry in 17 s.",
+                 *       "instance": "/flows",
+                 *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1350,6 +1461,24 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "type": "/problems/unprocessable-content",
+                 *       "title": "Unprocessable content",
+                 *       "status": 422,
+                 *       "detail": "body/toolId: no tool 01a20ce5-da80-781f-a8e2-5d940ed90475 in this organization",
+                 *       "instance": "/actions",
+                 *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34",
+                 *       "errors": [
+                 *         {
+                 *           "in": "body",
+                 *           "pointer": "/toolId",
+                 *           "message": "no tool 01a20ce5-da80-781f-a8e2-5d940ed90475 in this organization"
+                 *         }
+                 *       ],
+                 *       "errorCount": 1
+                 *     }
+                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -1362,6 +1491,16 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "type": "/problems/service-unavailable",
+                 *       "title": "Service unavailable",
+                 *       "status": 503,
+                 *       "detail": "The database cannot serve this request right now; retry later.",
+                 *       "instance": "/flows",
+                 *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34"
+                 *     }
+                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -1410,6 +1549,8 @@ export interface components {
         PreferenceApplied: string;
         /** @description `true` when this answer replays the one given to an earlier request with the same `Idempotency-Key`. */
         IdempotentReplayed: "true";
+        /** @description Pages of documentation may be cached for an hour. */
+        DocumentationCacheControl: string;
         /** @description The path of the created resource. */
         Location: string;
     };
@@ -1464,6 +1605,61 @@ export interface operations {
             408: components["responses"]["RequestTimeout"];
             431: components["responses"]["HeadersTooLarge"];
             503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listProblemTypes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The list, as an HTML page. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Cache-Control": components["headers"]["DocumentationCacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example <!doctype html><html lang="en"><head><title>Problem types · Tolstoy API</title>…</head><body>…</body></html> */
+                    "text/html": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
+        };
+    };
+    getProblemType: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The kind of problem, the end of a problem document's `type`. */
+                kind: components["schemas"]["ProblemKind"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The kind of problem, as an HTML page. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Cache-Control": components["headers"]["DocumentationCacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example <!doctype html><html lang="en"><head><title>Not found (404) · Tolstoy API</title>…</head><body>…</body></html> */
+                    "text/html": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     listOrganizations: {
@@ -2211,9 +2407,13 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "name": "Slack API",
-                 *       "baseUrl": "https://api.slack.com",
-                 *       "authType": "bearer"
+                 *       "name": "Tolstoy itself",
+                 *       "description": "This Tolstoy's own API, called with your API key.",
+                 *       "baseUrl": "http://localhost:3000",
+                 *       "authType": "bearer",
+                 *       "credentials": {
+                 *         "token": "tsk_pLIix6MEOLeMa61EqJomTEI1JEzO3joOj37HyVaQXekW9LctXb03rEMU64y"
+                 *       }
                  *     }
                  */
                 "application/json": components["schemas"]["ToolCreate"];
@@ -2300,7 +2500,7 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "authType": "oauth2"
+                 *       "description": "The API of this Tolstoy, called with the owner's API key."
                  *     }
                  */
                 "application/json": components["schemas"]["ToolUpdate"];
@@ -2394,7 +2594,7 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "authType": "oauth2"
+                 *       "description": "The API of this Tolstoy, called with the owner's API key."
                  *     }
                  */
                 "application/merge-patch+json": components["schemas"]["ToolUpdate"];
@@ -2484,28 +2684,16 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "toolId": "0190f1a2-7c3e-7a10-8d3c-5b2e9f4a6c01",
-                 *       "name": "Post a message",
-                 *       "key": "slack.post_message",
-                 *       "method": "POST",
-                 *       "endpoint": "/chat.postMessage",
-                 *       "headers": {
-                 *         "Content-Type": "application/json"
-                 *       },
+                 *       "toolId": "01a20ce5-da80-781f-a8e2-5d940ed90475",
+                 *       "name": "Get an organization",
+                 *       "key": "organizations.get",
+                 *       "method": "GET",
+                 *       "endpoint": "/organizations/{id}",
                  *       "inputSchema": {
                  *         "type": "object",
                  *         "required": [
-                 *           "channel",
-                 *           "text"
-                 *         ],
-                 *         "properties": {
-                 *           "channel": {
-                 *             "type": "string"
-                 *           },
-                 *           "text": {
-                 *             "type": "string"
-                 *           }
-                 *         }
+                 *           "id"
+                 *         ]
                  *       }
                  *     }
                  */
@@ -2593,7 +2781,7 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "endpoint": "/chat.postEphemeral"
+                 *       "description": "Reads one organization by its id."
                  *     }
                  */
                 "application/json": components["schemas"]["ActionUpdate"];
@@ -2688,7 +2876,7 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "endpoint": "/chat.postEphemeral"
+                 *       "description": "Reads one organization by its id."
                  *     }
                  */
                 "application/merge-patch+json": components["schemas"]["ActionUpdate"];
@@ -2777,18 +2965,22 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "name": "Announce releases",
-                 *       "description": "Posts every new release to the team channel.",
+                 *       "name": "Greet my organization",
+                 *       "description": "Reads the organization and greets it by name.",
                  *       "steps": [
                  *         {
-                 *           "key": "announce",
-                 *           "actionId": "0190f1a2-7c3e-7a10-8d3c-5b2e9f4a6c02",
+                 *           "key": "read",
+                 *           "actionId": "01a20ce6-c4e0-7160-8999-50d836f675cc",
                  *           "inputs": {
-                 *             "channel": "#releases",
-                 *             "text": "A new release is out"
+                 *             "id": {
+                 *               "$eval": "input.orgId"
+                 *             }
                  *           }
                  *         }
-                 *       ]
+                 *       ],
+                 *       "output": {
+                 *         "greeting": "Hello, ${steps.read.output.name}!"
+                 *       }
                  *     }
                  */
                 "application/json": components["schemas"]["FlowCreate"];
@@ -2875,7 +3067,7 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "description": "Posts every new release to the team channel, with a link."
+                 *       "description": "Reads the organization and greets it by name, politely."
                  *     }
                  */
                 "application/json": components["schemas"]["FlowUpdate"];
@@ -2970,7 +3162,7 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "description": "Posts every new release to the team channel, with a link."
+                 *       "description": "Reads the organization and greets it by name, politely."
                  *     }
                  */
                 "application/merge-patch+json": components["schemas"]["FlowUpdate"];
@@ -3104,7 +3296,7 @@ export interface operations {
                 /**
                  * @example {
                  *       "input": {
-                 *         "release": "v1.4.0"
+                 *         "orgId": "01a20ce4-05c0-726b-b2a7-4de452e6b438"
                  *       }
                  *     }
                  */
@@ -3216,17 +3408,17 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "flowId": "0190f1a2-7c3e-7a10-8d3c-5b2e9f4a6c03",
+                 *       "flowId": "01a20ce7-af40-711d-ab0d-549b6f03675a",
                  *       "executionId": "run-2026-11-24-0001",
-                 *       "stepKey": "announce",
+                 *       "stepKey": "read",
                  *       "status": "completed",
                  *       "inputs": {
-                 *         "channel": "#releases"
+                 *         "id": "01a20ce4-05c0-726b-b2a7-4de452e6b438"
                  *       },
                  *       "outputs": {
-                 *         "ok": true
+                 *         "status": 200
                  *       },
-                 *       "durationMs": 182
+                 *       "durationMs": 36
                  *     }
                  */
                 "application/json": components["schemas"]["ExecutionLogCreate"];
@@ -3315,8 +3507,8 @@ export interface operations {
                  * @example {
                  *       "status": "failed",
                  *       "error": {
-                 *         "message": "channel_not_found",
-                 *         "code": "slack_error"
+                 *         "message": "The organization was renamed meanwhile.",
+                 *         "code": "stale-read"
                  *       },
                  *       "durationMs": 240
                  *     }
@@ -3413,8 +3605,8 @@ export interface operations {
                  * @example {
                  *       "status": "failed",
                  *       "error": {
-                 *         "message": "channel_not_found",
-                 *         "code": "slack_error"
+                 *         "message": "The organization was renamed meanwhile.",
+                 *         "code": "stale-read"
                  *       },
                  *       "durationMs": 240
                  *     }

@@ -1,8 +1,6 @@
 // The HTTP application: the contract's operations, its documentation, and problem+json errors.
 import compress from '@fastify/compress';
 import cors from '@fastify/cors';
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { AuthSettings, HttpSettings } from '../config/config.ts';
 import type { DatabaseConnection } from '../db/client.ts';
@@ -11,6 +9,7 @@ import { handlers } from '../domain/index.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { traceRequests } from '../observability/tracing.ts';
 import { AccessLog } from './accessLog.ts';
+import { registerDocumentation } from './documentation.ts';
 import { answerClientError, answerFrameworkError, registerProblemHandlers } from './errors.ts';
 import { registerJsonBodies } from './jsonBody.ts';
 import { registerRateLimits } from './rateLimits.ts';
@@ -103,18 +102,6 @@ export async function buildApp({
   const authentication = new Authentication(auth);
   await registerOperations(app, { document: contract.document, handlers, database, services, authentication, rateLimiter });
   return app;
-}
-
-async function registerDocumentation(app: FastifyInstance, contract: Contract): Promise<void> {
-  await app.register(swagger, { mode: 'static', specification: { document: contract.document as never } });
-  const { title, version } = contract.document.info;
-  await app.register(swaggerUi, {
-    routePrefix: '/docs',
-    uiConfig: { displayOperationId: true, deepLinking: true, docExpansion: 'list', defaultModelsExpandDepth: 0 },
-    theme: { title: `${title} ${version}` },
-  });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => contract.document);
-  app.get('/openapi.yaml', { schema: { hide: true } }, async (_request, reply) => reply.type('application/yaml; charset=utf-8').send(contract.yaml));
 }
 
 // Preflight requests are answered in the plugin's hook, before any credentials are asked for. A

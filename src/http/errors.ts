@@ -6,39 +6,19 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { brokenForeignKey, brokenUniqueConstraint, unavailability } from '../db/errors.ts';
 import { escapePointer, type FieldError, invalidFields, MAX_FIELD_ERRORS, ProblemError, type ProblemKind } from '../domain/problems.ts';
+import { PROBLEM_TYPE_BASE, PROBLEM_TYPES } from '../domain/problemTypes.ts';
 import type { components } from '../generated/openapi.ts';
 import { challengeOf } from './authentication.ts';
 
 export type Problem = components['schemas']['Problem'];
 
-export const KINDS: Record<ProblemKind, { status: number; title: string }> = {
-  'validation-error': { status: 400, title: 'The request is not valid' },
-  'malformed-request': { status: 400, title: 'The request cannot be read' },
-  unauthorized: { status: 401, title: 'Authentication required' },
-  forbidden: { status: 403, title: 'Forbidden' },
-  'not-found': { status: 404, title: 'Not found' },
-  'method-not-allowed': { status: 405, title: 'Method not allowed' },
-  'request-timeout': { status: 408, title: 'Request timeout' },
-  conflict: { status: 409, title: 'Conflict' },
-  'precondition-failed': { status: 412, title: 'Precondition failed' },
-  'payload-too-large': { status: 413, title: 'Payload too large' },
-  'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
-  'unprocessable-content': { status: 422, title: 'Unprocessable content' },
-  'too-many-requests': { status: 429, title: 'Too many requests' },
-  'headers-too-large': { status: 431, title: 'Request header fields too large' },
-  'internal-error': { status: 500, title: 'Internal server error' },
-  'service-unavailable': { status: 503, title: 'Service unavailable' },
-};
-
-export const PROBLEM_TYPE_BASE = 'https://tolstoy.dev/problems/';
-
 export function statusOf(problem: ProblemError): number {
-  return KINDS[problem.kind].status;
+  return PROBLEM_TYPES[problem.kind].status;
 }
 
 /** The problem document of `problem`, for request `requestId` at `instance`. */
 export function problemDocument(problem: ProblemError, requestId: string, instance?: string): Problem {
-  const { status, title } = KINDS[problem.kind];
+  const { status, title } = PROBLEM_TYPES[problem.kind];
   const document: Problem = { type: PROBLEM_TYPE_BASE + problem.kind, title, status, detail: problem.message, requestId };
   if (instance !== undefined) document.instance = instance;
   if (problem.errors) {

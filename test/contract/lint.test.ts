@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { document, schemaViolation } from '../contract.ts';
+import { document, resolve, schemaViolation } from '../contract.ts';
 
 t.test('Redocly CLI finds no error and no warning', async (t) => {
   const run = promisify(execFile);
@@ -28,8 +28,8 @@ function examples(node: unknown, pointer = ''): Found[] {
   const object = node as Record<string, unknown>;
   if ('example' in object && 'schema' in object) found.push({ pointer: `${pointer}/schema`, value: object.example });
   if (object.examples && !Array.isArray(object.examples) && 'schema' in object) {
-    for (const example of Object.values(object.examples as Record<string, { value: unknown }>))
-      found.push({ pointer: `${pointer}/schema`, value: example.value });
+    for (const example of Object.values(object.examples as Record<string, { value?: unknown; $ref?: string }>))
+      found.push({ pointer: `${pointer}/schema`, value: example.$ref ? resolve(example.$ref).value : example.value });
   }
   if (Array.isArray(object.examples) && ('type' in object || '$ref' in object)) for (const value of object.examples) found.push({ pointer, value });
   for (const [key, child] of Object.entries(object)) {

@@ -1,6 +1,9 @@
-// The documentation, used in a real browser (Debian's Chromium, driven by playwright-core):
-// every operation is listed, an API key is set once with "Authorize", and "Try it out" works
-// against the live server, which requires keys as in production. The screenshot lands in reports/screenshots/.
+// The documentation, used in a real browser (Debian's Chromium, driven by playwright-core) against
+// a live server that requires API keys and runs flows, as in production: Tolstoy's name and mark,
+// every operation listed, and the documented first-call path followed as written, each operation's
+// example executed as it stands (sign up, Authorize, a tool, an action, a flow, a run of it, the
+// run's steps); the code samples name what the page created; a problem's type leads to its page.
+// The screenshots land in reports/screenshots/.
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,12 +11,13 @@ import { fileURLToPath } from 'node:url';
 import { type Page, chromium as playwright } from 'playwright-core';
 import t from 'tap';
 import { chromium } from '../../scripts/debian.ts';
-import { operations } from '../contract.ts';
+import { document, operations } from '../contract.ts';
 import { buildTestApp, testAuth } from '../helper.ts';
 
+const examples = (document as any).components.examples;
 const SCREENSHOTS = fileURLToPath(new URL('../../reports/screenshots/', import.meta.url));
 
-const { app } = await buildTestApp(t, {}, undefined, testAuth('keys'));
+const { app } = await buildTestApp(t, { worker: true }, undefined, testAuth('keys'));
 const base = await app.listen({ port: 0, host: '127.0.0.1' });
 const browser = await playwright.launchPersistentContext(await mkdtemp(join(tmpdir(), 'tolstoy-chromium-')), {
   executablePath: await chromium(),
@@ -32,20 +36,26 @@ const browser = await playwright.launchPersistentContext(await mkdtemp(join(tmpd
 });
 t.teardown(() => browser.close());
 const page = await browser.newPage();
+const pageErrors: string[] = [];
+page.on('pageerror', (error) => pageErrors.push(error.message));
 await page.goto(`${base}/docs/`);
 await page.waitForSelector('.opblock');
+await mkdir(SCREENSHOTS, { recursive: true });
 
-// Expands an operation, turns on "Try it out", fills in the parameters, executes, and returns the answer.
+const block = (page: Page, operationId: string) => page.locator(`.opblock:has(.opblock-summary-operation-id:text-is("${operationId}"))`);
+
+// Expands an operation, turns on "Try it out", fills in the parameters (the body stays the example), executes, and returns the answer.
 async function tryItOut(page: Page, operationId: string, parameters: Record<string, string> = {}): Promise<{ status: number; body: any }> {
-  const block = page.locator(`.opblock:has(.opblock-summary-operation-id:text-is("${operationId}"))`);
-  await block.locator('.opblock-summary').click();
-  await block.locator('button.try-out__btn').click();
-  for (const [name, value] of Object.entries(parameters)) await block.locator(`tr[data-param-name="${name}"] input`).fill(value);
-  await block.locator('button.execute').click();
-  const response = block.locator('.live-responses-table tr.response');
+  const operation = block(page, operationId);
+  await operation.locator('.opblock-summary').click();
+  await operation.locator('button.try-out__btn').click();
+  for (const [name, value] of Object.entries(parameters)) await operation.locator(`tr[data-param-name="${name}"] input`).fill(value);
+  await operation.locator('button.execute').click();
+  const response = operation.locator('.live-responses-table tr.response');
   await response.waitFor();
   const status = Number((await response.locator('.response-col_status').innerText()).trim());
   const body = await response.locator('.response-col_description pre.microlight').first().innerText();
+  await operation.locator('.opblock-summary').click();
   return { status, body: JSON.parse(body) };
 }
 
@@ -58,12 +68,17 @@ async function authorize(page: Page, key: string): Promise<void> {
   await page.locator('.dialog-ux button.close-modal').click();
 }
 
-t.test('the page names the service and its version', async (t) => {
-  await mkdir(SCREENSHOTS, { recursive: true });
-  await page.screenshot({ path: join(SCREENSHOTS, 'docs.png'), fullPage: true });
+t.test("the page carries Tolstoy's name, version and mark", async (t) => {
+  await page.screenshot({ path: join(SCREENSHOTS, 'docs.png') });
   t.equal(await page.title(), 'Tolstoy API 0.1.0');
   t.match(await page.locator('.info .title').innerText(), /Tolstoy API\s*0\.1\.0/);
   t.match(await page.locator('.info .description').innerText(), /Getting started/);
+  const logo = await page.locator('.topbar .topbar-wrapper a.link img').getAttribute('src');
+  t.match(Buffer.from(logo!.replace('data:image/svg+xml;base64,', ''), 'base64').toString(), />Tolstoy<\/text>/, 'the top bar shows Tolstoy, not Fastify');
+  const icon = await page.locator('link[rel="icon"]').getAttribute('href');
+  const served = await fetch(new URL(icon!, `${base}/docs/`));
+  t.equal(served.headers.get('content-type'), 'image/svg+xml');
+  t.match(await served.text(), /aria-label="Tolstoy"/, "the favicon is Tolstoy's mark");
 });
 
 t.test('every operation of the spec is listed', async (t) => {
@@ -71,17 +86,57 @@ t.test('every operation of the spec is listed', async (t) => {
   t.same(listed.map((id) => id.trim()).sort(), operations.map((op) => op.operationId).sort());
 });
 
-t.test('a newcomer signs up, authorizes with the API key, and lists the users', async (t) => {
-  const created = await tryItOut(page, 'createOrganization');
-  t.equal(created.status, 201, 'the example body creates an organization and its owner');
-  t.match(created.body, { name: 'My Organization', owner: { email: 'owner@example.com' }, apiKey: { key: /^tsk_/ } });
-  await authorize(page, created.body.apiKey.key);
-  const users = await tryItOut(page, 'listUsers');
-  t.equal(users.status, 200);
-  t.same(
-    users.body.items.map((user: { id: string }) => user.id),
-    [created.body.owner.id],
-  );
-  await page.screenshot({ path: join(SCREENSHOTS, 'try-it-out.png') });
-  t.pass(`screenshots: ${join(SCREENSHOTS, 'docs.png')}, ${join(SCREENSHOTS, 'try-it-out.png')}`);
+t.test('the documented first-call path runs a flow with every example as it stands', async (t) => {
+  const organization = await tryItOut(page, 'createOrganization');
+  t.equal(organization.status, 201, 'sign up: the example creates an organization and its owner');
+  t.match(organization.body, { name: 'My Organization', owner: { email: 'owner@example.com', role: 'owner' }, apiKey: { key: /^tsk_/ } });
+  await authorize(page, organization.body.apiKey.key);
+
+  const tool = await tryItOut(page, 'createTool');
+  t.equal(tool.status, 201, `a tool: ${JSON.stringify(tool.body)}`);
+  t.match(tool.body, { name: 'Tolstoy itself', baseUrl: base, authType: 'bearer', hasCredentials: true }, 'at the address the page is served from');
+
+  const action = await tryItOut(page, 'createAction');
+  t.equal(action.status, 201, `an action: ${JSON.stringify(action.body)}`);
+  t.equal(action.body.toolId, tool.body.id, 'of the tool the page created');
+
+  const flow = await tryItOut(page, 'createFlow');
+  t.equal(flow.status, 201, `a flow: ${JSON.stringify(flow.body)}`);
+  t.equal(flow.body.steps[0].actionId, action.body.id, 'calling the action the page created');
+
+  const run = await tryItOut(page, 'startExecution', { id: flow.body.id, Prefer: 'wait=10' });
+  t.equal(run.status, 200, `the run finished within the wait: ${JSON.stringify(run.body)}`);
+  t.match(run.body, { status: 'completed', input: { orgId: organization.body.id }, output: { greeting: 'Hello, My Organization!' } });
+
+  const seen = await tryItOut(page, 'getExecution', { id: run.body.id });
+  t.equal(seen.status, 200);
+  t.match(seen.body.steps, [{ key: 'read', status: 'completed', response: { status: 200, body: { id: organization.body.id } } }]);
+  await page.screenshot({ path: join(SCREENSHOTS, 'first-call.png') });
+
+  t.test('the code samples name what the page created', async (t) => {
+    const operation = block(page, 'startExecution');
+    await operation.locator('.opblock-summary').click();
+    const samples = await operation.locator('.tolstoy-samples').innerText();
+    t.match(samples, `${base}/flows/${flow.body.id}/executions`);
+    t.match(samples, `"orgId":"${organization.body.id}"`);
+    t.match(samples, `Bearer ${organization.body.apiKey.key}`);
+    for (const example of ['Organization', 'Flow']) t.notMatch(samples, examples[example].value.id, `the example ${example.toLowerCase()}'s id is gone`);
+    await operation.screenshot({ path: join(SCREENSHOTS, 'code-samples.png') });
+  });
+});
+
+t.test("a problem's type leads to a page about it", async (t) => {
+  const missing = await tryItOut(page, 'getTool', { id: examples.Tool.value.id });
+  t.equal(missing.status, 404);
+  await page.goto(new URL(missing.body.type, `${base}/docs/`).toString());
+  t.equal(await page.title(), 'Not found (404) · Tolstoy API');
+  t.match(await page.locator('main').innerText(), /What to do/);
+  await page.locator('.crumbs a').click();
+  t.equal(await page.title(), 'Problem types · Tolstoy API');
+  t.equal(await page.locator('tbody tr').count(), (document as any).components.schemas.ProblemKind.enum.length);
+  await page.screenshot({ path: join(SCREENSHOTS, 'problem-types.png') });
+});
+
+t.test('the page raised no script errors', async (t) => {
+  t.same(pageErrors, []);
 });

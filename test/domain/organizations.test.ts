@@ -43,7 +43,7 @@ t.test('a missing organization answers 404', async (t) => {
   for (const method of ['GET', 'DELETE'] as const) {
     const response = await call(app, undefined, { method, url: `/organizations/${MISSING_ID}` });
     t.equal(response.statusCode, 404, method);
-    t.equal(response.data.type, 'https://tolstoy.dev/problems/not-found');
+    t.equal(response.data.type, '/problems/not-found');
   }
   const put = await call(app, undefined, { method: 'PUT', url: `/organizations/${MISSING_ID}`, payload: { name: 'x' } });
   t.equal(put.statusCode, 404);

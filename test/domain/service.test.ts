@@ -16,10 +16,11 @@ t.test('without a database, readiness and every database-backed call answer 503,
   const app = await buildApp({ database, services: { keyring: new Keyring(randomBytes(32)), runs } });
   t.teardown(() => app.close());
   t.same((await call(app, undefined, { method: 'GET', url: '/health' })).data, { status: 'ok' }, 'liveness does not need the database');
+  t.equal((await call(app, undefined, { method: 'GET', url: '/problems/service-unavailable' })).statusCode, 200, 'nor do the pages of problem types');
   const ready = await call(app, undefined, { method: 'GET', url: '/ready' });
   t.equal(ready.statusCode, 503);
   t.equal(ready.headers['retry-after'], '1');
-  t.equal(ready.data.type, 'https://tolstoy.dev/problems/service-unavailable');
+  t.equal(ready.data.type, '/problems/service-unavailable');
   const list = await call(app, undefined, { method: 'GET', url: '/organizations' });
   t.equal(list.statusCode, 503);
   const scoped = await call(app, undefined, {

@@ -58,7 +58,7 @@ for (const [label, request, status, type] of [
     t.equal(problem.status, status);
     t.match(problem.headers, /\r\nContent-Type: application\/problem\+json; charset=utf-8\r\n/);
     t.match(problem.headers, /\r\nConnection: close(\r\n|$)/);
-    t.match(problem.body, { type: `https://tolstoy.dev/problems/${type}`, title: String, status, detail: String, requestId: String });
+    t.match(problem.body, { type: `/problems/${type}`, title: String, status, detail: String, requestId: String });
     t.match(problem.headers, new RegExp(`\r\nX-Request-Id: ${problem.body.requestId}\r\n`), 'the request id, in the headers too');
   });
 }

@@ -29,7 +29,7 @@ for (const [table, path, body] of [
     t.equal(deleted.statusCode, 204, 'the organization is deleted while the create waits');
     const created = await creating;
     t.equal(created.statusCode, 409);
-    t.match(created.data, { type: 'https://tolstoy.dev/problems/conflict', detail: 'The organization was deleted while this request was being handled.' });
+    t.match(created.data, { type: '/problems/conflict', detail: 'The organization was deleted while this request was being handled.' });
   });
 }
 

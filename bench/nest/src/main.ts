@@ -35,7 +35,7 @@ const CURSOR = /^v1[A-Za-z0-9_-]{22}$/;
 
 class Problem extends HttpException {
   constructor(status: number, kind: string, title: string, detail: string) {
-    super({ type: `https://tolstoy.dev/problems/${kind}`, title, status, detail }, status);
+    super({ type: `/problems/${kind}`, title, status, detail }, status);
   }
 }
 
@@ -49,7 +49,7 @@ class ProblemFilter implements ExceptionFilter {
     const body =
       exception instanceof Problem
         ? response
-        : { type: 'https://tolstoy.dev/problems/validation-error', title: 'The request is not valid', status, detail: String(exception.message) };
+        : { type: '/problems/validation-error', title: 'The request is not valid', status, detail: String(exception.message) };
     reply
       .code(status)
       .type('application/problem+json; charset=utf-8')

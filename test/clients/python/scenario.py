@@ -1,5 +1,5 @@
-"""A first integration, written against the Python client that openapi-python-client generates
-from the contract (npm run clients): python test/clients/python/scenario.py <base URL>"""
+"""A first integration, written against the Python client package (npm run clients), installed
+with `pip install tolstoy_client-<version>-py3-none-any.whl`: python scenario.py <base URL>"""
 
 import sys
 from http import HTTPStatus
@@ -94,7 +94,7 @@ stranger = ok(
 )
 hidden = get_tool.sync_detailed(tool.id, client=with_key(stranger.api_key.key))
 assert hidden.status_code == HTTPStatus.NOT_FOUND and isinstance(hidden.parsed, Problem), hidden
-assert hidden.parsed.type_ == "https://tolstoy.dev/problems/not-found"
+assert hidden.parsed.type_ == "/problems/not-found"
 print(f"ok another tenant gets a typed Problem: {hidden.parsed.title}")
 
 ok(delete_execution_log.sync_detailed(log.id, client=client), "delete the execution log", HTTPStatus.NO_CONTENT)

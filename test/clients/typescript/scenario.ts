@@ -1,13 +1,12 @@
-// A first integration, written against the TypeScript client (openapi-fetch over the types
-// generated from the contract): node test/clients/typescript/scenario.ts <base URL>
+// A first integration, written against the TypeScript client package (npm run clients), installed
+// beside it with `npm install tolstoy-client-<version>.tgz`: node scenario.ts <base URL>
 import assert from 'node:assert/strict';
-import createClient from 'openapi-fetch';
-import type { paths } from '../../../src/generated/openapi.ts';
+import { createTolstoyClient } from '@tolstoy/client';
 
 const baseUrl = process.argv[2];
 // Signing up needs no credentials; every other call sends the owner's API key, set once.
-const signup = createClient<paths>({ baseUrl });
-const withKey = (key: string) => createClient<paths>({ baseUrl, headers: { Authorization: `Bearer ${key}` } });
+const signup = createTolstoyClient({ baseUrl });
+const withKey = (apiKey: string) => createTolstoyClient({ baseUrl, apiKey });
 
 function ok<Data>(result: { data?: Data; error?: unknown; response: Response }, step: string): Data {
   assert.ok(result.data !== undefined, `${step}: ${result.response.status} ${JSON.stringify(result.error)}`);
@@ -63,7 +62,7 @@ const renamed = ok(await client.PUT('/flows/{id}', { params: { path: { id: flow.
 assert.equal(renamed.version, 2);
 const stale = await client.PUT('/flows/{id}', { params: { path: { id: flow.id }, header: read }, body: { name: 'Overwrite' } });
 assert.equal(stale.response.status, 412);
-assert.equal(stale.error?.type, 'https://tolstoy.dev/problems/precondition-failed');
+assert.equal(stale.error?.type, '/problems/precondition-failed');
 console.log('ok a stale If-Match is refused');
 
 const stranger = ok(
@@ -72,7 +71,7 @@ const stranger = ok(
 );
 const hidden = await withKey(stranger.apiKey!.key).GET('/tools/{id}', { params: { path: { id: tool.id } } });
 assert.equal(hidden.response.status, 404);
-assert.equal(hidden.error?.type, 'https://tolstoy.dev/problems/not-found');
+assert.equal(hidden.error?.type, '/problems/not-found');
 console.log(`ok another tenant gets a typed Problem: ${hidden.error?.title}`);
 
 ok(
