@@ -1,8 +1,9 @@
 // Executions: runs of a flow version. Starting one stores it with its steps and queues it in one
 // transaction; the engine (src/engine) runs it and records every step through src/domain/runRecord.ts.
+import { v7 as uuidv7 } from 'uuid';
 import { fromJsonText, toJsonText } from '../db/client.ts';
 import type { components } from '../generated/openapi.ts';
-import type { Execution as ExecutionRow, ExecutionStep as StepRow } from '../generated/prisma/client.ts';
+import { type Execution as ExecutionRow, Prisma, type ExecutionStep as StepRow } from '../generated/prisma/client.ts';
 import { Answer, type Handler } from './contract.ts';
 import type { StoredStep } from './flows.ts';
 import { idempotently } from './idempotency.ts';
@@ -89,9 +90,29 @@ export const startExecution: Handler<'startExecution'> = async ({ params, header
   return new Answer(isFinished(execution.status) ? 200 : 202, execution, answerHeaders);
 };
 
+// An execution's columns under the names of Prisma's model, so that toExecution reads raw rows too.
+const EXECUTION_COLUMNS = Prisma.sql`e.id, e.org_id AS "orgId", e.flow_id AS "flowId", e.flow_version AS "flowVersion", e.status::text AS status,
+  e.input, e.output, e.error, e.retry_of AS "retryOf", e.created_by AS "createdBy", e.created_at AS "createdAt", e.started_at AS "startedAt",
+  e.finished_at AS "finishedAt", e.updated_at AS "updatedAt"`;
+
+/** The execution with its steps, in one query (a row per step). */
 async function currentWithSteps(db: Transaction, id: string): Promise<Execution> {
-  const row = await db.execution.findUniqueOrThrow({ where: { id }, include: withSteps });
-  return toExecution(row, row.steps);
+  const rows = await db.$queryRaw<(ExecutionRow & { step: StepRow | null })[]>`
+    SELECT ${EXECUTION_COLUMNS}, CASE WHEN s.execution_id IS NULL THEN NULL ELSE json_build_object(
+      'key', s.key, 'actionId', s.action_id, 'status', s.status, 'attempts', s.attempts, 'startedAt', s.started_at, 'finishedAt', s.finished_at,
+      'durationMs', s.duration_ms, 'request', s.request, 'response', s.response, 'error', s.error, 'reusedFrom', s.reused_from) END AS step
+    FROM executions e LEFT JOIN execution_steps s ON s.execution_id = e.id WHERE e.id = ${id}::uuid ORDER BY s.position`;
+  const [first] = rows;
+  if (!first) throw notFound('execution', id);
+  const steps = rows.flatMap(({ step }) =>
+    step === null ? [] : [{ ...step, startedAt: timestamp(step.startedAt), finishedAt: timestamp(step.finishedAt) } as StepRow],
+  );
+  return toExecution(first, steps);
+}
+
+/** A timestamp as json_build_object writes it, as the Date it is. */
+function timestamp(value: Date | string | null): Date | null {
+  return value === null ? null : new Date(value);
 }
 
 /** `Prefer: wait=N` (RFC 7240), N capped at MAX_WAIT_SECONDS; undefined when not asked for. */
@@ -108,25 +129,53 @@ interface NewExecution {
   createdBy: string;
 }
 
-/** Stores a queued execution of the flow's current (or given) version, with a pending row per step. */
+/**
+ * Stores a queued execution of the flow's current (or given) version, with a pending row per
+ * step, in one statement.
+ */
 async function storeExecution(tx: Transaction, { orgId, flowId, version, input, createdBy }: NewExecution): Promise<Execution> {
-  const flow = await tx.flow.findFirst({ where: { orgId, id: flowId, deletedAt: null }, select: { version: true } });
-  if (!flow) throw notFound('flow', flowId);
-  const snapshot = await tx.flowVersion.findUnique({ where: { orgId_flowId_version: { orgId, flowId, version: version ?? flow.version } } });
-  if (!snapshot) throw unprocessable('/version', `flow ${flowId} has no version ${version}; its current version is ${flow.version}`);
-  const steps = fromJsonText<StoredStep[]>(snapshot.steps);
-  const row = await tx.execution.create({
-    data: {
-      orgId,
-      flowId,
-      flowVersion: snapshot.version,
-      input: toJsonText(input),
-      createdBy,
-      steps: { createMany: { data: steps.map((step, position) => ({ position, key: step.key, actionId: step.actionId })) } },
-    },
-    include: withSteps,
-  });
-  return toExecution(row, row.steps);
+  const id = uuidv7();
+  const [row] = await tx.$queryRaw<(ExecutionRow & { currentVersion: number | null; steps: string | null })[]>`
+    WITH flow AS (
+      SELECT version FROM flows WHERE org_id = ${orgId}::uuid AND id = ${flowId}::uuid AND deleted_at IS NULL
+    ), snapshot AS (
+      SELECT version, steps FROM flow_versions
+      WHERE org_id = ${orgId}::uuid AND flow_id = ${flowId}::uuid AND version = COALESCE(${version ?? null}::int, (SELECT version FROM flow))
+        AND EXISTS (SELECT 1 FROM flow)
+    ), e AS (
+      INSERT INTO executions (id, org_id, flow_id, flow_version, input, created_by, updated_at)
+      SELECT ${id}::uuid, ${orgId}::uuid, ${flowId}::uuid, version, ${toJsonText(input)}, ${createdBy}::uuid, now() FROM snapshot
+      RETURNING *
+    ), pending AS (
+      INSERT INTO execution_steps (execution_id, position, org_id, key, action_id)
+      SELECT ${id}::uuid, step.position - 1, ${orgId}::uuid, step.value->>'key', (step.value->>'actionId')::uuid
+      FROM snapshot, json_array_elements(snapshot.steps::json) WITH ORDINALITY AS step(value, position)
+    )
+    SELECT (SELECT version FROM flow) AS "currentVersion", (SELECT steps FROM snapshot), ${EXECUTION_COLUMNS}
+    FROM (SELECT 1) AS one LEFT JOIN e ON true`;
+  if (row?.currentVersion == null) throw notFound('flow', flowId);
+  if (row.id === null) throw unprocessable('/version', `flow ${flowId} has no version ${version}; its current version is ${row.currentVersion}`);
+  const steps = fromJsonText<StoredStep[]>(row.steps!).map((step) => pendingStep(step.key, step.actionId));
+  return toExecution(row, steps);
+}
+
+function pendingStep(key: string, actionId: string): StepRow {
+  return {
+    executionId: '',
+    position: 0,
+    orgId: '',
+    key,
+    actionId,
+    status: 'pending',
+    attempts: 0,
+    startedAt: null,
+    finishedAt: null,
+    durationMs: null,
+    request: null,
+    response: null,
+    error: null,
+    reusedFrom: null,
+  };
 }
 
 export const listExecutions: Handler<'listExecutions'> = async ({ query }, { db, reader }) => {

@@ -18,8 +18,10 @@ export interface ClaimedRun {
   lease: string;
   steps: StoredStep[];
   outputTemplate: Record<string, unknown> | null;
-  /** Each step's state so far: a resumed run skips what completed, and goes on from there. */
+  /** Each step's state as the claim found it: a resumed run skips what completed, and goes on from there. */
   progress: StepProgress[];
+  /** The step the claim began (its first not yet settled), or null when every step is settled. */
+  begun: number | null;
   /** The actions the steps call, with their tools, by action id. */
   actions: Map<string, ActionCall>;
 }
@@ -50,10 +52,16 @@ interface ClaimRow {
   steps: string;
   output_template: string | null;
   progress: StepProgress[] | null;
+  begun: number | null;
   actions: (Omit<ActionCall, 'headers' | 'inputSchema'> & { headers: string; inputSchema: string })[] | null;
 }
 
-/** Takes the run for this worker (a new lease), or null when there is nothing left to run. */
+/**
+ * Takes the run for this worker (a new lease) and begins its first step not yet settled, or
+ * answers null when there is nothing left to run. A step is settled when it completed, was
+ * skipped, or failed with continueOnError: one that failed otherwise finished its execution, so
+ * the first step still pending or running is the one to go on with.
+ */
 export async function claimRun(db: Database, executionId: string): Promise<ClaimedRun | null> {
   const lease = uuidv7();
   const [row] = await db.$queryRaw<ClaimRow[]>`
@@ -61,8 +69,15 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
       UPDATE executions SET status = 'running', lease = ${lease}::uuid, started_at = COALESCE(started_at, now()), updated_at = now()
       WHERE id = ${executionId}::uuid AND status IN ('queued', 'running')
       RETURNING id, org_id, flow_id, flow_version, input, created_by
+    ),
+    begun AS (
+      UPDATE execution_steps SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now())
+      WHERE execution_id = ${executionId}::uuid AND EXISTS (SELECT 1 FROM claimed)
+        AND position = (SELECT min(position) FROM execution_steps WHERE execution_id = ${executionId}::uuid AND status IN ('pending', 'running'))
+      RETURNING position
     )
-    SELECT c.id, c.org_id, c.flow_id, c.flow_version, c.input, c.created_by, v.steps, v.output AS output_template,
+    -- progress is read as it was before this statement began the step.
+    SELECT c.id, c.org_id, c.flow_id, c.flow_version, c.input, c.created_by, v.steps, v.output AS output_template, (SELECT position FROM begun) AS begun,
       (SELECT json_agg(json_build_object('position', s.position, 'status', s.status, 'attempts', s.attempts, 'response', s.response::json) ORDER BY s.position)
         FROM execution_steps s WHERE s.execution_id = c.id) AS progress,
       (SELECT json_agg(json_build_object('id', a.id, 'method', a.method, 'endpoint', a.endpoint, 'headers', a.headers, 'inputSchema', a.input_schema,
@@ -82,6 +97,7 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
     steps: JSON.parse(row.steps),
     outputTemplate: row.output_template === null ? null : JSON.parse(row.output_template),
     progress: row.progress ?? [],
+    begun: row.begun,
     actions: new Map(
       (row.actions ?? []).map((action) => [action.id, { ...action, headers: JSON.parse(action.headers), inputSchema: JSON.parse(action.inputSchema) }]),
     ),

@@ -4,6 +4,8 @@
 // keeps its job; when the heartbeat stops (the worker died), the supervisor hands the job to
 // another worker, which resumes the execution from its last completed step.
 import { fromPrisma, PgBoss } from 'pg-boss';
+// The channel pg-boss announces new jobs on: not part of its public API, so pinned with it.
+import { notifyChannelSql } from 'pg-boss/dist/plans.js';
 import type { DatabaseTimeouts } from '../config/config.ts';
 import type { Database } from '../db/client.ts';
 import { connectionConfig, DEFAULT_TIMEOUTS } from '../db/connection.ts';
@@ -42,7 +44,8 @@ export async function openQueue({ url, timeouts = DEFAULT_TIMEOUTS, working }: Q
     supervise: working,
     superviseIntervalSeconds: SUPERVISE_SECONDS,
     monitorIntervalSeconds: SUPERVISE_SECONDS,
-    useListenNotify: working,
+    // The worker listens itself (listenForRuns): pg-boss's listener wakes only pollers of its work().
+    useListenNotify: false,
     registerInstance: false,
     persistWarnings: false,
   } as ConstructorParameters<typeof PgBoss>[0]);
@@ -67,6 +70,23 @@ export async function openQueue({ url, timeouts = DEFAULT_TIMEOUTS, working }: Q
       });
   }
   return boss;
+}
+
+/**
+ * Calls `onRun` whenever a run is queued (pg-boss announces each new job with NOTIFY), over a
+ * connection of its own that pg-boss keeps and reconnects. Answers how to stop listening.
+ */
+export async function listenForRuns(boss: PgBoss, onRun: () => void): Promise<() => Promise<void>> {
+  const db = boss.getDb();
+  if (!db.listen) throw new Error('the queue cannot listen for notifications');
+  const { rows } = await db.executeSql(`SELECT ${notifyChannelSql('pgboss')} AS channel`);
+  const handle = await db.listen(
+    rows[0].channel,
+    (queue) => queue === EXECUTIONS && onRun(),
+    // Notifications may have been missed while the connection was down: look now.
+    onRun,
+  );
+  return () => handle.close();
 }
 
 /**

@@ -43,10 +43,9 @@ async function runClaimed(db: Database, executionId: string, tools: StepTools, s
   // Credentials the run's steps sent: templates see the real answers, the record never sees them.
   const secrets = new Set<string>();
   const record = async (transition: Transition) => (await recordTransition(db, run, scrubbed(transition, secrets))) || lostRun();
-  let position = run.progress.findIndex((step) => !settled(step, run.steps[step.position]!));
-  if (position === -1) position = run.steps.length;
+  // The claim began the first step not yet settled.
+  let position = run.begun ?? run.steps.length;
   let lastCompleted = lastOutput(run, position);
-  if (position < run.steps.length) await record({ begin: position });
   while (position < run.steps.length) {
     if (signals.stopping()) return 'released';
     const step = run.steps[position]!;

@@ -3,7 +3,12 @@
 // flight is aborted: at once when it was cancelled through this process, within a second
 // otherwise. Stopping drains: no new jobs; the steps in flight finish and their runs are released
 // to go on elsewhere; at the deadline, the steps still in flight are aborted and released unrecorded.
-import type { Job, PgBoss } from 'pg-boss';
+//
+// Jobs are taken with pg-boss's own fetch, complete, fail and touch, by one loop per process
+// rather than one poller per slot: one fetch takes as many runs as there are free slots (pg-boss's
+// work() fetches one job per slot, and every new job woke every slot's poller to fetch it), and
+// the runs that finished together are completed in one statement.
+import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { EngineSettings } from '../config/config.ts';
 import type { Database } from '../db/client.ts';
@@ -13,12 +18,16 @@ import { abandonRun, finishedRuns } from '../domain/progress.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { Authenticator } from './credentials.ts';
 import { Outbound } from './outbound.ts';
-import { EXECUTIONS, type JobData, type QueuedRuns, RETRY_LIMIT } from './queue.ts';
+import { EXECUTIONS, HEARTBEAT_SECONDS, type JobData, listenForRuns, type QueuedRuns, RETRY_LIMIT } from './queue.ts';
 import { runOrLose } from './run.ts';
 import { type StepTools, Validators } from './step.ts';
 
 /** How often a worker looks whether its runs were cancelled elsewhere. */
 export const CANCEL_CHECK_MS = 1000;
+/** How often a worker looks for runs when nothing told it of one: retries, and news it missed. */
+export const POLL_MS = 2000;
+/** How often without news from the database (LISTEN/NOTIFY unavailable, as behind a pooler). */
+export const POLL_WITHOUT_NEWS_MS = 500;
 const HOUSEKEEPING_MS = 3600_000;
 
 export interface WorkerOptions {
@@ -31,7 +40,10 @@ export interface WorkerOptions {
   metrics?: Metrics;
 }
 
+type Job = JobWithMetadata<JobData>;
+
 interface InFlight {
+  job: Job;
   cancel: AbortController;
   done: Promise<unknown>;
 }
@@ -44,7 +56,13 @@ export class Worker {
   readonly #shutdown = new AbortController();
   #stopping = false;
   #timers: NodeJS.Timeout[] = [];
-  #workerId: string | undefined;
+  #dispatching: Promise<void> | undefined;
+  #stopListening: (() => Promise<void>) | undefined;
+  /** Set when news of a run came (or a slot freed) since the last fetch began. */
+  #news = false;
+  #wake: (() => void) | undefined;
+  readonly #completed: string[] = [];
+  #completing = false;
 
   constructor(options: WorkerOptions) {
     this.#options = options;
@@ -59,44 +77,131 @@ export class Worker {
   }
 
   async start(): Promise<void> {
-    const { boss, runs, settings } = this.#options;
-    this.#workerId = await boss.work<JobData>(
-      EXECUTIONS,
-      {
-        localConcurrency: settings.concurrency,
-        batchSize: 1,
-        groupConcurrency: settings.orgConcurrency,
-        includeMetadata: true,
-        pollingIntervalSeconds: 0.5,
-        notifyPollingIntervalSeconds: 2,
-      },
-      async ([job]) => this.#work(job as Job<JobData> & { retryCount: number }),
-    );
-    runs.onQueued = () => this.#workerId && boss.notifyWorker(this.#workerId);
+    const { boss, runs, log } = this.#options;
+    runs.onQueued = () => this.#signal();
     runs.onCancelled = (executionId) => this.#inFlight.get(executionId)?.cancel.abort();
-    this.#timers = [setInterval(() => void this.#watchCancellations(), CANCEL_CHECK_MS), setInterval(() => void this.#housekeeping(), HOUSEKEEPING_MS)];
+    this.#stopListening = await listenForRuns(boss, () => this.#signal()).catch((error) => {
+      log.warn({ err: error }, `no news of new runs from the database (LISTEN/NOTIFY); looking every ${POLL_WITHOUT_NEWS_MS} ms`);
+      return undefined;
+    });
+    this.#timers = [
+      setInterval(() => void this.#watchCancellations(), CANCEL_CHECK_MS),
+      setInterval(() => void this.#heartbeat(), (HEARTBEAT_SECONDS * 1000) / 2),
+      setInterval(() => void this.#housekeeping(), HOUSEKEEPING_MS),
+    ];
     for (const timer of this.#timers) timer.unref();
+    this.#dispatching = this.#dispatch();
   }
 
-  async #work(job: Job<JobData> & { retryCount: number }): Promise<void> {
+  #signal(): void {
+    this.#news = true;
+    this.#wake?.();
+  }
+
+  /** Waits for news, a free slot when there was none, or the poll interval. */
+  #idle(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#wake = wake;
+    });
+  }
+
+  async #dispatch(): Promise<void> {
+    const { boss, settings, log } = this.#options;
+    const pollMs = this.#stopListening ? POLL_MS : POLL_WITHOUT_NEWS_MS;
+    while (!this.#stopping) {
+      const free = settings.concurrency - this.#inFlight.size;
+      if (free <= 0) {
+        await this.#idle(pollMs);
+        continue;
+      }
+      this.#news = false;
+      const jobs = await boss
+        .fetch<JobData>(EXECUTIONS, { batchSize: free, includeMetadata: true, groupConcurrency: settings.orgConcurrency })
+        .catch((error) => {
+          log.warn({ err: error }, 'taking runs from the queue failed; trying again');
+          return [] as Job[];
+        });
+      if (this.#stopping) {
+        // Taken while stopping: handed straight back.
+        await this.#release(jobs);
+        break;
+      }
+      for (const job of jobs) this.#run(job);
+      // An empty fetch means nothing is waiting (that this worker may take now): wait for news.
+      if (jobs.length === 0 && !this.#news) await this.#idle(pollMs);
+    }
+  }
+
+  #run(job: Job): void {
     const { executionId } = job.data;
     const cancel = new AbortController();
-    const { db, runs, log } = this.#options;
-    const running = runOrLose(db(), executionId, this.#tools, { cancel: cancel.signal, shutdown: this.#shutdown.signal, stopping: () => this.#stopping });
-    this.#inFlight.set(executionId, { cancel, done: running.catch(() => undefined) });
+    const done = this.#work(job, cancel.signal).finally(() => {
+      this.#inFlight.delete(executionId);
+      // A slot is free: runs may be waiting for one.
+      this.#signal();
+    });
+    this.#inFlight.set(executionId, { job, cancel, done });
+  }
+
+  async #work(job: Job, cancel: AbortSignal): Promise<void> {
+    const { executionId } = job.data;
+    const { db, runs, log, boss } = this.#options;
     try {
-      const outcome = await running;
+      const outcome = await runOrLose(db(), executionId, this.#tools, { cancel, shutdown: this.#shutdown.signal, stopping: () => this.#stopping });
       // Released: failing the job hands it to the queue, which gives it to another worker.
       if (outcome === 'released') throw new Error(`Execution ${executionId} released by a stopping worker.`);
       runs.done(executionId);
+      this.#complete(job.id);
     } catch (error) {
       log.warn({ executionId, attempt: job.retryCount + 1, err: error }, 'execution interrupted; it will resume from its last completed step');
       // The queue's last try: the run cannot be left "running" for ever.
-      if (job.retryCount + 1 >= RETRY_LIMIT) await abandonRun(db(), executionId, { code: 'interrupted', message: 'The execution was interrupted too often.' });
-      throw error;
-    } finally {
-      this.#inFlight.delete(executionId);
+      if (job.retryCount + 1 >= RETRY_LIMIT) {
+        await abandonRun(db(), executionId, { code: 'interrupted', message: 'The execution was interrupted too often.' }).catch(() => undefined);
+      }
+      // A job that could not be failed lapses when its heartbeat stops, and is retried all the same.
+      await boss.fail(EXECUTIONS, job.id, { message: (error as Error).message }).catch(() => undefined);
     }
+  }
+
+  /** Completes finished runs' jobs, those that finished together in one statement. */
+  #complete(jobId: string): void {
+    this.#completed.push(jobId);
+    if (this.#completing) return;
+    this.#completing = true;
+    setImmediate(() => void this.#flushCompleted());
+  }
+
+  async #flushCompleted(): Promise<void> {
+    while (this.#completed.length > 0) {
+      const ids = this.#completed.splice(0);
+      // A job left uncompleted lapses and is retried; its run, finished, is then done at once.
+      await this.#options.boss.complete(EXECUTIONS, ids).catch((error) => this.#options.log.warn({ err: error }, 'completing jobs failed'));
+    }
+    this.#completing = false;
+  }
+
+  async #release(jobs: Job[]): Promise<void> {
+    if (jobs.length > 0)
+      await this.#options.boss
+        .fail(
+          EXECUTIONS,
+          jobs.map((job) => job.id),
+          { message: 'released by a stopping worker' },
+        )
+        .catch(() => undefined);
+  }
+
+  /** Keeps the jobs of the runs in flight: a job whose heartbeat lapses is handed to another worker. */
+  async #heartbeat(): Promise<void> {
+    const ids = [...this.#inFlight.values()].map((flight) => flight.job.id);
+    if (ids.length > 0)
+      await this.#options.boss.touch(EXECUTIONS, ids).catch((error) => this.#options.log.warn({ err: error }, 'the heartbeat of running jobs failed'));
   }
 
   async #watchCancellations(): Promise<void> {
@@ -114,12 +219,16 @@ export class Worker {
   /** Drains within `deadlineMs`: the steps in flight finish, or are aborted at the deadline. */
   async stop(deadlineMs: number): Promise<void> {
     this.#stopping = true;
-    for (const timer of this.#timers) clearInterval(timer);
-    await this.#options.boss.offWork(EXECUTIONS, { wait: false }).catch(() => undefined);
+    this.#wake?.();
+    for (const timer of [this.#timers[0], this.#timers[2]]) clearInterval(timer);
+    await this.#stopListening?.().catch(() => undefined);
+    await this.#dispatching;
     const drained = Promise.all([...this.#inFlight.values()].map((flight) => flight.done));
     const deadline = setTimeout(() => this.#shutdown.abort(), deadlineMs);
     await drained;
     clearTimeout(deadline);
+    clearInterval(this.#timers[1]);
+    await this.#flushCompleted();
     await this.#outbound.close();
   }
 }
