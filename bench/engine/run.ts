@@ -1,0 +1,489 @@
+// `npm run bench:engine`: Tolstoy's engine against n8n, side by side in one run, one system at a
+// time and alternately, on one PostgreSQL, calling one local JSON echo server; the load comes
+// from a process of its own (bench/engine/load.ts). Writes bench/results/engine.json and
+// bench/ENGINE.md. n8n is installed on demand into bench/engine/.n8n; when it cannot be, Tolstoy
+// runs alone and the report says why.
+//   A, synchronous: a one-step flow that echoes the trigger's input, answered when finished
+//      (Tolstoy: Prefer: wait; n8n: Webhook answered by its last node), same connections.
+//   B, throughput: a three-step flow, each step templating what the one before received, started
+//      as fast as the system accepts; completions per second and start-to-finish latency, then the
+//      latency at half that rate. Tolstoy with one worker process, then two.
+//   C, crash: B at half rate with a worker killed (SIGKILL) every few seconds and started again:
+//      executions lost and completed steps repeated.
+// `npm run bench:engine -- --smoke` runs every scenario for a second or two (part of npm test),
+// n8n only when it is installed already. Options: --duration <s> (10), --rounds <n> (3),
+// --connections <n> (32), --tenants <n> (8), --no-n8n, --scenarios A,B,C (a part only: no report).
+import { execFile, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import { freePort, startEmbeddedPostgres } from '../../src/db/embedded.ts';
+import { applyMigrations } from '../../src/db/migrations.ts';
+import type { LoadFigures, LoadPlan, Target } from './load.ts';
+import { installN8n, N8N_VERSION, type N8nSetup, n8nChainTargets, n8nCompletions, n8nInstalled, n8nSyncTargets, setUpN8n, startN8n } from './n8n.ts';
+import { CpuMeter, peakRssMb } from './processes.ts';
+import {
+  type Completion,
+  chainTargets,
+  completions,
+  durability,
+  type Layout,
+  ONE_WORKER,
+  SINGLE,
+  setUpTenants,
+  startTolstoy,
+  syncTargets,
+  type Tenant,
+  TWO_WORKERS,
+  unfinished,
+} from './tolstoy.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const TARGETS = { syncVsN8n: 10, chainPerSecond: 300, chainP99Ms: 250, lost: 0, rssMb: 250 };
+
+const { values: options } = parseArgs({
+  options: {
+    smoke: { type: 'boolean', default: false },
+    duration: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '32' },
+    tenants: { type: 'string', default: '8' },
+    'no-n8n': { type: 'boolean', default: false },
+    scenarios: { type: 'string', default: 'A,B,C' },
+  },
+});
+const chosen = new Set(options.scenarios!.split(','));
+const smoke = options.smoke!;
+const seconds = smoke ? 2 : Number(options.duration);
+const rounds = smoke ? 1 : Number(options.rounds);
+const connections = smoke ? 4 : Number(options.connections);
+const tenantCount = smoke ? 2 : Number(options.tenants);
+const warmupSeconds = smoke ? 0 : 3;
+// How long runs may take to finish after the load stops: a killed worker's runs resume within about 20 s.
+const DRAIN_MS = 90_000;
+const KILL_EVERY_MS = smoke ? 1500 : 3000;
+
+interface ProcessFigures {
+  cpuMsPerExecution: number;
+  peakRssMb?: number;
+}
+
+interface Figures {
+  executionsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  executions: number;
+  processes: Record<string, ProcessFigures>;
+}
+
+const run = promisify(execFile);
+console.log('Building Tolstoy …');
+await run('npm', ['run', '--silent', 'build'], { cwd: ROOT });
+
+const dataDir = join(os.tmpdir(), `tolstoy-bench-engine-${randomUUID()}`);
+// Durable, as in production: each commit is flushed.
+const database = await startEmbeddedPostgres({ dataDir, ephemeral: false });
+const postmaster = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '0')).split('\n')[0]);
+const echoPort = await freePort();
+const echo = spawn(process.execPath, ['bench/engine/echo.ts', String(echoPort)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+const echoUrl = `http://127.0.0.1:${echoPort}`;
+let failed = false;
+const notes: string[] = [];
+try {
+  await new Promise((resolve) => echo.stdout!.once('data', resolve));
+  await applyMigrations(database.url);
+  const setup = await startTolstoy(database.url, SINGLE);
+  const tenants = await setUpTenants(setup.base, echoUrl, tenantCount).finally(() => setup.stop());
+  const n8n = await n8nPeer();
+  const results = {
+    date: new Date().toISOString(),
+    machine: machine(),
+    versions: { node: process.versions.node, postgresql: '18 (embedded, durable settings)', n8n: n8n ? N8N_VERSION : null },
+    settings: { seconds, warmupSeconds, rounds, connections, tenants: tenantCount, smoke },
+    targets: TARGETS,
+    notes,
+    synchronous: chosen.has('A') ? await scenarioA(tenants, n8n) : undefined,
+    throughput: chosen.has('B') ? await scenarioB(tenants, n8n) : undefined,
+    crash: undefined as unknown,
+  };
+  if (chosen.has('C')) results.crash = await scenarioC(tenants, n8n, (results.throughput as any)?.tolstoy[TWO_WORKERS.name].executionsPerSecond ?? 100);
+  if (smoke || chosen.size < 3) {
+    await mkdir(join(ROOT, 'reports'), { recursive: true });
+    await writeFile(join(ROOT, 'reports', 'bench-engine-smoke.json'), JSON.stringify(results, null, 2));
+    console.log('The engine benchmark works: reports/bench-engine-smoke.json');
+  } else {
+    await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
+    await writeFile(join(ROOT, 'bench', 'results', 'engine.json'), `${JSON.stringify(results, null, 2)}\n`);
+    await writeFile(join(ROOT, 'bench', 'ENGINE.md'), report(results));
+    console.log('Wrote bench/results/engine.json and bench/ENGINE.md');
+  }
+} catch (error) {
+  console.error((error as Error).stack);
+  failed = true;
+} finally {
+  echo.kill();
+  await database.stop();
+  await rm(dataDir, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
+
+/** n8n ready to start, or undefined (and a note saying why). */
+async function n8nPeer(): Promise<N8nSetup | undefined> {
+  if (options['no-n8n']) return note('n8n was not run (--no-n8n).');
+  if (smoke && !n8nInstalled()) return note('n8n is not installed (npm run bench:engine installs it), so the smoke run measures Tolstoy alone.');
+  const reason = await installN8n();
+  if (reason) return note(`n8n could not be installed, so Tolstoy ran alone: ${reason}`);
+  const server = new URL(database.url);
+  server.pathname = '/postgres';
+  return setUpN8n(server.toString(), echoUrl);
+}
+
+function note(text: string): undefined {
+  console.log(text);
+  notes.push(text);
+  return undefined;
+}
+
+/** Runs the load generator, in a process of its own. */
+function load(plan: LoadPlan): Promise<LoadFigures> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['bench/engine/load.ts', JSON.stringify(plan)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`the load generator failed (${code})`))));
+  });
+}
+
+/** Measures CPU of the system's processes, PostgreSQL, the echo server and the load generator over `work`. */
+async function metered<T>(processes: Record<string, number>, work: (meter: CpuMeter) => Promise<T>): Promise<{ value: T; cpu: Record<string, number> }> {
+  const meter = new CpuMeter();
+  const all = { ...processes, postgresql: postmaster, echo: echo.pid! };
+  for (const [name, pid] of Object.entries(all)) await meter.begin(name, pid);
+  const value = await work(meter);
+  for (const [name, pid] of Object.entries(all)) await meter.read(name, pid);
+  return { value, cpu: meter.used() };
+}
+
+function perExecution(cpu: Record<string, number>, executions: number, rss: Record<string, number> = {}): Record<string, ProcessFigures> {
+  return Object.fromEntries(
+    Object.entries(cpu).map(([name, seconds]) => [
+      name,
+      { cpuMsPerExecution: round((seconds * 1000) / Math.max(1, executions), 3), ...(rss[name] === undefined ? {} : { peakRssMb: round(rss[name]!, 1) }) },
+    ]),
+  );
+}
+
+function round(value: number, digits = 1): number {
+  return Math.round(value * 10 ** digits) / 10 ** digits;
+}
+
+function median(values: number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+}
+
+// A ---------------------------------------------------------------------------------------------
+
+async function scenarioA(tenants: Tenant[], n8n: N8nSetup | undefined) {
+  const systems: Record<string, () => Promise<Figures>> = { tolstoy: () => syncTolstoy(tenants) };
+  if (n8n) systems.n8n = () => syncN8n(n8n);
+  const runs = await alternate(systems);
+  const summary = summarizeRuns(runs);
+  if (summary.n8n) summary.tolstoyVsN8n = round(summary.tolstoy.executionsPerSecond / summary.n8n.executionsPerSecond, 2);
+  console.log(`A: ${JSON.stringify(summary)}`);
+  return summary;
+}
+
+async function syncRound(targets: Target[], expect: LoadPlan['expect'], base: string, processes: Record<string, number>): Promise<Figures> {
+  if (warmupSeconds > 0) await load({ base, targets, seconds: warmupSeconds, connections, expect });
+  const { value: figures, cpu } = await metered(processes, () => load({ base, targets, seconds, connections, expect }));
+  cpu.load = figures.cpuSeconds;
+  const rss = Object.fromEntries(await Promise.all(Object.entries(processes).map(async ([name, pid]) => [name, await peakRssMb(pid)] as const)));
+  if (figures.ok < figures.sent) failed = failed || smoke;
+  return {
+    executionsPerSecond: round(figures.ok / figures.elapsedSeconds),
+    p50Ms: figures.p50Ms,
+    p99Ms: figures.p99Ms,
+    errors: figures.sent - figures.ok,
+    executions: figures.ok,
+    processes: perExecution(cpu, figures.ok, rss),
+    ...(Object.keys(figures.failures).length > 0 ? { failures: figures.failures } : {}),
+  };
+}
+
+async function syncTolstoy(tenants: Tenant[]): Promise<Figures> {
+  const tolstoy = await startTolstoy(database.url, SINGLE);
+  try {
+    return await syncRound(syncTargets(tenants), 'tolstoy-finished', tolstoy.base, { tolstoy: tolstoy.api.pid! });
+  } finally {
+    await tolstoy.stop();
+  }
+}
+
+async function syncN8n(setup: N8nSetup): Promise<Figures> {
+  const n8n = await startN8n(setup);
+  try {
+    return await syncRound(n8nSyncTargets(), 'n8n-finished', n8n.base, { n8n: n8n.process.pid! });
+  } finally {
+    await n8n.stop();
+  }
+}
+
+/** Each system once per round, the order turning each round so none always meets a warmer machine. */
+async function alternate(systems: Record<string, () => Promise<Figures>>): Promise<Record<string, Figures[]>> {
+  const names = Object.keys(systems);
+  const runs: Record<string, Figures[]> = Object.fromEntries(names.map((name) => [name, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + r) % names.length]!;
+      const figures = await systems[name]!();
+      runs[name]!.push(figures);
+      console.log(
+        `  round ${r + 1} ${name}: ${figures.executionsPerSecond} executions/s, p50 ${figures.p50Ms} ms, p99 ${figures.p99Ms} ms, errors ${figures.errors}`,
+      );
+    }
+  }
+  return runs;
+}
+
+function summarizeRuns(runs: Record<string, Figures[]>): Record<string, any> {
+  return Object.fromEntries(
+    Object.entries(runs).map(([name, list]) => {
+      const middle = list.find((f) => f.executionsPerSecond === median(list.map((g) => g.executionsPerSecond)))!;
+      return [name, { ...middle, errors: list.reduce((sum, f) => sum + f.errors, 0), runs: list.map((f) => f.executionsPerSecond) }];
+    }),
+  );
+}
+
+// B ---------------------------------------------------------------------------------------------
+
+interface Throughput extends Figures {
+  /** The rate of the second, paced run (half the one measured), and the latency it met. */
+  halfRate: { startsPerSecond: number; p50Ms: number; p99Ms: number; unfinished: number };
+}
+
+async function scenarioB(tenants: Tenant[], n8n: N8nSetup | undefined) {
+  const tolstoy: Record<string, Throughput> = {};
+  for (const layout of [ONE_WORKER, TWO_WORKERS]) {
+    const runs: Throughput[] = [];
+    for (let r = 0; r < rounds; r++) runs.push(await chainTolstoy(tenants, layout));
+    tolstoy[layout.name] = middleOf(runs);
+    console.log(`B: Tolstoy, ${layout.name}: ${JSON.stringify(tolstoy[layout.name])}`);
+  }
+  let peer: Throughput | undefined;
+  if (n8n) {
+    const runs: Throughput[] = [];
+    for (let r = 0; r < rounds; r++) runs.push(await chainN8n(n8n));
+    peer = middleOf(runs);
+    console.log(`B: n8n: ${JSON.stringify(peer)}`);
+  }
+  return { tolstoy, ...(peer ? { n8n: peer, tolstoyVsN8n: round(tolstoy[ONE_WORKER.name]!.executionsPerSecond / peer.executionsPerSecond, 2) } : {}) };
+}
+
+function middleOf(runs: Throughput[]): Throughput {
+  const rate = median(runs.map((r) => r.executionsPerSecond));
+  return { ...runs.find((r) => r.executionsPerSecond === rate)!, errors: runs.reduce((sum, r) => sum + r.errors, 0) };
+}
+
+/** Waits until nothing started since `since` is left unfinished, at most DRAIN_MS. */
+async function drained(count: () => Promise<number>): Promise<void> {
+  const deadline = Date.now() + DRAIN_MS;
+  while ((await count()) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250));
+}
+
+async function chainRound(
+  base: string,
+  targets: Target[],
+  processes: Record<string, number>,
+  finished: (since: Date) => Promise<Completion>,
+  pending: (since: Date) => Promise<number>,
+): Promise<Throughput> {
+  if (warmupSeconds > 0) {
+    await load({ base, targets, seconds: warmupSeconds, connections, rate: 20, expect: 'accepted' });
+    const warm = new Date(0);
+    await drained(() => pending(warm));
+  }
+  const since = new Date();
+  const { value, cpu } = await metered(processes, async () => {
+    const figures = await load({ base, targets, seconds, connections, expect: 'accepted' });
+    await drained(() => pending(since));
+    return figures;
+  });
+  cpu.load = value.cpuSeconds;
+  const done = await finished(since);
+  const rss = Object.fromEntries(await Promise.all(Object.entries(processes).map(async ([name, pid]) => [name, await peakRssMb(pid)] as const)));
+  // The same system again, at half the rate it completed: the latency of a system that keeps up.
+  const halfRate = Math.max(1, Math.round(done.perSecond / 2));
+  const paced = new Date();
+  const pacedFigures = await load({ base, targets, seconds, connections: 512, rate: halfRate, expect: 'accepted' });
+  await drained(() => pending(paced));
+  const half = await finished(paced);
+  const errors = value.sent - value.ok + (pacedFigures.sent - pacedFigures.ok) + done.failed + done.unfinished + half.failed + half.unfinished;
+  if (errors > 0) failed = failed || smoke;
+  return {
+    executionsPerSecond: round(done.perSecond),
+    p50Ms: done.p50Ms,
+    p99Ms: done.p99Ms,
+    errors,
+    executions: done.completed,
+    processes: perExecution(cpu, done.completed, rss),
+    halfRate: { startsPerSecond: halfRate, p50Ms: half.p50Ms, p99Ms: half.p99Ms, unfinished: half.unfinished },
+  };
+}
+
+async function chainTolstoy(tenants: Tenant[], layout: Layout): Promise<Throughput> {
+  const tolstoy = await startTolstoy(database.url, layout);
+  try {
+    const processes = { 'tolstoy api': tolstoy.api.pid!, ...Object.fromEntries(tolstoy.workers.map((w, i) => [`tolstoy worker ${i + 1}`, w.pid!])) };
+    return await chainRound(
+      tolstoy.base,
+      chainTargets(tenants),
+      processes,
+      (since) => completions(database.url, since),
+      (since) => unfinished(database.url, since),
+    );
+  } finally {
+    await tolstoy.stop();
+  }
+}
+
+async function chainN8n(setup: N8nSetup): Promise<Throughput> {
+  const n8n = await startN8n(setup);
+  try {
+    return await chainRound(
+      n8n.base,
+      n8nChainTargets(),
+      { n8n: n8n.process.pid! },
+      (since) => n8nCompletions(setup.databaseUrl, since),
+      async (since) => (await n8nCompletions(setup.databaseUrl, since)).unfinished,
+    );
+  } finally {
+    await n8n.stop();
+  }
+}
+
+// C ---------------------------------------------------------------------------------------------
+
+async function scenarioC(tenants: Tenant[], _n8n: N8nSetup | undefined, twoWorkerRate: number) {
+  const rate = Math.max(2, Math.round(twoWorkerRate / 2));
+  const tolstoy = await startTolstoy(database.url, TWO_WORKERS);
+  const stats = async () => (await (await fetch(`${echoUrl}/__stats`)).json()) as { resent: number };
+  const resentBefore = (await stats()).resent;
+  let kills = 0;
+  try {
+    const since = new Date();
+    const processes = { 'tolstoy api': tolstoy.api.pid!, 'tolstoy worker 1': tolstoy.workers[0]!.pid!, 'tolstoy worker 2': tolstoy.workers[1]!.pid! };
+    const { value: figures, cpu } = await metered(processes, async (meter) => {
+      const killing = setInterval(async () => {
+        const index = kills++ % 2;
+        const name = `tolstoy worker ${index + 1}`;
+        await meter.read(name, tolstoy.workers[index]!.pid!);
+        const replacement = await tolstoy.replaceWorker(index);
+        await meter.rebase(name, replacement.pid!);
+      }, KILL_EVERY_MS);
+      const figures = await load({
+        base: tolstoy.base,
+        targets: chainTargets(tenants),
+        seconds: Math.max(seconds, 4),
+        connections: 512,
+        rate,
+        expect: 'accepted',
+        collectIds: true,
+      }).finally(() => clearInterval(killing));
+      await drained(() => unfinished(database.url, since));
+      for (const [index, worker] of tolstoy.workers.entries()) await meter.read(`tolstoy worker ${index + 1}`, worker.pid!);
+      return figures;
+    });
+    const ids = figures.started.map((start) => start.id);
+    const outcome = await durability(database.url, ids);
+    const done = await completions(database.url, since);
+    const result = {
+      startsPerSecond: rate,
+      workersKilled: kills,
+      accepted: ids.length,
+      lost: outcome.lost,
+      completedStepsRepeated: outcome.completedStepsRepeated,
+      // Steps whose outcome a kill left unknown, sent again with the same Idempotency-Key (allowed, and counted).
+      stepsResent: (await stats()).resent - resentBefore,
+      p50Ms: done.p50Ms,
+      p99Ms: done.p99Ms,
+      errors: figures.sent - figures.ok,
+      processes: perExecution(cpu, done.completed),
+    };
+    if (result.lost > 0 || result.completedStepsRepeated > 0 || result.errors > 0) failed = failed || smoke;
+    console.log(`C: ${JSON.stringify(result)}`);
+    return { tolstoy: result };
+  } finally {
+    await tolstoy.stop();
+  }
+}
+
+// Report ----------------------------------------------------------------------------------------
+
+function machine() {
+  return { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memoryGb: Math.round(os.totalmem() / 2 ** 30), os: `${os.type()} ${os.release()}` };
+}
+
+function report(results: any): string {
+  const check = (ok: boolean) => (ok ? '✓' : '✗');
+  const a = results.synchronous;
+  const b = results.throughput;
+  const c = results.crash.tolstoy;
+  const processLine = (figures: Figures) =>
+    Object.entries(figures.processes)
+      .map(([name, p]) => `${name} ${p.cpuMsPerExecution} ms${p.peakRssMb === undefined ? '' : ` (${p.peakRssMb} MB)`}`)
+      .join(', ');
+  const peakRss = (figures: Figures) => Math.max(...Object.values(figures.processes).map((p) => p.peakRssMb ?? 0));
+  const lines = [
+    '# Engine benchmark results',
+    '',
+    `Generated by \`npm run bench:engine\` on ${results.date.slice(0, 10)}: Tolstoy's engine and n8n ${results.versions.n8n ?? '(not run)'} side by side, one at a time and alternately, on one embedded PostgreSQL 18 with durable settings, every flow step calling one local JSON echo server; the load came from a process of its own. ${results.settings.rounds} rounds of ${results.settings.seconds} s per system (after ${results.settings.warmupSeconds} s of warm-up), ${results.settings.connections} connections, ${results.settings.tenants} organizations. Figures are the median round; only ratios mean anything on a shared machine.`,
+    '',
+    `Machine: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memoryGb} GiB, ${results.machine.os}; Node.js ${results.versions.node}.`,
+    '',
+    ...results.notes.map((line: string) => `> ${line}`),
+    '',
+    '## A: synchronous, a one-step flow answered when finished',
+    '',
+    '| system | executions/s | p50 ms | p99 ms | errors | CPU per execution (peak RSS) |',
+    '|---|---:|---:|---:|---:|---|',
+    ...Object.entries(a)
+      .filter(([name]) => name !== 'tolstoyVsN8n')
+      .map(([name, f]: [string, any]) => `| ${name} | ${f.executionsPerSecond} | ${f.p50Ms} | ${f.p99Ms} | ${f.errors} | ${processLine(f)} |`),
+    '',
+    a.tolstoyVsN8n === undefined
+      ? 'Tolstoy ran alone: no ratio.'
+      : `Tolstoy / n8n: **${a.tolstoyVsN8n}×** executions/s (target ${TARGETS.syncVsN8n}× ${check(a.tolstoyVsN8n >= TARGETS.syncVsN8n)}).`,
+    '',
+    '## B: throughput, a three-step flow started as fast as accepted',
+    '',
+    '| system | completed/s | p50 ms | p99 ms | at half the rate: starts/s, p50, p99 ms | errors | CPU per execution (peak RSS) |',
+    '|---|---:|---:|---:|---|---:|---|',
+    ...Object.entries(b.tolstoy).map(
+      ([layout, f]: [string, any]) =>
+        `| Tolstoy, ${layout} | ${f.executionsPerSecond} | ${f.p50Ms} | ${f.p99Ms} | ${f.halfRate.startsPerSecond}, ${f.halfRate.p50Ms}, ${f.halfRate.p99Ms} | ${f.errors} | ${processLine(f)} |`,
+    ),
+    ...(b.n8n
+      ? [
+          `| n8n | ${b.n8n.executionsPerSecond} | ${b.n8n.p50Ms} | ${b.n8n.p99Ms} | ${b.n8n.halfRate.startsPerSecond}, ${b.n8n.halfRate.p50Ms}, ${b.n8n.halfRate.p99Ms} | ${b.n8n.errors} | ${processLine(b.n8n)} |`,
+        ]
+      : []),
+    '',
+    `Targets: at least ${TARGETS.chainPerSecond} completed executions/s (${Math.max(...Object.values(b.tolstoy).map((f: any) => f.executionsPerSecond))} ${check(Math.max(...Object.values(b.tolstoy).map((f: any) => f.executionsPerSecond)) >= TARGETS.chainPerSecond)}), p99 under ${TARGETS.chainP99Ms} ms at half that rate (${Math.min(...Object.values(b.tolstoy).map((f: any) => f.halfRate.p99Ms))} ms ${check(Math.min(...Object.values(b.tolstoy).map((f: any) => f.halfRate.p99Ms)) < TARGETS.chainP99Ms)})${b.tolstoyVsN8n === undefined ? '' : `; Tolstoy (one worker) / n8n: **${b.tolstoyVsN8n}×**`}.`,
+    '',
+    '## C: crash, B at half rate with a worker killed every few seconds',
+    '',
+    '| starts/s | workers killed | accepted | lost | completed steps repeated | steps re-sent (outcome unknown) | p50 ms | p99 ms |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${c.startsPerSecond} | ${c.workersKilled} | ${c.accepted} | ${c.lost} ${check(c.lost === 0)} | ${c.completedStepsRepeated} ${check(c.completedStepsRepeated === 0)} | ${c.stepsResent} | ${c.p50Ms} | ${c.p99Ms} |`,
+    '',
+    `Peak RSS of Tolstoy's processes: ${Math.max(peakRss(a.tolstoy), ...Object.values(b.tolstoy).map((f: any) => peakRss(f)))} MB (target under ${TARGETS.rssMb} MB).`,
+    '',
+  ];
+  // What profiling found and changed, written by hand.
+  return [...lines, readFileSync(join(ROOT, 'bench', 'engine', 'notes.md'), 'utf8').trim(), ''].join('\n');
+}

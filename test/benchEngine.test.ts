@@ -1,0 +1,27 @@
+// The engine benchmark must not rot either: its smoke run (seconds per scenario) starts Tolstoy
+// as production runs it, runs every scenario, and fails on any error, any execution lost or any
+// completed step repeated when workers are killed. n8n takes part only where it is installed.
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import t from 'tap';
+
+t.setTimeout(300_000);
+
+t.test('npm run bench:engine -- --smoke', async (t) => {
+  const result = await promisify(execFile)(process.execPath, ['bench/engine/run.ts', '--smoke'], { maxBuffer: 16 * 1024 * 1024 }).catch((error) => error);
+  t.equal(result.code ?? 0, 0, result.code ? `${result.stdout}${result.stderr}` : 'the smoke run passes');
+  const results = JSON.parse(await readFile('reports/bench-engine-smoke.json', 'utf8'));
+  t.ok(results.synchronous.tolstoy.executions > 0, 'A: runs answered when finished');
+  t.equal(results.synchronous.tolstoy.errors, 0, 'A: none failed');
+  for (const [layout, figures] of Object.entries<any>(results.throughput.tolstoy)) {
+    t.ok(figures.executions > 0, `B, ${layout}: runs completed`);
+    t.equal(figures.errors, 0, `B, ${layout}: none failed or left unfinished`);
+  }
+  const crash = results.crash.tolstoy;
+  t.ok(crash.workersKilled >= 1 && crash.accepted > 0, 'C: workers were killed under load');
+  t.equal(crash.lost, 0, 'C: no execution lost');
+  t.equal(crash.completedStepsRepeated, 0, 'C: no completed step repeated');
+  if (results.versions.n8n === null) t.match(results.notes.join(' '), /n8n/, 'says why n8n did not take part');
+  else t.ok(results.synchronous.n8n.executions > 0, 'n8n answered too');
+});
