@@ -2,6 +2,7 @@
 // same request. Where a write makes what differs by nature (a new id, a timestamp, a version
 // another system already raised), those fields are masked before comparing, and so is the
 // request id that Tolstoy's problem documents carry (new for every request).
+import { newKey } from '../src/domain/apiKeys.ts';
 import { type BenchRequest, SCENARIOS, seeded } from './scenarios.ts';
 import type { Fixture } from './seed.ts';
 import type { RunningSystem } from './systems.ts';
@@ -27,16 +28,20 @@ function comparable(answer: Answer, request: BenchRequest): string {
   return JSON.stringify({ ...answer, body });
 }
 
-/** The requests each system is asked: a few of every scenario, and a non-member and a foreign flow. */
+/** The requests each system is asked: a few of every scenario, a foreign flow, and keys that are not keys. */
 export function equivalenceRequests(fixture: Fixture, perScenario = 4): BenchRequest[] {
   const requests: BenchRequest[] = [];
   for (const { draw } of Object.values(SCENARIOS)) {
     const random = seeded(7);
     for (let i = 0; i < perScenario; i++) requests.push(draw(fixture, random));
   }
-  const [first, second] = fixture.tenants;
-  requests.push({ method: 'GET', path: `/flows/${first!.flowIds[0]}`, headers: { 'x-org-id': first!.orgId, 'x-user-id': second!.userId } });
-  requests.push({ method: 'GET', path: `/flows/${fixture.foreignFlow(first!)}`, headers: { 'x-org-id': first!.orgId, 'x-user-id': first!.userId } });
+  const [first] = fixture.tenants;
+  const path = `/flows/${first!.flowIds[0]}`;
+  requests.push({ method: 'GET', path: `/flows/${fixture.foreignFlow(first!)}`, headers: { authorization: `Bearer ${first!.key}` } });
+  // A key of the right shape that no one holds, and one whose checksum does not hold.
+  requests.push({ method: 'GET', path, headers: { authorization: `Bearer ${newKey().key}` } });
+  requests.push({ method: 'GET', path, headers: { authorization: `Bearer ${first!.key.slice(0, -1)}${first!.key.endsWith('a') ? 'b' : 'a'}` } });
+  requests.push({ method: 'GET', path, headers: {} });
   return requests;
 }
 

@@ -12,9 +12,9 @@ export interface BenchRequest {
 type Draw = (fixture: Fixture, random: () => number) => BenchRequest;
 
 const pick = <T>(items: T[], random: () => number): T => items[Math.floor(random() * items.length)]!;
+// Every system authenticates as production Tolstoy does: with the member's API key.
 const as = (tenant: Tenant, body?: unknown) => ({
-  'x-org-id': tenant.orgId,
-  'x-user-id': tenant.userId,
+  authorization: `Bearer ${tenant.key}`,
   ...(body === undefined ? {} : { 'content-type': 'application/json' }),
 });
 

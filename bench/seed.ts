@@ -2,6 +2,7 @@
 // members, tools, actions, flows of five steps, and execution logs. Returns what the load needs
 // to address it: tenants, their flows (with logs) and a cursor into a later page of flows.
 import pg from 'pg';
+import { newKey } from '../src/domain/apiKeys.ts';
 import { encodeCursor } from '../src/domain/pagination.ts';
 
 export interface Scale {
@@ -18,6 +19,8 @@ export const SMOKE: Scale = { organizations: 3, members: 2, tools: 5, flows: 30,
 export interface Tenant {
   orgId: string;
   userId: string;
+  /** The API key of that member, with which every request of the tenant is made. */
+  key: string;
   /** Flows of this tenant, newest first. */
   flowIds: string[];
   /** The cursor of the fifth page of flows (limit 20). */
@@ -84,9 +87,16 @@ export async function seed(url: string, scale: Scale): Promise<Fixture> {
     const tenants: Tenant[] = [];
     for (const { id: orgId } of (await client.query('SELECT id FROM organizations ORDER BY id')).rows) {
       const userId = (await client.query('SELECT id FROM users WHERE org_id = $1 ORDER BY id LIMIT 1', [orgId])).rows[0].id;
+      const { key, lookup, hash } = newKey();
+      await client.query("INSERT INTO api_keys (id, org_id, user_id, name, lookup, hash) VALUES (uuidv7(), $1, $2, 'Benchmark', $3, $4)", [
+        orgId,
+        userId,
+        lookup,
+        hash,
+      ]);
       const flowIds = (await client.query('SELECT id FROM flows WHERE org_id = $1 ORDER BY id DESC', [orgId])).rows.map((row) => row.id as string);
       const laterPage = encodeCursor(flowIds[Math.min(flowIds.length - 1, 4 * 20 - 1)]!);
-      tenants.push({ orgId, userId, flowIds, laterPage });
+      tenants.push({ orgId, userId, key, flowIds, laterPage });
     }
     return { tenants, foreignFlow: (tenant) => tenants[(tenants.indexOf(tenant) + 1) % tenants.length]!.flowIds[0]! };
   } finally {

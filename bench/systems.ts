@@ -23,6 +23,7 @@ export type SystemName = keyof typeof SYSTEMS;
 export interface RunningSystem {
   name: SystemName;
   base: string;
+  pid: number;
   /** The highest resident set size of the process so far, in MB. */
   peakRssMb(): Promise<number>;
   stop(): Promise<void>;
@@ -42,9 +43,8 @@ export async function startSystem(name: SystemName, databaseUrl: string): Promis
     NODE_ENV: 'production',
     USE_AWS_SECRETS: 'false',
     TOLSTOY_ENCRYPTION_KEY: ENCRYPTION_KEY,
-    // The peers trust tenant headers as the seed did; until they check API keys too (the
-    // performance issue), Tolstoy is measured the same way.
-    TOLSTOY_AUTH: 'headers',
+    // API keys, as in production; the peers check the same keys.
+    TOLSTOY_AUTH: 'keys',
     // Neither peer limits its callers; the bench's few tenants would hit Tolstoy's limits at once.
     TOLSTOY_RATE_LIMIT_PER_KEY: '0',
     TOLSTOY_RATE_LIMIT_PER_ORG: '0',
@@ -71,6 +71,7 @@ function running(name: SystemName, base: string, child: ChildProcess): RunningSy
   return {
     name,
     base,
+    pid: child.pid!,
     async peakRssMb() {
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
       return Number(status.match(/VmHWM:\s+(\d+) kB/)![1]) / 1024;
