@@ -1,7 +1,6 @@
 // Where the database is: in the AWS secret (NODE_ENV=production or USE_AWS_SECRETS=true), at
 // DATABASE_URL, or, outside production with neither, the embedded PostgreSQL.
 import type { Config, DatabaseUrls } from '../config/config.ts';
-import { readDatabaseSecret } from '../config/secrets.ts';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.ts';
 
 export interface DatabaseSource {
@@ -19,6 +18,8 @@ export async function locateDatabase(
 ): Promise<DatabaseSource> {
   const { secrets } = config;
   if (secrets) {
+    // The AWS SDK is loaded only where it is used: it costs some 26 MB of memory.
+    const { readDatabaseSecret } = await import('../config/secrets.ts');
     const reread = () => readDatabaseSecret(secrets);
     return { urls: await reread(), origin: `AWS Secrets Manager secret "${secrets.secretName}" in ${secrets.region}`, reread };
   }

@@ -1,9 +1,9 @@
 import { fromJsonText, toJsonText } from '../db/client.ts';
 import { brokenForeignKey } from '../db/errors.ts';
 import type { components } from '../generated/openapi.ts';
-import type { ExecutionLog as ExecutionLogRow } from '../generated/prisma/client.ts';
+import { type ExecutionLog as ExecutionLogRow, Prisma } from '../generated/prisma/client.ts';
 import type { Handler } from './contract.ts';
-import { pageArgs, toPage } from './pagination.ts';
+import { pageSql, toPage } from './pagination.ts';
 import { notFound, unprocessable } from './problems.ts';
 
 type ExecutionLog = components['schemas']['ExecutionLog'];
@@ -27,10 +27,22 @@ export function toExecutionLog(row: ExecutionLogRow): ExecutionLog {
   };
 }
 
+// An execution log's columns under the names of Prisma's model, so that toExecutionLog reads raw rows too.
+const LOG_COLUMNS = Prisma.sql`id, org_id AS "orgId", flow_id AS "flowId", user_id AS "userId", execution_id AS "executionId", step_key AS "stepKey",
+  status::text AS status, inputs, outputs, error, duration_ms AS "durationMs", created_at AS "createdAt", updated_at AS "updatedAt"`;
+
+// One raw statement, as the hottest reads are (see flows.ts).
 export const listExecutionLogs: Handler<'listExecutionLogs'> = async ({ query }, { db, reader }) => {
   const { flowId, executionId, status } = query;
-  const where = { ...reader.scope, ...(flowId && { flowId }), ...(executionId && { executionId }), ...(status && { status }) };
-  const rows = await reader.list(await db.executionLog.findMany(pageArgs(query, where)));
+  const filters = [
+    flowId === undefined ? Prisma.empty : Prisma.sql`AND flow_id = ${flowId}::uuid`,
+    executionId === undefined ? Prisma.empty : Prisma.sql`AND execution_id = ${executionId}`,
+    status === undefined ? Prisma.empty : Prisma.sql`AND status = ${status}::execution_status`,
+  ];
+  const rows = await reader.list(
+    await db.$queryRaw<ExecutionLogRow[]>`
+      SELECT ${LOG_COLUMNS} FROM execution_logs WHERE org_id = ${reader.tenant.orgId}::uuid ${reader.member} ${Prisma.join(filters, ' ')} ${pageSql(query)}`,
+  );
   return toPage(rows, query, toExecutionLog);
 };
 

@@ -1,6 +1,7 @@
 // Lists are ordered newest first by id (UUIDv7 ids grow with time) and paginated with an
 // opaque cursor: "v1" and the 16 bytes of the last item's id in base64url. Every string of that
 // shape (the contract's pattern) is a position in the list, so no well-formed cursor is refused.
+import { Prisma } from '../generated/prisma/client.ts';
 
 export interface PageQuery {
   limit?: number;
@@ -24,6 +25,12 @@ export function pageArgs<Where extends object>(query: PageQuery, where: Where = 
     orderBy: { id: 'desc' as const },
     take: (query.limit ?? DEFAULT_LIMIT) + 1,
   };
+}
+
+/** The same for a raw query: its end (`… AND id < cursor ORDER BY id DESC LIMIT n`), `id` being the table's. */
+export function pageSql(query: PageQuery, id = Prisma.raw('id')): Prisma.Sql {
+  const after = query.cursor === undefined ? Prisma.empty : Prisma.sql`AND ${id} < ${decodeCursor(query.cursor)}::uuid`;
+  return Prisma.sql`${after} ORDER BY ${id} DESC LIMIT ${(query.limit ?? DEFAULT_LIMIT) + 1}`;
 }
 
 export function toPage<Row extends { id: string }, Item>(rows: Row[], query: PageQuery, toItem: (row: Row) => Item): Page<Item> {

@@ -10,9 +10,13 @@ import { ProblemError } from './problems.ts';
 import type { Transaction } from './runs.ts';
 import { readerOf } from './tenancy.ts';
 
-/** The strong ETag of a representation: the same for the same content, whatever its key order. */
+/**
+ * The strong ETag of a representation. Representations are built field by field in one order by
+ * their to… mappers (src/domain), and their free-form documents kept as sent, so JSON.stringify
+ * gives the same text for the same content wherever it is answered.
+ */
 export function etagOf(representation: unknown): string {
-  return `"${createHash('sha256').update(canonical(representation)).digest('base64url').slice(0, 27)}"`;
+  return `"${createHash('sha256').update(JSON.stringify(representation)).digest('base64url').slice(0, 27)}"`;
 }
 
 /** Whether an If-Match value holds for the current tag (`*`, or a list naming it; weak tags never match). */

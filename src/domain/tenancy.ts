@@ -7,6 +7,7 @@
 //   when that finds nothing asks about membership, to tell 403 from 404 or from an empty list.
 import type { Database } from '../db/client.ts';
 import type { components } from '../generated/openapi.ts';
+import { Prisma } from '../generated/prisma/client.ts';
 import { ProblemError } from './problems.ts';
 
 export type Role = components['schemas']['Role'];
@@ -33,6 +34,8 @@ export interface Reader {
   readonly tenant: Omit<Tenant, 'role'>;
   /** A Prisma filter: rows of the caller's organization (while the caller is one of its members). */
   readonly scope: { orgId: string; organization?: { users: { some: { id: string } } } };
+  /** The same for a raw query, after its `org_id = …` condition: nothing, or the membership condition. */
+  readonly member: Prisma.Sql;
   /** The rows; when there are none, first makes sure the caller is a member (403 otherwise). */
   list<Row>(rows: Row[]): Promise<Row[]>;
   /** The row; when there is none, answers 403 to a non-member and `missing` (a 404) to a member. */
@@ -73,6 +76,7 @@ export function readerOf({ orgId, userId, role }: Tenant): Reader {
   return {
     tenant: { orgId, userId },
     scope: { orgId },
+    member: Prisma.empty,
     list: async (rows) => rows,
     one: async (row, missing) => {
       if (row === null) throw missing();
@@ -89,6 +93,7 @@ export function readerFor(db: Database, caller: Caller & { kind: 'key' | 'header
   return {
     tenant: { orgId, userId },
     scope: { orgId, organization: { users: { some: { id: userId } } } },
+    member: Prisma.sql`AND EXISTS (SELECT 1 FROM users member WHERE member.org_id = ${orgId}::uuid AND member.id = ${userId}::uuid)`,
     async list(rows) {
       if (rows.length === 0) await assertMember();
       return rows;

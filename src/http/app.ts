@@ -8,7 +8,7 @@ import { Authentication } from '../domain/authentication.ts';
 import { handlers } from '../domain/index.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { traceRequests } from '../observability/tracing.ts';
-import { AccessLog } from './accessLog.ts';
+import { AccessLog, lazyChildLogger } from './accessLog.ts';
 import { registerDocumentation } from './documentation.ts';
 import { answerClientError, answerFrameworkError, registerProblemHandlers } from './errors.ts';
 import { registerJsonBodies } from './jsonBody.ts';
@@ -68,7 +68,9 @@ export async function buildApp({
   tracing = false,
 }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    ...(logger ? { loggerInstance: logger, logController: new AccessLog({ requestIdLogLabel: 'requestId' }) } : { logger: false }),
+    ...(logger
+      ? { loggerInstance: logger, logController: new AccessLog(logger, { requestIdLogLabel: 'requestId' }), childLoggerFactory: lazyChildLogger }
+      : { logger: false }),
     bodyLimit: BODY_LIMIT,
     // While shutting down, requests on open connections are still served: the pool closes after.
     return503OnClosing: false,

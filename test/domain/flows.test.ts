@@ -1,7 +1,7 @@
 import t from 'tap';
 import { buildTestApp, call, createTenant, MISSING_ID } from '../helper.ts';
 
-const { app } = await buildTestApp(t);
+const { app, db } = await buildTestApp(t);
 const acme = await createTenant(app);
 const tool = (await call(app, acme, { method: 'POST', url: '/tools', payload: { name: 'Slack', baseUrl: 'https://api.slack.com' } })).data;
 const newAction = async (key: string) =>
@@ -53,6 +53,29 @@ t.test('every update adds one to the version; steps are replaced whole', async (
   );
   const emptied = await call(app, acme, { method: 'PUT', url: `/flows/${flow.id}`, payload: { steps: [], description: null } });
   t.match(emptied.data, { version: 4, steps: [], description: null });
+});
+
+t.test('steps whose keys change places, and fewer of them, replace the old ones and their references', async (t) => {
+  const steps = (keys: string[]) => keys.map((key, i) => ({ key, actionId: i % 2 ? post.id : react.id }));
+  const flow = (await call(app, acme, { method: 'POST', url: '/flows', payload: { name: 'Shuffled', steps: steps(['a', 'b', 'c']) } })).data;
+  const swapped = await call(app, acme, { method: 'PUT', url: `/flows/${flow.id}`, payload: { steps: steps(['c', 'a']) } });
+  t.equal(swapped.statusCode, 200);
+  t.same(
+    swapped.data.steps.map((step: { key: string }) => step.key),
+    ['c', 'a'],
+  );
+  const references = await db.flowStep.findMany({ where: { flowId: flow.id }, orderBy: { position: 'asc' } });
+  t.same(
+    references.map(({ position, key, actionId }) => ({ position, key, actionId })),
+    [
+      { position: 0, key: 'c', actionId: react.id },
+      { position: 1, key: 'a', actionId: post.id },
+    ],
+    'the database references exactly the new steps',
+  );
+  const renamed = await call(app, acme, { method: 'PUT', url: `/flows/${flow.id}`, payload: { name: 'Renamed' } });
+  t.same(renamed.data.steps, swapped.data.steps, 'a rename keeps the steps');
+  t.equal(await db.flowStep.count({ where: { flowId: flow.id } }), 2, 'and their references');
 });
 
 t.test('concurrent updates each count', async (t) => {
