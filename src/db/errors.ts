@@ -3,17 +3,17 @@ import { STALLED } from './connection.ts';
 
 interface DriverError {
   code?: string;
-  meta?: { driverAdapterError?: { cause?: { constraint?: { index?: string } } } };
+  meta?: { driverAdapterError?: { cause?: { kind?: string; constraint?: { index?: string } } } };
 }
 
 /** The unique constraint a write broke, if that is why it failed. */
 export function brokenUniqueConstraint(error: unknown): string | undefined {
-  return constraintOf(error, 'P2002');
+  return constraintOf(error, 'P2002', 'UniqueConstraintViolation');
 }
 
 /** The foreign key a write or delete broke, if that is why it failed. */
 export function brokenForeignKey(error: unknown): string | undefined {
-  return constraintOf(error, 'P2003');
+  return constraintOf(error, 'P2003', 'ForeignKeyConstraintViolation');
 }
 
 /** Whether an update or delete found no row to change. */
@@ -21,10 +21,12 @@ export function isMissingRow(error: unknown): boolean {
   return (error as DriverError | null)?.code === 'P2025';
 }
 
-function constraintOf(error: unknown, code: string): string | undefined {
+// A model query's error has its own code; a raw statement's is P2010, with the kind in its cause.
+function constraintOf(error: unknown, code: string, kind: string): string | undefined {
   const known = error as DriverError | null;
-  if (known?.code !== code) return undefined;
-  return known.meta?.driverAdapterError?.cause?.constraint?.index ?? '';
+  const cause = known?.meta?.driverAdapterError?.cause;
+  if (known?.code !== code && !(known?.code === 'P2010' && cause?.kind === kind)) return undefined;
+  return cause?.constraint?.index ?? '';
 }
 
 // Failures of the database itself, not of the request: the client should retry later.

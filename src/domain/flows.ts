@@ -90,10 +90,10 @@ export const getFlow: Handler<'getFlow'> = async ({ params }, { db, reader }) =>
 };
 
 /**
- * The flow's new fields and version and the version's snapshot in one statement; when the steps
- * change, that statement also drops their reference rows, and the next (in the same transaction)
- * writes the new ones. The row lock of the update orders concurrent updates, which take their
- * version numbers in turn.
+ * The flow's new fields and version and the version's snapshot in one statement. The row lock of
+ * that update orders concurrent updates, which take their version numbers in turn. When the steps
+ * change, the same transaction then replaces their reference rows: in statements of their own,
+ * whose snapshots (taken once the lock is held) see the rows of the update committed just before.
  */
 export const updateFlow: Handler<'updateFlow'> = async ({ params, body }, { db, tenant }) => {
   const { steps, output } = body;
@@ -112,8 +112,6 @@ export const updateFlow: Handler<'updateFlow'> = async ({ params, body }, { db, 
       ), snapshot AS (
         INSERT INTO flow_versions (id, org_id, flow_id, version, name, description, steps, output)
         SELECT ${uuidv7()}::uuid, org_id, id, version, name, description, steps, output FROM f
-      ), cleared AS (
-        DELETE FROM flow_steps WHERE flow_id = ${params.id}::uuid AND ${steps !== undefined} AND EXISTS (SELECT 1 FROM f)
       )
       SELECT ${FLOW_COLUMNS} FROM f`;
     return row;
@@ -124,10 +122,11 @@ export const updateFlow: Handler<'updateFlow'> = async ({ params, body }, { db, 
         ? await update(db)
         : await db.$transaction(async (tx) => {
             const updated = await update(tx as Database);
-            if (updated)
-              await tx.flowStep.createMany({
-                data: steps.map((step, position) => ({ flowId: updated.id, orgId, position, key: step.key, actionId: step.actionId })),
-              });
+            if (!updated) return undefined;
+            await tx.flowStep.deleteMany({ where: { flowId: updated.id } });
+            await tx.flowStep.createMany({
+              data: steps.map((step, position) => ({ flowId: updated.id, orgId, position, key: step.key, actionId: step.actionId })),
+            });
             return updated;
           });
     if (!row) throw notFound('flow', params.id);

@@ -36,7 +36,7 @@ for (const [table, path, body] of [
 async function untilSleeping(db: { $queryRaw: (query: TemplateStringsArray, ...values: unknown[]) => Promise<unknown> }, database: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
     const rows =
-      (await db.$queryRaw`SELECT 1 FROM pg_stat_activity WHERE datname = ${database} AND query LIKE 'INSERT%' AND wait_event = 'PgSleep'`) as unknown[];
+      (await db.$queryRaw`SELECT 1 FROM pg_stat_activity WHERE datname = ${database} AND ltrim(query, E' \n') LIKE 'INSERT%' AND wait_event = 'PgSleep'`) as unknown[];
     if (rows.length > 0) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
