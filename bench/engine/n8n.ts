@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort } from '../../src/db/embedded.ts';
 import type { Target } from './load.ts';
-import type { Completion } from './tolstoy.ts';
+import { type Completion, completionOf, type Outcome } from './tolstoy.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // The newest n8n whose dependencies the registry here serves (n8n-peer.md).
@@ -190,23 +190,13 @@ export async function n8nCompletions(databaseUrl: string, since: Date): Promise<
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
-    const { rows } = await client.query<{ status: string; started: Date; stopped: Date | null }>(
-      `SELECT status, "startedAt" AS started, "stoppedAt" AS stopped FROM execution_entity WHERE "workflowId" = 'benchChainFlow001' AND "startedAt" >= $1`,
+    const { rows } = await client.query<Outcome>(
+      `SELECT CASE WHEN status = 'success' THEN 'completed' WHEN status IN ('error', 'crashed', 'canceled') THEN 'failed' ELSE 'unfinished' END AS outcome,
+         "startedAt" AS started, "stoppedAt" AS finished
+       FROM execution_entity WHERE "workflowId" = 'benchChainFlow001' AND "startedAt" >= $1`,
       [since],
     );
-    const done = rows.filter((row) => row.status === 'success');
-    const durations = done.map((row) => row.stopped!.getTime() - row.started.getTime()).sort((a, b) => a - b);
-    const first = Math.min(...rows.map((row) => row.started.getTime()));
-    const last = Math.max(...done.map((row) => row.stopped!.getTime()));
-    const at = (p: number) => durations[Math.min(durations.length - 1, Math.floor((p / 100) * durations.length))] ?? 0;
-    return {
-      completed: done.length,
-      failed: rows.filter((row) => row.status === 'error' || row.status === 'crashed' || row.status === 'canceled').length,
-      unfinished: rows.filter((row) => row.status === 'running' || row.status === 'new' || row.status === 'waiting').length,
-      p50Ms: at(50),
-      p99Ms: at(99),
-      perSecond: done.length > 0 ? done.length / ((last - first) / 1000) : 0,
-    };
+    return completionOf(rows);
   } finally {
     await client.end();
   }

@@ -187,31 +187,45 @@ export interface Completion {
   perSecond: number;
 }
 
+/** One execution of a window, as a system recorded it. */
+export interface Outcome {
+  outcome: 'completed' | 'failed' | 'unfinished';
+  started: Date;
+  finished: Date | null;
+}
+
 /** What became of the executions started since `since`. */
 export async function completions(databaseUrl: string, since: Date): Promise<Completion> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
-    const { rows } = await client.query<{ status: string; created: Date; finished: Date | null }>(
-      'SELECT status, created_at AS created, finished_at AS finished FROM executions WHERE created_at >= $1',
+    const { rows } = await client.query<Outcome>(
+      `SELECT CASE WHEN status = 'completed' THEN 'completed' WHEN status IN ('failed', 'cancelled') THEN 'failed' ELSE 'unfinished' END AS outcome,
+         created_at AS started, finished_at AS finished
+       FROM executions WHERE created_at >= $1`,
       [since],
     );
-    const done = rows.filter((row) => row.status === 'completed');
-    const durations = done.map((row) => row.finished!.getTime() - row.created.getTime()).sort((a, b) => a - b);
-    const first = Math.min(...rows.map((row) => row.created.getTime()));
-    const last = Math.max(...done.map((row) => row.finished!.getTime()));
-    const at = (p: number) => durations[Math.min(durations.length - 1, Math.floor((p / 100) * durations.length))] ?? 0;
-    return {
-      completed: done.length,
-      failed: rows.filter((row) => row.status === 'failed' || row.status === 'cancelled').length,
-      unfinished: rows.filter((row) => row.status === 'queued' || row.status === 'running').length,
-      p50Ms: at(50),
-      p99Ms: at(99),
-      perSecond: done.length > 0 ? done.length / ((last - first) / 1000) : 0,
-    };
+    return completionOf(rows);
   } finally {
     await client.end();
   }
+}
+
+/** The figures of a window's executions, whichever system ran them. */
+export function completionOf(rows: Outcome[]): Completion {
+  const done = rows.filter((row) => row.outcome === 'completed');
+  const durations = done.map((row) => row.finished!.getTime() - row.started.getTime()).sort((a, b) => a - b);
+  const first = Math.min(...rows.map((row) => row.started.getTime()));
+  const last = Math.max(...done.map((row) => row.finished!.getTime()));
+  const at = (p: number) => durations[Math.min(durations.length - 1, Math.floor((p / 100) * durations.length))] ?? 0;
+  return {
+    completed: done.length,
+    failed: rows.filter((row) => row.outcome === 'failed').length,
+    unfinished: rows.filter((row) => row.outcome === 'unfinished').length,
+    p50Ms: at(50),
+    p99Ms: at(99),
+    perSecond: done.length > 0 ? done.length / ((last - first) / 1000) : 0,
+  };
 }
 
 /** Executions started since `since` that are not finished yet. */
