@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
-import { cpuSeconds } from './engine/processes.ts';
+import { metered } from './engine/processes.ts';
 import { differences, equivalenceRequests } from './equivalence.ts';
 import type { LoadResult } from './load.ts';
 import { SCENARIOS } from './scenarios.ts';
@@ -109,15 +109,11 @@ async function measure(name: SystemName, scenario: string, url: string, fixtureF
   const system = await startSystem(name, url);
   try {
     if (!smoke) await load(system.base, scenario, fixtureFile, WARMUP_SECONDS, round + 1000);
-    const [server, postgres] = await Promise.all([cpuSeconds(system.pid), cpuSeconds(postmaster)]);
-    const figures = await load(system.base, scenario, fixtureFile, duration, round);
+    const { value: figures, cpu } = await metered({ server: system.pid, postgresql: postmaster }, () =>
+      load(system.base, scenario, fixtureFile, duration, round),
+    );
     const perRequest = (seconds: number) => Math.round((seconds * 1e6) / Math.max(1, figures.requests));
-    return {
-      ...figures,
-      rssMb: await system.peakRssMb(),
-      serverCpuUs: perRequest((await cpuSeconds(system.pid)) - server),
-      postgresCpuUs: perRequest((await cpuSeconds(postmaster)) - postgres),
-    };
+    return { ...figures, rssMb: await system.peakRssMb(), serverCpuUs: perRequest(cpu.server!), postgresCpuUs: perRequest(cpu.postgresql!) };
   } finally {
     await system.stop();
   }

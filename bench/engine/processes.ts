@@ -28,10 +28,10 @@ export async function tree(root: number): Promise<number[]> {
   return found;
 }
 
-/** CPU seconds (user and system) used so far by the process and its descendants alive now. */
-export async function cpuSeconds(root: number): Promise<number> {
+/** CPU seconds (user and system) used so far by the process and by each of its descendants alive now, by pid. */
+async function cpuByPid(root: number): Promise<Map<number, number>> {
   const entries = await Promise.all((await tree(root)).map(stat));
-  return entries.reduce((sum, entry) => sum + (entry?.cpuSeconds ?? 0), 0);
+  return new Map(entries.filter((entry) => entry !== undefined).map((entry) => [entry.pid, entry.cpuSeconds]));
 }
 
 /** The highest resident set size of the process so far, in MB. */
@@ -40,32 +40,49 @@ export async function peakRssMb(pid: number): Promise<number> {
   return Number(status.match(/VmHWM:\s+(\d+) kB/)?.[1] ?? 0) / 1024;
 }
 
-/** Counts CPU seconds of a set of processes over a window, processes that exit included up to their last reading. */
+/**
+ * Counts CPU seconds of a set of processes and their descendants over a window. Each process is
+ * counted up to its last reading, so processes that end during the window (a killed worker, the
+ * PostgreSQL backends of its connections) are read often enough to keep what they used.
+ */
 export class CpuMeter {
-  readonly #start = new Map<string, number>();
-  readonly #last = new Map<string, number>();
+  readonly #start = new Map<string, Map<number, number>>();
+  readonly #last = new Map<string, Map<number, number>>();
 
   async begin(name: string, root: number): Promise<void> {
-    const now = await cpuSeconds(root);
+    const now = await cpuByPid(root);
     this.#start.set(name, now);
-    this.#last.set(name, now);
+    this.#last.set(name, new Map(now));
   }
 
-  /** Reads a process again (before it is stopped or killed). */
+  /** Reads a process and its descendants again; a root that replaces one that died (a restarted worker) adds to the name. */
   async read(name: string, root: number): Promise<void> {
-    const now = await cpuSeconds(root);
-    if (now > 0) this.#last.set(name, now);
-  }
-
-  /** A process that replaces one that died (a restarted worker) adds to its name. */
-  async rebase(name: string, root: number): Promise<void> {
-    const used = (this.#last.get(name) ?? 0) - (this.#start.get(name) ?? 0);
-    const now = await cpuSeconds(root);
-    this.#start.set(name, now - used);
-    this.#last.set(name, now);
+    const last = this.#last.get(name) ?? new Map<number, number>();
+    for (const [pid, seconds] of await cpuByPid(root)) last.set(pid, seconds);
+    this.#last.set(name, last);
   }
 
   used(): Record<string, number> {
-    return Object.fromEntries([...this.#start].map(([name, start]) => [name, (this.#last.get(name) ?? start) - start]));
+    return Object.fromEntries(
+      [...this.#last].map(([name, last]) => {
+        const start = this.#start.get(name) ?? new Map<number, number>();
+        let used = 0;
+        for (const [pid, seconds] of last) used += seconds - (start.get(pid) ?? 0);
+        return [name, used];
+      }),
+    );
   }
+}
+
+/** Measures the CPU of processes (by name) over `work`, reading them every half second so that those that end keep their share. */
+export async function metered<T>(processes: Record<string, number>, work: (meter: CpuMeter) => Promise<T>): Promise<{ value: T; cpu: Record<string, number> }> {
+  const meter = new CpuMeter();
+  const readAll = async () => {
+    for (const [name, pid] of Object.entries(processes)) await meter.read(name, pid);
+  };
+  for (const [name, pid] of Object.entries(processes)) await meter.begin(name, pid);
+  const reading = setInterval(readAll, 500);
+  const value = await work(meter).finally(() => clearInterval(reading));
+  await readAll();
+  return { value, cpu: meter.used() };
 }

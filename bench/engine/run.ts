@@ -25,7 +25,7 @@ import { freePort, startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { applyMigrations } from '../../src/db/migrations.ts';
 import type { LoadFigures, LoadPlan, Target } from './load.ts';
 import { installN8n, N8N_VERSION, type N8nSetup, n8nChainTargets, n8nCompletions, n8nInstalled, n8nSyncTargets, setUpN8n, startN8n } from './n8n.ts';
-import { CpuMeter, peakRssMb } from './processes.ts';
+import { type CpuMeter, metered, peakRssMb } from './processes.ts';
 import {
   type Completion,
   chainTargets,
@@ -160,13 +160,8 @@ function load(plan: LoadPlan): Promise<LoadFigures> {
 }
 
 /** Measures CPU of the system's processes, PostgreSQL, the echo server and the load generator over `work`. */
-async function metered<T>(processes: Record<string, number>, work: (meter: CpuMeter) => Promise<T>): Promise<{ value: T; cpu: Record<string, number> }> {
-  const meter = new CpuMeter();
-  const all = { ...processes, postgresql: postmaster, echo: echo.pid! };
-  for (const [name, pid] of Object.entries(all)) await meter.begin(name, pid);
-  const value = await work(meter);
-  for (const [name, pid] of Object.entries(all)) await meter.read(name, pid);
-  return { value, cpu: meter.used() };
+function measured<T>(processes: Record<string, number>, work: (meter: CpuMeter) => Promise<T>): Promise<{ value: T; cpu: Record<string, number> }> {
+  return metered({ ...processes, postgresql: postmaster, echo: echo.pid! }, work);
 }
 
 function perExecution(cpu: Record<string, number>, executions: number, rss: Record<string, number> = {}): Record<string, ProcessFigures> {
@@ -200,7 +195,7 @@ async function scenarioA(tenants: Tenant[], n8n: N8nSetup | undefined) {
 
 async function syncRound(targets: Target[], expect: LoadPlan['expect'], base: string, processes: Record<string, number>): Promise<Figures> {
   if (warmupSeconds > 0) await load({ base, targets, seconds: warmupSeconds, connections, expect });
-  const { value: figures, cpu } = await metered(processes, () => load({ base, targets, seconds, connections, expect }));
+  const { value: figures, cpu } = await measured(processes, () => load({ base, targets, seconds, connections, expect }));
   cpu.load = figures.cpuSeconds;
   const rss = Object.fromEntries(await Promise.all(Object.entries(processes).map(async ([name, pid]) => [name, await peakRssMb(pid)] as const)));
   if (figures.ok < figures.sent) failed = failed || smoke;
@@ -308,7 +303,7 @@ async function chainRound(
     await drained(() => pending(warm));
   }
   const since = new Date();
-  const { value, cpu } = await metered(processes, async () => {
+  const { value, cpu } = await measured(processes, async () => {
     const figures = await load({ base, targets, seconds, connections, expect: 'accepted' });
     await drained(() => pending(since));
     return figures;
@@ -377,13 +372,13 @@ async function scenarioC(tenants: Tenant[], _n8n: N8nSetup | undefined, twoWorke
   try {
     const since = new Date();
     const processes = { 'tolstoy api': tolstoy.api.pid!, 'tolstoy worker 1': tolstoy.workers[0]!.pid!, 'tolstoy worker 2': tolstoy.workers[1]!.pid! };
-    const { value: figures, cpu } = await metered(processes, async (meter) => {
+    const { value: figures, cpu } = await measured(processes, async (meter) => {
       const killing = setInterval(async () => {
         const index = kills++ % 2;
         const name = `tolstoy worker ${index + 1}`;
         await meter.read(name, tolstoy.workers[index]!.pid!);
         const replacement = await tolstoy.replaceWorker(index);
-        await meter.rebase(name, replacement.pid!);
+        await meter.read(name, replacement.pid!);
       }, KILL_EVERY_MS);
       const figures = await load({
         base: tolstoy.base,
