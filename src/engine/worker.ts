@@ -55,6 +55,8 @@ export class Worker {
   readonly #inFlight = new Map<string, InFlight>();
   readonly #shutdown = new AbortController();
   #stopping = false;
+  /** The heartbeat of the jobs in flight, and the other timers; the heartbeat runs until they are drained. */
+  #heartbeats: NodeJS.Timeout | undefined;
   #timers: NodeJS.Timeout[] = [];
   #dispatching: Promise<void> | undefined;
   #stopListening: (() => Promise<void>) | undefined;
@@ -84,11 +86,9 @@ export class Worker {
       log.warn({ err: error }, `no news of new runs from the database (LISTEN/NOTIFY); looking every ${POLL_WITHOUT_NEWS_MS} ms`);
       return undefined;
     });
-    this.#timers = [
-      setInterval(() => void this.#watchCancellations(), CANCEL_CHECK_MS),
-      setInterval(() => void this.#heartbeat(), (HEARTBEAT_SECONDS * 1000) / 2),
-      setInterval(() => void this.#housekeeping(), HOUSEKEEPING_MS),
-    ];
+    this.#heartbeats = setInterval(() => void this.#heartbeat(), (HEARTBEAT_SECONDS * 1000) / 2);
+    this.#timers = [setInterval(() => void this.#watchCancellations(), CANCEL_CHECK_MS), setInterval(() => void this.#housekeeping(), HOUSEKEEPING_MS)];
+    this.#heartbeats.unref();
     for (const timer of this.#timers) timer.unref();
     this.#dispatching = this.#dispatch();
   }
@@ -220,14 +220,14 @@ export class Worker {
   async stop(deadlineMs: number): Promise<void> {
     this.#stopping = true;
     this.#wake?.();
-    for (const timer of [this.#timers[0], this.#timers[2]]) clearInterval(timer);
+    for (const timer of this.#timers) clearInterval(timer);
     await this.#stopListening?.().catch(() => undefined);
     await this.#dispatching;
     const drained = Promise.all([...this.#inFlight.values()].map((flight) => flight.done));
     const deadline = setTimeout(() => this.#shutdown.abort(), deadlineMs);
     await drained;
     clearTimeout(deadline);
-    clearInterval(this.#timers[1]);
+    clearInterval(this.#heartbeats);
     await this.#flushCompleted();
     await this.#outbound.close();
   }
