@@ -378,7 +378,7 @@ export interface paths {
          *     subtraction: write `steps["get-user"]`), or inputs without a `{placeholder}` of the
          *     action's endpoint. Templates are parsed, never evaluated, when saved. What the save cannot
          *     check (inputs computed by an operator, for an endpoint with placeholders) is saved and
-         *     listed in the answer's `warnings`.
+         *     listed in the answer's `warnings`. A flow's expressions hold at most 10,000 tokens in all.
          */
         post: operations["createFlow"];
         delete?: never;
@@ -953,7 +953,11 @@ export interface components {
             nextCursor: components["schemas"]["NextCursor"];
         };
         FlowStep: {
-            /** @description Unique within the flow; later steps refer to this step's results as `steps.<key>`. */
+            /**
+             * @description Unique within the flow; later steps refer to this step's results as `steps.<key>`, or
+             *     `steps["<key>"]` when the key is not a name (letters, digits and `_`, not first a digit):
+             *     `steps.get-user` would read as `steps.get` minus `user`.
+             */
             key: components["schemas"]["Key"];
             /** @description The action's `id`, as `POST /actions` answered it. */
             actionId: components["schemas"]["Id"];
