@@ -126,6 +126,8 @@ interface Visit {
   source: string;
   scope: Scope;
   problems: string[];
+  /** Set once a key read with a dot was named: what follows it in the source (`-user`) is then not reported again. */
+  misread?: boolean;
 }
 
 function visit(node: Node | null | undefined, at: Visit): void {
@@ -165,7 +167,7 @@ function visitAll(nodes: (Node | null | undefined)[], at: Visit): void {
 }
 
 function known(name: string, at: Visit): void {
-  if (bound(name, at.scope) || GLOBALS.has(name)) return;
+  if (bound(name, at.scope) || GLOBALS.has(name) || at.misread) return;
   at.problems.push(
     `refers to \`${name}\`, which no template sees (they see input, steps, execution, and the names a $let, $map, $reduce, $find or $sort binds)`,
   );
@@ -187,14 +189,14 @@ function member(node: Node, at: Visit): void {
     step(property, at, node.right?.token.start);
     return;
   }
+  visit(node.left, at);
   const key = stepOf(node.left, at.scope);
-  if (key !== undefined && !STEP_FIELDS.includes(property)) {
+  if (key !== undefined && !STEP_FIELDS.includes(property) && !at.misread) {
     at.problems.push(`reads \`${property}\` of step "${key}", which has only ${STEP_FIELDS.join(', ')}`);
   }
   if (isGlobal(node.left, 'execution', at.scope) && !EXECUTION_FIELDS.includes(property)) {
     at.problems.push(`reads execution.${property}; an execution has only ${EXECUTION_FIELDS.join(', ')}`);
   }
-  visit(node.left, at);
 }
 
 /** `steps["get-user"]` refers to a step; other brackets are checked as expressions. */
@@ -224,6 +226,7 @@ function step(key: string, at: Visit, start?: number): void {
   if (meant !== undefined) {
     const where = all.indexOf(meant) < before ? '' : `; ${whereIs(meant, at.scope.steps)}`;
     at.problems.push(`reads steps.${meant} as steps.${key} followed by "${meant.slice(key.length)}": refer to step "${meant}" as steps["${meant}"]${where}`);
+    at.misread = true;
     return;
   }
   const index = all.indexOf(key);

@@ -76,6 +76,15 @@ t.test('a step key that is not a name, referred to with a dot, is refused with t
       message: '${steps.get-user.output.name}: reads steps.get-user as steps.get followed by "-user": refer to step "get-user" as steps["get-user"]',
     },
   ]);
+  t.equal(response.data.errors.length, 1, 'what follows the misread key is not reported again');
+  const dotted = await save([{ key: 'lookup.user' }, { key: 'b', inputs: { x: { $eval: 'steps.lookup.user.output' } } }]);
+  t.same(dotted.data.errors, [
+    {
+      in: 'body',
+      pointer: '/steps/1/inputs/x/$eval',
+      message: '`steps.lookup.user.output` reads steps.lookup.user as steps.lookup followed by ".user": refer to step "lookup.user" as steps["lookup.user"]',
+    },
+  ]);
   const bracketed = await save([
     { key: 'get-user', actionId: getUser, inputs: { id: 1, team: 2 } },
     { key: 'b', inputs: { text: '${steps["get-user"].output.name}', whole: { $eval: "steps['get-user'].output" } } },
