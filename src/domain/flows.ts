@@ -8,9 +8,9 @@ import { brokenForeignKey } from '../db/errors.ts';
 import type { components } from '../generated/openapi.ts';
 import { type Flow as FlowRow, type FlowVersion as FlowVersionRow, Prisma } from '../generated/prisma/client.ts';
 import type { Handler } from './contract.ts';
+import { type FlowDocument, type FlowProblems, flowProblems } from './flowChecks.ts';
 import { pageArgs, pageSql, toPage } from './pagination.ts';
 import { type FieldError, invalidFields, notFound, ProblemError } from './problems.ts';
-import { conditionSyntaxError, syntaxError } from './templates.ts';
 
 type Flow = components['schemas']['Flow'];
 type FlowVersion = components['schemas']['FlowVersion'];
@@ -65,7 +65,7 @@ export const listFlows: Handler<'listFlows'> = async ({ query }, { db, reader })
 
 export const createFlow: Handler<'createFlow'> = async ({ body }, { db, tenant }) => {
   const { steps = [], output, ...fields } = body;
-  await checkFlow(db, tenant.orgId, { steps, output });
+  const { warnings } = await checkFlow(db, tenant.orgId, { steps, output: output ?? null, given: ['steps', 'output'] });
   const columns = { ...fields, ...documentColumns(steps, output) };
   try {
     // One nested write, which Prisma runs in a transaction: the flow, its first version, the references.
@@ -77,7 +77,7 @@ export const createFlow: Handler<'createFlow'> = async ({ body }, { db, tenant }
         versions: { create: { version: 1, ...versionColumns(columns) } },
       },
     });
-    return toFlow(row);
+    return withWarnings(toFlow(row), warnings);
   } catch (error) {
     throw refusedSteps(error);
   }
@@ -97,8 +97,8 @@ export const getFlow: Handler<'getFlow'> = async ({ params }, { db, reader }) =>
  */
 export const updateFlow: Handler<'updateFlow'> = async ({ params, body }, { db, tenant }) => {
   const { steps, output } = body;
-  await checkFlow(db, tenant.orgId, { steps, output });
   const { orgId } = tenant;
+  const { warnings } = await checkFlow(db, orgId, await documentAfter(db, orgId, params.id, body));
   const set = (field: keyof typeof body, value: unknown) =>
     Object.hasOwn(body, field) ? Prisma.sql`${Prisma.raw(field)} = ${value}` : Prisma.sql`${Prisma.raw(field)} = ${Prisma.raw(field)}`;
   const update = async (tx: Database): Promise<FlowRow | undefined> => {
@@ -130,7 +130,7 @@ export const updateFlow: Handler<'updateFlow'> = async ({ params, body }, { db, 
             return updated;
           });
     if (!row) throw notFound('flow', params.id);
-    return toFlow(row);
+    return withWarnings(toFlow(row), warnings);
   } catch (error) {
     throw refusedSteps(error);
   }
@@ -192,31 +192,38 @@ function stepRefs(steps: StepInput[]) {
 }
 
 /**
- * Step keys must be unique within the flow, every step must call an action of this
- * organization, and every template must at least parse (what it refers to is checked when it runs).
+ * Every step must call an action of this organization, and the steps and their templates must make
+ * sense (flowChecks.ts): what fails every run of the flow is refused; what may, is warned of.
  */
-async function checkFlow(db: Database, orgId: string, { steps = [], output }: Pick<FlowFields, 'steps' | 'output'>): Promise<void> {
-  const errors: FieldError[] = [];
-  const firstWithKey = new Map<string, number>();
-  steps.forEach((step, index) => {
-    const earlier = firstWithKey.get(step.key);
-    if (earlier === undefined) firstWithKey.set(step.key, index);
-    else errors.push({ in: 'body', pointer: `/steps/${index}/key`, message: `repeats the key "${step.key}" of step ${earlier}` });
-    const inputs = syntaxError(step.inputs ?? {}, 'inputs');
-    if (inputs) errors.push({ in: 'body', pointer: `/steps/${index}/inputs`, message: `is not a valid template: ${inputs}` });
-    const condition = step.if ? conditionSyntaxError(step.if) : undefined;
-    if (condition) errors.push({ in: 'body', pointer: `/steps/${index}/if`, message: `is not a valid expression: ${condition}` });
-  });
-  const outputError = output ? syntaxError(output, 'output') : undefined;
-  if (outputError) errors.push({ in: 'body', pointer: '/output', message: `is not a valid template: ${outputError}` });
-  const actionIds = [...new Set(steps.map((step) => step.actionId))];
-  const found = new Set(
-    actionIds.length === 0 ? [] : (await db.action.findMany({ where: { orgId, id: { in: actionIds } }, select: { id: true } })).map((action) => action.id),
-  );
-  steps.forEach((step, index) => {
-    if (!found.has(step.actionId)) errors.push({ in: 'body', pointer: `/steps/${index}/actionId`, message: `no action ${step.actionId} in this organization` });
-  });
-  if (errors.length > 0) throw invalidFields('unprocessable-content', errors);
+async function checkFlow(db: Database, orgId: string, flow: FlowDocument): Promise<FlowProblems> {
+  const actionIds = flow.given.includes('steps') ? [...new Set(flow.steps.map((step) => step.actionId))] : [];
+  const actions = actionIds.length === 0 ? [] : await db.action.findMany({ where: { orgId, id: { in: actionIds } }, select: { id: true, endpoint: true } });
+  const problems = flowProblems(flow, new Map(actions.map((action) => [action.id, action.endpoint])));
+  if (problems.errors.length > 0) throw invalidFields('unprocessable-content', problems.errors);
+  return problems;
+}
+
+/**
+ * The steps and output a flow will have after an update. The stored ones stand in for those the
+ * update leaves out, since each refers to the other; a flow that does not exist has none (its update answers 404).
+ */
+async function documentAfter(db: Database, orgId: string, id: string, update: FlowFields): Promise<FlowDocument> {
+  const given = { steps: update.steps, output: update.output };
+  if (given.steps === undefined && given.output === undefined) return { steps: [], output: null, given: [] };
+  const stored =
+    given.steps !== undefined && given.output !== undefined
+      ? null
+      : await db.flow.findFirst({ where: { orgId, id, ...live }, select: { steps: true, output: true } });
+  return {
+    steps: given.steps ?? (stored ? fromJsonText<StoredStep[]>(stored.steps) : []),
+    output: given.output !== undefined ? given.output : stored?.output ? fromJsonText(stored.output) : null,
+    given: (['steps', 'output'] as const).filter((field) => given[field] !== undefined),
+  };
+}
+
+/** Warnings describe the write that found them: only its answer has them. */
+function withWarnings(flow: Flow, warnings: FieldError[]): Flow {
+  return warnings.length === 0 ? flow : { ...flow, warnings };
 }
 
 // An action deleted between the check above and the write.

@@ -16,7 +16,15 @@ import { readerOf } from './tenancy.ts';
  * gives the same text for the same content wherever it is answered.
  */
 export function etagOf(representation: unknown): string {
-  return `"${createHash('sha256').update(JSON.stringify(representation)).digest('base64url').slice(0, 27)}"`;
+  const text = JSON.stringify(withoutWarnings(representation));
+  return `"${createHash('sha256').update(text).digest('base64url').slice(0, 27)}"`;
+}
+
+// A write's warnings (a flow's) describe the write, not the resource: they stay out of its tag.
+function withoutWarnings(representation: unknown): unknown {
+  if (representation === null || typeof representation !== 'object' || !Object.hasOwn(representation, 'warnings')) return representation;
+  const { warnings, ...resource } = representation as Record<string, unknown>;
+  return resource;
 }
 
 /** Whether an If-Match value holds for the current tag (`*`, or a list naming it; weak tags never match). */

@@ -122,8 +122,9 @@ export const PROBLEM_TYPES: Record<ProblemKind, ProblemType> = {
     status: 422,
     title: 'Unprocessable content',
     meaning:
-      'The body is well-formed, but refers to something that does not exist in your organization (a `toolId`, an `actionId`), is inconsistent (credentials of another `authType`, a template that does not parse), or reuses an `Idempotency-Key` for a different request.',
-    remedy: '`errors` names each field and why. Use ids your organization has (create what is missing first), or a new idempotency key for a new request.',
+      'The body is well-formed, but refers to something that does not exist in your organization (a `toolId`, an `actionId`), is inconsistent (credentials of another `authType`, a template that does not parse or refers to a step that does not run before it), or reuses an `Idempotency-Key` for a different request.',
+    remedy:
+      '`errors` names each field and why. Use ids your organization has (create what is missing first), refer to a step key that is not a name as `steps["get-user"]`, or use a new idempotency key for a new request.',
     example: {
       detail: `body/toolId: no tool ${TOOL} in this organization`,
       instance: '/actions',

@@ -33,24 +33,6 @@ function conditionTemplate(condition: string) {
   return { $if: condition, then: true, else: false };
 }
 
-/**
- * A syntax error in a template or condition, found before the flow ever runs (what a template
- * refers to can only be known when it runs). Undefined when there is none.
- */
-export function syntaxError(template: unknown, where: string): string | undefined {
-  try {
-    jsone(template as Record<string, unknown>, {});
-  } catch (error) {
-    // JSON-e reports some incomplete expressions ("1 +") with a TypeError of its own.
-    if (['SyntaxError', 'TypeError'].includes((error as Error).name)) return describe(error, where);
-  }
-  return undefined;
-}
-
-export function conditionSyntaxError(condition: string): string | undefined {
-  return syntaxError(conditionTemplate(condition), 'if');
-}
-
 // JSON-e's errors say where in the template they happened ("template.a.b[0]") and what went
 // wrong ("object has no property \"lookup\""); they are written here as `<where>.a.b[0]: …`.
 function describe(error: unknown, where: string): string {

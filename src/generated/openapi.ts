@@ -367,6 +367,18 @@ export interface paths {
         /**
          * Create a flow
          * @description A new flow has `version` 1.
+         *
+         *     The flow is checked when it is written, and refused with `422` naming each mistake's
+         *     place (`/steps/2/inputs/text`) when it would fail every run: a repeated step key, an
+         *     action not in this organization, a template or condition that JSON-e cannot read (an
+         *     unknown operator such as `$evl`, a `${` never closed, a misshapen `$map`…), a reference to
+         *     a name no template sees, to a step that does not run before (`steps.nope`, the step
+         *     itself, a later one), to a field a step or the execution does not have (`steps.a.outptu`),
+         *     a step key that is not a name written with a dot (`steps.get-user`, which reads as a
+         *     subtraction: write `steps["get-user"]`), or inputs without a `{placeholder}` of the
+         *     action's endpoint. Templates are parsed, never evaluated, when saved. What the save cannot
+         *     check (inputs computed by an operator, for an endpoint with placeholders) is saved and
+         *     listed in the answer's `warnings`. A flow's expressions hold at most 10,000 tokens in all.
          */
         post: operations["createFlow"];
         delete?: never;
@@ -390,6 +402,9 @@ export interface paths {
         /**
          * Update a flow
          * @description Every successful update increases `version` by one; `steps`, when given, replaces the whole list.
+         *     `steps` and `output` are checked as `POST /flows` checks them, each against the other as
+         *     the flow will have it: `422` when an update of the steps leaves the output referring to a
+         *     step that is gone, say.
          */
         put: operations["updateFlow"];
         post?: never;
@@ -404,8 +419,8 @@ export interface paths {
          * Patch a flow
          * @description Changes the flow by a JSON merge patch ([RFC 7396](https://www.rfc-editor.org/rfc/rfc7396)):
          *     a field sent is set, a field sent as `null` is cleared, an object field is merged key by
-         *     key, and a list is replaced whole. Its fields are the ones `PUT` takes. Every successful
-         *     patch increases `version` by one.
+         *     key, and a list is replaced whole. Its fields are the ones `PUT` takes, checked as `PUT`
+         *     checks them. Every successful patch increases `version` by one.
          */
         patch: operations["patchFlow"];
         trace?: never;
@@ -938,7 +953,11 @@ export interface components {
             nextCursor: components["schemas"]["NextCursor"];
         };
         FlowStep: {
-            /** @description Unique within the flow; later steps refer to this step's results as `steps.<key>`. */
+            /**
+             * @description Unique within the flow; later steps refer to this step's results as `steps.<key>`, or
+             *     `steps["<key>"]` when the key is not a name (letters, digits and `_`, not first a digit):
+             *     `steps.get-user` would read as `steps.get` minus `user`.
+             */
             key: components["schemas"]["Key"];
             /** @description The action's `id`, as `POST /actions` answered it. */
             actionId: components["schemas"]["Id"];
@@ -1016,6 +1035,12 @@ export interface components {
             output: components["schemas"]["FlowOutput"];
             createdAt: components["schemas"]["Timestamp"];
             updatedAt: components["schemas"]["Timestamp"];
+            /**
+             * @description Only in the answer of the write that found them, and only when there are some: what the
+             *     save could not check and a run may trip on (an action's endpoint needs a `{placeholder}`
+             *     input, but the step's inputs are computed). The flow was saved.
+             */
+            warnings?: components["schemas"]["FieldError"][];
         };
         FlowCreate: {
             name: components["schemas"]["Name"];

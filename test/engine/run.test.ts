@@ -81,7 +81,7 @@ t.test('templates keep types, interpolate strings, and name what they miss', asy
   const missing = await w.flow({
     steps: [
       { key: 'first', actionId: echo },
-      { key: 'second', actionId: echo, inputs: { value: { $eval: 'steps.frist.output' } } },
+      { key: 'second', actionId: echo, inputs: { value: { $eval: 'steps.first.output.frist' } } },
     ],
   });
   const failed = await w.run(missing.id);
