@@ -285,7 +285,11 @@ export interface paths {
         /**
          * Update a tool
          * @description Any member may update a tool, but only owners may set or remove its `credentials`, or change
-         *     the `baseUrl` of a tool that has credentials (where they are sent): `403` otherwise.
+         *     the `baseUrl` of a tool that has credentials (where they are sent): `403` otherwise. The
+         *     rule is checked against the tool as it is when the update is written (its row is locked),
+         *     so a member's `baseUrl` sent at the same moment as an owner's credentials is applied before
+         *     them or refused. An owner who sets credentials should send the `baseUrl` they are for in
+         *     the same request (or `If-Match`).
          */
         put: operations["updateTool"];
         post?: never;
