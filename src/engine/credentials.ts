@@ -57,7 +57,8 @@ export class Authenticator {
         return {
           request: { ...request, url: url.toString() },
           shown: { ...request, url: shown.toString() },
-          secrets: [credentials.value, encodeURIComponent(credentials.value)],
+          // As sent (form encoding, `+` for a space), and as other encoders write it, for an API that echoes its URL.
+          secrets: [credentials.value, formEncoded(credentials.value), encodeURIComponent(credentials.value)],
         };
       }
       return withHeader(request, credentials.name.toLowerCase(), credentials.value, [credentials.value]);
@@ -111,6 +112,12 @@ export class Authenticator {
   }
 }
 
+/** A value as URLSearchParams puts it in a query string (application/x-www-form-urlencoded). */
+function formEncoded(value: string): string {
+  return new URLSearchParams({ v: value }).toString().slice('v='.length);
+}
+
+// The credential replaces an action's header of the same name: the action's value is dropped.
 function withHeader(request: OutboundRequest, name: string, value: string, secrets: string[]): Authenticated {
   return {
     request: { ...request, headers: { ...request.headers, [name]: value } },
