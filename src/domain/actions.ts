@@ -3,10 +3,12 @@ import { fromJsonText, toJsonText } from '../db/client.ts';
 import { brokenForeignKey, brokenUniqueConstraint, isMissingRow } from '../db/errors.ts';
 import type { components } from '../generated/openapi.ts';
 import type { Action as ActionRow } from '../generated/prisma/client.ts';
-import type { Handler } from './contract.ts';
+import type { Handler, ServiceContext } from './contract.ts';
+import { type Credentials, CredentialsError } from './credentials.ts';
 import { pageArgs, toPage } from './pagination.ts';
 import { outside } from './preconditions.ts';
 import { conflict, LISTED, listed, notFound, type ProblemError, plural, unprocessable } from './problems.ts';
+import { climbs, credentialHeader, refusedHeader } from './toolRequests.ts';
 
 type Action = components['schemas']['Action'];
 type ActionFields = Partial<components['schemas']['ActionCreate']>;
@@ -37,8 +39,9 @@ export const listActions: Handler<'listActions'> = async ({ query }, { db, reade
   return toPage(rows, query, toAction);
 };
 
-export const createAction: Handler<'createAction'> = async ({ body }, { db, tenant }) => {
+export const createAction: Handler<'createAction'> = async ({ body }, { db, tenant, keyring }) => {
   checkAction(body);
+  await checkHeaders(body.toolId, body.headers, { db, keyring, orgId: tenant.orgId });
   try {
     return toAction(await db.action.create({ data: { ...columns(body), orgId: tenant.orgId } }));
   } catch (error) {
@@ -50,8 +53,12 @@ export const getAction: Handler<'getAction'> = async ({ params }, { db, reader }
   return toAction(await reader.one(await db.action.findFirst({ where: { id: params.id, ...reader.scope } }), () => notFound('action', params.id)));
 };
 
-export const updateAction: Handler<'updateAction'> = async ({ params, body }, { db, tenant }) => {
+export const updateAction: Handler<'updateAction'> = async ({ params, body }, { db, tenant, keyring }) => {
   checkAction(body);
+  if (body.headers !== undefined || body.toolId !== undefined) {
+    const current = await db.action.findUnique({ where: { orgId_id: { orgId: tenant.orgId, id: params.id } }, select: { toolId: true, headers: true } });
+    if (current) await checkHeaders(body.toolId ?? current.toolId, body.headers ?? fromJsonText(current.headers), { db, keyring, orgId: tenant.orgId });
+  }
   try {
     return toAction(await db.action.update({ where: { orgId_id: { orgId: tenant.orgId, id: params.id } }, data: columns(body) }));
   } catch (error) {
@@ -91,8 +98,8 @@ function columns<Fields extends ActionFields>({ headers, inputSchema, ...fields 
 }
 
 function checkAction(fields: ActionFields): void {
-  if (fields.endpoint?.split('/').some((segment) => segment === '.' || segment === '..')) {
-    throw unprocessable('/endpoint', 'must not contain "." or ".." segments: an endpoint stays under the tool\'s baseUrl');
+  if (fields.endpoint?.split('/').some(climbs)) {
+    throw unprocessable('/endpoint', 'must not contain "." or ".." segments, even percent-encoded: an endpoint stays under the tool\'s baseUrl');
   }
   if (fields.inputSchema !== undefined && !metaSchema.validateSchema(fields.inputSchema)) {
     const [first] = metaSchema.errors ?? [];
@@ -100,6 +107,32 @@ function checkAction(fields: ActionFields): void {
       `/inputSchema${first?.instancePath ?? ''}`,
       `is not a valid JSON Schema: ${first?.message ?? 'rejected by the draft 2020-12 meta-schema'}`,
     );
+  }
+}
+
+/** Refuses headers that would route the request elsewhere, or claim the header of the tool's credentials. */
+async function checkHeaders(
+  toolId: string,
+  headers: Record<string, string> | undefined,
+  { db, keyring, orgId }: Pick<ServiceContext, 'db' | 'keyring'> & { orgId: string },
+): Promise<void> {
+  if (headers === undefined || Object.keys(headers).length === 0) return;
+  // A missing tool is answered by the write itself (422 on /toolId).
+  const tool = await db.tool.findUnique({ where: { orgId_id: { orgId, id: toolId } }, select: { authType: true, credentials: true } });
+  const header = tool && credentialHeader(tool.authType, tool.credentials === null ? null : opened(tool.credentials, keyring, { orgId, toolId }));
+  for (const name of Object.keys(headers)) {
+    const refusal = refusedHeader(name, header ?? undefined);
+    if (refusal) throw unprocessable(`/headers/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`, `the header ${name} ${refusal}`);
+  }
+}
+
+/** The tool's credentials, or null when they cannot be opened (the run will say why). */
+function opened(sealed: string, keyring: ServiceContext['keyring'], owner: { orgId: string; toolId: string }): Credentials | null {
+  try {
+    return keyring.open(sealed, owner);
+  } catch (error) {
+    if (error instanceof CredentialsError) return null;
+    throw error;
   }
 }
 

@@ -7,6 +7,7 @@ import { checkCredentialsFit } from './credentials.ts';
 import { pageArgs, toPage } from './pagination.ts';
 import { outside } from './preconditions.ts';
 import { conflict, LISTED, listed, notFound, plural, unprocessable } from './problems.ts';
+import type { Transaction } from './runs.ts';
 import { assertOwner } from './tenancy.ts';
 
 type Tool = components['schemas']['Tool'];
@@ -57,27 +58,39 @@ export const updateTool: Handler<'updateTool'> = async ({ params, body }, { db, 
   const { orgId } = tenant;
   const { credentials, ...fields } = body;
   const where = { orgId_id: { orgId, id: params.id } };
-  const current = await db.tool.findUnique({ where, select: { authType: true, baseUrl: true, credentials: true } });
-  if (!current) throw notFound('tool', params.id);
   if (credentials !== undefined) assertOwner(tenant, 'set tool credentials');
-  // Stored credentials go wherever the base URL points: moving them is for owners too.
-  if (current.credentials !== null && fields.baseUrl !== undefined && fields.baseUrl !== current.baseUrl) {
-    assertOwner(tenant, 'change the base URL of a tool that has credentials');
-  }
-  const authType = fields.authType ?? current.authType;
-  checkCredentialsFit(authType, credentials);
-  // Stored credentials fit only the auth type they were given for.
-  if (authType !== current.authType && current.credentials !== null && credentials === undefined) {
-    throw unprocessable('/credentials', `send credentials for ${authType} (or null to remove them): the stored ones are for ${current.authType}`);
-  }
-  const sealed = credentials === undefined ? {} : { credentials: credentials && keyring.seal(credentials, { orgId, toolId: params.id }) };
   try {
-    return toTool(await db.tool.update({ where, data: { ...fields, ...sealed } }));
+    // The rule on credentials is checked against the row as it is when written: locked, so that a
+    // member's new baseUrl cannot slip in between the owner's read and write of credentials.
+    const row = await db.$transaction(async (tx) => {
+      const current = await lockedTool(tx, orgId, params.id);
+      // Stored credentials go wherever the base URL points: moving them is for owners too.
+      if (current.credentials !== null && fields.baseUrl !== undefined && fields.baseUrl !== current.baseUrl) {
+        assertOwner(tenant, 'change the base URL of a tool that has credentials');
+      }
+      const authType = fields.authType ?? current.authType;
+      checkCredentialsFit(authType, credentials);
+      // Stored credentials fit only the auth type they were given for.
+      if (authType !== current.authType && current.credentials !== null && credentials === undefined) {
+        throw unprocessable('/credentials', `send credentials for ${authType} (or null to remove them): the stored ones are for ${current.authType}`);
+      }
+      const sealed = credentials === undefined ? {} : { credentials: credentials && keyring.seal(credentials, { orgId, toolId: params.id }) };
+      return tx.tool.update({ where, data: { ...fields, ...sealed } });
+    });
+    return toTool(row);
   } catch (error) {
     if (isMissingRow(error)) throw notFound('tool', params.id);
     throw error;
   }
 };
+
+/** The tool's row, locked until the transaction ends (NO KEY UPDATE: actions may still reference it). */
+async function lockedTool(tx: Transaction, orgId: string, id: string): Promise<Pick<ToolRow, 'authType' | 'baseUrl' | 'credentials'>> {
+  const [tool] = await tx.$queryRaw<Pick<ToolRow, 'authType' | 'baseUrl' | 'credentials'>[]>`
+    SELECT auth_type::text AS "authType", base_url AS "baseUrl", credentials FROM tools WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid FOR NO KEY UPDATE`;
+  if (!tool) throw notFound('tool', id);
+  return tool;
+}
 
 export const deleteTool: Handler<'deleteTool'> = async ({ params }, { db, tenant }) => {
   const { orgId } = tenant;

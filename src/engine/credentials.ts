@@ -57,7 +57,8 @@ export class Authenticator {
         return {
           request: { ...request, url: url.toString() },
           shown: { ...request, url: shown.toString() },
-          secrets: [credentials.value, encodeURIComponent(credentials.value)],
+          // As sent (form encoding, `+` for a space), and as other encoders write it, for an API that echoes its URL.
+          secrets: [credentials.value, formEncoded(credentials.value), encodeURIComponent(credentials.value)],
         };
       }
       return withHeader(request, credentials.name.toLowerCase(), credentials.value, [credentials.value]);
@@ -111,6 +112,12 @@ export class Authenticator {
   }
 }
 
+/** A value as URLSearchParams puts it in a query string (application/x-www-form-urlencoded). */
+function formEncoded(value: string): string {
+  return new URLSearchParams({ v: value }).toString().slice('v='.length);
+}
+
+// The credential replaces an action's header of the same name: the action's value is dropped.
 function withHeader(request: OutboundRequest, name: string, value: string, secrets: string[]): Authenticated {
   return {
     request: { ...request, headers: { ...request.headers, [name]: value } },
@@ -125,7 +132,7 @@ const SCRUBBED_LENGTH = 4;
 /** The value with every occurrence of a secret, in any string or name, replaced by [REDACTED]. */
 export function scrubbed<Value>(value: Value, secrets: ReadonlySet<string>): Value {
   const candidates = [...secrets].filter((secret) => secret.length >= SCRUBBED_LENGTH);
-  if (candidates.length === 0) return value;
+  if (candidates.length === 0 || !mentionsAny(value, candidates)) return value;
   const text = (string: string) => candidates.reduce((result, secret) => result.replaceAll(secret, REDACTED), string);
   const scrub = (node: unknown): unknown => {
     if (typeof node === 'string') return text(node);
@@ -134,4 +141,12 @@ export function scrubbed<Value>(value: Value, secrets: ReadonlySet<string>): Val
     return node;
   };
   return scrub(value) as Value;
+}
+
+// JSON escapes character by character, so a string holding a secret serializes to text holding
+// the secret's escaped form: one serialization tells whether any walk is needed (most answers
+// hold no credential; walking a 600 KB answer costs about 90 ms, serializing it a few).
+function mentionsAny(value: unknown, secrets: string[]): boolean {
+  const text = JSON.stringify(value);
+  return text === undefined || secrets.some((secret) => text.includes(JSON.stringify(secret).slice(1, -1)));
 }

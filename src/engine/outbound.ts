@@ -38,9 +38,15 @@ export interface OutboundOptions {
   responseLimitBytes: number;
 }
 
-/** Whether an address is on the public internet (ipaddr.js's "unicast"; IPv4-mapped IPv6 read as IPv4). */
+/**
+ * Whether an address is on the public internet (ipaddr.js's "unicast"; IPv4-mapped IPv6 read as
+ * IPv4). IPv4-compatible IPv6 addresses (::/96, deprecated by RFC 4291 §2.5.5.1) are not: ipaddr.js
+ * calls them unicast, but some stacks route `::7f00:1` to 127.0.0.1, and no public API needs one.
+ */
 export function isPublicAddress(address: string): boolean {
-  return ipaddr.process(address).range() === 'unicast';
+  const parsed = ipaddr.process(address);
+  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).parts.slice(0, 6).every((part) => part === 0)) return false;
+  return parsed.range() === 'unicast';
 }
 
 const BLOCKED = 'TOLSTOY_BLOCKED_TARGET';

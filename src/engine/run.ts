@@ -40,7 +40,7 @@ async function runClaimed(db: Database, executionId: string, tools: StepTools, s
   if (!run) return 'done';
   const context = contextOf(run);
   const signal = AbortSignal.any([signals.cancel, signals.shutdown]);
-  // Credentials the run's steps sent: templates see the real answers, the record never sees them.
+  // Credentials the run's steps sent: neither the templates nor the record ever see them.
   const secrets = new Set<string>();
   const record = async (transition: Transition) => (await recordTransition(db, run, scrubbed(transition, secrets))) || lostRun();
   // The claim began the first step not yet settled.
@@ -136,8 +136,11 @@ async function runStep(
     const settlement = settlementOf(position, step.key, result);
     const waitMs = result.retryable && attempt < maxAttempts ? delayBefore(attempt + 1, step, result) : undefined;
     if (waitMs === undefined || signals.cancel.aborted) {
-      const output = result.response?.body ?? null;
-      context.steps[step.key] = { output, status: result.response?.status ?? null, headers: result.response?.headers ?? {} };
+      // Scrubbed before templates see it: an API that echoes a credential cannot hand it, whole
+      // or sliced, to a later step's request.
+      const response = result.response && scrubbed(result.response, secrets);
+      const output = response?.body ?? null;
+      context.steps[step.key] = { output, status: response?.status ?? null, headers: response?.headers ?? {} };
       return { status: result.status, settlement, output, error: result.error };
     }
     await record({ settle: { ...settlement, status: 'running' }, begin: position });

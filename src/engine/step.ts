@@ -12,6 +12,7 @@ import addFormats from 'ajv-formats';
 import type { StoredStep } from '../domain/flows.ts';
 import type { ActionCall, ClaimedRun, Failure } from '../domain/progress.ts';
 import { render, type TemplateContext, TemplateError } from '../domain/templates.ts';
+import { routesRequest, staysUnder } from '../domain/toolRequests.ts';
 import { type Authenticator, CredentialsFailure } from './credentials.ts';
 import { type Outbound, OutboundError, type OutboundRequest, type OutboundResponse } from './outbound.ts';
 
@@ -61,6 +62,9 @@ export async function attemptStep(run: ClaimedRun, step: StoredStep, context: Te
   if (!action) return fail('action-missing', `The action ${step.actionId} was deleted; the step cannot run.`, { inputs });
   const invalid = tools.validators.check(action.inputSchema, inputs);
   if (invalid) return fail('invalid-inputs', `The inputs do not match the action's inputSchema: ${invalid}`, { inputs });
+  // Refused when the action is written; an action stored before that rule fails here.
+  const routing = Object.keys(action.headers).find(routesRequest);
+  if (routing) return fail('invalid-action', `The action's header ${routing} routes or frames the request; remove it from the action.`, { inputs });
   let request: OutboundRequest;
   try {
     request = requestFor(run, step, action, inputs as Record<string, unknown>);
@@ -99,6 +103,11 @@ function requestFor(run: ClaimedRun, step: StoredStep, action: ActionCall, input
     delete rest[name];
     return encodeURIComponent(typeof value === 'string' ? value : JSON.stringify(value));
   });
+  if (!staysUnder(action.tool.baseUrl, path)) {
+    throw new Error(
+      `The endpoint ${action.endpoint} with these inputs is ${path}, which does not stay under the tool's base URL ${action.tool.baseUrl}: placeholder values may not be "." or ".." (even percent-encoded).`,
+    );
+  }
   const url = new URL(`${action.tool.baseUrl.replace(/\/+$/, '')}${path}`);
   const headers: Record<string, string> = { ...lowerCased(action.headers), 'idempotency-key': `${run.id}:${step.key}`, 'user-agent': 'Tolstoy' };
   if (action.method === 'GET' || action.method === 'DELETE') {

@@ -285,7 +285,11 @@ export interface paths {
         /**
          * Update a tool
          * @description Any member may update a tool, but only owners may set or remove its `credentials`, or change
-         *     the `baseUrl` of a tool that has credentials (where they are sent): `403` otherwise.
+         *     the `baseUrl` of a tool that has credentials (where they are sent): `403` otherwise. The
+         *     rule is checked against the tool as it is when the update is written (its row is locked),
+         *     so a member's `baseUrl` sent at the same moment as an owner's credentials is applied before
+         *     them or refused. An owner who sets credentials should send the `baseUrl` they are for in
+         *     the same request (or `If-Match`).
          */
         put: operations["updateTool"];
         post?: never;
@@ -315,7 +319,15 @@ export interface paths {
         /** List the organization's actions */
         get: operations["listActions"];
         put?: never;
-        /** Define an action of a tool */
+        /**
+         * Define an action of a tool
+         * @description Any member may define actions of any tool of the organization. So that none can send the
+         *     tool's credentials anywhere but under its `baseUrl`, `422` refuses: a header that routes or
+         *     frames the request (`Host`, `Connection`, `Keep-Alive`, `Transfer-Encoding`, `TE`,
+         *     `Trailer`, `Upgrade`, `Content-Length`, `Expect`, `Proxy-*`); the header that carries the
+         *     tool's credentials (`Authorization` for `bearer`, `basic` and `oauth2` tools, an API key's
+         *     header); and an `endpoint` with `.` or `..` segments, even percent-encoded (`%2e%2e`).
+         */
         post: operations["createAction"];
         delete?: never;
         options?: never;
@@ -335,7 +347,12 @@ export interface paths {
         };
         /** Get an action */
         get: operations["getAction"];
-        /** Update an action */
+        /**
+         * Update an action
+         * @description `422` refuses what `POST /actions` refuses: routing headers, the header of the tool's
+         *     credentials (checked against the tool the action has, or is moved to), and endpoints with
+         *     `.` or `..` segments, even percent-encoded.
+         */
         put: operations["updateAction"];
         post?: never;
         /**
@@ -349,7 +366,8 @@ export interface paths {
          * Patch an action
          * @description Changes the action by a JSON merge patch ([RFC 7396](https://www.rfc-editor.org/rfc/rfc7396)):
          *     a field sent is set, a field sent as `null` is cleared, an object field is merged key by
-         *     key, and a list is replaced whole. Its fields are the ones `PUT` takes.
+         *     key, and a list is replaced whole. Its fields are the ones `PUT` takes, refused as `PUT`
+         *     refuses them (`422`).
          */
         patch: operations["patchAction"];
         trace?: never;
@@ -899,12 +917,20 @@ export interface components {
         HttpMethod: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
         /**
          * @description A path under the tool's `baseUrl`, starting with `/`; `{name}` marks a placeholder.
-         *     `.` and `..` segments are refused.
+         *     `.` and `..` segments are refused, even percent-encoded (`%2e%2e`); so, when a step runs,
+         *     is a placeholder value that is or decodes to one (`..`, `%2e%2e`, `..%2F..`): every
+         *     request stays under the tool's `baseUrl`.
          * @example /chat.postMessage
          * @example /repos/{owner}/{repo}/issues
          */
         Endpoint: string;
-        /** @description Headers sent with every call of the action. */
+        /**
+         * @description Headers sent with every call of the action. Headers that route or frame the request
+         *     (`Host`, `Connection`, `Keep-Alive`, `Transfer-Encoding`, `TE`, `Trailer`, `Upgrade`,
+         *     `Content-Length`, `Expect`, `Proxy-*`) and the header that carries the tool's credentials
+         *     are refused (`422`); the credentials replace an action's header of their name when they
+         *     move onto it later.
+         */
         ActionHeaders: {
             [key: string]: string;
         };
@@ -1094,9 +1120,9 @@ export interface components {
         StepState: "pending" | "running" | "completed" | "failed" | "skipped" | "cancelled";
         Failure: {
             /**
-             * @description `template-error`, `invalid-inputs`, `action-missing`, `credentials-error`,
-             *     `blocked-target`, `network-error`, `timeout`, `http-status`, `response-too-large`,
-             *     `cancelled`, or, for an execution, `step-failed`.
+             * @description `template-error`, `invalid-inputs`, `invalid-action`, `action-missing`,
+             *     `credentials-error`, `blocked-target`, `network-error`, `timeout`, `http-status`,
+             *     `response-too-large`, `cancelled`, or, for an execution, `step-failed`.
              */
             code: string;
             message: string;

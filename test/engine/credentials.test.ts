@@ -2,6 +2,7 @@
 // execution, its logs or the tool), OAuth tokens are cached, and sealed credentials open only for
 // the tool they were sealed for.
 import t, { type Test } from 'tap';
+import { scrubbed } from '../../src/engine/credentials.ts';
 import { world } from './world.ts';
 
 const w = await world(t);
@@ -95,4 +96,12 @@ t.test('sealed credentials copied to another tool do not open', async (t) => {
   const execution = await w.run(flow.id);
   t.match(execution.steps[0], { status: 'failed', error: { code: 'credentials-error', message: /do not belong to this tool/ } });
   t.equal(w.target.received.filter((r) => r.headers['idempotency-key'] === `${execution.id}:call`).length, 0);
+});
+
+t.test('scrubbing finds a secret however JSON escapes it, and leaves an answer without one as it is', async (t) => {
+  const secret = 'quo"te\\back\u00e9\u2028-s3cret';
+  const answer = { echoed: `Bearer ${secret}`, [`key-${secret}`]: [1, { deep: secret }], plain: 'text' };
+  t.same(scrubbed(answer, new Set([secret])), { echoed: 'Bearer [REDACTED]', 'key-[REDACTED]': [1, { deep: '[REDACTED]' }], plain: 'text' });
+  const clean = { items: [{ id: 1, name: 'nothing secret' }] };
+  t.equal(scrubbed(clean, new Set([secret])), clean, 'the same object: nothing needed walking');
 });

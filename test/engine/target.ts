@@ -1,6 +1,7 @@
 // A real HTTP server standing in for the external APIs that steps call. It records every request
 // it receives, and its paths behave as named:
 //   /echo/...           answers 200 with what it received: method, path, query, headers, body
+//   /raw/...            answers 200 with its request target as it arrived (`{ url }`), encodings intact
 //   /slow/:ms/...       waits that long, then echoes
 //   /hang/...           never answers (until the client gives up)
 //   /flaky/:n/...       answers 503 the first n times a given Idempotency-Key calls, then echoes
@@ -63,6 +64,8 @@ export async function startTarget(): Promise<Target> {
     switch (kind) {
       case 'echo':
         return echo();
+      case 'raw':
+        return json(response, 200, { url: request.url });
       case 'slow':
         return setTimeout(echo, Number(arg));
       case 'hang':
