@@ -187,3 +187,10 @@ export async function finishedRuns(db: Database, executionIds: string[]): Promis
     SELECT id FROM executions WHERE id = ANY(${executionIds}::uuid[]) AND status IN ('completed', 'failed', 'cancelled')`;
   return rows.map((row) => row.id);
 }
+
+/** How many runs of the organization wait in the queue (they have not started). */
+export async function queuedRuns(db: Pick<Database, '$queryRaw'>, orgId: string): Promise<number> {
+  const [row] = await db.$queryRaw<{ count: number }[]>`
+    SELECT count(*)::int AS count FROM executions WHERE org_id = ${orgId}::uuid AND status = 'queued'`;
+  return row?.count ?? 0;
+}
