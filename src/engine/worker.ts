@@ -8,7 +8,7 @@
 // rather than one poller per slot: one fetch takes as many runs as there are free slots (pg-boss's
 // work() fetches one job per slot, and every new job woke every slot's poller to fetch it), and
 // the runs that finished together are completed in one statement.
-import type { JobWithMetadata, PgBoss } from 'pg-boss';
+import type { Db as IDatabase, JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { EngineSettings } from '../config/config.ts';
 import type { Database } from '../db/client.ts';
@@ -46,6 +46,28 @@ interface InFlight {
   job: Job;
   cancel: AbortController;
   done: Promise<unknown>;
+}
+
+/** The advisory lock that makes workers take runs one at a time (any number; this one spells "tols"). */
+const FETCH_LOCK = 0x746f6c73;
+
+/** What pg-boss's own pool is (getDb() is typed as the plain executor): it can run a transaction. */
+type TransactionalDb = IDatabase & { withTransaction<T>(fn: (db: IDatabase) => Promise<T>): Promise<T> };
+
+/**
+ * Takes up to `batchSize` runs, at most `orgConcurrency` of an organization running at once. pg-boss
+ * counts an organization's active jobs in its fetch statement, so two workers fetching at the same
+ * moment each counted the same running jobs and together went past the limit (11 to 13 of 10).
+ * Holding one transaction-level advisory lock from before that count until the fetch commits makes
+ * the fetches of all workers take turns, each seeing the jobs the previous one took: exact, for a
+ * fetch that lasts a few milliseconds per batch (the lock ends with the transaction, so a worker
+ * that dies cannot keep it).
+ */
+function fetchRuns(boss: PgBoss, batchSize: number, orgConcurrency: number): Promise<Job[]> {
+  return (boss.getDb() as TransactionalDb).withTransaction(async (db) => {
+    await db.executeSql('SELECT pg_advisory_xact_lock($1)', [FETCH_LOCK]);
+    return boss.fetch<JobData>(EXECUTIONS, { batchSize, includeMetadata: true, groupConcurrency: orgConcurrency, db });
+  });
 }
 
 export class Worker {
@@ -121,12 +143,10 @@ export class Worker {
         continue;
       }
       this.#news = false;
-      const jobs = await boss
-        .fetch<JobData>(EXECUTIONS, { batchSize: free, includeMetadata: true, groupConcurrency: settings.orgConcurrency })
-        .catch((error) => {
-          log.warn({ err: error }, 'taking runs from the queue failed; trying again');
-          return [] as Job[];
-        });
+      const jobs = await fetchRuns(boss, free, settings.orgConcurrency).catch((error) => {
+        log.warn({ err: error }, 'taking runs from the queue failed; trying again');
+        return [] as Job[];
+      });
       if (this.#stopping) {
         // Taken while stopping: handed straight back.
         await this.#release(jobs);
