@@ -203,8 +203,8 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     // Tests and development call servers on this machine; production must not reach private networks.
     allowPrivateTargets: boolean('TOLSTOY_ALLOW_PRIVATE_TARGETS', !production),
     responseLimitBytes: whole('TOLSTOY_STEP_RESPONSE_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
-    // 8 MiB: 20 runs at once at their budget hold 160 MiB of JSON text, under the 256 MB heap (README, "Faults and limits").
-    executionBudgetBytes: whole('TOLSTOY_EXECUTION_BUDGET_BYTES', 8 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
+    // Two step answers at their largest; why (README, "Faults and limits"): a worker holds 20 runs at once under a 256 MB heap.
+    executionBudgetBytes: whole('TOLSTOY_EXECUTION_BUDGET_BYTES', 2 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
     resumeLimit: whole('TOLSTOY_STEP_RESUME_LIMIT', 3, 1, 1000),
     orgQueueLimit: whole('TOLSTOY_ORG_QUEUE_LIMIT', 1000, 1, 10_000_000),
   };

@@ -19,7 +19,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import { Authenticator } from './credentials.ts';
 import { Outbound } from './outbound.ts';
 import { EXECUTIONS, HEARTBEAT_SECONDS, type JobData, listenForRuns, type QueuedRuns, RETRY_LIMIT } from './queue.ts';
-import { runOrLose } from './run.ts';
+import { type RunLimits, runOrLose } from './run.ts';
 import { type StepTools, Validators } from './step.ts';
 
 /** How often a worker looks whether its runs were cancelled elsewhere. */
@@ -74,6 +74,7 @@ export class Worker {
   readonly #options: WorkerOptions;
   readonly #outbound: Outbound;
   readonly #tools: StepTools;
+  readonly #limits: RunLimits;
   readonly #inFlight = new Map<string, InFlight>();
   readonly #shutdown = new AbortController();
   #stopping = false;
@@ -91,6 +92,7 @@ export class Worker {
   constructor(options: WorkerOptions) {
     this.#options = options;
     this.#outbound = new Outbound({ allowPrivateTargets: options.settings.allowPrivateTargets, responseLimitBytes: options.settings.responseLimitBytes });
+    this.#limits = { budgetBytes: options.settings.executionBudgetBytes, resumeLimit: options.settings.resumeLimit };
     const attempts = options.metrics?.attempts;
     this.#tools = {
       outbound: this.#outbound,
@@ -173,7 +175,8 @@ export class Worker {
     const { executionId } = job.data;
     const { db, runs, log, boss } = this.#options;
     try {
-      const outcome = await runOrLose(db(), executionId, this.#tools, { cancel, shutdown: this.#shutdown.signal, stopping: () => this.#stopping });
+      const signals = { cancel, shutdown: this.#shutdown.signal, stopping: () => this.#stopping };
+      const outcome = await runOrLose(db(), executionId, this.#tools, signals, this.#limits);
       // Released: failing the job hands it to the queue, which gives it to another worker.
       if (outcome === 'released') throw new Error(`Execution ${executionId} released by a stopping worker.`);
       runs.done(executionId);
