@@ -40,7 +40,16 @@ export async function runContract(args: string[], databaseUrl?: string, mode: Au
   const keyring = new Keyring(randomBytes(32));
   // No worker: runs stay queued, so the stateful phase can cancel and then retry them, and the
   // fuzzer's runs call nobody (the engine has tests of its own).
-  const settings = { worker: false, concurrency: 10, orgConcurrency: 10, allowPrivateTargets: false, responseLimitBytes: 1024 * 1024 };
+  const settings = {
+    worker: false,
+    concurrency: 10,
+    orgConcurrency: 10,
+    allowPrivateTargets: false,
+    responseLimitBytes: 1024 * 1024,
+    executionBudgetBytes: 8 * 1024 * 1024,
+    resumeLimit: 3,
+    orgQueueLimit: 1000,
+  };
   const engine = await startEngine({ database, directUrl: url, keyring, settings, log: pino({ level: 'silent' }) });
   const adminToken = randomBytes(32).toString('base64url');
   const auth = { mode, signup: true, adminToken, keyCacheMs: 5000 };

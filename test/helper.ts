@@ -68,7 +68,16 @@ export async function freshDatabase(t: Test): Promise<DatabaseConnection> {
 }
 
 /** Settings of a test's engine: a worker only when asked for, local targets allowed. */
-export const TEST_ENGINE: EngineSettings = { worker: false, concurrency: 10, orgConcurrency: 10, allowPrivateTargets: true, responseLimitBytes: 1024 * 1024 };
+export const TEST_ENGINE: EngineSettings = {
+  worker: false,
+  concurrency: 10,
+  orgConcurrency: 10,
+  allowPrivateTargets: true,
+  responseLimitBytes: 1024 * 1024,
+  executionBudgetBytes: 8 * 1024 * 1024,
+  resumeLimit: 3,
+  orgQueueLimit: 1000,
+};
 
 export interface TestEngine {
   engine: Engine;

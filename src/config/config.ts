@@ -116,6 +116,12 @@ export interface EngineSettings {
   allowPrivateTargets: boolean;
   /** The largest response body a step reads; a larger one fails the step. */
   responseLimitBytes: number;
+  /** What one execution may hold and store: its steps' requests and responses, in bytes; past it the run fails. */
+  executionBudgetBytes: number;
+  /** Times a step interrupted (its worker died) is resumed; interrupted once more, its run fails. */
+  resumeLimit: number;
+  /** Runs an organization may have queued at once; past it, starting or retrying one answers 429. */
+  orgQueueLimit: number;
 }
 
 export class ConfigError extends Error {
@@ -197,6 +203,10 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     // Tests and development call servers on this machine; production must not reach private networks.
     allowPrivateTargets: boolean('TOLSTOY_ALLOW_PRIVATE_TARGETS', !production),
     responseLimitBytes: whole('TOLSTOY_STEP_RESPONSE_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    // Two step answers at their largest; why (README, "Faults and limits"): a worker holds 20 runs at once under a 256 MB heap.
+    executionBudgetBytes: whole('TOLSTOY_EXECUTION_BUDGET_BYTES', 2 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
+    resumeLimit: whole('TOLSTOY_STEP_RESUME_LIMIT', 3, 1, 1000),
+    orgQueueLimit: whole('TOLSTOY_ORG_QUEUE_LIMIT', 1000, 1, 10_000_000),
   };
   const encryptionKeys = {
     current: encryptionKey('TOLSTOY_ENCRYPTION_KEY', value('TOLSTOY_ENCRYPTION_KEY'), problems),

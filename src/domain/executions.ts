@@ -168,6 +168,7 @@ function pendingStep(key: string, actionId: string): StepRow {
     actionId,
     status: 'pending',
     attempts: 0,
+    resumes: 0,
     startedAt: null,
     finishedAt: null,
     durationMs: null,

@@ -135,7 +135,7 @@ export const PROBLEM_TYPES: Record<ProblemKind, ProblemType> = {
     status: 429,
     title: 'Too many requests',
     meaning:
-      'The API key (or member), or the whole organization, made more requests in the current window than its limit (by default 1200 a minute per key, 6000 per organization).',
+      'The API key (or member), or the whole organization, made more requests in the current window than its limit (by default 1200 a minute per key, 6000 per organization); or, starting or retrying an execution, the organization has as many runs queued as it may (by default 1000).',
     remedy:
       'Wait the seconds `Retry-After` says, then go on; `RateLimit-Remaining` and `RateLimit-Reset` on every answer let you pace requests before it comes to this.',
     example: { detail: 'This API key made more than 1200 requests in 60 s; retry in 17 s.', instance: '/flows' },

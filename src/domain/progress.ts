@@ -22,6 +22,10 @@ export interface ClaimedRun {
   progress: StepProgress[];
   /** The step the claim began (its first not yet settled), or null when every step is settled. */
   begun: number | null;
+  /** How often the begun step was resumed after its worker stopped mid-step, this claim included. */
+  resumes: number;
+  /** Bytes the run's attempts stored before this claim: their inputs and responses, as logged. */
+  stored: number;
   /** The actions the steps call, with their tools, by action id. */
   actions: Map<string, ActionCall>;
 }
@@ -53,6 +57,8 @@ interface ClaimRow {
   output_template: string | null;
   progress: StepProgress[] | null;
   begun: number | null;
+  resumes: number | null;
+  stored: number;
   actions: (Omit<ActionCall, 'headers' | 'inputSchema'> & { headers: string; inputSchema: string })[] | null;
 }
 
@@ -71,13 +77,17 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
       RETURNING id, org_id, flow_id, flow_version, input, created_by
     ),
     begun AS (
-      UPDATE execution_steps SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now())
+      -- A step found running was cut short: its worker stopped (or was killed) mid-step.
+      UPDATE execution_steps SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now()),
+        resumes = resumes + CASE WHEN status = 'running' THEN 1 ELSE 0 END
       WHERE execution_id = ${executionId}::uuid AND EXISTS (SELECT 1 FROM claimed)
         AND position = (SELECT min(position) FROM execution_steps WHERE execution_id = ${executionId}::uuid AND status IN ('pending', 'running'))
-      RETURNING position
+      RETURNING position, resumes
     )
     -- progress is read as it was before this statement began the step.
-    SELECT c.id, c.org_id, c.flow_id, c.flow_version, c.input, c.created_by, v.steps, v.output AS output_template, (SELECT position FROM begun) AS begun,
+    SELECT c.id, c.org_id, c.flow_id, c.flow_version, c.input, c.created_by, v.steps, v.output AS output_template, (SELECT position FROM begun) AS begun, (SELECT resumes FROM begun) AS resumes,
+      (SELECT COALESCE(sum(octet_length(l.inputs) + COALESCE(octet_length(l.outputs), 0)), 0)::float8 FROM execution_logs l
+        WHERE l.org_id = c.org_id AND l.execution_id = c.id::text) AS stored,
       (SELECT json_agg(json_build_object('position', s.position, 'status', s.status, 'attempts', s.attempts, 'response', s.response::json) ORDER BY s.position)
         FROM execution_steps s WHERE s.execution_id = c.id) AS progress,
       (SELECT json_agg(json_build_object('id', a.id, 'method', a.method, 'endpoint', a.endpoint, 'headers', a.headers, 'inputSchema', a.input_schema,
@@ -98,6 +108,8 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
     outputTemplate: row.output_template === null ? null : JSON.parse(row.output_template),
     progress: row.progress ?? [],
     begun: row.begun,
+    resumes: row.resumes ?? 0,
+    stored: row.stored,
     actions: new Map(
       (row.actions ?? []).map((action) => [action.id, { ...action, headers: JSON.parse(action.headers), inputSchema: JSON.parse(action.inputSchema) }]),
     ),
@@ -138,6 +150,7 @@ export async function recordTransition(db: Database, run: ClaimedRun, { settle, 
   const next = begin !== undefined && !retrying ? begin : null;
   const text = (value: unknown) => (value === undefined ? null : toJsonText(value as object));
   const logStatus = settle ? (settle.status === 'running' ? 'failed' : settle.status) : null;
+  // Stored twice (the step, its log): made into text once.
   const outputs = settle?.response === undefined ? null : text(settle.response);
   const [row] = await db.$queryRaw<{ owned: number }[]>`
     WITH owner AS (
@@ -147,7 +160,7 @@ export async function recordTransition(db: Database, run: ClaimedRun, { settle, 
     settled AS (
       UPDATE execution_steps SET status = ${settle?.status ?? 'pending'}::step_state,
         finished_at = CASE WHEN ${settle?.status ?? null}::text <> 'running' THEN now() END,
-        duration_ms = ${settle?.durationMs ?? null}::int, request = ${text(settle?.request)}, response = ${text(settle?.response)},
+        duration_ms = ${settle?.durationMs ?? null}::int, request = ${text(settle?.request)}, response = ${outputs},
         error = ${text(settle?.error)},
         -- A skipped step was begun (its condition is read after), but never attempted.
         attempts = CASE WHEN ${settle?.status ?? null}::text = 'skipped' THEN 0 ELSE attempts + ${retrying ? 1 : 0}::int END,
@@ -186,4 +199,11 @@ export async function finishedRuns(db: Database, executionIds: string[]): Promis
   const rows = await db.$queryRaw<{ id: string }[]>`
     SELECT id FROM executions WHERE id = ANY(${executionIds}::uuid[]) AND status IN ('completed', 'failed', 'cancelled')`;
   return rows.map((row) => row.id);
+}
+
+/** How many runs of the organization wait in the queue (they have not started). */
+export async function queuedRuns(db: Pick<Database, '$queryRaw'>, orgId: string): Promise<number> {
+  const [row] = await db.$queryRaw<{ count: number }[]>`
+    SELECT count(*)::int AS count FROM executions WHERE org_id = ${orgId}::uuid AND status = 'queued'`;
+  return row?.count ?? 0;
 }

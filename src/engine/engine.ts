@@ -30,7 +30,7 @@ export interface EngineOptions {
 
 export async function startEngine({ database, directUrl, keyring, settings, timeouts, log, metrics }: EngineOptions): Promise<Engine> {
   const boss = await openQueue({ url: directUrl, timeouts, working: settings.worker });
-  const runs = new QueuedRuns(boss, () => database.current);
+  const runs = new QueuedRuns(boss, () => database.current, settings.orgQueueLimit);
   const worker = settings.worker ? new Worker({ db: () => database.current, boss, runs, keyring, settings, log, metrics }) : undefined;
   await worker?.start();
   return {

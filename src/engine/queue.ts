@@ -9,7 +9,8 @@ import { notifyChannelSql } from 'pg-boss/dist/plans.js';
 import type { DatabaseTimeouts } from '../config/config.ts';
 import type { Database } from '../db/client.ts';
 import { connectionConfig, DEFAULT_TIMEOUTS } from '../db/connection.ts';
-import { finishedRuns } from '../domain/progress.ts';
+import { ProblemError, plural } from '../domain/problems.ts';
+import { finishedRuns, queuedRuns } from '../domain/progress.ts';
 import type { Runs, Transaction } from '../domain/runs.ts';
 
 export const EXECUTIONS = 'executions';
@@ -20,6 +21,8 @@ export const HEARTBEAT_SECONDS = 10;
 export const SUPERVISE_SECONDS = 5;
 /** A job is retried this often at most: after a crash, after an outage of the database. */
 export const RETRY_LIMIT = 1000;
+/** When an organization whose queue is full is told to try again. */
+export const FULL_QUEUE_RETRY_SECONDS = 5;
 
 export interface JobData {
   executionId: string;
@@ -102,12 +105,26 @@ export class QueuedRuns implements Runs {
   onQueued: ((executionId: string) => void) | undefined;
   onCancelled: ((executionId: string) => void) | undefined;
 
-  constructor(boss: PgBoss, db: () => Database) {
+  readonly #queueLimit: number;
+
+  /** `queueLimit`: the runs one organization may have queued (TOLSTOY_ORG_QUEUE_LIMIT). */
+  constructor(boss: PgBoss, db: () => Database, queueLimit: number) {
     this.#boss = boss;
     this.#db = db;
+    this.#queueLimit = queueLimit;
   }
 
   async enqueue(tx: Transaction, execution: { id: string; orgId: string }): Promise<void> {
+    // Counted after the execution was stored, in its transaction: concurrent starts may each see
+    // the others' uncommitted runs missing, so the bound holds up to the starts in flight at once.
+    const queued = await queuedRuns(tx, execution.orgId);
+    if (queued > this.#queueLimit) {
+      throw new ProblemError(
+        'too-many-requests',
+        `This organization has ${plural(this.#queueLimit, 'run')} queued, its limit (TOLSTOY_ORG_QUEUE_LIMIT); retry once some have started.`,
+        { retryAfterSeconds: FULL_QUEUE_RETRY_SECONDS },
+      );
+    }
     await this.#boss.send(EXECUTIONS, { executionId: execution.id } satisfies JobData, { db: fromPrisma(tx), group: { id: execution.orgId } });
   }
 

@@ -7,6 +7,7 @@ import type { StoredStep } from '../domain/flows.ts';
 import { type ClaimedRun, claimRun, type Failure, recordTransition, type Settlement, type StepProgress, type Transition } from '../domain/progress.ts';
 import { holds, render, type TemplateContext, TemplateError } from '../domain/templates.ts';
 import { inSpan } from '../observability/tracing.ts';
+import { Budget, BudgetSpent } from './budget.ts';
 import { scrubbed } from './credentials.ts';
 import { type Attempt, attemptStep, type StepTools } from './step.ts';
 
@@ -31,18 +32,35 @@ export interface RunSignals {
   stopping: () => boolean;
 }
 
-export function runExecution(db: Database, executionId: string, tools: StepTools, signals: RunSignals): Promise<Outcome> {
-  return inSpan('execution', { 'tolstoy.execution_id': executionId }, () => runClaimed(db, executionId, tools, signals));
+/** What one run may consume: TOLSTOY_EXECUTION_BUDGET_BYTES and TOLSTOY_STEP_RESUME_LIMIT. */
+export interface RunLimits {
+  budgetBytes: number;
+  resumeLimit: number;
 }
 
-async function runClaimed(db: Database, executionId: string, tools: StepTools, signals: RunSignals): Promise<Outcome> {
+export function runExecution(db: Database, executionId: string, tools: StepTools, signals: RunSignals, limits: RunLimits): Promise<Outcome> {
+  return inSpan('execution', { 'tolstoy.execution_id': executionId }, () => runClaimed(db, executionId, tools, signals, limits));
+}
+
+async function runClaimed(db: Database, executionId: string, tools: StepTools, signals: RunSignals, limits: RunLimits): Promise<Outcome> {
   const run = await claimRun(db, executionId);
   if (!run) return 'done';
   const context = contextOf(run);
   const signal = AbortSignal.any([signals.cancel, signals.shutdown]);
   // Credentials the run's steps sent: neither the templates nor the record ever see them.
   const secrets = new Set<string>();
-  const record = async (transition: Transition) => (await recordTransition(db, run, scrubbed(transition, secrets))) || lostRun();
+  const budget = new Budget(limits.budgetBytes, run.stored);
+  const record = async (transition: Transition) => {
+    const scrubbedTransition = scrubbed(transition, secrets);
+    const charged = budget.charge(scrubbedTransition);
+    (await recordTransition(db, run, charged)) || lostRun();
+    if (charged !== scrubbedTransition) throw new BudgetSpent();
+    return true as const;
+  };
+  if (run.begun !== null && run.resumes > limits.resumeLimit) {
+    await record(crashLoop(run, run.begun, limits.resumeLimit));
+    return 'done';
+  }
   // The claim began the first step not yet settled.
   let position = run.begun ?? run.steps.length;
   let lastCompleted = lastOutput(run, position);
@@ -73,16 +91,31 @@ async function runClaimed(db: Database, executionId: string, tools: StepTools, s
 
 class LostRun extends Error {}
 
+/** Fails a run whose step was cut short more often than the limit: its worker died each time (for lack of memory, say). */
+function crashLoop(run: ClaimedRun, position: number, resumeLimit: number): Transition {
+  const key = run.steps[position]!.key;
+  const error: Failure = {
+    code: 'interrupted',
+    message:
+      `Step ${key} was cut short ${run.resumes} times: its worker stopped each time, as when it runs out of memory. The run fails rather than ` +
+      `take down another worker (TOLSTOY_STEP_RESUME_LIMIT is ${resumeLimit}).`,
+    step: key,
+  };
+  return { settle: { position, key, status: 'failed', error }, finish: { status: 'failed', error } };
+}
+
 function lostRun(): never {
   throw new LostRun('The execution is no longer this worker’s to run.');
 }
 
 /** Runs `execution`, turning a lost run into its outcome. */
-export async function runOrLose(db: Database, executionId: string, tools: StepTools, signals: RunSignals): Promise<Outcome> {
+export async function runOrLose(db: Database, executionId: string, tools: StepTools, signals: RunSignals, limits: RunLimits): Promise<Outcome> {
   try {
-    return await runExecution(db, executionId, tools, signals);
+    return await runExecution(db, executionId, tools, signals, limits);
   } catch (error) {
     if (error instanceof LostRun) return 'lost';
+    // Failed for going past its budget: recorded, so done.
+    if (error instanceof BudgetSpent) return 'done';
     throw error;
   }
 }

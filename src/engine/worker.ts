@@ -8,7 +8,7 @@
 // rather than one poller per slot: one fetch takes as many runs as there are free slots (pg-boss's
 // work() fetches one job per slot, and every new job woke every slot's poller to fetch it), and
 // the runs that finished together are completed in one statement.
-import type { JobWithMetadata, PgBoss } from 'pg-boss';
+import type { Db as IDatabase, JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { EngineSettings } from '../config/config.ts';
 import type { Database } from '../db/client.ts';
@@ -19,7 +19,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import { Authenticator } from './credentials.ts';
 import { Outbound } from './outbound.ts';
 import { EXECUTIONS, HEARTBEAT_SECONDS, type JobData, listenForRuns, type QueuedRuns, RETRY_LIMIT } from './queue.ts';
-import { runOrLose } from './run.ts';
+import { type RunLimits, runOrLose } from './run.ts';
 import { type StepTools, Validators } from './step.ts';
 
 /** How often a worker looks whether its runs were cancelled elsewhere. */
@@ -48,10 +48,33 @@ interface InFlight {
   done: Promise<unknown>;
 }
 
+/** The advisory lock that makes workers take runs one at a time (any number; this one spells "tols"). */
+const FETCH_LOCK = 0x746f6c73;
+
+/** What pg-boss's own pool is (getDb() is typed as the plain executor): it can run a transaction. */
+type TransactionalDb = IDatabase & { withTransaction<T>(fn: (db: IDatabase) => Promise<T>): Promise<T> };
+
+/**
+ * Takes up to `batchSize` runs, at most `orgConcurrency` of an organization running at once. pg-boss
+ * counts an organization's active jobs in its fetch statement, so two workers fetching at the same
+ * moment each counted the same running jobs and together went past the limit (11 to 13 of 10).
+ * Holding one transaction-level advisory lock from before that count until the fetch commits makes
+ * the fetches of all workers take turns, each seeing the jobs the previous one took: exact, for a
+ * fetch that lasts a few milliseconds per batch (the lock ends with the transaction, so a worker
+ * that dies cannot keep it).
+ */
+function fetchRuns(boss: PgBoss, batchSize: number, orgConcurrency: number): Promise<Job[]> {
+  return (boss.getDb() as TransactionalDb).withTransaction(async (db) => {
+    await db.executeSql('SELECT pg_advisory_xact_lock($1)', [FETCH_LOCK]);
+    return boss.fetch<JobData>(EXECUTIONS, { batchSize, includeMetadata: true, groupConcurrency: orgConcurrency, db });
+  });
+}
+
 export class Worker {
   readonly #options: WorkerOptions;
   readonly #outbound: Outbound;
   readonly #tools: StepTools;
+  readonly #limits: RunLimits;
   readonly #inFlight = new Map<string, InFlight>();
   readonly #shutdown = new AbortController();
   #stopping = false;
@@ -69,6 +92,7 @@ export class Worker {
   constructor(options: WorkerOptions) {
     this.#options = options;
     this.#outbound = new Outbound({ allowPrivateTargets: options.settings.allowPrivateTargets, responseLimitBytes: options.settings.responseLimitBytes });
+    this.#limits = { budgetBytes: options.settings.executionBudgetBytes, resumeLimit: options.settings.resumeLimit };
     const attempts = options.metrics?.attempts;
     this.#tools = {
       outbound: this.#outbound,
@@ -121,12 +145,10 @@ export class Worker {
         continue;
       }
       this.#news = false;
-      const jobs = await boss
-        .fetch<JobData>(EXECUTIONS, { batchSize: free, includeMetadata: true, groupConcurrency: settings.orgConcurrency })
-        .catch((error) => {
-          log.warn({ err: error }, 'taking runs from the queue failed; trying again');
-          return [] as Job[];
-        });
+      const jobs = await fetchRuns(boss, free, settings.orgConcurrency).catch((error) => {
+        log.warn({ err: error }, 'taking runs from the queue failed; trying again');
+        return [] as Job[];
+      });
       if (this.#stopping) {
         // Taken while stopping: handed straight back.
         await this.#release(jobs);
@@ -153,7 +175,8 @@ export class Worker {
     const { executionId } = job.data;
     const { db, runs, log, boss } = this.#options;
     try {
-      const outcome = await runOrLose(db(), executionId, this.#tools, { cancel, shutdown: this.#shutdown.signal, stopping: () => this.#stopping });
+      const signals = { cancel, shutdown: this.#shutdown.signal, stopping: () => this.#stopping };
+      const outcome = await runOrLose(db(), executionId, this.#tools, signals, this.#limits);
       // Released: failing the job hands it to the queue, which gives it to another worker.
       if (outcome === 'released') throw new Error(`Execution ${executionId} released by a stopping worker.`);
       runs.done(executionId);

@@ -514,6 +514,9 @@ export interface paths {
          *       organization) answers what the first one did, status and body, with
          *       `Idempotent-Replayed: true`, and starts nothing new; the same key with a different body
          *       answers `422`.
+         *     - **The queue's bound**: an organization may have at most `TOLSTOY_ORG_QUEUE_LIMIT`
+         *       (1000 by default) runs queued; past it the answer is `429` (`too-many-requests`) with
+         *       `Retry-After`, and nothing is stored.
          */
         post: operations["startExecution"];
         delete?: never;
@@ -604,6 +607,9 @@ export interface paths {
         /**
          * Get an execution and its steps
          * @description Every step with what it sent (credentials redacted), what it received, and how it ended.
+         *     Its size is bounded: an execution's attempts may store at most `TOLSTOY_EXECUTION_BUDGET_BYTES`
+         *     (2 MiB by default) in all, and one that would store more fails `budget-exceeded`, so the
+         *     answer is at most about twice that (each step's last request and response).
          */
         get: operations["getExecution"];
         put?: never;
@@ -656,6 +662,8 @@ export interface paths {
          *     names this one. The steps that completed (or were skipped) are not run again: the new
          *     execution reuses what they received (`reusedFrom`), and runs the rest. Only a `failed`
          *     or `cancelled` execution can be retried (`409` otherwise), and not once its flow is deleted.
+         *     The new execution is queued: past the organization's `TOLSTOY_ORG_QUEUE_LIMIT` queued runs
+         *     the answer is `429` with `Retry-After`.
          */
         post: operations["retryExecution"];
         delete?: never;
@@ -1122,7 +1130,10 @@ export interface components {
             /**
              * @description `template-error`, `invalid-inputs`, `invalid-action`, `action-missing`,
              *     `credentials-error`, `blocked-target`, `network-error`, `timeout`, `http-status`,
-             *     `response-too-large`, `cancelled`, or, for an execution, `step-failed`.
+             *     `response-too-large`, `cancelled`, `budget-exceeded` (the execution's attempts would
+             *     store more than `TOLSTOY_EXECUTION_BUDGET_BYTES`), `interrupted` (its worker died while
+             *     running the step more than `TOLSTOY_STEP_RESUME_LIMIT` times), or, for an execution,
+             *     `step-failed`.
              */
             code: string;
             message: string;
@@ -1475,8 +1486,9 @@ export interface components {
         };
         /**
          * @description The API key (or member), or the organization, made more requests in the current window
-         *     than its limit (by default 1200 a minute per key, 6000 per organization); retry after
-         *     `Retry-After` seconds. Answers within the limit carry the same `RateLimit-*` headers.
+         *     than its limit (by default 1200 a minute per key, 6000 per organization), or, starting or
+         *     retrying an execution, has as many runs queued as it may (`TOLSTOY_ORG_QUEUE_LIMIT`, by
+         *     default 1000); retry after `Retry-After` seconds. Answers within the limit carry the same `RateLimit-*` headers.
          */
         TooManyRequests: {
             headers: {

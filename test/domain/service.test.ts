@@ -12,7 +12,7 @@ t.test('without a database, readiness and every database-backed call answer 503,
   const url = `postgresql://postgres:postgres@127.0.0.1:${await freePort()}/nowhere`;
   const database = new DatabaseConnection(url);
   // A queue on the same missing database, never started: nothing here reaches it.
-  const runs = new QueuedRuns(new PgBoss({ connectionString: url }), () => database.current);
+  const runs = new QueuedRuns(new PgBoss({ connectionString: url }), () => database.current, 1000);
   const app = await buildApp({ database, services: { keyring: new Keyring(randomBytes(32)), runs } });
   t.teardown(() => app.close());
   t.same((await call(app, undefined, { method: 'GET', url: '/health' })).data, { status: 'ok' }, 'liveness does not need the database');
