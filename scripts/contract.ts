@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { AUTH_MODES, type AuthMode } from '../src/config/config.ts';
+import { AUTH_MODES, type AuthMode, EVALUATION } from '../src/config/config.ts';
 import { DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
@@ -40,7 +40,7 @@ export async function runContract(args: string[], databaseUrl?: string, mode: Au
   const keyring = new Keyring(randomBytes(32));
   // No worker: runs stay queued, so the stateful phase can cancel and then retry them, and the
   // fuzzer's runs call nobody (the engine has tests of its own).
-  const settings = { worker: false, concurrency: 10, orgConcurrency: 10, allowPrivateTargets: false, responseLimitBytes: 1024 * 1024 };
+  const settings = { worker: false, concurrency: 10, orgConcurrency: 10, allowPrivateTargets: false, responseLimitBytes: 1024 * 1024, evaluation: EVALUATION };
   const engine = await startEngine({ database, directUrl: url, keyring, settings, log: pino({ level: 'silent' }) });
   const adminToken = randomBytes(32).toString('base64url');
   const auth = { mode, signup: true, adminToken, keyCacheMs: 5000 };

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import pg from 'pg';
 import { pino } from 'pino';
-import type { AuthMode, AuthSettings, EngineSettings, HttpSettings } from '../src/config/config.ts';
+import { type AuthMode, type AuthSettings, type EngineSettings, EVALUATION, type HttpSettings } from '../src/config/config.ts';
 import { type Database, DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
@@ -68,7 +68,14 @@ export async function freshDatabase(t: Test): Promise<DatabaseConnection> {
 }
 
 /** Settings of a test's engine: a worker only when asked for, local targets allowed. */
-export const TEST_ENGINE: EngineSettings = { worker: false, concurrency: 10, orgConcurrency: 10, allowPrivateTargets: true, responseLimitBytes: 1024 * 1024 };
+export const TEST_ENGINE: EngineSettings = {
+  worker: false,
+  concurrency: 10,
+  orgConcurrency: 10,
+  allowPrivateTargets: true,
+  responseLimitBytes: 1024 * 1024,
+  evaluation: EVALUATION,
+};
 
 export interface TestEngine {
   engine: Engine;

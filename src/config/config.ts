@@ -116,7 +116,31 @@ export interface EngineSettings {
   allowPrivateTargets: boolean;
   /** The largest response body a step reads; a larger one fails the step. */
   responseLimitBytes: number;
+  evaluation: EvaluationSettings;
 }
+
+/** The bounds of evaluating tenants' templates and input schemas (src/engine/evaluator.ts). */
+export interface EvaluationSettings {
+  /** Child processes that evaluate, per worker. */
+  processes: number;
+  /** The heap of each. */
+  memoryMb: number;
+  templateTimeoutMs: number;
+  validationTimeoutMs: number;
+  /** The largest JSON a template may render. */
+  resultLimitBytes: number;
+  /** Compiled input schemas each process keeps. */
+  schemaCacheSize: number;
+}
+
+export const EVALUATION: EvaluationSettings = {
+  processes: 2,
+  memoryMb: 128,
+  templateTimeoutMs: 1000,
+  validationTimeoutMs: 1000,
+  resultLimitBytes: 4 * 1024 * 1024,
+  schemaCacheSize: 500,
+};
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -197,6 +221,14 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     // Tests and development call servers on this machine; production must not reach private networks.
     allowPrivateTargets: boolean('TOLSTOY_ALLOW_PRIVATE_TARGETS', !production),
     responseLimitBytes: whole('TOLSTOY_STEP_RESPONSE_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    evaluation: {
+      processes: whole('TOLSTOY_EVALUATORS', EVALUATION.processes, 1, 64),
+      memoryMb: whole('TOLSTOY_EVALUATOR_MEMORY_MB', EVALUATION.memoryMb, 16, 4096),
+      templateTimeoutMs: milliseconds('TOLSTOY_TEMPLATE_TIMEOUT_MS', EVALUATION.templateTimeoutMs, 10, 5000),
+      validationTimeoutMs: milliseconds('TOLSTOY_VALIDATION_TIMEOUT_MS', EVALUATION.validationTimeoutMs, 10, 1000),
+      resultLimitBytes: whole('TOLSTOY_TEMPLATE_RESULT_LIMIT_BYTES', EVALUATION.resultLimitBytes, 1024, 64 * 1024 * 1024),
+      schemaCacheSize: whole('TOLSTOY_SCHEMA_CACHE_SIZE', EVALUATION.schemaCacheSize, 1, 100_000),
+    },
   };
   const encryptionKeys = {
     current: encryptionKey('TOLSTOY_ENCRYPTION_KEY', value('TOLSTOY_ENCRYPTION_KEY'), problems),

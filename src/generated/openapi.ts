@@ -893,7 +893,7 @@ export interface components {
         ActionHeaders: {
             [key: string]: string;
         };
-        /** @description A JSON Schema (draft 2020-12) the action's inputs must satisfy; `{}` accepts anything. */
+        /** @description A JSON Schema (draft 2020-12) the action's inputs must satisfy; `{}` accepts anything. Its regular expressions (`pattern`, `patternProperties`) are RE2 syntax, which matches in linear time: a schema with backreferences or lookarounds, or one that cannot be compiled (a `$ref` that does not resolve, `$async`), is refused with 422 naming the place. */
         InputSchema: {
             [key: string]: unknown;
         };
@@ -1069,9 +1069,12 @@ export interface components {
         StepState: "pending" | "running" | "completed" | "failed" | "skipped" | "cancelled";
         Failure: {
             /**
-             * @description `template-error`, `invalid-inputs`, `action-missing`, `credentials-error`,
-             *     `blocked-target`, `network-error`, `timeout`, `http-status`, `response-too-large`,
-             *     `cancelled`, or, for an execution, `step-failed`.
+             * @description `template-error`, `template-limit` (a template took longer, needed more memory or
+             *     rendered more than its bounds allow), `invalid-inputs`, `validation-limit` (checking
+             *     the inputs against the action's inputSchema took longer or needed more memory than
+             *     allowed), `action-missing`, `credentials-error`, `blocked-target`, `network-error`,
+             *     `timeout`, `http-status`, `response-too-large`, `cancelled`, or, for an execution,
+             *     `step-failed`.
              */
             code: string;
             message: string;
