@@ -893,7 +893,7 @@ export interface components {
         ActionHeaders: {
             [key: string]: string;
         };
-        /** @description A JSON Schema (draft 2020-12) the action's inputs must satisfy; `{}` accepts anything. Its regular expressions (`pattern`, `patternProperties`) are RE2 syntax, which matches in linear time: a schema with backreferences or lookarounds, or one that cannot be compiled (a `$ref` that does not resolve, `$async`), is refused with 422 naming the place. */
+        /** @description A JSON Schema (draft 2020-12) the action's inputs must satisfy; `{}` accepts anything. Its regular expressions (`pattern`, `patternProperties`) are RE2 syntax, which matches in linear time: a schema with backreferences or lookarounds, or one that could not be compiled (a `$ref` outside the schema, `$async`, more than 64 levels deep, patterns of more than 1024 characters in all), is refused with 422 naming the place. */
         InputSchema: {
             [key: string]: unknown;
         };

@@ -12,21 +12,27 @@ t.test('patterns run in linear time: ^(a+)+$ against 31 characters answers at on
   t.match(validators.check(keyed, { [`x-${'a'.repeat(30)}`]: 'no' }), /must be integer/);
 });
 
-t.test('a schema is refused with a pointer to what RE2 cannot run, or why it cannot be compiled', async (t) => {
-  const compiler = new SchemaCompiler();
-  t.match(schemaError({ properties: { a: { pattern: '(a)\\1' } } }, compiler), {
+t.test('a schema is refused with a pointer to what RE2 cannot run, or what would keep it from compiling', async (t) => {
+  t.match(schemaError({ properties: { a: { pattern: '(a)\\1' } } }), {
     pointer: '/properties/a/pattern',
     message: /RE2 syntax: no backreferences or lookarounds.*invalid escape sequence/,
   });
-  t.match(schemaError({ items: [{ patternProperties: { '(?=x)': {} } }] }, compiler), { pointer: '/items/0/patternProperties/(?=x)' });
-  t.match(schemaError({ properties: { 'a/b': { pattern: '(?!b)' } } }, compiler), { pointer: '/properties/a~1b/pattern' });
-  t.match(schemaError({ $ref: 'https://elsewhere.example/schema.json' }, compiler), { pointer: '', message: /cannot be compiled: can't resolve reference/ });
-  t.match(schemaError({ $async: true, type: 'object' }, compiler), { message: /\$async schemas are not supported/ });
-  t.equal(
-    schemaError({ const: { pattern: '(a)\\1' }, properties: { pattern: { type: 'string' } } }, compiler),
-    undefined,
-    'data and property names are not patterns',
-  );
+  t.match(schemaError({ items: [{ patternProperties: { '(?=x)': {} } }] }), { pointer: '/items/0/patternProperties/(?=x)' });
+  t.match(schemaError({ properties: { 'a/b': { pattern: '(?!b)' } } }), { pointer: '/properties/a~1b/pattern' });
+  t.match(schemaError({ properties: { a: { $ref: 'https://elsewhere.example/schema.json' } } }), {
+    pointer: '/properties/a/$ref',
+    message: /must refer to a place in this schema/,
+  });
+  t.match(schemaError({ items: { $ref: '#/$defs/missing' }, $defs: {} }), { pointer: '/items/$ref' });
+  t.match(schemaError({ items: { $ref: '#/%E0%A4%A' } }), { pointer: '/items/$ref' }, 'a malformed fragment');
+  t.equal(schemaError({ items: { $ref: '#/$defs/a~1b' }, $defs: { 'a/b': { type: 'string' } } }), undefined);
+  t.match(schemaError({ $async: true, type: 'object' }), { pointer: '/$async', message: /not supported/ });
+  let deep: Record<string, unknown> = { type: 'string' };
+  for (let i = 0; i < 100; i++) deep = { items: deep };
+  t.match(schemaError(deep), { message: 'nests deeper than 64 levels' });
+  const expanding = { properties: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`p${i}`, { pattern: '(a{100}){10}' }])) };
+  t.match(schemaError(expanding), { pointer: /^\/properties\/p\d+\/pattern$/, message: "brings the schema's patterns to more than 1024 characters" });
+  t.equal(schemaError({ const: { pattern: '(a)\\1' }, properties: { pattern: { type: 'string' } } }), undefined, 'data and property names are not patterns');
 });
 
 t.test('schemas with the same $id compile side by side, and keep working', async (t) => {

@@ -6,6 +6,8 @@
 //   - the same in `patternProperties` (the key tested) -> the same;
 //   - a backreference or a lookahead (which RE2 cannot run) -> refused with 422 naming
 //     /inputSchema/... when the action is written, created or updated;
+//   - patterns that expand to thousands of instructions (`(a{100}){10}`, a hundred times), costly to
+//     compile on the API's event loop -> refused with 422 past 1024 characters of patterns in all;
 //   - such a schema stored before this check (written to the database directly) -> the step fails
 //     with invalid-inputs ("cannot be compiled"), the worker goes on;
 //   - twenty thousand distinct objects against `uniqueItems` (AJV compares every pair: ~10 s) ->
@@ -57,14 +59,15 @@ t.test('patterns RE2 cannot run are refused when the action is written', async (
     [{ properties: { pin: { type: 'string', pattern: '^(\\d)\\1{3}$' } } }, '/inputSchema/properties/pin/pattern'],
     [{ properties: { id: { type: 'string', pattern: '^(?=.*[A-Z]).+$' } } }, '/inputSchema/properties/id/pattern'],
     [{ patternProperties: { '(?<!x)y': {} } }, '/inputSchema/patternProperties/(?<!x)y'],
+    [{ allOf: Array.from({ length: 100 }, () => ({ pattern: '(a{100}){10}' })) }, /^\/inputSchema\/allOf\/\d+\/pattern$/],
   ] as const) {
     const response = await w.send({
       method: 'POST',
       url: '/actions',
-      payload: { toolId: w.toolId, name: 'Evil', key: `evil-${pointer.length}-${Math.random()}`, method: 'POST', endpoint: '/echo/evil', inputSchema: schema },
+      payload: { toolId: w.toolId, name: 'Evil', key: `evil-${Math.random()}`, method: 'POST', endpoint: '/echo/evil', inputSchema: schema },
     });
-    t.equal(response.statusCode, 422, pointer);
-    t.match(response.data, { type: /unprocessable-content/, errors: [{ in: 'body', pointer, message: /RE2 syntax/ }] });
+    t.equal(response.statusCode, 422, String(pointer));
+    t.match(response.data, { type: /unprocessable-content/, errors: [{ in: 'body', pointer, message: /RE2 syntax|more than 1024 characters/ }] });
   }
 });
 
