@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { AUTH_MODES, type AuthMode } from '../src/config/config.ts';
+import { AUTH_MODES, type AuthMode, EVALUATION } from '../src/config/config.ts';
 import { DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
@@ -49,6 +49,7 @@ export async function runContract(args: string[], databaseUrl?: string, mode: Au
     executionBudgetBytes: 8 * 1024 * 1024,
     resumeLimit: 3,
     orgQueueLimit: 1000,
+    evaluation: EVALUATION,
   };
   const engine = await startEngine({ database, directUrl: url, keyring, settings, log: pino({ level: 'silent' }) });
   const adminToken = randomBytes(32).toString('base64url');

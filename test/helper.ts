@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import pg from 'pg';
 import { pino } from 'pino';
-import type { AuthMode, AuthSettings, EngineSettings, HttpSettings } from '../src/config/config.ts';
+import { type AuthMode, type AuthSettings, type EngineSettings, EVALUATION, type HttpSettings } from '../src/config/config.ts';
 import { type Database, DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
@@ -77,6 +77,7 @@ export const TEST_ENGINE: EngineSettings = {
   executionBudgetBytes: 8 * 1024 * 1024,
   resumeLimit: 3,
   orgQueueLimit: 1000,
+  evaluation: EVALUATION,
 };
 
 export interface TestEngine {

@@ -122,7 +122,31 @@ export interface EngineSettings {
   resumeLimit: number;
   /** Runs an organization may have queued at once; past it, starting or retrying one answers 429. */
   orgQueueLimit: number;
+  evaluation: EvaluationSettings;
 }
+
+/** The bounds of evaluating tenants' templates and input schemas (src/engine/evaluator.ts). */
+export interface EvaluationSettings {
+  /** Child processes that evaluate, per worker. */
+  processes: number;
+  /** The heap of each. */
+  memoryMb: number;
+  templateTimeoutMs: number;
+  validationTimeoutMs: number;
+  /** The largest JSON a template may render. */
+  resultLimitBytes: number;
+  /** Compiled input schemas each process keeps. */
+  schemaCacheSize: number;
+}
+
+export const EVALUATION: EvaluationSettings = {
+  processes: 2,
+  memoryMb: 128,
+  templateTimeoutMs: 1000,
+  validationTimeoutMs: 1000,
+  resultLimitBytes: 4 * 1024 * 1024,
+  schemaCacheSize: 500,
+};
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -207,6 +231,14 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     executionBudgetBytes: whole('TOLSTOY_EXECUTION_BUDGET_BYTES', 2 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
     resumeLimit: whole('TOLSTOY_STEP_RESUME_LIMIT', 3, 1, 1000),
     orgQueueLimit: whole('TOLSTOY_ORG_QUEUE_LIMIT', 1000, 1, 10_000_000),
+    evaluation: {
+      processes: whole('TOLSTOY_EVALUATORS', EVALUATION.processes, 1, 64),
+      memoryMb: whole('TOLSTOY_EVALUATOR_MEMORY_MB', EVALUATION.memoryMb, 16, 4096),
+      templateTimeoutMs: milliseconds('TOLSTOY_TEMPLATE_TIMEOUT_MS', EVALUATION.templateTimeoutMs, 10, 5000),
+      validationTimeoutMs: milliseconds('TOLSTOY_VALIDATION_TIMEOUT_MS', EVALUATION.validationTimeoutMs, 10, 1000),
+      resultLimitBytes: whole('TOLSTOY_TEMPLATE_RESULT_LIMIT_BYTES', EVALUATION.resultLimitBytes, 1024, 64 * 1024 * 1024),
+      schemaCacheSize: whole('TOLSTOY_SCHEMA_CACHE_SIZE', EVALUATION.schemaCacheSize, 1, 100_000),
+    },
   };
   const encryptionKeys = {
     current: encryptionKey('TOLSTOY_ENCRYPTION_KEY', value('TOLSTOY_ENCRYPTION_KEY'), problems),

@@ -5,6 +5,7 @@ import type { components } from '../generated/openapi.ts';
 import type { Action as ActionRow } from '../generated/prisma/client.ts';
 import type { Handler, ServiceContext } from './contract.ts';
 import { type Credentials, CredentialsError } from './credentials.ts';
+import { schemaError } from './inputSchemas.ts';
 import { pageArgs, toPage } from './pagination.ts';
 import { outside } from './preconditions.ts';
 import { conflict, LISTED, listed, notFound, type ProblemError, plural, unprocessable } from './problems.ts';
@@ -13,7 +14,8 @@ import { climbs, credentialHeader, refusedHeader } from './toolRequests.ts';
 type Action = components['schemas']['Action'];
 type ActionFields = Partial<components['schemas']['ActionCreate']>;
 
-// Only checks schemas against the draft 2020-12 meta-schema; user schemas are never compiled here.
+// Only checks schemas against the draft 2020-12 meta-schema; user schemas are never compiled here
+// (see schemaError for why).
 const metaSchema = new Ajv2020({ strict: false, validateFormats: false });
 
 export function toAction(row: ActionRow): Action {
@@ -42,6 +44,7 @@ export const listActions: Handler<'listActions'> = async ({ query }, { db, reade
 export const createAction: Handler<'createAction'> = async ({ body }, { db, tenant, keyring }) => {
   checkAction(body);
   await checkHeaders(body.toolId, body.headers, { db, keyring, orgId: tenant.orgId });
+  checkInputSchema(body.inputSchema);
   try {
     return toAction(await db.action.create({ data: { ...columns(body), orgId: tenant.orgId } }));
   } catch (error) {
@@ -59,6 +62,7 @@ export const updateAction: Handler<'updateAction'> = async ({ params, body }, { 
     const current = await db.action.findUnique({ where: { orgId_id: { orgId: tenant.orgId, id: params.id } }, select: { toolId: true, headers: true } });
     if (current) await checkHeaders(body.toolId ?? current.toolId, body.headers ?? fromJsonText(current.headers), { db, keyring, orgId: tenant.orgId });
   }
+  checkInputSchema(body.inputSchema);
   try {
     return toAction(await db.action.update({ where: { orgId_id: { orgId: tenant.orgId, id: params.id } }, data: columns(body) }));
   } catch (error) {
@@ -134,6 +138,13 @@ function opened(sealed: string, keyring: ServiceContext['keyring'], owner: { org
     if (error instanceof CredentialsError) return null;
     throw error;
   }
+}
+
+/** Refuses a schema that steps could not check their inputs against, in linear time (see inputSchemas.ts). */
+function checkInputSchema(schema: ActionFields['inputSchema']): void {
+  if (schema === undefined) return;
+  const error = schemaError(schema);
+  if (error) throw unprocessable(`/inputSchema${error.pointer}`, error.message);
 }
 
 function refusedWrite(error: unknown, fields: ActionFields): ProblemError | unknown {

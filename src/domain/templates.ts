@@ -1,8 +1,9 @@
 // Step inputs, step conditions and flow outputs are JSON-e templates (https://json-e.js.org):
 // JSON structures with `{"$eval": "steps.lookup.output.id"}` (a whole value, keeping its type),
 // `"Hello ${input.name}"` (interpolation into a string), `$if`, `$map` and the rest. JSON-e never
-// evaluates code, keeps types, and bounds its own work; see README, "Running flows", for why it
-// was chosen over the alternatives.
+// evaluates code and keeps types, but does not bound its own work: the engine calls render() and
+// holds() only in its evaluator processes (src/engine/evaluator.ts), which bound time and memory.
+// See README, "Running flows", for why JSON-e was chosen over the alternatives.
 import jsone from 'json-e';
 
 /** What a template sees: the execution's input, the steps before it, and the execution itself. */

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../db/client.ts';
 import type { StoredStep } from '../domain/flows.ts';
 import { type ClaimedRun, claimRun, type Failure, recordTransition, type Settlement, type StepProgress, type Transition } from '../domain/progress.ts';
-import { holds, render, type TemplateContext, TemplateError } from '../domain/templates.ts';
+import type { TemplateContext } from '../domain/templates.ts';
 import { inSpan } from '../observability/tracing.ts';
 import { Budget, BudgetSpent } from './budget.ts';
 import { scrubbed } from './credentials.ts';
@@ -78,14 +78,14 @@ async function runClaimed(db: Database, executionId: string, tools: StepTools, s
     }
     const next = position + 1 < run.steps.length ? position + 1 : undefined;
     if (next === undefined) {
-      await record({ settle: ran.settlement, finish: finishing(run, context, lastCompleted) });
+      await record({ settle: ran.settlement, finish: await finishing(run, context, lastCompleted, tools) });
       return 'done';
     }
     await record({ settle: ran.settlement, begin: next });
     position = next;
   }
   // Every step was already done (a crash just before the end): finish.
-  await record({ finish: finishing(run, context, lastCompleted) });
+  await record({ finish: await finishing(run, context, lastCompleted, tools) });
   return 'done';
 }
 
@@ -137,19 +137,16 @@ async function runStep(
   { signal, signals, secrets }: { signal: AbortSignal; signals: RunSignals; secrets: Set<string> },
   record: (transition: Transition) => Promise<true>,
 ): Promise<StepResult | 'released'> {
-  if (step.if !== null) {
-    let runs: boolean;
-    try {
-      runs = holds(step.if, context);
-    } catch (error) {
-      if (!(error instanceof TemplateError)) throw error;
-      const failure = { code: 'template-error', message: error.message };
-      return { status: 'failed', settlement: { position, key: step.key, status: 'failed', error: failure, durationMs: 0 }, output: null, error: failure };
-    }
-    if (!runs) {
-      context.steps[step.key] = { output: null, status: null, headers: {} };
-      return { status: 'skipped', settlement: { position, key: step.key, status: 'skipped' }, output: null };
-    }
+  // The condition, the inputs and their check, in one bounded evaluation.
+  const templates = { condition: step.if, inputs: step.inputs, schema: run.actions.get(step.actionId)?.inputSchema };
+  const evaluated = await tools.evaluator.step(run.orgId, templates, context);
+  if (evaluated.status === 'failed' && evaluated.phase === 'if') {
+    const failure = { code: evaluated.code, message: evaluated.message };
+    return { status: 'failed', settlement: { position, key: step.key, status: 'failed', error: failure, durationMs: 0 }, output: null, error: failure };
+  }
+  if (evaluated.status === 'skipped') {
+    context.steps[step.key] = { output: null, status: null, headers: {} };
+    return { status: 'skipped', settlement: { position, key: step.key, status: 'skipped' }, output: null };
   }
   // The attempt begun now is the next after those recorded; a step resumed after a crash gets it
   // even past its maxAttempts, because the outcome of the attempt the crash cut short is unknown.
@@ -158,7 +155,7 @@ async function runStep(
   for (let attempt = first; ; attempt++) {
     const attributes = { 'tolstoy.step': step.key, 'tolstoy.action_id': step.actionId, 'tolstoy.attempt': attempt };
     const result = await inSpan(`step ${step.key}`, attributes, async (span) => {
-      const attempted = await attemptStep(run, step, context, tools, signal);
+      const attempted = await attemptStep(run, step, evaluated, tools, signal);
       span.setAttribute('tolstoy.status', attempted.status);
       return attempted;
     });
@@ -227,12 +224,9 @@ function lastOutput(run: ClaimedRun, position: number): unknown {
 }
 
 /** The output template rendered, or the last completed step's output. */
-function finishing(run: ClaimedRun, context: TemplateContext, lastCompleted: unknown): Transition['finish'] {
+async function finishing(run: ClaimedRun, context: TemplateContext, lastCompleted: unknown, tools: StepTools): Promise<Transition['finish']> {
   if (run.outputTemplate === null) return { status: 'completed', output: lastCompleted };
-  try {
-    return { status: 'completed', output: render(run.outputTemplate, context, 'output') };
-  } catch (error) {
-    if (!(error instanceof TemplateError)) throw error;
-    return { status: 'failed', error: { code: 'template-error', message: error.message } };
-  }
+  const output = await tools.evaluator.output(run.orgId, run.outputTemplate, context);
+  if (output.status === 'failed') return { status: 'failed', error: { code: output.code, message: output.message } };
+  return { status: 'completed', output: output.status === 'ready' ? output.value : null };
 }

@@ -7,13 +7,11 @@
 //   <executionId>:<stepKey>` so that a target can drop a call repeated after a crash;
 // - the other inputs go in the query string for GET and DELETE (an array as repeated parameters,
 //   an object as JSON), and as the JSON body otherwise.
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
 import type { StoredStep } from '../domain/flows.ts';
 import type { ActionCall, ClaimedRun, Failure } from '../domain/progress.ts';
-import { render, type TemplateContext, TemplateError } from '../domain/templates.ts';
 import { routesRequest, staysUnder } from '../domain/toolRequests.ts';
 import { type Authenticator, CredentialsFailure } from './credentials.ts';
+import type { Evaluated, Evaluator } from './evaluator.ts';
 import { type Outbound, OutboundError, type OutboundRequest, type OutboundResponse } from './outbound.ts';
 
 export interface Attempt {
@@ -34,12 +32,14 @@ export interface Attempt {
 export interface StepTools {
   outbound: Outbound;
   authenticator: Authenticator;
-  validators: Validators;
+  /** Evaluates templates and checks inputs, within bounds. */
+  evaluator: Evaluator;
   /** Told of every attempt that ran, for the metrics. */
   attempted: (actionId: string, status: string, durationMs: number) => void;
 }
 
-export async function attemptStep(run: ClaimedRun, step: StoredStep, context: TemplateContext, tools: StepTools, signal: AbortSignal): Promise<Attempt> {
+/** An attempt with the step's inputs as the evaluator rendered and checked them (or why it could not). */
+export async function attemptStep(run: ClaimedRun, step: StoredStep, evaluated: Evaluated, tools: StepTools, signal: AbortSignal): Promise<Attempt> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   const fail = (code: string, message: string, more: Partial<Attempt> = {}): Attempt => ({
@@ -49,19 +49,11 @@ export async function attemptStep(run: ClaimedRun, step: StoredStep, context: Te
     durationMs: elapsed(),
     ...more,
   });
-  let inputs: unknown;
-  try {
-    inputs = render(step.inputs, context, 'inputs');
-  } catch (error) {
-    if (error instanceof TemplateError) return fail('template-error', error.message);
-    throw error;
-  }
-  if (inputs === null || typeof inputs !== 'object' || Array.isArray(inputs))
-    return fail('template-error', 'inputs: the template must render a JSON object', { inputs });
+  if (evaluated.status === 'failed') return fail(evaluated.code, evaluated.message, evaluated.value === undefined ? {} : { inputs: evaluated.value });
+  if (evaluated.status !== 'ready') throw new Error(`Step ${step.key} was skipped; it has no attempt.`);
+  const inputs = evaluated.value;
   const action = run.actions.get(step.actionId);
   if (!action) return fail('action-missing', `The action ${step.actionId} was deleted; the step cannot run.`, { inputs });
-  const invalid = tools.validators.check(action.inputSchema, inputs);
-  if (invalid) return fail('invalid-inputs', `The inputs do not match the action's inputSchema: ${invalid}`, { inputs });
   // Refused when the action is written; an action stored before that rule fails here.
   const routing = Object.keys(action.headers).find(routesRequest);
   if (routing) return fail('invalid-action', `The action's header ${routing} routes or frames the request; remove it from the action.`, { inputs });
@@ -130,33 +122,4 @@ function retryAfterMs(value: string | undefined): number | undefined {
   if (/^\d+$/.test(value.trim())) return Number(value) * 1000;
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
-/** The actions' input schemas, compiled once each. */
-export class Validators {
-  readonly #ajv: Ajv2020;
-  readonly #compiled = new Map<string, ValidateFunction>();
-
-  constructor() {
-    this.#ajv = new Ajv2020({ allErrors: true, strict: false });
-    addFormats.default(this.#ajv);
-  }
-
-  /** A sentence naming what does not match, or undefined. */
-  check(schema: Record<string, unknown>, value: unknown): string | undefined {
-    const text = JSON.stringify(schema);
-    let validate = this.#compiled.get(text);
-    if (!validate) {
-      validate = this.#ajv.compile(schema);
-      this.#compiled.set(text, validate);
-    }
-    if (validate(value)) return undefined;
-    return (validate.errors ?? [])
-      .slice(0, 5)
-      .map(
-        (error) =>
-          `${error.instancePath || '/'} ${error.message ?? 'is not valid'}${error.keyword === 'required' ? ` (${String(error.params.missingProperty)})` : ''}`,
-      )
-      .join('; ');
-  }
 }

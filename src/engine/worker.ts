@@ -17,10 +17,11 @@ import { forgetExpiredKeys } from '../domain/idempotency.ts';
 import { abandonRun, finishedRuns } from '../domain/progress.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { Authenticator } from './credentials.ts';
+import { Evaluator } from './evaluator.ts';
 import { Outbound } from './outbound.ts';
 import { EXECUTIONS, HEARTBEAT_SECONDS, type JobData, listenForRuns, type QueuedRuns, RETRY_LIMIT } from './queue.ts';
 import { type RunLimits, runOrLose } from './run.ts';
-import { type StepTools, Validators } from './step.ts';
+import type { StepTools } from './step.ts';
 
 /** How often a worker looks whether its runs were cancelled elsewhere. */
 export const CANCEL_CHECK_MS = 1000;
@@ -97,7 +98,7 @@ export class Worker {
     this.#tools = {
       outbound: this.#outbound,
       authenticator: new Authenticator(options.keyring, this.#outbound),
-      validators: new Validators(),
+      evaluator: new Evaluator(options.settings.evaluation),
       attempted: (actionId, status, durationMs) => attempts?.observe({ action: actionId, status }, durationMs / 1000),
     };
   }
@@ -252,6 +253,7 @@ export class Worker {
     clearTimeout(deadline);
     clearInterval(this.#heartbeats);
     await this.#flushCompleted();
+    this.#tools.evaluator.close();
     await this.#outbound.close();
   }
 }

@@ -942,7 +942,7 @@ export interface components {
         ActionHeaders: {
             [key: string]: string;
         };
-        /** @description A JSON Schema (draft 2020-12) the action's inputs must satisfy; `{}` accepts anything. */
+        /** @description A JSON Schema (draft 2020-12) the action's inputs must satisfy; `{}` accepts anything. Its regular expressions (`pattern`, `patternProperties`) are RE2 syntax, which matches in linear time: a schema with backreferences or lookarounds, or one that could not be compiled (a `$ref` outside the schema, `$async`, more than 64 levels deep, patterns of more than 1024 characters in all), is refused with 422 naming the place. */
         InputSchema: {
             [key: string]: unknown;
         };
@@ -1128,11 +1128,14 @@ export interface components {
         StepState: "pending" | "running" | "completed" | "failed" | "skipped" | "cancelled";
         Failure: {
             /**
-             * @description `template-error`, `invalid-inputs`, `invalid-action`, `action-missing`,
-             *     `credentials-error`, `blocked-target`, `network-error`, `timeout`, `http-status`,
-             *     `response-too-large`, `cancelled`, `budget-exceeded` (the execution's attempts would
-             *     store more than `TOLSTOY_EXECUTION_BUDGET_BYTES`), `interrupted` (its worker died while
-             *     running the step more than `TOLSTOY_STEP_RESUME_LIMIT` times), or, for an execution,
+             * @description `template-error`, `template-limit` (a template took longer, needed more memory or
+             *     rendered more than its bounds allow), `invalid-inputs`, `validation-limit` (checking
+             *     the inputs against the action's inputSchema took longer or needed more memory than
+             *     allowed), `invalid-action`, `action-missing`, `credentials-error`, `blocked-target`,
+             *     `network-error`, `timeout`, `http-status`, `response-too-large`, `cancelled`,
+             *     `budget-exceeded` (the execution's attempts would store more than
+             *     `TOLSTOY_EXECUTION_BUDGET_BYTES`), `interrupted` (its worker died while running the
+             *     step more than `TOLSTOY_STEP_RESUME_LIMIT` times), or, for an execution,
              *     `step-failed`.
              */
             code: string;

@@ -62,6 +62,24 @@ t.test('inputSchema must be a JSON Schema', async (t) => {
   t.match(response.data.errors[0], { in: 'body', pointer: /^\/inputSchema/, message: /not a valid JSON Schema/ });
 });
 
+t.test('inputSchema must compile: patterns in RE2 syntax, references within the schema', async (t) => {
+  const backreference = { type: 'object', properties: { code: { type: 'string', pattern: '^(\\d)\\1$' } } };
+  const created = await call(app, acme, { method: 'POST', url: '/actions', payload: { ...postMessage, key: 'x.re2', inputSchema: backreference } });
+  t.equal(created.statusCode, 422);
+  t.match(created.data.errors, [{ in: 'body', pointer: '/inputSchema/properties/code/pattern', message: /RE2 syntax: no backreferences or lookarounds/ }]);
+  const remote = await call(app, acme, {
+    method: 'POST',
+    url: '/actions',
+    payload: { ...postMessage, key: 'x.ref', inputSchema: { $ref: 'https://example.com/s.json' } },
+  });
+  t.match(remote.data.errors, [{ pointer: '/inputSchema/$ref', message: /must refer to a place in this schema/ }]);
+  const action = await call(app, acme, { method: 'POST', url: '/actions', payload: { ...postMessage, key: 'x.re2.ok' } });
+  const lookahead = { type: 'object', patternProperties: { '^(?!x-)': { type: 'string' } } };
+  const updated = await call(app, acme, { method: 'PUT', url: `/actions/${action.data.id}`, payload: { inputSchema: lookahead } });
+  t.equal(updated.statusCode, 422);
+  t.match(updated.data.errors, [{ pointer: '/inputSchema/patternProperties/^(?!x-)' }]);
+});
+
 t.test('an endpoint is a path under the tool', async (t) => {
   for (const endpoint of ['chat.postMessage', '//evil.example.com/x', '/a b', 'https://x.io/a']) {
     const response = await call(app, acme, { method: 'POST', url: '/actions', payload: { ...postMessage, key: 'x.ep', endpoint } });

@@ -1,0 +1,86 @@
+// An evaluator process (see evaluator.ts): it renders a step's condition and inputs, checks the
+// inputs against the action's inputSchema, or renders a flow's output, one task at a time, and
+// tells its parent of each phase so that the parent applies that phase's deadline. Its heap is
+// capped by its command line; its parent kills it at a deadline.
+import { Validators } from '../domain/inputSchemas.ts';
+import { holds, render, type TemplateContext, TemplateError } from '../domain/templates.ts';
+import type { Evaluated, EvaluationTask, Phase } from './evaluator.ts';
+
+interface Options {
+  resultLimitBytes: number;
+  schemaCacheSize: number;
+}
+
+const options = JSON.parse(process.argv[2] ?? '{}') as Options;
+const validators = new Validators(options.schemaCacheSize);
+
+// Its parent gone (stopped, or killed), it has nothing left to do.
+process.on('disconnect', () => process.exit(0));
+process.on('message', (task: EvaluationTask) => {
+  const outcome = task.kind === 'step' ? evaluateStep(task) : rendered(task.template, task.context, 'output');
+  process.send?.({ id: task.id, outcome });
+});
+
+process.send?.({ ready: true });
+
+function begin(id: number, phase: Phase): void {
+  process.send?.({ id, phase });
+}
+
+function evaluateStep(task: Extract<EvaluationTask, { kind: 'step' }>): Evaluated {
+  if (task.condition !== null) {
+    try {
+      if (!holds(task.condition, task.context)) return { status: 'skipped' };
+    } catch (error) {
+      return templateFailure(error, 'if');
+    }
+    begin(task.id, 'inputs');
+  }
+  const inputs = rendered(task.inputs, task.context, 'inputs');
+  if (inputs.status !== 'ready') return inputs;
+  const { value } = inputs;
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    return { status: 'failed', phase: 'inputs', code: 'template-error', message: 'inputs: the template must render a JSON object', value };
+  if (task.schema === undefined) return inputs;
+  begin(task.id, 'validation');
+  let invalid: string | undefined;
+  try {
+    invalid = validators.check(task.schema, value);
+  } catch (error) {
+    // A schema stored before the checks that now refuse it when an action is written.
+    const message = `The action's inputSchema cannot be compiled: ${(error as Error).message}`;
+    return { status: 'failed', phase: 'validation', code: 'invalid-inputs', message, value };
+  }
+  if (invalid)
+    return { status: 'failed', phase: 'validation', code: 'invalid-inputs', message: `The inputs do not match the action's inputSchema: ${invalid}`, value };
+  return inputs;
+}
+
+/** The template rendered, unless it fails or renders more than the limit allows. */
+function rendered(template: unknown, context: TemplateContext, phase: 'inputs' | 'output'): Evaluated {
+  let value: unknown;
+  try {
+    value = render(template, context, phase);
+  } catch (error) {
+    return templateFailure(error, phase);
+  }
+  if (jsonBytes(value) > options.resultLimitBytes) {
+    const message = `${phase}: the template renders more than TOLSTOY_TEMPLATE_RESULT_LIMIT_BYTES (${options.resultLimitBytes} bytes of JSON)`;
+    return { status: 'failed', phase, code: 'template-limit', message };
+  }
+  return { status: 'ready', value };
+}
+
+function jsonBytes(value: unknown): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(value) ?? '');
+  } catch {
+    // Longer than a string can be.
+    return Number.POSITIVE_INFINITY;
+  }
+}
+
+function templateFailure(error: unknown, phase: Phase): Evaluated {
+  if (!(error instanceof TemplateError)) throw error;
+  return { status: 'failed', phase, code: 'template-error', message: error.message };
+}
