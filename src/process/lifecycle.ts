@@ -150,6 +150,7 @@ export async function shutdown(running: Running, exitCode = 0): Promise<void> {
     await running.stopTracing?.().catch(() => undefined);
     await running.database?.close();
     await running.embedded?.stop();
+    running.logger.info('Tolstoy stopped.');
     running.log.flushSync();
   } catch (error) {
     running.logger.error(`Tolstoy did not stop cleanly: ${(error as Error).message}`);
