@@ -1,8 +1,11 @@
 // `npm start`: the API, and a worker that runs flows in the same process unless
 // TOLSTOY_WORKER=false (an API-only node beside worker processes: `npm run worker`).
+
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { authWarnings } from './config/config.ts';
 import { buildApp } from './http/app.ts';
-import { runProcess, startCore } from './process/lifecycle.ts';
+import { type Running, runProcess, startCore } from './process/lifecycle.ts';
 
 await runProcess(async (config, running) => {
   const { database, services, logger, metrics, tracing } = await startCore(config, running);
@@ -18,4 +21,16 @@ await runProcess(async (config, running) => {
     tracing,
   });
   await running.app.listen({ port: config.port, host: config.host });
+  logger.info(readyLine(running, config.host));
 });
+
+// Where a newcomer goes next: the API, its docs, and the metrics, at addresses one can open.
+function readyLine(running: Running, host: string): string {
+  const reachable = (server: Server) => {
+    const { port } = server.address() as AddressInfo;
+    return `http://${['0.0.0.0', '::'].includes(host) ? 'localhost' : host.includes(':') ? `[${host}]` : host}:${port}`;
+  };
+  const api = reachable(running.app!.server);
+  const metrics = running.metricsServer ? `metrics at ${reachable(running.metricsServer)}/metrics` : 'no metrics (TOLSTOY_METRICS_PORT=off)';
+  return `Tolstoy is ready: the API at ${api}/, its docs at ${api}/docs, ${metrics}.`;
+}
