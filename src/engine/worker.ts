@@ -74,7 +74,7 @@ export class Worker {
       outbound: this.#outbound,
       authenticator: new Authenticator(options.keyring, this.#outbound),
       validators: new Validators(),
-      attempted: (actionId, status, durationMs) => attempts?.observe({ action: actionId, status }, durationMs / 1000),
+      attempted: (_actionId, status, durationMs) => attempts?.observe({ status }, durationMs / 1000),
     };
   }
 
