@@ -14,6 +14,8 @@ import t, { type Test } from 'tap';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const INSTALL_MS = 300_000;
+// A whole install takes longer than the default bound of a test file.
+t.setTimeout(INSTALL_MS + 120_000);
 
 /** A fresh clone of what is committed here, in a directory of its own. */
 async function freshClone(t: Test): Promise<string> {
