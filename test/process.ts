@@ -46,7 +46,7 @@ function spawnServer(
 }
 
 export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
-  const port = await freePort();
+  const port = env.PORT ? Number(env.PORT) : await freePort();
   const { child, output, exited } = spawnServer(env, port);
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {

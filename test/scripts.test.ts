@@ -3,8 +3,10 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { freePort } from '../src/db/embedded.ts';
 import { readMigrations } from '../src/db/migrations.ts';
 import { freshDatabaseUrl } from './helper.ts';
+import { startServer } from './process.ts';
 
 const npm = (script: string, env: Record<string, string>) =>
   promisify(execFile)('npm', ['run', '--silent', script], { env: { ...process.env, ...env } }).then(
@@ -37,6 +39,29 @@ t.test('db:seed creates the demo organization once', async (t) => {
   const second = await npm('db:seed', { DATABASE_URL: url });
   t.match(second.stdout, /Already seeded/);
   t.notMatch(second.stdout, /tsk_/, 'the key is shown once only');
+});
+
+t.test('db:seed prints how to run its demo flow, and that command runs it on a fresh machine', async (t) => {
+  const url = await freshDatabaseUrl(t);
+  const port = String(await freePort());
+  const seeded = await npm('db:seed', { DATABASE_URL: url, PORT: port });
+  t.equal(seeded.code, 0, seeded.stderr);
+  const command = seeded.stdout
+    .split('\n')
+    .map((line) => line.trim())
+    .find((line) => line.startsWith('curl '));
+  t.ok(command, `a command to run the flow: ${seeded.stdout}`);
+  t.match(command, `http://localhost:${port}/flows/`);
+  const server = await startServer({ DATABASE_URL: url, PORT: port });
+  t.teardown(() => server.process.kill('SIGKILL'));
+  // Run as a newcomer pastes it into a shell.
+  const { stdout } = await promisify(execFile)('sh', ['-c', `${command} --silent --max-time 20`]);
+  const execution = JSON.parse(stdout);
+  t.equal(execution.status, 'completed', stdout);
+  t.equal(execution.output.name, 'Tolstoy Demo', "the flow read the demo organization through Tolstoy's own API");
+  const again = await npm('db:seed', { DATABASE_URL: url, PORT: port });
+  t.match(again.stdout, /Already seeded/);
+  t.match(again.stdout, command!, 'the command is printed again');
 });
 
 t.test("db:migrate:dev and db:push say in one sentence that they need Prisma's schema engine", async (t) => {

@@ -68,6 +68,12 @@ export interface Config {
   http: HttpSettings;
   /** The port that serves GET /metrics, apart from the API; undefined: no metrics. */
   metricsPort: number | undefined;
+  /** The interface the metrics listen on: loopback unless configured otherwise, whatever HOST says. */
+  metricsHost: string;
+  /** Whether the default metrics port, when in use, gives way to a free one (outside production, when unset). */
+  metricsPortFallback: boolean;
+  /** The embedded PostgreSQL's port; undefined: a free one at each start. */
+  postgresPort: number | undefined;
 }
 
 /** Requests a caller may make per window: per API key (per member, with tenant headers) and per organization; 0 is no limit. */
@@ -262,6 +268,8 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     problems.push('TOLSTOY_METRICS_PORT must be a whole number from 0 to 65535, or off');
   }
 
+  const postgresPort = value('TOLSTOY_POSTGRES_PORT') === undefined ? undefined : whole('TOLSTOY_POSTGRES_PORT', 0, 1, 65535);
+
   const databaseUrl = postgresUrl('DATABASE_URL', value('DATABASE_URL'), problems);
   const directUrl = postgresUrl('DIRECT_URL', value('DIRECT_URL'), problems);
   if (directUrl && !databaseUrl) problems.push('DIRECT_URL is set without DATABASE_URL');
@@ -301,6 +309,11 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     auth,
     http,
     metricsPort,
+    // Metrics are unauthenticated: only what runs on this machine may read them unless the operator says otherwise.
+    metricsHost: value('TOLSTOY_METRICS_HOST') ?? '127.0.0.1',
+    // A scraper is configured with a fixed port in production; elsewhere a second Tolstoy must still start.
+    metricsPortFallback: !production && value('TOLSTOY_METRICS_PORT') === undefined,
+    postgresPort,
   };
 }
 

@@ -149,11 +149,11 @@ async function canReach(target: string, runAs: RunAs): Promise<boolean> {
  * The embedded PostgreSQL of dataDir: the one already running there (under `npm start`, say)
  * or a new one. Stopping it stops only a server this call started.
  */
-export async function useEmbeddedPostgres(dataDir: string): Promise<EmbeddedPostgres> {
+export async function useEmbeddedPostgres(dataDir: string, port?: number): Promise<EmbeddedPostgres> {
   const dir = await clusterDir(dataDir);
   const running = await runningServer(dir);
   if (running) return { url: `${serverUrl(running.port, await readPassword(dir))}/${DATABASE}`, dataDir: dir, stop: async () => undefined };
-  return startEmbeddedPostgres({ dataDir });
+  return startEmbeddedPostgres({ dataDir, port });
 }
 
 function serverUrl(port: number, password: string): string {

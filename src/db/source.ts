@@ -14,7 +14,7 @@ export interface DatabaseSource {
 
 export async function locateDatabase(
   config: Config,
-  embeddedIn: (dataDir: string) => Promise<EmbeddedPostgres> = (dataDir) => startEmbeddedPostgres({ dataDir }),
+  embeddedIn: (dataDir: string, port?: number) => Promise<EmbeddedPostgres> = (dataDir, port) => startEmbeddedPostgres({ dataDir, port }),
 ): Promise<DatabaseSource> {
   const { secrets } = config;
   if (secrets) {
@@ -24,6 +24,12 @@ export async function locateDatabase(
     return { urls: await reread(), origin: `AWS Secrets Manager secret "${secrets.secretName}" in ${secrets.region}`, reread };
   }
   if (config.database) return { urls: config.database, origin: 'DATABASE_URL' };
-  const embedded = await embeddedIn(config.dataDir);
+  const port = config.postgresPort;
+  const embedded = await embeddedIn(config.dataDir, port).catch((error: Error) => {
+    if (port === undefined || !/Address already in use/.test(error.message)) throw error;
+    throw new Error(
+      `The embedded PostgreSQL cannot listen on 127.0.0.1:${port}: the address is in use (another Tolstoy?). Set TOLSTOY_POSTGRES_PORT to another port, or unset it for a free one.`,
+    );
+  });
   return { urls: { url: embedded.url, directUrl: embedded.url }, origin: `the embedded PostgreSQL with data in ${embedded.dataDir}`, embedded };
 }

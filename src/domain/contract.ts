@@ -88,8 +88,8 @@ export interface ReaderContext extends ServiceContext {
   reader: Reader;
 }
 
-/** Health, readiness and the pages of the problem types, which need no credentials. */
-export type ServiceOperation = 'getHealth' | 'getReadiness' | 'listProblemTypes' | 'getProblemType';
+/** The index, health, readiness and the pages of the problem types, which need no credentials. */
+export type ServiceOperation = 'getIndex' | 'getHealth' | 'getReadiness' | 'listProblemTypes' | 'getProblemType';
 
 // The contract's security requirements decide the same at run time (src/http/routes.ts).
 type ContextOf<Id extends OperationId> = Id extends ServiceOperation

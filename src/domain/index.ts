@@ -18,6 +18,7 @@ import * as tools from './tools.ts';
 import * as users from './users.ts';
 
 export const handlers: Handlers = {
+  getIndex: service.getIndex,
   getHealth: service.getHealth,
   getReadiness: service.getReadiness,
   listProblemTypes: problemTypes.listProblemTypes,

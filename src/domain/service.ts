@@ -1,5 +1,16 @@
-import type { Handler } from './contract.ts';
+import { loadContract } from '../http/spec.ts';
+import type { Handler, Output } from './contract.ts';
 import { ProblemError } from './problems.ts';
+
+const LINKS = { docs: '/docs', openapi: '/openapi.json', problems: '/problems', health: '/health', ready: '/ready' };
+let index: Output<'getIndex'> | undefined;
+
+/** Where a newcomer starts: the API as its contract names it, and links to everything else. */
+export const getIndex: Handler<'getIndex'> = async () => {
+  // Read once, on the first visit: the contract is the one place that names and versions the API.
+  index ??= (({ title, version }) => ({ name: title, version, links: LINKS }))(loadContract().document.info);
+  return index;
+};
 
 export const getHealth: Handler<'getHealth'> = async () => ({ status: 'ok' });
 

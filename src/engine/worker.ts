@@ -99,7 +99,7 @@ export class Worker {
       outbound: this.#outbound,
       authenticator: new Authenticator(options.keyring, this.#outbound),
       evaluator: new Evaluator(options.settings.evaluation),
-      attempted: (actionId, status, durationMs) => attempts?.observe({ action: actionId, status }, durationMs / 1000),
+      attempted: (_actionId, status, durationMs) => attempts?.observe({ status }, durationMs / 1000),
     };
   }
 
@@ -183,7 +183,10 @@ export class Worker {
       runs.done(executionId);
       this.#complete(job.id);
     } catch (error) {
-      log.warn({ executionId, attempt: job.retryCount + 1, err: error }, 'execution interrupted; it will resume from its last completed step');
+      // A stopping worker hands its runs on as a matter of course: no warning, no stack.
+      if (this.#stopping)
+        log.info({ executionId, attempt: job.retryCount + 1 }, 'execution handed on by this stopping worker; it will resume from its last completed step');
+      else log.warn({ executionId, attempt: job.retryCount + 1, err: error }, 'execution interrupted; it will resume from its last completed step');
       // The queue's last try: the run cannot be left "running" for ever.
       if (job.retryCount + 1 >= RETRY_LIMIT) {
         await abandonRun(db(), executionId, { code: 'interrupted', message: 'The execution was interrupted too often.' }).catch(() => undefined);

@@ -4,6 +4,26 @@
  */
 
 export interface paths {
+    "/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where to start
+         * @description The service's name and version, and links to its documentation, its contract, the pages of its problem types, and its health checks.
+         */
+        get: operations["getIndex"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -710,6 +730,40 @@ export interface components {
         Health: {
             /** @enum {string} */
             status: "ok";
+        };
+        Index: {
+            /** @description The API's name (the contract's `info.title`). */
+            name: string;
+            /** @description The API's version (the contract's `info.version`). */
+            version: string;
+            /** @description Where to go next, as paths against the API's address. */
+            links: {
+                /**
+                 * Format: uri-reference
+                 * @description Swagger UI.
+                 */
+                docs: string;
+                /**
+                 * Format: uri-reference
+                 * @description This contract, as JSON (`/openapi.yaml` as YAML).
+                 */
+                openapi: string;
+                /**
+                 * Format: uri-reference
+                 * @description The pages of the kinds of problem.
+                 */
+                problems: string;
+                /**
+                 * Format: uri-reference
+                 * @description Liveness.
+                 */
+                health: string;
+                /**
+                 * Format: uri-reference
+                 * @description Readiness.
+                 */
+                ready: string;
+            };
         };
         /** @description An RFC 9457 problem document. */
         Problem: {
@@ -1624,6 +1678,30 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    getIndex: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An index of the service. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Index"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            408: components["responses"]["RequestTimeout"];
+            431: components["responses"]["HeadersTooLarge"];
+        };
+    };
     getHealth: {
         parameters: {
             query?: never;

@@ -1,7 +1,7 @@
 // Routes come from the contract: fastify-openapi-glue turns each operation of the spec into a
 // Fastify route with the spec's schemas, and we bind it to the domain function of its operationId.
 import http from 'node:http';
-import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteOptions } from 'fastify';
+import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest, type HTTPMethods, type RouteOptions } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
 import type { DatabaseConnection } from '../db/client.ts';
 import type { Authentication, Scope } from '../domain/authentication.ts';
@@ -56,6 +56,7 @@ export async function registerOperations(app: FastifyInstance, options: Operatio
   const { document, handlers } = options;
   await app.register(async (scope) => {
     scope.addHook('onRoute', adaptRequestSchema);
+    refuseAnswerOnlyMediaTypes(scope, document);
     await scope.register(openapiGlue, {
       specification: document,
       operationResolver(operationId: string, method: string, path: string) {
@@ -68,6 +69,31 @@ export async function registerOperations(app: FastifyInstance, options: Operatio
     });
   });
   registerMethodNotAllowed(app, document);
+}
+
+/**
+ * Glue warns at every start about each media type of the spec that has no body parser, counting
+ * those only answered (problem documents, HTML pages) as if requests were sent in them. Such a
+ * type gets a parser that refuses it exactly as an unknown type is refused (415), so that a
+ * request body in it is answered as before and the start-up log stays clean.
+ */
+function refuseAnswerOnlyMediaTypes(scope: FastifyInstance, document: OpenApiDocument): void {
+  const mediaTypes = new Set<string>();
+  const collect = (node: unknown): void => {
+    if (typeof node !== 'object' || node === null) return;
+    for (const [key, value] of Object.entries(node)) {
+      // Examples and schemas may hold fields named `content` that are data, not media types.
+      if (['example', 'examples', 'schema'].includes(key)) continue;
+      if (key === 'content' && typeof value === 'object' && value !== null) for (const type of Object.keys(value)) mediaTypes.add(type);
+      collect(value);
+    }
+  };
+  const components = document.components as Record<string, unknown> | undefined;
+  for (const part of [document.paths, components?.responses, components?.requestBodies]) collect(part);
+  for (const type of mediaTypes) {
+    if (scope.hasContentTypeParser(type)) continue;
+    scope.addContentTypeParser(type, (_request, _payload, done) => done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(type), undefined));
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 // Prometheus metrics (prom-client), served on a port of their own (serveMetrics) so that they stay
 // off the public API: requests by route and status, the database pool, the queue and the
-// executions by status, step attempts by action, and the process (CPU, memory, event loop).
+// executions by status, step attempts by outcome, and the process (CPU, memory, event loop).
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { type Database, poolOf } from '../db/client.ts';
@@ -18,8 +18,9 @@ export class Metrics {
   });
   readonly attempts = new Histogram({
     name: 'tolstoy_step_attempt_duration_seconds',
-    help: 'Attempts of flow steps by action and outcome, and how long each took.',
-    labelNames: ['action', 'status'] as const,
+    help: 'Attempts of flow steps by outcome, and how long each took.',
+    // Never by action, flow or organization: tenants create those without bound, and each id would be series of its own.
+    labelNames: ['status'] as const,
     buckets: SECONDS,
     registers: [this.registry],
   });

@@ -97,11 +97,36 @@ export async function startCore(config: Config, running: Running): Promise<Core>
   metrics?.watch(() => database.current);
   running.engine = await startEngine({ database, directUrl: source.urls.directUrl, keyring, settings: config.engine, timeouts, log: logger, metrics });
   if (metrics) {
-    running.metricsServer = await serveMetrics(metrics, config.metricsPort!, config.host);
+    running.metricsServer = await listenForMetrics(metrics, config, logger);
     const address = running.metricsServer.address() as AddressInfo;
-    logger.info(`Metrics at http://${config.host}:${address.port}/metrics`);
+    logger.info(`Metrics at http://${config.metricsHost}:${address.port}/metrics`);
   }
   return { database, services: { keyring, runs: running.engine.runs }, logger, metrics, tracing: running.stopTracing !== undefined };
+}
+
+// Outside production, a second Tolstoy on the machine finds the default port taken by the first.
+async function listenForMetrics(metrics: Metrics, config: Config, logger: Logger): Promise<Server> {
+  const { metricsPort: port, metricsHost: host } = config;
+  try {
+    return await serveMetrics(metrics, port!, host);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || !config.metricsPortFallback) {
+      throw listenFailure(error, 'Metrics', host, port!, 'TOLSTOY_METRICS_PORT (or TOLSTOY_METRICS_HOST)');
+    }
+    const server = await serveMetrics(metrics, 0, host);
+    const moved = (server.address() as AddressInfo).port;
+    logger.info(`Metrics port ${port} is in use (another Tolstoy?): metrics are on port ${moved} instead. Set TOLSTOY_METRICS_PORT to choose one.`);
+    return server;
+  }
+}
+
+/** Why a server cannot listen, naming the variables that move it, when its address is the reason. */
+export function listenFailure(error: unknown, what: string, host: string, port: number, variables: string): Error {
+  const { code } = error as NodeJS.ErrnoException;
+  const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  if (code === 'EADDRINUSE') return new Error(`${what} cannot listen on ${address}: the address is in use (another Tolstoy?). Set ${variables} to move it.`);
+  if (code === 'EADDRNOTAVAIL' || code === 'EACCES') return new Error(`${what} cannot listen on ${address} (${code}). Set ${variables} to move it.`);
+  return error as Error;
 }
 
 // Why a process could not start: one JSON line on stderr, written at once (the process exits next).
@@ -150,6 +175,7 @@ export async function shutdown(running: Running, exitCode = 0): Promise<void> {
     await running.stopTracing?.().catch(() => undefined);
     await running.database?.close();
     await running.embedded?.stop();
+    running.logger.info('Tolstoy stopped.');
     running.log.flushSync();
   } catch (error) {
     running.logger.error(`Tolstoy did not stop cleanly: ${(error as Error).message}`);

@@ -5,10 +5,10 @@ import { handlers } from '../../src/domain/index.ts';
 import { operations, resolve, document as spec } from '../contract.ts';
 
 const document = spec as any;
-// Operations anyone may call: the service's liveness and readiness, and the pages of the problem types.
-const OPEN = ['getHealth', 'getReadiness', 'listProblemTypes', 'getProblemType'];
+// Operations anyone may call: the service's index, liveness and readiness, and the pages of the problem types.
+const OPEN = ['getIndex', 'getHealth', 'getReadiness', 'listProblemTypes', 'getProblemType'];
 // Those that never touch the database.
-const WITHOUT_DATABASE = ['getHealth', 'listProblemTypes', 'getProblemType'];
+const WITHOUT_DATABASE = ['getIndex', 'getHealth', 'listProblemTypes', 'getProblemType'];
 
 t.test('the spec is valid OpenAPI 3.1', async (t) => {
   const validator = new Validator();
