@@ -3,6 +3,7 @@
 // It runs once with tenant headers (tenancy.test.ts) and once with API keys (tenancy-keys.test.ts).
 import t from 'tap';
 import type { AuthMode } from '../../src/config/config.ts';
+import { encodeCursor } from '../../src/domain/pagination.ts';
 import { operations } from '../contract.ts';
 import { bearer, buildTestApp, call, createTenant, type Member, MISSING_ID, testAuth } from '../helper.ts';
 
@@ -123,13 +124,16 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
   });
 
   t.test("lists never include another organization's resources", async (t) => {
-    for (const { path } of scoped.filter(({ path, method }) => method === 'get' && !path.includes('{id}'))) {
-      const listed = await call(app, globex, { method: 'GET', url: `${path}?limit=100` });
-      t.equal(listed.statusCode, 200, path);
-      t.ok(
-        listed.data.items.every((item: { orgId: string }) => item.orgId === globex.orgId),
-        `${path}: only Globex's items`,
-      );
+    // A forged cursor (the largest id: every row comes before it) narrows a list, never widens it.
+    for (const query of ['limit=100', `limit=100&cursor=${encodeCursor('ffffffff-ffff-7fff-bfff-ffffffffffff')}`]) {
+      for (const { path } of scoped.filter(({ path, method }) => method === 'get' && !path.includes('{id}'))) {
+        const listed = await call(app, globex, { method: 'GET', url: `${path}?${query}` });
+        t.equal(listed.statusCode, 200, path);
+        t.ok(
+          listed.data.items.every((item: { orgId: string }) => item.orgId === globex.orgId),
+          `${path}?${query}: only Globex's items`,
+        );
+      }
     }
     const filtered = await call(app, globex, { method: 'GET', url: `/execution-logs?flowId=${flow.id}&executionId=run-1` });
     t.same(filtered.data.items, [], "filtering by Acme's flow finds nothing");
