@@ -501,7 +501,7 @@ export interface paths {
         put?: never;
         /**
          * Record a step of a run
-         * @description `userId` defaults to the caller (`X-User-ID`).
+         * @description The log is written by the caller: its `userId` is the caller's, and its `writtenBy` is `member`.
          */
         post: operations["createExecutionLog"];
         delete?: never;
@@ -522,10 +522,16 @@ export interface paths {
         };
         /** Get an execution log */
         get: operations["getExecutionLog"];
-        /** Update an execution log */
+        /**
+         * Update an execution log
+         * @description The caller becomes the log's writer (`userId`). A log the engine wrote cannot be changed (`409`).
+         */
         put: operations["updateExecutionLog"];
         post?: never;
-        /** Delete an execution log */
+        /**
+         * Delete an execution log
+         * @description Only an owner may delete a log (`403` for members), and only one written by hand; a log the engine wrote cannot be deleted (`409`).
+         */
         delete: operations["deleteExecutionLog"];
         options?: never;
         head?: never;
@@ -533,7 +539,8 @@ export interface paths {
          * Patch an execution log
          * @description Changes the execution log by a JSON merge patch ([RFC 7396](https://www.rfc-editor.org/rfc/rfc7396)):
          *     a field sent is set, a field sent as `null` is cleared, an object field is merged key by
-         *     key, and a list is replaced whole. Its fields are the ones `PUT` takes.
+         *     key, and a list is replaced whole. Its fields are the ones `PUT` takes. The caller becomes
+         *     the log's writer (`userId`). A log the engine wrote cannot be changed (`409`).
          */
         patch: operations["patchExecutionLog"];
         trace?: never;
@@ -1152,7 +1159,13 @@ export interface components {
             id: components["schemas"]["Id"];
             orgId: components["schemas"]["Id"];
             flowId: components["schemas"]["Id"];
+            /** @description The member who started the run, for a log the engine wrote; the member who last wrote it, for one written by hand. */
             userId: components["schemas"]["Id"];
+            /**
+             * @description `engine`: written by the engine as the run went, and read-only. `member`: written through this API.
+             * @enum {string}
+             */
+            writtenBy: "engine" | "member";
             executionId: components["schemas"]["ExecutionId"];
             stepKey: components["schemas"]["Key"];
             status: components["schemas"]["ExecutionStatus"];
@@ -1169,8 +1182,6 @@ export interface components {
         ExecutionLogCreate: {
             /** @description The flow's `id`, as `POST /flows` answered it. */
             flowId: components["schemas"]["Id"];
-            /** @description The member who ran the step; the caller when omitted. */
-            userId?: components["schemas"]["Id"];
             executionId: components["schemas"]["ExecutionId"];
             stepKey: components["schemas"]["Key"];
             status: components["schemas"]["ExecutionStatus"];
@@ -1181,7 +1192,6 @@ export interface components {
         };
         ExecutionLogUpdate: {
             flowId?: components["schemas"]["Id"];
-            userId?: components["schemas"]["Id"];
             executionId?: components["schemas"]["ExecutionId"];
             stepKey?: components["schemas"]["Key"];
             status?: components["schemas"]["ExecutionStatus"];
@@ -3533,6 +3543,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -3574,6 +3585,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -3631,6 +3643,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
