@@ -1434,8 +1434,10 @@ export interface components {
         };
         /**
          * @description The API key (or member), or the organization, made more requests in the current window
-         *     than its limit (by default 1200 a minute per key, 6000 per organization); retry after
-         *     `Retry-After` seconds. Answers within the limit carry the same `RateLimit-*` headers.
+         *     than its limit (by default 1200 a minute per key, 6000 per organization); or the client
+         *     address sent more API keys that had to be looked up (300 a minute) or more sign-ups (10 a
+         *     minute) than its limit. Retry after `Retry-After` seconds. Answers within the per-key and
+         *     per-organization limits carry the same `RateLimit-*` headers.
          */
         TooManyRequests: {
             headers: {
