@@ -5,7 +5,6 @@ import { type Database, fromJsonText, toJsonText } from '../db/client.ts';
 import { brokenForeignKey } from '../db/errors.ts';
 import type { components } from '../generated/openapi.ts';
 import { type ExecutionLog as ExecutionLogRow, Prisma } from '../generated/prisma/client.ts';
-import { unauthorized } from './authentication.ts';
 import type { Handler } from './contract.ts';
 import { pageSql, toPage } from './pagination.ts';
 import { conflict, notFound, type ProblemError, unprocessable } from './problems.ts';
@@ -110,9 +109,9 @@ function danglingReference(error: unknown, fields: ExecutionLogFields): unknown 
   switch (brokenForeignKey(error)) {
     case 'execution_logs_org_id_flow_id_fkey':
       return unprocessable('/flowId', `no flow ${fields.flowId} in this organization`);
-    // The caller, removed from the organization while a node still remembered its key.
+    // The caller, the log's writer, was removed from the organization meanwhile.
     case 'execution_logs_org_id_user_id_fkey':
-      return unauthorized('You are no longer a member of this organization.');
+      return conflict('You were removed from the organization while this request was being handled.');
     default:
       return error;
   }
