@@ -128,14 +128,22 @@ t.test('authentication: tenant headers and open sign-up outside production, API 
 });
 
 t.test('rate limits (on by default) and CORS origins (none by default)', async (t) => {
-  t.same(readConfig({}).http, { rateLimits: { perKey: 1200, perOrganization: 6000, windowMs: 60_000 }, corsOrigins: [] });
+  t.same(readConfig({}).http, {
+    rateLimits: { perKey: 1200, perOrganization: 6000, keyLookupsPerAddress: 300, signupsPerAddress: 10, windowMs: 60_000 },
+    corsOrigins: [],
+  });
   const set = readConfig({
     TOLSTOY_RATE_LIMIT_PER_KEY: '0',
     TOLSTOY_RATE_LIMIT_PER_ORG: '100',
+    TOLSTOY_RATE_LIMIT_KEY_LOOKUPS_PER_ADDRESS: '20',
+    TOLSTOY_RATE_LIMIT_SIGNUPS_PER_ADDRESS: '0',
     TOLSTOY_RATE_LIMIT_WINDOW_MS: '1000',
     TOLSTOY_CORS_ORIGINS: 'https://app.example.com, http://localhost:5173',
   }).http;
-  t.same(set, { rateLimits: { perKey: 0, perOrganization: 100, windowMs: 1000 }, corsOrigins: ['https://app.example.com', 'http://localhost:5173'] });
+  t.same(set, {
+    rateLimits: { perKey: 0, perOrganization: 100, keyLookupsPerAddress: 20, signupsPerAddress: 0, windowMs: 1000 },
+    corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
+  });
   t.same(readConfig({ TOLSTOY_CORS_ORIGINS: '*' }).http.corsOrigins, ['*']);
   for (const origins of ['app.example.com', 'https://app.example.com/', 'ftp://x.example.com', 'https://a.example.com/path']) {
     const error = t.throws(() => readConfig({ TOLSTOY_CORS_ORIGINS: origins })) as ConfigError;

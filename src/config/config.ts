@@ -80,6 +80,9 @@ export interface Config {
 export interface RateLimitSettings {
   perKey: number;
   perOrganization: number;
+  /** Per client address: API keys looked up in the database (those this node does not remember), and sign-ups. */
+  keyLookupsPerAddress: number;
+  signupsPerAddress: number;
   windowMs: number;
 }
 
@@ -257,6 +260,8 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     rateLimits: {
       perKey: whole('TOLSTOY_RATE_LIMIT_PER_KEY', 1200, 0, 10_000_000),
       perOrganization: whole('TOLSTOY_RATE_LIMIT_PER_ORG', 6000, 0, 10_000_000),
+      keyLookupsPerAddress: whole('TOLSTOY_RATE_LIMIT_KEY_LOOKUPS_PER_ADDRESS', 300, 0, 10_000_000),
+      signupsPerAddress: whole('TOLSTOY_RATE_LIMIT_SIGNUPS_PER_ADDRESS', 10, 0, 10_000_000),
       windowMs: milliseconds('TOLSTOY_RATE_LIMIT_WINDOW_MS', 60_000, 1000, 3_600_000),
     },
     corsOrigins: corsOrigins(value('TOLSTOY_CORS_ORIGINS'), problems),

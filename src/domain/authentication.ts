@@ -5,7 +5,9 @@
 // Authentication runs on every request, so a node remembers a key it has verified for
 // `keyCacheMs` (5 s by default): in steady state a key costs no query. That is also how long
 // another node may still take a key after it was revoked, or its member removed or demoted; the
-// node that makes the change forgets the key at once.
+// node that makes the change forgets the key at once. A key id found in no row is remembered as
+// unknown for as long, so a forged key sent again costs no query; and the caller may bound the
+// lookups it lets through (`beforeLookup`: per client address, say).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AuthSettings } from '../config/config.ts';
 import type { Database } from '../db/client.ts';
@@ -45,6 +47,8 @@ interface VerifiedKey {
 /** The keys this node has verified lately, by lookup id. */
 export class VerifiedKeys {
   readonly #entries = new Map<string, VerifiedKey>();
+  /** Key ids found in no row, and when. */
+  readonly #unknown = new Map<string, number>();
   readonly #ttlMs: number;
 
   constructor(ttlMs: number) {
@@ -63,6 +67,20 @@ export class VerifiedKeys {
     this.#entries.delete(lookup);
     if (this.#entries.size >= MAX_REMEMBERED) this.#entries.delete(this.#entries.keys().next().value!);
     this.#entries.set(lookup, entry);
+  }
+
+  /** Whether key id `lookup` was found in no row lately. */
+  unknown(lookup: string, now: number): boolean {
+    const seen = this.#unknown.get(lookup);
+    if (seen !== undefined && now - seen < this.#ttlMs) return true;
+    this.#unknown.delete(lookup);
+    return false;
+  }
+
+  rememberUnknown(lookup: string, now: number): void {
+    if (this.#ttlMs === 0) return;
+    if (this.#unknown.size >= MAX_REMEMBERED) this.#unknown.delete(this.#unknown.keys().next().value!);
+    this.#unknown.set(lookup, now);
   }
 
   /** After a key was revoked. */
@@ -98,10 +116,10 @@ export class Authentication {
   }
 
   /** The caller of an operation of `scope`; throws a 401 (or a 403 for credentials that contradict each other). */
-  async callerOf(db: Database, credentials: Credentials, scope: Scope): Promise<Caller> {
+  async callerOf(db: Database, credentials: Credentials, scope: Scope, beforeLookup: () => Promise<void> = async () => {}): Promise<Caller> {
     const { bearer, orgId, userId } = credentials;
     if (bearer !== undefined) {
-      const caller = await this.#verify(db, bearer);
+      const caller = await this.#verify(db, bearer, beforeLookup);
       if (scope === 'tenant') checkClaims(caller, orgId, userId);
       return caller;
     }
@@ -117,13 +135,18 @@ export class Authentication {
     return { kind: 'headers', orgId: orgId.toLowerCase(), userId: userId.toLowerCase() };
   }
 
-  async #verify(db: Database, token: string | null): Promise<Caller & { kind: 'key' | 'operator' }> {
+  async #verify(db: Database, token: string | null, beforeLookup: () => Promise<void>): Promise<Caller & { kind: 'key' | 'operator' }> {
     if (token === null) throw unauthorized();
     if (this.#adminTokenHash && timingSafeEqual(sha256(token), this.#adminTokenHash)) return { kind: 'operator' };
     const lookup = lookupOf(token);
     if (lookup === undefined) throw unauthorized();
     const now = Date.now();
-    const entry = this.keys.fresh(lookup, now) ?? (await this.#load(db, lookup, now));
+    if (this.keys.unknown(lookup, now)) throw unauthorized();
+    let entry = this.keys.fresh(lookup, now);
+    if (!entry) {
+      await beforeLookup();
+      entry = await this.#load(db, lookup, now);
+    }
     if (!entry || !timingSafeEqual(Buffer.from(hashOf(token), 'hex'), entry.hash)) throw unauthorized();
     if (entry.expiresAt !== null && entry.expiresAt <= now) throw unauthorized();
     if (entry.lastUsedAt === null || now - entry.lastUsedAt >= LAST_USED_RESOLUTION_MS) {
@@ -139,7 +162,10 @@ export class Authentication {
              k.last_used_at AS "lastUsedAt", u.role::text AS role
       FROM api_keys k JOIN users u ON u.org_id = k.org_id AND u.id = k.user_id
       WHERE k.lookup = ${lookup}`;
-    if (!row) return undefined;
+    if (!row) {
+      this.keys.rememberUnknown(lookup, now);
+      return undefined;
+    }
     const entry: VerifiedKey = {
       keyId: row.id,
       tenant: { orgId: row.orgId, userId: row.userId, role: row.role },

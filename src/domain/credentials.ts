@@ -3,7 +3,7 @@
 // organization and id, so a sealed value copied into another tool or tenant does not open.
 // The key id (the first 8 hex digits of the key's SHA-256) tells which key sealed a value, so
 // that a rotation can re-seal what the previous key sealed, and start-up can tell a wrong key.
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import type { components } from '../generated/openapi.ts';
 import { unprocessable } from './problems.ts';
 
@@ -21,12 +21,23 @@ export function keyId(key: Buffer): string {
 export class Keyring {
   readonly #current: Buffer;
   readonly #keys: Map<string, Buffer>;
+  readonly #digestKey: Buffer;
 
   /** `current` seals; it and `previous` (during a rotation) open. */
   constructor(current: Buffer, previous?: Buffer) {
     this.#current = current;
     this.#keys = new Map([[keyId(current), current]]);
     if (previous) this.#keys.set(keyId(previous), previous);
+    // A key of its own for digests (HKDF, RFC 5869), so that no text is ever both sealed and digested under one key.
+    this.#digestKey = Buffer.from(hkdfSync('sha256', current, '', 'tolstoy request digests', 32));
+  }
+
+  /**
+   * A keyed digest of `text` (HMAC-SHA-256): equal texts have equal digests, and without the
+   * process's key a digest says nothing of its text, not even whether a guess of it is right.
+   */
+  digest(text: string): string {
+    return createHmac('sha256', this.#digestKey).update(text).digest('hex');
   }
 
   get currentId(): string {

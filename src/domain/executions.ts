@@ -60,7 +60,7 @@ function isFinished(status: string): boolean {
   return (FINISHED as readonly string[]).includes(status);
 }
 
-export const startExecution: Handler<'startExecution'> = async ({ params, headers, body }, { db, tenant, runs }) => {
+export const startExecution: Handler<'startExecution'> = async ({ params, headers, body }, { db, keyring, tenant, runs }) => {
   const queue = async (tx: Transaction) => {
     const execution = await storeExecution(tx, {
       orgId: tenant.orgId,
@@ -76,7 +76,7 @@ export const startExecution: Handler<'startExecution'> = async ({ params, header
   const first =
     key === undefined
       ? { ...(await db.$transaction(queue)), replayed: false }
-      : await idempotently(db, { orgId: tenant.orgId, key, operation: 'startExecution', request: { userId: tenant.userId, params, body } }, queue);
+      : await idempotently({ db, keyring }, { orgId: tenant.orgId, key, operation: 'startExecution', request: { userId: tenant.userId, params, body } }, queue);
   if (!first.replayed) runs.queued(first.body.id);
   const answerHeaders: Record<string, string> = first.replayed ? { 'idempotent-replayed': 'true' } : {};
   const wait = waitOf(headers.prefer);

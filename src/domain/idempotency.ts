@@ -5,9 +5,12 @@
 // key with another request (another body, path or member) is refused (422); while the first
 // request is still being handled, a second one is refused too (409), and may be retried. A
 // request that failed stored nothing: it changed nothing, and the key may be used again.
-import { createHash } from 'node:crypto';
+// A request is kept as its keyed digest (Keyring.digest), never as its text nor a plain hash of
+// it: a request may hold a tool's credentials, and a plain hash would let whoever reads the table
+// check guesses of them. Digests are keyed by the current encryption key: after a rotation, a
+// request repeated with a key used before it is refused as a different one.
 import type { Database } from '../db/client.ts';
-import { Answer, type TenantContext } from './contract.ts';
+import { Answer, type ServiceContext, type TenantContext } from './contract.ts';
 import { canonical, transactional } from './preconditions.ts';
 import { conflict, ProblemError } from './problems.ts';
 import type { Transaction } from './runs.ts';
@@ -35,13 +38,11 @@ type FirstAnswer<Body> = Omit<Idempotent<Body>, 'replayed'>;
 
 /** Runs `act` once per key: later requests with the key get its first answer back. */
 export async function idempotently<Body>(
-  db: Database,
+  { db, keyring }: Pick<ServiceContext, 'db' | 'keyring'>,
   { orgId, key, operation, request }: IdempotencyScope,
   act: (tx: Transaction) => Promise<FirstAnswer<Body>>,
 ): Promise<Idempotent<Body>> {
-  const requestHash = createHash('sha256')
-    .update(`${operation} ${canonical(request)}`)
-    .digest('hex');
+  const requestHash = keyring.digest(`${operation} ${canonical(request)}`);
   const since = new Date(Date.now() - IDEMPOTENCY_HOURS * 3600_000);
   const stored = (client: Transaction) => client.idempotencyKey.findFirst({ where: { orgId, key, createdAt: { gt: since } } });
   const earlier = await stored(db);
@@ -108,7 +109,7 @@ export function idempotent<In extends PostInput, Out>(
     let told = () => {};
     const scope = { orgId: tenant.orgId, key, operation, request: { userId: tenant.userId, params: input.params ?? {}, body: input.body ?? null } };
     let made: Answer<unknown> | undefined;
-    const first = await idempotently<unknown>(context.db, scope, async (tx) => {
+    const first = await idempotently<unknown>(context, scope, async (tx) => {
       const held = transactional(tx, context);
       told = held.told;
       const result = await handler(input, held.context);

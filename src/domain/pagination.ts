@@ -17,11 +17,15 @@ export interface Page<Item> {
 const DEFAULT_LIMIT = 20;
 const CURSOR_VERSION = 'v1';
 
-/** Prisma arguments for one page: one row more than the page holds tells whether another follows. */
+/**
+ * Prisma arguments for one page: one row more than the page holds tells whether another follows.
+ * The cursor is a condition of its own beside the caller's filter (AND), so it only ever narrows
+ * it: merged into the filter, it would replace a condition of the filter on `id`.
+ */
 export function pageArgs<Where extends object>(query: PageQuery, where: Where = {} as Where) {
   const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
   return {
-    where: after === undefined ? where : { ...where, id: { lt: after } },
+    where: after === undefined ? where : { AND: [where, { id: { lt: after } }] },
     orderBy: { id: 'desc' as const },
     take: (query.limit ?? DEFAULT_LIMIT) + 1,
   };

@@ -65,9 +65,24 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
   return result;
 }
 
-/** Locks the resource's row until the transaction ends; `table` is one of ours, never input. */
-export async function lockRow(tx: Transaction, table: string, id: string): Promise<void> {
-  await tx.$executeRawUnsafe(`SELECT 1 FROM ${table} WHERE id = $1::uuid FOR NO KEY UPDATE`, id);
+/**
+ * Locks the resource's row until the transaction ends, if it is organization `orgId`'s (any row
+ * for an undefined `orgId`: callers who may see every organization). Another organization's row
+ * is left alone: a caller must not hold it, nor wait for its lock. `table` is one of ours, never input.
+ */
+export async function lockRow(tx: Transaction, table: string, id: string, orgId: string | undefined): Promise<void> {
+  if (orgId === undefined) {
+    await tx.$executeRawUnsafe(`SELECT 1 FROM ${table} WHERE id = $1::uuid FOR NO KEY UPDATE`, id);
+    return;
+  }
+  const owner = table === 'organizations' ? 'id' : 'org_id';
+  await tx.$executeRawUnsafe(`SELECT 1 FROM ${table} WHERE id = $1::uuid AND ${owner} = $2::uuid FOR NO KEY UPDATE`, id, orgId);
+}
+
+/** The organization whose rows the caller of a write may lock: its own, or any for the operator (and callers with trusted headers). */
+function organizationOf(context: WriteContext): string | undefined {
+  if ('tenant' in context) return context.tenant.orgId;
+  return context.caller.kind === 'key' ? context.caller.tenant.orgId : undefined;
 }
 
 /**
@@ -138,7 +153,7 @@ function readContext(context: WriteContext, db: Database) {
 
 /** The resource as it is, locked until the transaction ends; `412` when If-Match does not hold for it. */
 async function current(tx: Transaction, db: Database, table: string, get: Get, input: ResourceInput, context: WriteContext): Promise<unknown> {
-  await lockRow(tx, table, input.params.id);
+  await lockRow(tx, table, input.params.id, organizationOf(context));
   const resource = await get({ params: { id: input.params.id }, query: {}, headers: {}, body: undefined }, readContext(context, db));
   const ifMatch = input.headers['if-match'];
   if (ifMatch !== undefined) {

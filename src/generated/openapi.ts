@@ -557,7 +557,7 @@ export interface paths {
         put?: never;
         /**
          * Record a step of a run
-         * @description `userId` defaults to the caller (`X-User-ID`).
+         * @description The log is written by the caller: its `userId` is the caller's, and its `writtenBy` is `member`.
          */
         post: operations["createExecutionLog"];
         delete?: never;
@@ -578,10 +578,16 @@ export interface paths {
         };
         /** Get an execution log */
         get: operations["getExecutionLog"];
-        /** Update an execution log */
+        /**
+         * Update an execution log
+         * @description The caller becomes the log's writer (`userId`). A log the engine wrote cannot be changed (`409`).
+         */
         put: operations["updateExecutionLog"];
         post?: never;
-        /** Delete an execution log */
+        /**
+         * Delete an execution log
+         * @description Only an owner may delete a log (`403` for members), and only one written by hand; a log the engine wrote cannot be deleted (`409`).
+         */
         delete: operations["deleteExecutionLog"];
         options?: never;
         head?: never;
@@ -589,7 +595,8 @@ export interface paths {
          * Patch an execution log
          * @description Changes the execution log by a JSON merge patch ([RFC 7396](https://www.rfc-editor.org/rfc/rfc7396)):
          *     a field sent is set, a field sent as `null` is cleared, an object field is merged key by
-         *     key, and a list is replaced whole. Its fields are the ones `PUT` takes.
+         *     key, and a list is replaced whole. Its fields are the ones `PUT` takes. The caller becomes
+         *     the log's writer (`userId`). A log the engine wrote cannot be changed (`409`).
          */
         patch: operations["patchExecutionLog"];
         trace?: never;
@@ -1271,7 +1278,13 @@ export interface components {
             id: components["schemas"]["Id"];
             orgId: components["schemas"]["Id"];
             flowId: components["schemas"]["Id"];
+            /** @description The member who started the run, for a log the engine wrote; the member who last wrote it, for one written by hand. */
             userId: components["schemas"]["Id"];
+            /**
+             * @description `engine`: written by the engine as the run went, and read-only. `member`: written through this API.
+             * @enum {string}
+             */
+            writtenBy: "engine" | "member";
             executionId: components["schemas"]["ExecutionId"];
             stepKey: components["schemas"]["Key"];
             status: components["schemas"]["ExecutionStatus"];
@@ -1288,8 +1301,6 @@ export interface components {
         ExecutionLogCreate: {
             /** @description The flow's `id`, as `POST /flows` answered it. */
             flowId: components["schemas"]["Id"];
-            /** @description The member who ran the step; the caller when omitted. */
-            userId?: components["schemas"]["Id"];
             executionId: components["schemas"]["ExecutionId"];
             stepKey: components["schemas"]["Key"];
             status: components["schemas"]["ExecutionStatus"];
@@ -1300,7 +1311,6 @@ export interface components {
         };
         ExecutionLogUpdate: {
             flowId?: components["schemas"]["Id"];
-            userId?: components["schemas"]["Id"];
             executionId?: components["schemas"]["ExecutionId"];
             stepKey?: components["schemas"]["Key"];
             status?: components["schemas"]["ExecutionStatus"];
@@ -1543,9 +1553,12 @@ export interface components {
         };
         /**
          * @description The API key (or member), or the organization, made more requests in the current window
-         *     than its limit (by default 1200 a minute per key, 6000 per organization), or, starting or
-         *     retrying an execution, has as many runs queued as it may (`TOLSTOY_ORG_QUEUE_LIMIT`, by
-         *     default 1000); retry after `Retry-After` seconds. Answers within the limit carry the same `RateLimit-*` headers.
+         *       than its limit (by default 1200 a minute per key, 6000 per organization); or the client
+         *       address sent more API keys that had to be looked up (300 a minute) or more sign-ups (10 a
+         *       minute) than its limit; or, starting or retrying an execution, the organization has as
+         *       many runs queued as it may (`TOLSTOY_ORG_QUEUE_LIMIT`, by default 1000). Retry after
+         *       `Retry-After` seconds. Answers within the per-key and per-organization limits carry the
+         *       same `RateLimit-*` headers.
          */
         TooManyRequests: {
             headers: {
@@ -3677,6 +3690,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -3718,6 +3732,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -3775,6 +3790,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];

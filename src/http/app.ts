@@ -36,7 +36,10 @@ export interface AppOptions {
   tracing?: boolean;
 }
 
-export const UNLIMITED: HttpSettings = { rateLimits: { perKey: 0, perOrganization: 0, windowMs: 60_000 }, corsOrigins: [] };
+export const UNLIMITED: HttpSettings = {
+  rateLimits: { perKey: 0, perOrganization: 0, keyLookupsPerAddress: 0, signupsPerAddress: 0, windowMs: 60_000 },
+  corsOrigins: [],
+};
 
 /** Headers a browser page may read from an answer, when CORS lets it call. */
 const EXPOSED_HEADERS = [
@@ -99,10 +102,10 @@ export async function buildApp({
   if (http.corsOrigins.length > 0) await registerCors(app, http.corsOrigins);
   // Answers of 1 KiB or more, to clients that accept it; request bodies must come uncompressed.
   await app.register(compress, { threshold: 1024, encodings: ['br', 'gzip', 'deflate'], requestEncodings: ['identity'] });
-  const rateLimiter = await registerRateLimits(app, http.rateLimits);
+  const { rateLimiter, addressLimits } = await registerRateLimits(app, http.rateLimits);
   await registerDocumentation(app, contract);
   const authentication = new Authentication(auth);
-  await registerOperations(app, { document: contract.document, handlers, database, services, authentication, rateLimiter });
+  await registerOperations(app, { document: contract.document, handlers, database, services, authentication, rateLimiter, addressLimits });
   return app;
 }
 

@@ -1,6 +1,9 @@
 // Rate limits per API key (per member, with tenant headers) and per organization, counted in
 // fixed windows by @fastify/rate-limit's in-memory store. Each node counts on its own: behind a
 // balancer spreading traffic over N nodes, a caller can make up to N times the limit.
+// Per client address (the connection's: X-Forwarded-For is not trusted), what
+// costs the most before anyone is known is bounded too: API keys looked up in the database
+// (forged keys, each a new key id, would each cost a query) and sign-ups.
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RateLimitSettings } from '../config/config.ts';
@@ -20,9 +23,47 @@ interface Counted {
 // Which key and organization a request counts against, found by the limiters' key generators.
 const subjects = new WeakMap<FastifyRequest, { key: string; orgId: string }>();
 
-export async function registerRateLimits(app: FastifyInstance, { perKey, perOrganization, windowMs }: RateLimitSettings): Promise<RateLimiter | undefined> {
-  if (perKey === 0 && perOrganization === 0) return undefined;
+/** Counts what a client address does before it is known; refuses (429) past a limit. */
+export interface AddressLimits {
+  keyLookup: (request: FastifyRequest) => Promise<void>;
+  signup: (request: FastifyRequest) => Promise<void>;
+}
+
+export async function registerRateLimits(
+  app: FastifyInstance,
+  settings: RateLimitSettings,
+): Promise<{ rateLimiter: RateLimiter | undefined; addressLimits: AddressLimits | undefined }> {
+  const { perKey, perOrganization, keyLookupsPerAddress, signupsPerAddress } = settings;
+  if (perKey === 0 && perOrganization === 0 && keyLookupsPerAddress === 0 && signupsPerAddress === 0) {
+    return { rateLimiter: undefined, addressLimits: undefined };
+  }
   await app.register(rateLimit, { global: false });
+  const addressLimits = {
+    keyLookup: addressLimit(app, 'lookups', keyLookupsPerAddress, settings.windowMs, 'API keys that had to be looked up for authentication'),
+    signup: addressLimit(app, 'signups', signupsPerAddress, settings.windowMs, 'sign-ups'),
+  };
+  const rateLimiter = perKey === 0 && perOrganization === 0 ? undefined : callerLimits(app, settings);
+  return { rateLimiter, addressLimits };
+}
+
+/** A limit of `max` per window on one thing a client address does (none for 0), named `what` in the refusal. */
+function addressLimit(app: FastifyInstance, name: string, max: number, windowMs: number, what: string): AddressLimits['signup'] {
+  if (max === 0) return async () => {};
+  const check = app.createRateLimit({ timeWindow: windowMs, max, skipOnError: false, keyGenerator: (request) => `${name} ${request.ip}` });
+  return async (request) => {
+    const count = await check(request);
+    // Without an allow list, every request is counted.
+    if (count.isAllowed || !count.isExceeded) return;
+    const retryAfterSeconds = count.ttlInSeconds;
+    throw new ProblemError(
+      'too-many-requests',
+      `This address sent more than ${max} ${what} in ${Math.ceil(windowMs / 1000)} s; retry in ${retryAfterSeconds} s.`,
+      { retryAfterSeconds },
+    );
+  };
+}
+
+function callerLimits(app: FastifyInstance, { perKey, perOrganization, windowMs }: RateLimitSettings): RateLimiter {
   const limits: Counted[] = [];
   const window = { timeWindow: windowMs, skipOnError: false };
   if (perKey > 0) {

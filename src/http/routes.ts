@@ -13,7 +13,7 @@ import type { Runs } from '../domain/runs.ts';
 import { type Caller, isOrganizationOperation, isRead, readerFor, tenantOf } from '../domain/tenancy.ts';
 import { credentialsOf } from './authentication.ts';
 import { sendProblem } from './errors.ts';
-import type { RateLimiter } from './rateLimits.ts';
+import type { AddressLimits, RateLimiter } from './rateLimits.ts';
 import type { OpenApiDocument } from './spec.ts';
 import { adaptRequestSchema } from './validation.ts';
 
@@ -47,6 +47,7 @@ export interface OperationsOptions {
   authentication: Authentication;
   /** Counts each authenticated request against its caller's limits, when there are some. */
   rateLimiter?: RateLimiter;
+  addressLimits?: AddressLimits;
 }
 
 type AnyHandler = (input: unknown, context: unknown) => Promise<unknown>;
@@ -123,15 +124,16 @@ function operationRoute(
   operation: OperationObject,
   access: Access,
   location: ((body: unknown) => string) | undefined,
-  { database, services, authentication, rateLimiter }: OperationsOptions,
+  { database, services, authentication, rateLimiter, addressLimits }: OperationsOptions,
 ): RouteOptions {
   const status = successStatus(operation);
   const tagged = Object.entries(operation.responses).some(([code, response]) => code.startsWith('2') && response.headers?.ETag);
   const callers = new WeakMap<FastifyRequest, Caller>();
   const scope: Scope = operation.operationId === 'createOrganization' ? 'signup' : access === 'organizations' ? 'organizations' : 'tenant';
   const onRequest = async (request: FastifyRequest, reply: FastifyReply) => {
-    const caller = await authentication.callerOf(database.current, credentialsOf(request), scope);
+    const caller = await authentication.callerOf(database.current, credentialsOf(request), scope, async () => addressLimits?.keyLookup(request));
     callers.set(request, caller);
+    if (scope === 'signup' && caller.kind !== 'operator') await addressLimits?.signup(request);
     await rateLimiter?.(request, reply, caller);
   };
   const contextOf = async (request: FastifyRequest) => {

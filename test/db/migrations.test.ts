@@ -167,3 +167,33 @@ t.test("each organization's first member becomes its owner; the others stay memb
   ]);
   t.same(await query(url, 'SELECT count(*)::int AS keys FROM api_keys'), [{ keys: 0 }], 'no key is made for anyone');
 });
+
+t.test("logs already kept are the engine's when they name a run of their organization, and written by hand otherwise", async (t) => {
+  const url = await emptyDatabase(t);
+  const dir = await mkdtemp(join(tmpdir(), 'tolstoy-migrations-'));
+  for (const migration of (await readMigrations()).filter((m) => m.name < '20261205100000')) {
+    await mkdir(join(dir, migration.name));
+    await writeFile(join(dir, migration.name, 'migration.sql'), migration.script);
+  }
+  await applyMigrations(url, dir);
+  const [org, user, flow, run] = ['0a', '01', 'f0', 'e0'].map((end) => `01a20000-0000-7000-8000-0000000000${end}`);
+  await query(
+    url,
+    `WITH o AS (INSERT INTO organizations (id, name, updated_at) VALUES ('${org}', 'A', now())),
+          u AS (INSERT INTO users (id, org_id, email, role, updated_at) VALUES ('${user}', '${org}', 'a@a.test', 'owner', now())),
+          f AS (INSERT INTO flows (id, org_id, name, updated_at) VALUES ('${flow}', '${org}', 'F', now())),
+          v AS (INSERT INTO flow_versions (id, org_id, flow_id, version, name, steps) VALUES (gen_random_uuid(), '${org}', '${flow}', 1, 'F', '[]'))
+     INSERT INTO executions (id, org_id, flow_id, flow_version, created_by, updated_at) VALUES ('${run}', '${org}', '${flow}', 1, '${user}', now())`,
+  );
+  await query(
+    url,
+    `INSERT INTO execution_logs (id, org_id, flow_id, user_id, execution_id, step_key, status, updated_at) VALUES
+       ('01a20000-0000-7000-8000-000000000101', '${org}', '${flow}', '${user}', '${run}', 'a', 'completed', now()),
+       ('01a20000-0000-7000-8000-000000000102', '${org}', '${flow}', '${user}', 'notes-1', 'a', 'completed', now())`,
+  );
+  await applyMigrations(url);
+  t.same(await query(url, 'SELECT execution_id, written_by_engine FROM execution_logs ORDER BY id'), [
+    { execution_id: run, written_by_engine: true },
+    { execution_id: 'notes-1', written_by_engine: false },
+  ]);
+});

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { buildTestApp, call, createTenant, MISSING_ID } from '../helper.ts';
+import { addMember, buildTestApp, call, createTenant, MISSING_ID } from '../helper.ts';
 
 const { app } = await buildTestApp(t);
 const acme = await createTenant(app);
@@ -66,14 +66,14 @@ t.test('a member may leave, and so may an owner while another owner remains', as
 
 t.test('a user named by execution logs is not removed', async (t) => {
   const team = await createTenant(app, 'Logged');
-  const other = await call(app, team, { method: 'POST', url: '/users', payload: { email: 'runner@example.com' } });
+  const other = await addMember(app, team);
   const flow = await call(app, team, { method: 'POST', url: '/flows', payload: { name: 'F' } });
-  await call(app, team, {
+  await call(app, other, {
     method: 'POST',
     url: '/execution-logs',
-    payload: { flowId: flow.data.id, userId: other.data.id, executionId: 'run-1', stepKey: 's', status: 'completed' },
+    payload: { flowId: flow.data.id, executionId: 'run-1', stepKey: 's', status: 'completed' },
   });
-  const refused = await call(app, team, { method: 'DELETE', url: `/users/${other.data.id}` });
+  const refused = await call(app, team, { method: 'DELETE', url: `/users/${other.userId}` });
   t.equal(refused.statusCode, 409);
   t.match(refused.data.detail, /named by 1 execution log;/);
 });

@@ -121,10 +121,11 @@ async function referenceRaces(app: FastifyInstance, member: Member, see: See): P
   const other = await send(app, member, see, 'createUser', { method: 'POST', url: '/users', payload: { email: `o-${tool.data.id}@example.com` } });
   const flow = await send(app, member, see, 'createFlow', { method: 'POST', url: '/flows', payload: { name: 'Logged' } });
   await Promise.all([
-    send(app, member, see, 'createExecutionLog', {
+    // A log is written by its caller: the other member writes it, while being removed.
+    send(app, { ...member, headers: { ...member.headers, 'x-user-id': other.data.id } }, see, 'createExecutionLog', {
       method: 'POST',
       url: '/execution-logs',
-      payload: { flowId: flow.data.id, userId: other.data.id, executionId: 'e', stepKey: 's', status: 'completed' },
+      payload: { flowId: flow.data.id, executionId: 'e', stepKey: 's', status: 'completed' },
     }),
     send(app, member, see, 'deleteUser', { method: 'DELETE', url: `/users/${other.data.id}` }),
     send(app, member, see, 'createUser', { method: 'POST', url: '/users', payload: { email: `o-${tool.data.id}@example.com` } }),

@@ -169,7 +169,7 @@ t.test('PATCH keeps the rules of PUT: tenancy, roles, references', async (t) => 
 
 t.test('a conditional DELETE that others still reference answers the same 409 as an unconditional one', async (t) => {
   const member = await addMember(app, acme);
-  await send(acme, 'POST', '/execution-logs', { flowId: flow.id, userId: member.userId, executionId: `run-${randomUUID()}`, stepKey: 'a', status: 'queued' });
+  await send(member, 'POST', '/execution-logs', { flowId: flow.id, executionId: `run-${randomUUID()}`, stepKey: 'a', status: 'queued' });
   const referenced = [
     { url: `/tools/${tool.id}`, detail: /still has \d+ actions? \(post/ },
     { url: `/actions/${action.id}`, detail: /is called by steps of 1 flow/ },

@@ -13,7 +13,7 @@ async function appWith(http: Partial<typeof UNLIMITED>, auth = testAuth('keys'))
 }
 
 t.test('each API key, and each organization, may make so many requests per window; then 429', async (t) => {
-  const app = await appWith({ rateLimits: { perKey: 5, perOrganization: 8, windowMs: WINDOW_MS } });
+  const app = await appWith({ rateLimits: { ...UNLIMITED.rateLimits, perKey: 5, perOrganization: 8, windowMs: WINDOW_MS } });
   const acme = await createTenant(app, 'Acme');
   const colleague = await addMember(app, acme); // two requests of Acme's owner key
   const globex = await createTenant(app, 'Globex');
@@ -48,12 +48,12 @@ t.test('each API key, and each organization, may make so many requests per windo
 });
 
 t.test('with tenant headers, each member has the limit of a key; sign-up and the operator are not limited', async (t) => {
-  const app = await appWith({ rateLimits: { perKey: 2, perOrganization: 100, windowMs: WINDOW_MS } }, testAuth('headers'));
+  const app = await appWith({ rateLimits: { ...UNLIMITED.rateLimits, perKey: 2, perOrganization: 100, windowMs: WINDOW_MS } }, testAuth('headers'));
   const acme = await createTenant(app, 'Acme');
   const statuses = [];
   for (let i = 0; i < 3; i++) statuses.push((await call(app, acme, { method: 'GET', url: '/flows' })).statusCode);
   t.same(statuses, [200, 200, 429]);
-  const limited = await appWith({ rateLimits: { perKey: 1, perOrganization: 1, windowMs: WINDOW_MS } });
+  const limited = await appWith({ rateLimits: { ...UNLIMITED.rateLimits, perKey: 1, perOrganization: 1, windowMs: WINDOW_MS } });
   for (let i = 0; i < 3; i++) await createTenant(limited, `Signup ${i}`);
   for (let i = 0; i < 3; i++) {
     t.equal((await call(limited, undefined, { method: 'GET', url: '/organizations', headers: bearer(ADMIN_TOKEN) })).statusCode, 200, 'the operator');

@@ -1,0 +1,50 @@
+// Attacks on list pagination, by a member of Globex with one ordinary API key:
+// - a forged cursor (the largest id, so that every row is "after" it) on GET /organizations:
+//   must list Globex alone, never every organization;
+// - the same forged cursor on every other list operation of the contract: must list Globex's
+//   items alone, never Acme's;
+// - a cursor made from one of Acme's ids: must list nothing of Acme's either.
+import t from 'tap';
+import { encodeCursor } from '../../src/domain/pagination.ts';
+import { operations } from '../contract.ts';
+import { buildTestApp, call, createTenant, testAuth } from '../helper.ts';
+
+const { app } = await buildTestApp(t, {}, undefined, testAuth('keys'));
+const acme = await createTenant(app, 'Acme');
+const globex = await createTenant(app, 'Globex');
+
+// Acme has one item in every list; Globex its own flow, so that its lists of a flow exist.
+const tool = (await call(app, acme, { method: 'POST', url: '/tools', payload: { name: 'Slack', baseUrl: 'https://api.slack.com' } })).data;
+const action = (
+  await call(app, acme, { method: 'POST', url: '/actions', payload: { toolId: tool.id, name: 'Post', key: 'post', method: 'POST', endpoint: '/post' } })
+).data;
+const acmeFlow = (await call(app, acme, { method: 'POST', url: '/flows', payload: { name: 'Announce', steps: [{ key: 'post', actionId: action.id }] } })).data;
+await call(app, acme, { method: 'POST', url: '/execution-logs', payload: { flowId: acmeFlow.id, executionId: 'run-1', stepKey: 'post', status: 'completed' } });
+await call(app, acme, { method: 'POST', url: `/flows/${acmeFlow.id}/executions`, payload: { input: {} } });
+const globexFlow = (await call(app, globex, { method: 'POST', url: '/flows', payload: { name: 'Mine' } })).data;
+
+const LAST = encodeCursor('ffffffff-ffff-7fff-bfff-ffffffffffff');
+const lists = operations.filter(({ operationId }) => operationId.startsWith('list') && operationId !== 'listProblemTypes');
+
+/** Whether an item of a list belongs to Acme: its orgId, or (an organization) its id. */
+const isAcme = (item: { id: string; orgId?: string }) => item.orgId === acme.orgId || item.id === acme.orgId;
+
+for (const cursor of [LAST, encodeCursor(acmeFlow.id)]) {
+  t.test(`a forged cursor (${cursor}) narrows every list, never widens it`, async (t) => {
+    t.ok(lists.length >= 8, 'every list operation is tried');
+    for (const { path } of lists) {
+      const url = `${path.replace('{id}', globexFlow.id)}?limit=100&cursor=${cursor}`;
+      const listed = await call(app, globex, { method: 'GET', url });
+      t.equal(listed.statusCode, 200, url);
+      t.same(listed.data.items.filter(isAcme), [], `${path}: nothing of Acme's`);
+    }
+  });
+}
+
+t.test("the forged cursor lists Globex's organization alone", async (t) => {
+  const listed = await call(app, globex, { method: 'GET', url: `/organizations?cursor=${LAST}` });
+  t.same(
+    listed.data.items.map((item: { id: string }) => item.id),
+    [globex.orgId],
+  );
+});
