@@ -702,6 +702,10 @@ export interface components {
             in: "body" | "query" | "path" | "header";
             /** @description JSON Pointer to the field within that part of the request (`/steps/0/actionId`, `/limit`, `/x-org-id`); one longer than 1024 characters is cut there and ends in `…`. */
             pointer: string;
+            /**
+             * @description What is wrong with the field, in words: what it expects (the allowed values, the known
+             *     fields, the form a value must take, with an example). One error per field.
+             */
             message: string;
         };
         Organization: {
@@ -1233,19 +1237,19 @@ export interface components {
                  *       "type": "/problems/validation-error",
                  *       "title": "The request is not valid",
                  *       "status": 400,
-                 *       "detail": "body/extra: is not a known field; body/method: must be equal to one of the allowed values",
+                 *       "detail": "body/extra: is not a known field; the fields are toolId, name, key, description, method, endpoint, headers, inputSchema; body/method: must be one of: GET, POST, PUT, PATCH, DELETE",
                  *       "instance": "/actions",
                  *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34",
                  *       "errors": [
                  *         {
                  *           "in": "body",
                  *           "pointer": "/extra",
-                 *           "message": "is not a known field"
+                 *           "message": "is not a known field; the fields are toolId, name, key, description, method, endpoint, headers, inputSchema"
                  *         },
                  *         {
                  *           "in": "body",
                  *           "pointer": "/method",
-                 *           "message": "must be equal to one of the allowed values"
+                 *           "message": "must be one of: GET, POST, PUT, PATCH, DELETE"
                  *         }
                  *       ],
                  *       "errorCount": 2
