@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../db/client.ts';
 import type { StoredStep } from '../domain/flows.ts';
 import { type ClaimedRun, claimRun, type Failure, recordTransition, type Settlement, type StepProgress, type Transition } from '../domain/progress.ts';
-import { holds, render, type TemplateContext, TemplateError } from '../domain/templates.ts';
+import { holds, render, type TemplateContext, TemplateError, type TemplateStep } from '../domain/templates.ts';
 import { inSpan } from '../observability/tracing.ts';
 import { scrubbed } from './credentials.ts';
 import { type Attempt, attemptStep, type StepTools } from './step.ts';
@@ -114,7 +114,7 @@ async function runStep(
       return { status: 'failed', settlement: { position, key: step.key, status: 'failed', error: failure, durationMs: 0 }, output: null, error: failure };
     }
     if (!runs) {
-      context.steps[step.key] = { output: null, status: null, headers: {} };
+      context.steps[step.key] = { status: 'skipped', httpStatus: null, output: null, headers: {} };
       return { status: 'skipped', settlement: { position, key: step.key, status: 'skipped' }, output: null };
     }
   }
@@ -137,7 +137,7 @@ async function runStep(
     const waitMs = result.retryable && attempt < maxAttempts ? delayBefore(attempt + 1, step, result) : undefined;
     if (waitMs === undefined || signals.cancel.aborted) {
       const output = result.response?.body ?? null;
-      context.steps[step.key] = { output, status: result.response?.status ?? null, headers: result.response?.headers ?? {} };
+      context.steps[step.key] = { status: result.status, httpStatus: result.response?.status ?? null, output, headers: result.response?.headers ?? {} };
       return { status: result.status, settlement, output, error: result.error };
     }
     await record({ settle: { ...settlement, status: 'running' }, begin: position });
@@ -179,7 +179,12 @@ function contextOf(run: ClaimedRun): TemplateContext {
   for (const progress of run.progress) {
     if (!settled(progress, run.steps[progress.position]!)) break;
     const response = progress.response;
-    context.steps[run.steps[progress.position]!.key] = { output: response?.body ?? null, status: response?.status ?? null, headers: response?.headers ?? {} };
+    context.steps[run.steps[progress.position]!.key] = {
+      status: progress.status as TemplateStep['status'],
+      httpStatus: response?.status ?? null,
+      output: response?.body ?? null,
+      headers: response?.headers ?? {},
+    };
   }
   return context;
 }

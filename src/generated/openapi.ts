@@ -948,7 +948,10 @@ export interface components {
             actionId: components["schemas"]["Id"];
             /**
              * @description The action's inputs, as a [JSON-e](https://json-e.js.org) template over `input`,
-             *     `steps` and `execution` (see "Running flows"); `{}` when omitted.
+             *     `steps` and `execution`; `{}` when omitted. Each step before is seen as
+             *     `steps.<key>.status` (its state: `completed`, `failed` or `skipped`),
+             *     `steps.<key>.httpStatus` (its answer's HTTP status, `null` when none came),
+             *     `steps.<key>.output` and `steps.<key>.headers`.
              */
             inputs?: components["schemas"]["JsonObject"];
             if?: components["schemas"]["StepCondition"];

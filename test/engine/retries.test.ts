@@ -111,7 +111,7 @@ t.test('continueOnError goes on to the next step, and the output is the last com
     steps: [
       { key: 'first', actionId: echo, inputs: { n: 1 } },
       { key: 'optional', actionId: failing, continueOnError: true },
-      { key: 'uses', actionId: echo, inputs: { status: { $eval: 'steps.optional.status' } } },
+      { key: 'uses', actionId: echo, inputs: { status: { $eval: 'steps.optional.httpStatus' } } },
       { key: 'last', actionId: failing, continueOnError: true },
     ],
   });
