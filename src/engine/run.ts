@@ -36,6 +36,8 @@ export function runExecution(db: Database, executionId: string, tools: StepTools
 }
 
 async function runClaimed(db: Database, executionId: string, tools: StepTools, signals: RunSignals): Promise<Outcome> {
+  // The claim counts an attempt of the step it begins, which is then sent even while draining.
+  if (signals.stopping()) return 'released';
   const run = await claimRun(db, executionId);
   if (!run) return 'done';
   const context = contextOf(run);
@@ -47,7 +49,6 @@ async function runClaimed(db: Database, executionId: string, tools: StepTools, s
   let position = run.begun ?? run.steps.length;
   let lastCompleted = lastOutput(run, position);
   while (position < run.steps.length) {
-    if (signals.stopping()) return 'released';
     const step = run.steps[position]!;
     const progress = run.progress[position]!;
     const ran = await runStep(run, step, position, progress, context, tools, { signal, signals, secrets }, record);
@@ -62,6 +63,11 @@ async function runClaimed(db: Database, executionId: string, tools: StepTools, s
     if (next === undefined) {
       await record({ settle: ran.settlement, finish: finishing(run, context, lastCompleted) });
       return 'done';
+    }
+    // Draining: the next step is left pending, uncounted, for the worker that takes the run on.
+    if (signals.stopping()) {
+      await record({ settle: ran.settlement });
+      return 'released';
     }
     await record({ settle: ran.settlement, begin: next });
     position = next;
@@ -140,12 +146,15 @@ async function runStep(
       context.steps[step.key] = { status: result.status, httpStatus: result.response?.status ?? null, output, headers: result.response?.headers ?? {} };
       return { status: result.status, settlement, output, error: result.error };
     }
-    await record({ settle: { ...settlement, status: 'running' }, begin: position });
+    // The failed attempt is recorded now; the next is counted once the wait is over, as it is
+    // sent, so that a run handed on (or a worker lost) during the wait counts no attempt unsent.
+    await record({ settle: { ...settlement, status: 'running' } });
     try {
       await sleep(waitMs, undefined, { signal });
     } catch {
       if (signals.shutdown.aborted) return 'released';
     }
+    await record({ begin: position });
   }
 }
 

@@ -1070,10 +1070,12 @@ export interface components {
          */
         ExecutionState: "queued" | "running" | "completed" | "failed" | "cancelled";
         /**
-         * @description `pending` → `running` → `completed`, `failed`, `skipped` or `cancelled`; a step being retried stays `running`.
+         * @description `pending` → `running` → `completed`, `failed`, `skipped` or `cancelled`; a step being
+         *     retried stays `running`. A step its execution ended before (a step before it failed, or
+         *     the run was abandoned) is `not_run`, without ever being attempted.
          * @enum {string}
          */
-        StepState: "pending" | "running" | "completed" | "failed" | "skipped" | "cancelled";
+        StepState: "pending" | "running" | "completed" | "failed" | "skipped" | "cancelled" | "not_run";
         Failure: {
             /**
              * @description `template-error`, `invalid-inputs`, `action-missing`, `credentials-error`,
@@ -1113,7 +1115,12 @@ export interface components {
             key: components["schemas"]["Key"];
             actionId: components["schemas"]["Id"];
             status: components["schemas"]["StepState"];
-            /** @description Attempts made so far. */
+            /**
+             * @description Attempts made so far: each is counted when its request is sent (a step that fails
+             *     before sending, on its template or inputs, counts one). A run handed from one worker to
+             *     another counts only what was sent; after a crash, an attempt whose outcome was lost
+             *     counts though its answer never came.
+             */
             attempts: number;
             startedAt: components["schemas"]["NullableTimestamp"];
             finishedAt: components["schemas"]["NullableTimestamp"];
