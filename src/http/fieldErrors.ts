@@ -17,16 +17,17 @@ type Schema = Record<string, unknown>;
  * mistakes costs one pass over them.
  */
 export function fieldErrors(part: FieldError['in'], issues: Issue[], limit: number): { errors: FieldError[]; count: number } {
-  const best = new Map<string, Issue>();
+  const listed = new Map<string, Issue>();
+  const failed = new Set<string>();
   for (const issue of resolveAlternatives(issues)) {
     // A property name's own failure is worded by its propertyNames error.
     if (issue.schemaPath.includes('/propertyNames/')) continue;
     const pointer = pointerOf(issue);
-    const known = best.get(pointer);
-    if (!known || rankOf(issue) < rankOf(known)) best.set(pointer, issue);
+    failed.add(pointer);
+    const known = listed.get(pointer);
+    if (known ? rankOf(issue) < rankOf(known) : listed.size < limit) listed.set(pointer, issue);
   }
-  const listed = [...best].slice(0, limit);
-  return { errors: listed.map(([pointer, issue]) => ({ in: part, pointer, message: messageOf(issue, issues) })), count: best.size };
+  return { errors: [...listed].map(([pointer, issue]) => ({ in: part, pointer, message: messageOf(issue, issues) })), count: failed.size };
 }
 
 // When a field fails several keywords, the first of these is the one worth reading: a wrong type
