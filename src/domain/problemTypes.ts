@@ -28,13 +28,18 @@ export const PROBLEM_TYPES: Record<ProblemKind, ProblemType> = {
     meaning:
       'The request breaks the contract: a field of the body, a query or path parameter or a header is missing, of the wrong type, out of range, or unknown. Nothing was changed.',
     remedy:
-      '`errors` names each failing field by JSON Pointer (`in` says which part of the request) and why; fix those and send the request again. `errorCount` says how many failed when more than 20 did.',
+      '`errors` names each failing field by JSON Pointer (`in` says which part of the request) and what it expects, in words; fix those and send the request again. `errorCount` says how many failed when more than 20 did.',
     example: {
-      detail: 'body/extra: is not a known field; body/method: must be equal to one of the allowed values',
+      detail:
+        'body/extra: is not a known field; the fields are toolId, name, key, description, method, endpoint, headers, inputSchema; body/method: must be one of: GET, POST, PUT, PATCH, DELETE',
       instance: '/actions',
       errors: [
-        { in: 'body', pointer: '/extra', message: 'is not a known field' },
-        { in: 'body', pointer: '/method', message: 'must be equal to one of the allowed values' },
+        {
+          in: 'body',
+          pointer: '/extra',
+          message: 'is not a known field; the fields are toolId, name, key, description, method, endpoint, headers, inputSchema',
+        },
+        { in: 'body', pointer: '/method', message: 'must be one of: GET, POST, PUT, PATCH, DELETE' },
       ],
     },
   },

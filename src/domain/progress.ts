@@ -32,7 +32,7 @@ export interface ClaimedRun {
 
 export interface StepProgress {
   position: number;
-  status: 'pending' | 'running' | 'completed' | 'failed' | 'skipped' | 'cancelled';
+  status: 'pending' | 'running' | 'completed' | 'failed' | 'skipped' | 'cancelled' | 'not_run';
   attempts: number;
   response: { status: number; headers: Record<string, string>; body: unknown } | null;
 }
@@ -138,7 +138,7 @@ export interface Settlement {
 
 export interface Transition {
   settle?: Settlement;
-  /** The step that starts now (the same one again for a retry). */
+  /** The step whose attempt is sent now (the same one again for a retry): its attempt is counted. */
   begin?: number;
   finish?: { status: 'completed' | 'failed'; output?: unknown; error?: Failure };
 }
@@ -146,8 +146,7 @@ export interface Transition {
 /** Records a transition in one statement; false when the run is no longer this worker's to write. */
 export async function recordTransition(db: Database, run: ClaimedRun, { settle, begin, finish }: Transition): Promise<boolean> {
   const position = settle?.position ?? null;
-  const retrying = begin !== undefined && begin === position;
-  const next = begin !== undefined && !retrying ? begin : null;
+  const next = begin ?? null;
   const text = (value: unknown) => (value === undefined ? null : toJsonText(value as object));
   const logStatus = settle ? (settle.status === 'running' ? 'failed' : settle.status) : null;
   // Stored twice (the step, its log): made into text once.
@@ -163,7 +162,7 @@ export async function recordTransition(db: Database, run: ClaimedRun, { settle, 
         duration_ms = ${settle?.durationMs ?? null}::int, request = ${text(settle?.request)}, response = ${outputs},
         error = ${text(settle?.error)},
         -- A skipped step was begun (its condition is read after), but never attempted.
-        attempts = CASE WHEN ${settle?.status ?? null}::text = 'skipped' THEN 0 ELSE attempts + ${retrying ? 1 : 0}::int END,
+        attempts = CASE WHEN ${settle?.status ?? null}::text = 'skipped' THEN 0 ELSE attempts END,
         started_at = CASE WHEN ${settle?.status ?? null}::text = 'skipped' THEN NULL ELSE started_at END
       WHERE execution_id = ${run.id}::uuid AND position = ${position}::int AND EXISTS (SELECT 1 FROM owner)
     ),
@@ -181,16 +180,30 @@ export async function recordTransition(db: Database, run: ClaimedRun, { settle, 
       UPDATE executions SET status = ${finish?.status ?? null}::execution_state, output = ${text(finish?.output)}, error = ${text(finish?.error)},
         finished_at = now(), updated_at = now(), lease = NULL
       FROM owner WHERE executions.id = owner.id AND ${finish?.status ?? null}::text IS NOT NULL
+    ),
+    -- The steps the execution ended before (a step failed) never run: that is final too.
+    unrun AS (
+      UPDATE execution_steps SET status = 'not_run'
+      WHERE execution_id = ${run.id}::uuid AND status = 'pending' AND ${finish?.status ?? null}::text IS NOT NULL AND EXISTS (SELECT 1 FROM owner)
     )
     SELECT count(*)::int AS owned FROM owner`;
   return (row?.owned ?? 0) > 0;
 }
 
-/** Fails a run that cannot go on (its flow version or an action vanished, the queue gave up). */
+/**
+ * Fails a run that cannot go on (its flow version or an action vanished, the queue gave up): the
+ * step it was in fails with the same error, and the steps after it are `not_run`.
+ */
 export async function abandonRun(db: Database, executionId: string, error: Failure): Promise<void> {
   await db.$executeRaw`
-    UPDATE executions SET status = 'failed', error = ${toJsonText(error)}, finished_at = now(), updated_at = now(), lease = NULL
-    WHERE id = ${executionId}::uuid AND status IN ('queued', 'running')`;
+    WITH abandoned AS (
+      UPDATE executions SET status = 'failed', error = ${toJsonText(error)}, finished_at = now(), updated_at = now(), lease = NULL
+      WHERE id = ${executionId}::uuid AND status IN ('queued', 'running')
+      RETURNING id
+    )
+    UPDATE execution_steps SET status = CASE WHEN status = 'running' THEN 'failed' ELSE 'not_run' END::step_state,
+      error = CASE WHEN status = 'running' THEN ${toJsonText(error)} ELSE error END, finished_at = CASE WHEN status = 'running' THEN now() END
+    WHERE execution_id IN (SELECT id FROM abandoned) AND status IN ('pending', 'running')`;
 }
 
 /** Of these executions, the ones that have finished (cancelled included): a queued one has not. */

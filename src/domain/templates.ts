@@ -9,8 +9,20 @@ import jsone from 'json-e';
 /** What a template sees: the execution's input, the steps before it, and the execution itself. */
 export interface TemplateContext {
   input: Record<string, unknown>;
-  steps: Record<string, { output: unknown; status: number | null; headers: Record<string, string> }>;
+  steps: Record<string, TemplateStep>;
   execution: { id: string; flowId: string; flowVersion: number };
+}
+
+/**
+ * A step before, as templates see it. `status` is the step's state, as everywhere in the API;
+ * the HTTP status of its answer is `httpStatus` (null when no answer came: skipped, or failed
+ * before or without one).
+ */
+export interface TemplateStep {
+  status: 'completed' | 'failed' | 'skipped';
+  httpStatus: number | null;
+  output: unknown;
+  headers: Record<string, string>;
 }
 
 export class TemplateError extends Error {}

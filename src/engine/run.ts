@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../db/client.ts';
 import type { StoredStep } from '../domain/flows.ts';
 import { type ClaimedRun, claimRun, type Failure, recordTransition, type Settlement, type StepProgress, type Transition } from '../domain/progress.ts';
-import type { TemplateContext } from '../domain/templates.ts';
+import type { TemplateContext, TemplateStep } from '../domain/templates.ts';
 import { inSpan } from '../observability/tracing.ts';
 import { Budget, BudgetSpent } from './budget.ts';
 import { scrubbed } from './credentials.ts';
@@ -43,6 +43,8 @@ export function runExecution(db: Database, executionId: string, tools: StepTools
 }
 
 async function runClaimed(db: Database, executionId: string, tools: StepTools, signals: RunSignals, limits: RunLimits): Promise<Outcome> {
+  // The claim counts an attempt of the step it begins, which is then sent even while draining.
+  if (signals.stopping()) return 'released';
   const run = await claimRun(db, executionId);
   if (!run) return 'done';
   const context = contextOf(run);
@@ -65,7 +67,6 @@ async function runClaimed(db: Database, executionId: string, tools: StepTools, s
   let position = run.begun ?? run.steps.length;
   let lastCompleted = lastOutput(run, position);
   while (position < run.steps.length) {
-    if (signals.stopping()) return 'released';
     const step = run.steps[position]!;
     const progress = run.progress[position]!;
     const ran = await runStep(run, step, position, progress, context, tools, { signal, signals, secrets }, record);
@@ -80,6 +81,11 @@ async function runClaimed(db: Database, executionId: string, tools: StepTools, s
     if (next === undefined) {
       await record({ settle: ran.settlement, finish: await finishing(run, context, lastCompleted, tools) });
       return 'done';
+    }
+    // Draining: the next step is left pending, uncounted, for the worker that takes the run on.
+    if (signals.stopping()) {
+      await record({ settle: ran.settlement });
+      return 'released';
     }
     await record({ settle: ran.settlement, begin: next });
     position = next;
@@ -145,7 +151,7 @@ async function runStep(
     return { status: 'failed', settlement: { position, key: step.key, status: 'failed', error: failure, durationMs: 0 }, output: null, error: failure };
   }
   if (evaluated.status === 'skipped') {
-    context.steps[step.key] = { output: null, status: null, headers: {} };
+    context.steps[step.key] = { status: 'skipped', httpStatus: null, output: null, headers: {} };
     return { status: 'skipped', settlement: { position, key: step.key, status: 'skipped' }, output: null };
   }
   // The attempt begun now is the next after those recorded; a step resumed after a crash gets it
@@ -170,15 +176,18 @@ async function runStep(
       // or sliced, to a later step's request.
       const response = result.response && scrubbed(result.response, secrets);
       const output = response?.body ?? null;
-      context.steps[step.key] = { output, status: response?.status ?? null, headers: response?.headers ?? {} };
+      context.steps[step.key] = { status: result.status, httpStatus: response?.status ?? null, output, headers: response?.headers ?? {} };
       return { status: result.status, settlement, output, error: result.error };
     }
-    await record({ settle: { ...settlement, status: 'running' }, begin: position });
+    // The failed attempt is recorded now; the next is counted once the wait is over, as it is
+    // sent, so that a run handed on (or a worker lost) during the wait counts no attempt unsent.
+    await record({ settle: { ...settlement, status: 'running' } });
     try {
       await sleep(waitMs, undefined, { signal });
     } catch {
       if (signals.shutdown.aborted) return 'released';
     }
+    await record({ begin: position });
   }
 }
 
@@ -212,7 +221,12 @@ function contextOf(run: ClaimedRun): TemplateContext {
   for (const progress of run.progress) {
     if (!settled(progress, run.steps[progress.position]!)) break;
     const response = progress.response;
-    context.steps[run.steps[progress.position]!.key] = { output: response?.body ?? null, status: response?.status ?? null, headers: response?.headers ?? {} };
+    context.steps[run.steps[progress.position]!.key] = {
+      status: progress.status as TemplateStep['status'],
+      httpStatus: response?.status ?? null,
+      output: response?.body ?? null,
+      headers: response?.headers ?? {},
+    };
   }
   return context;
 }

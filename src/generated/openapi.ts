@@ -804,6 +804,10 @@ export interface components {
             in: "body" | "query" | "path" | "header";
             /** @description JSON Pointer to the field within that part of the request (`/steps/0/actionId`, `/limit`, `/x-org-id`); one longer than 1024 characters is cut there and ends in `…`. */
             pointer: string;
+            /**
+             * @description What is wrong with the field, in words: what it expects (the allowed values, the known
+             *     fields, the form a value must take, with an example). One error per field.
+             */
             message: string;
         };
         Organization: {
@@ -1058,7 +1062,10 @@ export interface components {
             actionId: components["schemas"]["Id"];
             /**
              * @description The action's inputs, as a [JSON-e](https://json-e.js.org) template over `input`,
-             *     `steps` and `execution` (see "Running flows"); `{}` when omitted.
+             *     `steps` and `execution`; `{}` when omitted. Each step before is seen as
+             *     `steps.<key>.status` (its state: `completed`, `failed` or `skipped`),
+             *     `steps.<key>.httpStatus` (its answer's HTTP status, `null` when none came),
+             *     `steps.<key>.output` and `steps.<key>.headers`.
              */
             inputs?: components["schemas"]["JsonObject"];
             if?: components["schemas"]["StepCondition"];
@@ -1183,10 +1190,12 @@ export interface components {
          */
         ExecutionState: "queued" | "running" | "completed" | "failed" | "cancelled";
         /**
-         * @description `pending` → `running` → `completed`, `failed`, `skipped` or `cancelled`; a step being retried stays `running`.
+         * @description `pending` → `running` → `completed`, `failed`, `skipped` or `cancelled`; a step being
+         *     retried stays `running`. A step its execution ended before (a step before it failed, or
+         *     the run was abandoned) is `not_run`, without ever being attempted.
          * @enum {string}
          */
-        StepState: "pending" | "running" | "completed" | "failed" | "skipped" | "cancelled";
+        StepState: "pending" | "running" | "completed" | "failed" | "skipped" | "cancelled" | "not_run";
         Failure: {
             /**
              * @description `template-error`, `template-limit` (a template took longer, needed more memory or
@@ -1232,7 +1241,12 @@ export interface components {
             key: components["schemas"]["Key"];
             actionId: components["schemas"]["Id"];
             status: components["schemas"]["StepState"];
-            /** @description Attempts made so far. */
+            /**
+             * @description Attempts made so far: each is counted when its request is sent (a step that fails
+             *     before sending, on its template or inputs, counts one). A run handed from one worker to
+             *     another counts only what was sent; after a crash, an attempt whose outcome was lost
+             *     counts though its answer never came.
+             */
             attempts: number;
             startedAt: components["schemas"]["NullableTimestamp"];
             finishedAt: components["schemas"]["NullableTimestamp"];
@@ -1362,19 +1376,19 @@ export interface components {
                  *       "type": "/problems/validation-error",
                  *       "title": "The request is not valid",
                  *       "status": 400,
-                 *       "detail": "body/extra: is not a known field; body/method: must be equal to one of the allowed values",
+                 *       "detail": "body/extra: is not a known field; the fields are toolId, name, key, description, method, endpoint, headers, inputSchema; body/method: must be one of: GET, POST, PUT, PATCH, DELETE",
                  *       "instance": "/actions",
                  *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34",
                  *       "errors": [
                  *         {
                  *           "in": "body",
                  *           "pointer": "/extra",
-                 *           "message": "is not a known field"
+                 *           "message": "is not a known field; the fields are toolId, name, key, description, method, endpoint, headers, inputSchema"
                  *         },
                  *         {
                  *           "in": "body",
                  *           "pointer": "/method",
-                 *           "message": "must be equal to one of the allowed values"
+                 *           "message": "must be one of: GET, POST, PUT, PATCH, DELETE"
                  *         }
                  *       ],
                  *       "errorCount": 2

@@ -5,10 +5,11 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { brokenForeignKey, brokenUniqueConstraint, unavailability } from '../db/errors.ts';
-import { escapePointer, type FieldError, invalidFields, MAX_FIELD_ERRORS, ProblemError, type ProblemKind } from '../domain/problems.ts';
+import { type FieldError, invalidFields, MAX_FIELD_ERRORS, ProblemError, type ProblemKind } from '../domain/problems.ts';
 import { PROBLEM_TYPE_BASE, PROBLEM_TYPES } from '../domain/problemTypes.ts';
 import type { components } from '../generated/openapi.ts';
 import { challengeOf } from './authentication.ts';
+import { fieldErrors } from './fieldErrors.ts';
 
 export type Problem = components['schemas']['Problem'];
 
@@ -112,13 +113,8 @@ function asProblemError(error: FastifyError): ProblemError {
   if (error instanceof ProblemError) return error;
   if (error.validation) {
     const part = VALIDATION_PARTS[error.validationContext ?? 'body'] ?? 'body';
-    // A property name's own failure is reported once, as the propertyNames error.
-    const issues = error.validation.filter((issue) => !issue.schemaPath.includes('/propertyNames/'));
-    return invalidFields(
-      'validation-error',
-      issues.slice(0, MAX_FIELD_ERRORS).map((issue) => fieldError(part, issue)),
-      issues.length,
-    );
+    const { errors, count } = fieldErrors(part, error.validation as Parameters<typeof fieldErrors>[1], MAX_FIELD_ERRORS);
+    return invalidFields('validation-error', errors, count);
   }
   const fromFastify = FASTIFY_ERRORS[error.code];
   if (fromFastify) return new ProblemError(fromFastify, fastifyDetail(error));
@@ -167,29 +163,4 @@ function fastifyDetail(error: FastifyError): string {
     default:
       return error.message;
   }
-}
-
-interface AjvIssue {
-  keyword: string;
-  schemaPath: string;
-  instancePath: string;
-  message?: string;
-  params: Record<string, unknown>;
-}
-
-function fieldError(part: FieldError['in'], issue: AjvIssue): FieldError {
-  const { keyword, params } = issue;
-  let pointer = issue.instancePath;
-  let message = issue.message ?? 'is not valid';
-  if (keyword === 'required') {
-    pointer += `/${escapePointer(String(params.missingProperty))}`;
-    message = 'is required';
-  } else if (keyword === 'additionalProperties') {
-    pointer += `/${escapePointer(String(params.additionalProperty))}`;
-    message = 'is not a known field';
-  } else if (keyword === 'propertyNames') {
-    pointer += `/${escapePointer(String(params.propertyName))}`;
-    message = 'is not an allowed name';
-  }
-  return { in: part, pointer, message };
 }

@@ -8,12 +8,14 @@ import { ProblemError } from '../domain/problems.ts';
 
 const COMMON: Options = {
   allErrors: true,
+  // Each error carries its schema, so that its message can be worded from it (fieldErrors.ts).
+  verbose: true,
   useDefaults: true,
   strict: true,
   // OpenAPI 3.1 writes nullable values as a union: type: [string, 'null'].
   allowUnionTypes: true,
-  // OpenAPI annotations that are not JSON Schema keywords.
-  keywords: ['example', 'xml', 'externalDocs', 'discriminator'],
+  // OpenAPI annotations that are not JSON Schema keywords, and what a pattern expects in words.
+  keywords: ['example', 'xml', 'externalDocs', 'discriminator', 'x-pattern-description'],
 };
 
 function ajv(options: Options): Ajv2020 {

@@ -121,7 +121,7 @@ t.test('names no template sees, and fields steps and executions do not have, are
   t.equal(response.statusCode, 422);
   t.match(response.data.errors, [
     { pointer: '/steps/0/inputs/x/$eval', message: /refers to `inptu`, which no template sees/ },
-    { pointer: '/steps/1/inputs/x/$eval', message: /reads `outptu` of step "a", which has only output, status, headers/ },
+    { pointer: '/steps/1/inputs/x/$eval', message: /reads `outptu` of step "a", which has only output, status, httpStatus, headers/ },
     { pointer: '/steps/1/inputs/y', message: /reads execution\.flow; an execution has only id, flowId, flowVersion/ },
   ]);
 });

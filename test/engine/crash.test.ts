@@ -116,6 +116,81 @@ t.test('a worker stopped with SIGTERM finishes its steps in flight and hands its
   t.ok(Date.now() - stoppedAt < HEARTBEAT_SECONDS * 1000, 'its runs went on without waiting for a heartbeat to lapse');
 });
 
+t.test('a worker stopped between steps hands the run on; the next step is counted once, by the worker that sends it', async (t) => {
+  const url = await freshDatabaseUrl(t);
+  const app = await buildTestApp(t, { worker: false }, url);
+  const s = await scene(t, app);
+  const send = (options: Parameters<typeof call>[2]) => call(app.app, s.member, options);
+  const tool = (await send({ method: 'POST', url: '/tools', payload: { name: 'S', baseUrl: s.target.url } })).data;
+  const slow = (
+    await send({ method: 'POST', url: '/actions', payload: { toolId: tool.id, name: 's', key: 'slower', method: 'POST', endpoint: '/slow/1500/s' } })
+  ).data;
+  const steps = ['first', 'second'].map((key) => ({ key, actionId: slow.id }));
+  const flow = (await send({ method: 'POST', url: '/flows', payload: { name: 'Two', steps } })).data;
+  const leaving = await startWorker({ ...workerEnv(url), SHUTDOWN_TIMEOUT_MS: '5000' });
+  t.teardown(() => leaving.process.kill('SIGKILL'));
+  const id = (await send({ method: 'POST', url: `/flows/${flow.id}/executions`, payload: {} })).data.id;
+  for (let i = 0; i < 100 && requestsOf(s, `${id}:first`) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  t.equal(requestsOf(s, `${id}:first`), 1, 'the first step is in flight');
+  leaving.process.kill('SIGTERM');
+  t.equal(await leaving.exited, 0, 'it exits once the step in flight is done');
+  const handed = await app.db.executionStep.findMany({ where: { executionId: id }, orderBy: { position: 'asc' } });
+  t.match(
+    handed,
+    [
+      { status: 'completed', attempts: 1 },
+      { status: 'pending', attempts: 0 },
+    ],
+    'the step in flight finished; the next was not begun',
+  );
+  const staying = await startWorker(workerEnv(url));
+  t.teardown(() => staying.process.kill('SIGKILL'));
+  const [row] = await allFinished(s, [id], 30_000);
+  t.equal(row!.status, 'completed');
+  t.same(
+    row!.steps.map((step) => [step.key, step.attempts, requestsOf(s, `${id}:${step.key}`)]).sort(),
+    [
+      ['first', 1, 1],
+      ['second', 1, 1],
+    ],
+    'each step counts the one request its target received',
+  );
+});
+
+t.test('a worker stopped while a step waits to be retried hands it on; the attempt it never sent is not counted', async (t) => {
+  const url = await freshDatabaseUrl(t);
+  const app = await buildTestApp(t, { worker: false }, url);
+  const s = await scene(t, app);
+  const send = (options: Parameters<typeof call>[2]) => call(app.app, s.member, options);
+  const tool = (await send({ method: 'POST', url: '/tools', payload: { name: 'F', baseUrl: s.target.url } })).data;
+  const flaky = (await send({ method: 'POST', url: '/actions', payload: { toolId: tool.id, name: 'f', key: 'flaky', method: 'POST', endpoint: '/flaky/1/x' } }))
+    .data;
+  // The wait before the second attempt (2 to 4 s) outlasts the drain (1 s).
+  const retry = { maxAttempts: 3, initialDelayMs: 4000, maxDelayMs: 4000 };
+  const flow = (await send({ method: 'POST', url: '/flows', payload: { name: 'Retry', steps: [{ key: 'flaky', actionId: flaky.id, retry }] } })).data;
+  const leaving = await startWorker({ ...workerEnv(url), SHUTDOWN_TIMEOUT_MS: '1000' });
+  t.teardown(() => leaving.process.kill('SIGKILL'));
+  const id = (await send({ method: 'POST', url: `/flows/${flow.id}/executions`, payload: {} })).data.id;
+  const key = `${id}:flaky`;
+  for (let i = 0; i < 100 && requestsOf(s, key) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  t.equal(requestsOf(s, key), 1, 'the first attempt was sent, and answered 503');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  leaving.process.kill('SIGTERM');
+  t.equal(await leaving.exited, 0, 'it exits cleanly, cutting the wait short');
+  const waiting = await app.db.executionStep.findFirstOrThrow({ where: { executionId: id } });
+  t.match(waiting, { status: 'running', attempts: 1 }, 'handed on with the one attempt sent');
+  const staying = await startWorker(workerEnv(url));
+  t.teardown(() => staying.process.kill('SIGKILL'));
+  const [row] = await allFinished(s, [id], 30_000);
+  t.equal(row!.status, 'completed');
+  t.equal(requestsOf(s, key), 2, 'the second attempt was sent by the worker that took it on');
+  t.equal(row!.steps[0]!.attempts, 2, 'two attempts counted, as the target received');
+});
+
+function requestsOf({ target }: Scene, idempotencyKey: string): number {
+  return target.received.filter((r) => r.headers['idempotency-key'] === idempotencyKey).length;
+}
+
 t.test('PostgreSQL stopped and started under load: no acknowledged run is lost', async (t) => {
   const postgres = await ownPostgres(t, { durable: true });
   const app = await buildTestApp(t, { worker: true }, postgres.url);

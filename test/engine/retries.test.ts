@@ -37,7 +37,7 @@ t.test('a step that runs out of attempts fails the execution, naming the step', 
     error: { code: 'step-failed', step: 'flaky', message: 'Step flaky failed: The action answered 503.' },
     steps: [
       { key: 'flaky', status: 'failed', attempts: 2, response: { status: 503 }, error: { code: 'http-status' } },
-      { key: 'never', status: 'pending', attempts: 0 },
+      { key: 'never', status: 'not_run', attempts: 0, startedAt: null, finishedAt: null, request: null },
     ],
   });
   t.equal(calls(execution.id, 'never').length, 0);
@@ -111,7 +111,7 @@ t.test('continueOnError goes on to the next step, and the output is the last com
     steps: [
       { key: 'first', actionId: echo, inputs: { n: 1 } },
       { key: 'optional', actionId: failing, continueOnError: true },
-      { key: 'uses', actionId: echo, inputs: { status: { $eval: 'steps.optional.status' } } },
+      { key: 'uses', actionId: echo, inputs: { status: { $eval: 'steps.optional.httpStatus' } } },
       { key: 'last', actionId: failing, continueOnError: true },
     ],
   });

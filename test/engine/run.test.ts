@@ -113,10 +113,10 @@ t.test('a step whose condition is false is skipped; its output is null', async (
     { key: 'maybe', status: 'skipped', attempts: 0, request: null },
     { key: 'after', status: 'completed' },
   ]);
-  t.same(skipped.steps[1].request.body, { skipped: null, status: null });
+  t.same(skipped.steps[1].request.body, { skipped: null, status: 'skipped' });
   const ran = await w.run(flow.id, { input: { send: true } });
   t.match(ran.steps, [{ key: 'maybe', status: 'completed' }, { key: 'after' }]);
-  t.same(ran.steps[1].request.body.status, 200);
+  t.same(ran.steps[1].request.body.status, 'completed');
 });
 
 t.test('the output template, when the flow has one, makes the output', async (t) => {
