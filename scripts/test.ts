@@ -27,8 +27,8 @@ const wholeSuite = tapArgs.length === 0;
 // One chosen test file starts a PostgreSQL of its own only if it needs one (test/helper.ts); more share the run's.
 const oneFile = tapArgs.filter((arg) => !arg.startsWith('-')).length === 1 && tapArgs.some((arg) => arg.endsWith('.test.ts'));
 await tapBuilt();
-// The fuzzing starts first: it is the longest part, and it has a PostgreSQL of its own.
-const fuzzing = wholeSuite ? contractModes().map(contract) : [];
+// The fuzzing starts first, beside tap: it is the longest part, and it has a PostgreSQL of its own.
+const fuzzing = wholeSuite ? fuzzEveryMode() : Promise.resolve([]);
 const embedded =
   process.env.TEST_DATABASE_URL || oneFile
     ? undefined
@@ -39,8 +39,7 @@ try {
   if (serverUrl) await prepareTemplate(serverUrl);
   if (!oneFile) await builtOnce();
   results.push(await tap(tapArgs, serverUrl ? { ...process.env, TEST_DATABASE_URL: serverUrl } : process.env));
-  for (const pending of fuzzing) {
-    const { output, ...result } = await pending;
+  for (const { output, ...result } of await fuzzing) {
     process.stdout.write(output);
     results.push(result);
   }
@@ -83,6 +82,13 @@ async function tapBuilt(): Promise<void> {
  */
 async function builtOnce(): Promise<void> {
   await run('npm', ['run', '--silent', 'build'], { cwd: ROOT });
+}
+
+/** The contract fuzzing in each way of authenticating, one after the other: each keeps a core busy. */
+async function fuzzEveryMode(): Promise<(Result & { output: string })[]> {
+  const runs = [];
+  for (const mode of contractModes()) runs.push(await contract(mode));
+  return runs;
 }
 
 /** The contract fuzzing in one way of authenticating, as `npm run test:contract` runs it; its output kept for later. */
