@@ -128,6 +128,11 @@ function reportChains(answered: Map<string, number>): number {
   return missing > 0 ? 1 : 0;
 }
 
+/** What the latest JUnit report of `mode` counts: the cases passed and failed. */
+export async function contractCounts(mode: AuthMode): Promise<{ passed: number; failed: number }> {
+  return junitCounts(await latestReport(join(CONTRACT_REPORT_DIR, mode)));
+}
+
 async function junitCounts(report: string): Promise<{ passed: number; failed: number }> {
   const xml = await readFile(report, 'utf8').catch(() => '');
   const attribute = (name: string) => Number(xml.match(new RegExp(`<testsuites[^>]* ${name}="(\\d+)"`))?.[1] ?? 0);

@@ -1,39 +1,57 @@
 // `npm test`: every test of the project against a real PostgreSQL. Starts one throwaway
 // embedded PostgreSQL for the run (unless TEST_DATABASE_URL names another server), prepares the
-// migrated template database that each test file clones, runs tap, then the contract fuzzing
-// (scripts/contract.ts), and stops what it started. Extra arguments go to tap and run only those
-// files (`npm test -- test/tenancy.test.ts`).
-import { spawn } from 'node:child_process';
+// migrated template database that each test file clones, then runs tap, several files at once
+// (package.json's "tap" block says how many), with the contract fuzzing (scripts/contract.ts)
+// beside it; the fuzzing's output is shown once tap is done. Arguments go to tap and run only
+// those files, without the fuzzing: `npm test -- test/http/tenancy.test.ts`. Nothing is installed
+// up front: the tests that need Chromium, PgBouncer or the Python tools install them on first use.
+import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { TapConfig } from '@tapjs/config';
+import { signature } from '@tapjs/test';
+import type { AuthMode } from '../src/config/config.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
-import { cloneTemplate, prepareTemplate } from '../test/helper.ts';
-import { contractModes, runContract } from './contract.ts';
-import { debianTools } from './debian.ts';
-import { pythonTools } from './python.ts';
+import { prepareTemplate } from '../test/helper.ts';
+import { CONTRACT_REPORT_DIR, contractCounts, contractModes } from './contract.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const run = promisify(execFile);
+// About 7 minutes each on a quiet 2-core machine; a fuzzer that hangs must not hold CI until its limit.
+const CONTRACT_TIMEOUT_MS = 40 * 60_000;
+// The fuzzers' process groups: interrupted, the run stops them too, as the terminal stops tap.
+const fuzzers = new Set<number>();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const pid of fuzzers) process.kill(-pid, 'SIGKILL');
+    process.exit(1);
+  });
+}
 
-const embedded = process.env.TEST_DATABASE_URL
-  ? undefined
-  : await startEmbeddedPostgres({ dataDir: join(tmpdir(), `tolstoy-test-${randomUUID()}`), ephemeral: true });
-const serverUrl = process.env.TEST_DATABASE_URL ?? embedded!.url;
 const tapArgs = process.argv.slice(2);
-// What some tests need from outside npm is installed once, before tests run in parallel.
-await pythonTools();
-await debianTools();
+const wholeSuite = tapArgs.length === 0;
+// One chosen test file starts a PostgreSQL of its own only if it needs one (test/helper.ts); more share the run's.
+const oneFile = tapArgs.filter((arg) => !arg.startsWith('-')).length === 1 && tapArgs.some((arg) => arg.endsWith('.test.ts'));
+await tapBuilt();
+// The fuzzing starts first, beside tap: it is the longest part, and it has a PostgreSQL of its own.
+const fuzzing = wholeSuite ? fuzzEveryMode() : Promise.resolve([]);
+const embedded =
+  process.env.TEST_DATABASE_URL || oneFile
+    ? undefined
+    : await startEmbeddedPostgres({ dataDir: join(tmpdir(), `tolstoy-test-${randomUUID()}`), ephemeral: true });
+const serverUrl = process.env.TEST_DATABASE_URL ?? embedded?.url;
 const results: Result[] = [];
 try {
-  await prepareTemplate(serverUrl);
-  results.push(await tap(tapArgs, { ...process.env, TEST_DATABASE_URL: serverUrl }));
-  // The whole suite also fuzzes the contract, in both ways of authenticating; a run of chosen test files does not.
-  if (tapArgs.length === 0) {
-    for (const mode of contractModes()) {
-      const run = await runContract([], await cloneTemplate(serverUrl, `contract_${mode}`), mode);
-      results.push({ ...run, failures: run.code === 0 ? [] : [`contract fuzzing (${mode}): see schemathesis's report above`] });
-    }
+  if (serverUrl) await prepareTemplate(serverUrl);
+  if (!oneFile) await builtOnce();
+  results.push(await tap(tapArgs, serverUrl ? { ...process.env, TEST_DATABASE_URL: serverUrl } : process.env));
+  for (const { output, ...result } of await fuzzing) {
+    process.stdout.write(output);
+    results.push(result);
   }
 } finally {
   await embedded?.stop();
@@ -54,6 +72,66 @@ interface Result {
   passed: number;
   failed: number;
   failures: string[];
+}
+
+/**
+ * tap builds its test class with the plugins package.json names when they differ from what it
+ * was built with (after `npm ci`, say), but its runner has loaded the old class by then, and
+ * starts every file of that run with the old plugins' loaders (TypeScript's: seconds per file).
+ * So the build is done here, before tap starts.
+ */
+async function tapBuilt(): Promise<void> {
+  if ((await TapConfig.load()).pluginSignature === signature) return;
+  await run(join(ROOT, 'node_modules', '.bin', 'tap'), ['build'], { cwd: ROOT });
+}
+
+/**
+ * Builds dist/ before test files run at once: the build is incremental (tsconfig.build.json), so
+ * the `npm run build` of each test that runs the built server (benchmarks, `npm start`) then
+ * writes nothing, and none reads a file that another is rewriting.
+ */
+async function builtOnce(): Promise<void> {
+  await run('npm', ['run', '--silent', 'build'], { cwd: ROOT });
+}
+
+/** The contract fuzzing in each way of authenticating, one after the other: each keeps a core busy. */
+async function fuzzEveryMode(): Promise<(Result & { output: string })[]> {
+  const runs = [];
+  for (const mode of contractModes()) runs.push(await contract(mode));
+  return runs;
+}
+
+/** The contract fuzzing in one way of authenticating, as `npm run test:contract` runs it; its output kept for later. */
+async function contract(mode: AuthMode): Promise<Result & { output: string }> {
+  // No report of an earlier run may stand for this one.
+  await rm(join(CONTRACT_REPORT_DIR, mode), { recursive: true, force: true });
+  return new Promise((resolve) => {
+    // In a process group of its own, so that a timeout stops schemathesis and PostgreSQL with it.
+    const child = spawn(process.execPath, ['scripts/contract.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, TOLSTOY_AUTH: mode },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk));
+    fuzzers.add(child.pid!);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      process.kill(-child.pid!, 'SIGKILL');
+    }, CONTRACT_TIMEOUT_MS);
+    child.on('close', async (code) => {
+      clearTimeout(timer);
+      fuzzers.delete(child.pid!);
+      if (timedOut) output += `\nThe contract fuzzing (${mode}) was stopped after ${CONTRACT_TIMEOUT_MS / 60_000} minutes.\n`;
+      const counts = await contractCounts(mode);
+      const failed = counts.failed + (code !== 0 && counts.failed === 0 ? 1 : 0);
+      const failures = code === 0 ? [] : [`contract fuzzing (${mode}): ${timedOut ? 'stopped after its time limit' : "see schemathesis's report above"}`];
+      resolve({ code: code ?? 1, passed: counts.passed, failed, failures, output });
+    });
+  });
 }
 
 // Runs tap, passing its output through and reading its closing `# { total: …, pass: …, fail: … }`.

@@ -24,14 +24,20 @@ interface Test {
   teardown(fn: () => unknown): void;
 }
 
-/** A PostgreSQL server for this process: the run's, or one of its own. */
-async function server(t: Test): Promise<string> {
+let ownServer: Promise<string> | undefined;
+
+/** A PostgreSQL server for this process: the run's, or one of its own, kept until the file ends. */
+async function server(): Promise<string> {
   if (process.env.TEST_DATABASE_URL) return process.env.TEST_DATABASE_URL;
-  const embedded = await startEmbeddedPostgres({ dataDir: join(tmpdir(), `tolstoy-test-${randomUUID()}`), ephemeral: true });
-  await prepareTemplate(embedded.url);
-  process.env.TEST_DATABASE_URL = embedded.url;
-  t.teardown(() => embedded.stop());
-  return embedded.url;
+  ownServer ??= (async () => {
+    const embedded = await startEmbeddedPostgres({ dataDir: join(tmpdir(), `tolstoy-test-${randomUUID()}`), ephemeral: true });
+    await prepareTemplate(embedded.url);
+    // The root test's teardown, not the first caller's: later tests of the file use it too. Loaded
+    // here, so that scripts/test.ts, which imports this file, does not become a tap test itself.
+    (await import('tap')).default.teardown(() => embedded.stop());
+    return embedded.url;
+  })();
+  return ownServer;
 }
 
 /** Creates the migrated template database that every test database is cloned from. */
@@ -48,7 +54,7 @@ export async function prepareTemplate(serverUrl: string): Promise<void> {
 
 /** An empty, migrated database of its own, dropped when the test ends. */
 export async function freshDatabaseUrl(t: Test): Promise<string> {
-  const serverUrl = await server(t);
+  const serverUrl = await server();
   const url = await cloneTemplate(serverUrl, 'test');
   t.teardown(() => withClient(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${new URL(url).pathname.slice(1)} WITH (FORCE)`)));
   return url;
