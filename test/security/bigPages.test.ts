@@ -1,13 +1,14 @@
 // Attacks on list pages, by storing large records and reading many of them at once, and what each
 // must get:
-// - 100 execution logs of 1 MiB of outputs each (the largest step answer), read 100 to a page by
-//   eight clients at once: every page answers 200 with at most PAGE_BYTES (4 MiB) of documents,
-//   the walk yields every log once, and the API process, with the production heap cap (256 MB),
-//   survives; its peak RSS is reported. Unbounded, one such page held about 100 MB of text.
-// - 100 executions of a 1 MiB input and a 2 MiB output each (the budget), read the same way: the
-//   same. Unbounded, one page held about 300 MB.
-// - both shaped to cost the most memory once parsed (arrays of small numbers, about four times
-//   their text in V8): the same.
+// - 40 execution logs of 1 MiB of outputs each (the largest step answer), read 100 to a page by
+//   six clients at once: every page answers 200 with at most PAGE_BYTES (4 MiB) of documents, the
+//   walk yields every log once, and the API process, with the production heap cap (256 MB),
+//   survives; its peak RSS is reported. Unbounded, one such page held 40 MB of text, and the
+//   process died out of memory at the first pages.
+// - 40 executions of a 1 MiB input and a 2 MiB output each (the budget), read the same way: the
+//   same, each page holding one execution.
+// - both shaped to cost the most memory once parsed (arrays of zeros, about four times their text
+//   in V8): the same.
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { PAGE_BYTES } from '../../src/domain/pagination.ts';
