@@ -82,6 +82,7 @@ for (const path of ['/execution-logs', '/executions']) {
         statuses.every((status) => status === 200),
         `every page answers 200 (${statuses.length} pages)`,
       );
+      t.equal(ids.length, RECORDS, 'as many records as stored');
       t.equal(new Set(ids).size, RECORDS, 'every record once');
       // A page's body is its documents and a few hundred bytes of fields per item.
       t.ok(Math.max(...pageBytes) <= PAGE_BYTES + 100 * 1000, `the largest page is ${Math.max(...pageBytes)} bytes`);
