@@ -2,11 +2,11 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { fromJsonText, toJsonText } from '../db/client.ts';
 import { brokenForeignKey, brokenUniqueConstraint, isMissingRow } from '../db/errors.ts';
 import type { components } from '../generated/openapi.ts';
-import type { Action as ActionRow } from '../generated/prisma/client.ts';
+import { type Action as ActionRow, Prisma } from '../generated/prisma/client.ts';
 import type { Handler, ServiceContext } from './contract.ts';
 import { type Credentials, CredentialsError } from './credentials.ts';
 import { schemaError } from './inputSchemas.ts';
-import { pageArgs, toPage } from './pagination.ts';
+import { boundedPageSql, toBoundedPage } from './pagination.ts';
 import { outside } from './preconditions.ts';
 import { conflict, LISTED, listed, notFound, type ProblemError, plural, unprocessable } from './problems.ts';
 import { climbs, credentialHeader, refusedHeader } from './toolRequests.ts';
@@ -35,10 +35,17 @@ export function toAction(row: ActionRow): Action {
   };
 }
 
+// An action's columns under the names of Prisma's model, so that toAction reads raw rows too.
+const ACTION_COLUMNS = Prisma.sql`id, org_id AS "orgId", tool_id AS "toolId", name, key, description, method::text AS method, endpoint, headers,
+  input_schema AS "inputSchema", created_at AS "createdAt", updated_at AS "updatedAt"`;
+
+// An input schema may be about as large as a body (1 MiB): a page holds at most PAGE_BYTES of them.
 export const listActions: Handler<'listActions'> = async ({ query }, { db, reader }) => {
   const { toolId } = query;
-  const rows = await reader.list(await db.action.findMany(pageArgs(query, { ...reader.scope, ...(toolId && { toolId }) })));
-  return toPage(rows, query, toAction);
+  const byTool = toolId === undefined ? Prisma.empty : Prisma.sql`AND tool_id = ${toolId}::uuid`;
+  const from = Prisma.sql`FROM actions WHERE org_id = ${reader.tenant.orgId}::uuid ${reader.member} ${byTool}`;
+  const page = boundedPageSql(query, { columns: ACTION_COLUMNS, from, documents: ['headers', 'input_schema'] });
+  return toBoundedPage(await reader.list(await db.$queryRaw<(ActionRow & { pageFollowed: boolean })[]>(page)), toAction);
 };
 
 export const createAction: Handler<'createAction'> = async ({ body }, { db, tenant, keyring }) => {

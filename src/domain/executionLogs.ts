@@ -6,7 +6,7 @@ import { brokenForeignKey } from '../db/errors.ts';
 import type { components } from '../generated/openapi.ts';
 import { type ExecutionLog as ExecutionLogRow, Prisma } from '../generated/prisma/client.ts';
 import type { Handler } from './contract.ts';
-import { pageSql, toPage } from './pagination.ts';
+import { boundedPageSql, toBoundedPage } from './pagination.ts';
 import { conflict, notFound, type ProblemError, unprocessable } from './problems.ts';
 import { assertOwner } from './tenancy.ts';
 
@@ -36,7 +36,7 @@ export function toExecutionLog(row: ExecutionLogRow): ExecutionLog {
 const LOG_COLUMNS = Prisma.sql`id, org_id AS "orgId", flow_id AS "flowId", user_id AS "userId", execution_id AS "executionId", step_key AS "stepKey",
   status::text AS status, inputs, outputs, error, duration_ms AS "durationMs", written_by_engine AS "writtenByEngine", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
-// One raw statement, as the hottest reads are (see flows.ts).
+// One raw statement, as the hottest reads are (see flows.ts); a page holds at most PAGE_BYTES of documents.
 export const listExecutionLogs: Handler<'listExecutionLogs'> = async ({ query }, { db, reader }) => {
   const { flowId, executionId, status } = query;
   const filters = [
@@ -44,11 +44,10 @@ export const listExecutionLogs: Handler<'listExecutionLogs'> = async ({ query },
     executionId === undefined ? Prisma.empty : Prisma.sql`AND execution_id = ${executionId}`,
     status === undefined ? Prisma.empty : Prisma.sql`AND status = ${status}::execution_status`,
   ];
-  const rows = await reader.list(
-    await db.$queryRaw<ExecutionLogRow[]>`
-      SELECT ${LOG_COLUMNS} FROM execution_logs WHERE org_id = ${reader.tenant.orgId}::uuid ${reader.member} ${Prisma.join(filters, ' ')} ${pageSql(query)}`,
-  );
-  return toPage(rows, query, toExecutionLog);
+  const from = Prisma.sql`FROM execution_logs WHERE org_id = ${reader.tenant.orgId}::uuid ${reader.member} ${Prisma.join(filters, ' ')}`;
+  const page = boundedPageSql(query, { columns: LOG_COLUMNS, from, documents: ['inputs', 'outputs', 'error'] });
+  const rows = await reader.list(await db.$queryRaw<(ExecutionLogRow & { pageFollowed: boolean })[]>(page));
+  return toBoundedPage(rows, toExecutionLog);
 };
 
 export const createExecutionLog: Handler<'createExecutionLog'> = async ({ body }, { db, tenant }) => {

@@ -7,7 +7,7 @@ import { type Execution as ExecutionRow, Prisma, type ExecutionStep as StepRow }
 import { Answer, type Handler } from './contract.ts';
 import type { StoredStep } from './flows.ts';
 import { idempotently } from './idempotency.ts';
-import { pageArgs, toPage } from './pagination.ts';
+import { boundedPageSql, toBoundedPage } from './pagination.ts';
 import { conflict, notFound, unprocessable } from './problems.ts';
 import type { Transaction } from './runs.ts';
 
@@ -181,10 +181,15 @@ function pendingStep(key: string, actionId: string): StepRow {
 
 export const listExecutions: Handler<'listExecutions'> = async ({ query }, { db, reader }) => {
   const { flowId, status, createdAfter, createdBefore } = query;
-  const createdAt = { ...(createdAfter && { gt: new Date(createdAfter) }), ...(createdBefore && { lt: new Date(createdBefore) }) };
-  const where = { ...reader.scope, ...(flowId && { flowId }), ...(status && { status }), ...((createdAfter || createdBefore) && { createdAt }) };
-  const rows = await reader.list(await db.execution.findMany(pageArgs(query, where)));
-  return toPage(rows, query, (row) => toExecution(row));
+  const filters = [
+    flowId === undefined ? Prisma.empty : Prisma.sql`AND e.flow_id = ${flowId}::uuid`,
+    status === undefined ? Prisma.empty : Prisma.sql`AND e.status = ${status}::execution_state`,
+    createdAfter === undefined ? Prisma.empty : Prisma.sql`AND e.created_at > ${new Date(createdAfter)}`,
+    createdBefore === undefined ? Prisma.empty : Prisma.sql`AND e.created_at < ${new Date(createdBefore)}`,
+  ];
+  const from = Prisma.sql`FROM executions e WHERE e.org_id = ${reader.tenant.orgId}::uuid ${reader.member} ${Prisma.join(filters, ' ')}`;
+  const page = boundedPageSql(query, { columns: EXECUTION_COLUMNS, from, documents: ['e.input', 'e.output', 'e.error'] });
+  return toBoundedPage(await reader.list(await db.$queryRaw<(ExecutionRow & { pageFollowed: boolean })[]>(page)), (row) => toExecution(row));
 };
 
 export const getExecution: Handler<'getExecution'> = async ({ params }, { db, reader }) => {

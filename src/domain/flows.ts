@@ -9,7 +9,7 @@ import type { components } from '../generated/openapi.ts';
 import { type Flow as FlowRow, type FlowVersion as FlowVersionRow, Prisma } from '../generated/prisma/client.ts';
 import type { Handler } from './contract.ts';
 import { type FlowDocument, type FlowProblems, flowProblems } from './flowChecks.ts';
-import { pageArgs, pageSql, toPage } from './pagination.ts';
+import { boundedPageSql, toBoundedPage } from './pagination.ts';
 import { type FieldError, invalidFields, notFound, ProblemError } from './problems.ts';
 
 type Flow = components['schemas']['Flow'];
@@ -56,11 +56,9 @@ const live = { deletedAt: null };
 const FLOW_COLUMNS = Prisma.sql`id, org_id AS "orgId", name, description, version, steps, output, created_at AS "createdAt", updated_at AS "updatedAt", deleted_at AS "deletedAt"`;
 
 export const listFlows: Handler<'listFlows'> = async ({ query }, { db, reader }) => {
-  const rows = await reader.list(
-    await db.$queryRaw<FlowRow[]>`
-      SELECT ${FLOW_COLUMNS} FROM flows WHERE org_id = ${reader.tenant.orgId}::uuid ${reader.member} AND deleted_at IS NULL ${pageSql(query)}`,
-  );
-  return toPage(rows, query, toFlow);
+  const from = Prisma.sql`FROM flows WHERE org_id = ${reader.tenant.orgId}::uuid ${reader.member} AND deleted_at IS NULL`;
+  const page = boundedPageSql(query, { columns: FLOW_COLUMNS, from, documents: ['steps', 'output'] });
+  return toBoundedPage(await reader.list(await db.$queryRaw<(FlowRow & { pageFollowed: boolean })[]>(page)), toFlow);
 };
 
 export const createFlow: Handler<'createFlow'> = async ({ body }, { db, tenant }) => {
@@ -147,12 +145,16 @@ export const deleteFlow: Handler<'deleteFlow'> = async ({ params }, { db, tenant
   });
 };
 
+// A version's columns under the names of Prisma's model.
+const VERSION_COLUMNS = Prisma.sql`id, org_id AS "orgId", flow_id AS "flowId", version, name, description, steps, output, created_at AS "createdAt"`;
+
 export const listFlowVersions: Handler<'listFlowVersions'> = async ({ params, query }, { db, reader }) => {
   const flow = await reader.one(await db.flow.findFirst({ where: { id: params.id, ...reader.scope, ...live }, select: { id: true } }), () =>
     notFound('flow', params.id),
   );
-  const rows = await db.flowVersion.findMany(pageArgs(query, { orgId: reader.tenant.orgId, flowId: flow.id }));
-  return toPage(rows, query, toFlowVersion);
+  const from = Prisma.sql`FROM flow_versions WHERE org_id = ${reader.tenant.orgId}::uuid AND flow_id = ${flow.id}::uuid`;
+  const page = boundedPageSql(query, { columns: VERSION_COLUMNS, from, documents: ['steps', 'output'] });
+  return toBoundedPage(await db.$queryRaw<(FlowVersionRow & { pageFollowed: boolean })[]>(page), toFlowVersion);
 };
 
 export const getFlowVersion: Handler<'getFlowVersion'> = async ({ params }, { db, reader }) => {

@@ -37,6 +37,47 @@ export function pageSql(query: PageQuery, id = Prisma.raw('id')): Prisma.Sql {
   return Prisma.sql`${after} ORDER BY ${id} DESC LIMIT ${(query.limit ?? DEFAULT_LIMIT) + 1}`;
 }
 
+/**
+ * The most bytes of stored documents (JSON text) one page of a list answers, whatever its `limit`:
+ * a page of large items stops early, its nextCursor continuing after its last item. An item larger
+ * than this alone is answered alone (each is bounded where it is written). A fixed property of the
+ * API, like `limit`'s 100, not a setting: what it protects is the API process's fixed heap.
+ */
+export const PAGE_BYTES = 4 * 1024 * 1024;
+
+/** Where a page bounded in bytes reads: the columns of an item, and `FROM … WHERE …` without the cursor. */
+export interface PageSource {
+  columns: Prisma.Sql;
+  from: Prisma.Sql;
+  /** The item's stored documents, whose octet_length counts towards PAGE_BYTES. */
+  documents: string[];
+}
+
+/**
+ * A page's statement, bounded in bytes as well as by `limit`: a running sum of the items' sizes
+ * stops it in the database, which never sends the rows after the bound. octet_length reads a
+ * stored value's size without decompressing or fetching it; `pageFollowed` tells whether another
+ * item follows the last one sent. The table's id column must be named `id` in `from`.
+ */
+export function boundedPageSql(query: PageQuery, { columns, from, documents }: PageSource): Prisma.Sql {
+  const bytes = Prisma.raw(documents.map((column) => `coalesce(octet_length(${column}), 0)`).join(' + '));
+  const window = Prisma.sql`OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING)`;
+  return Prisma.sql`
+    SELECT * FROM (
+      SELECT ${columns}, sum(${bytes}) ${window} AS "pageBytes", row_number() ${window} AS "pagePosition",
+        lead(id) ${window} IS NOT NULL AS "pageFollowed"
+      ${from} ${pageSql(query)}
+    ) page
+    WHERE "pagePosition" <= ${query.limit ?? DEFAULT_LIMIT} AND ("pagePosition" = 1 OR "pageBytes" <= ${PAGE_BYTES})
+    ORDER BY id DESC`;
+}
+
+/** The page of the rows boundedPageSql read. */
+export function toBoundedPage<Row extends { id: string; pageFollowed: boolean }, Item>(rows: Row[], toItem: (row: Row) => Item): Page<Item> {
+  const last = rows.at(-1);
+  return { items: rows.map(toItem), nextCursor: last?.pageFollowed ? encodeCursor(last.id) : null };
+}
+
 export function toPage<Row extends { id: string }, Item>(rows: Row[], query: PageQuery, toItem: (row: Row) => Item): Page<Item> {
   const limit = query.limit ?? DEFAULT_LIMIT;
   const page = rows.slice(0, limit);

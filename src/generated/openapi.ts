@@ -732,7 +732,7 @@ export interface components {
         JsonObjectOrNull: {
             [key: string]: unknown;
         } | null;
-        /** @description Pass it as `cursor` to get the next page; `null` on the last page. */
+        /** @description Pass it as `cursor` to get the next page; `null` on the last page. A page may hold fewer items than `limit` when its items are large, so this, not the number of items, says whether more follow. */
         NextCursor: string | null;
         Health: {
             /** @enum {string} */
@@ -1047,6 +1047,7 @@ export interface components {
             headers?: components["schemas"]["ActionHeaders"];
             inputSchema?: components["schemas"]["InputSchema"];
         };
+        /** @description A page of actions, newest first: at most `limit` of them, and at most 4 MiB of their `headers` and `inputSchema` as JSON text (one larger action alone); follow `nextCursor`. */
         ActionList: {
             items: components["schemas"]["Action"][];
             nextCursor: components["schemas"]["NextCursor"];
@@ -1156,6 +1157,7 @@ export interface components {
             steps?: components["schemas"]["FlowSteps"];
             output?: components["schemas"]["FlowOutput"];
         };
+        /** @description A page of flows, newest first: at most `limit` of them, and at most 4 MiB of their `steps` and `output` as JSON text (one larger flow alone); follow `nextCursor`. */
         FlowList: {
             items: components["schemas"]["Flow"][];
             nextCursor: components["schemas"]["NextCursor"];
@@ -1172,6 +1174,7 @@ export interface components {
             output: components["schemas"]["FlowOutput"];
             createdAt: components["schemas"]["Timestamp"];
         };
+        /** @description A page of versions, newest first: at most `limit` of them, and at most 4 MiB of their `steps` and `output` as JSON text (one larger version alone); follow `nextCursor`. */
         FlowVersionList: {
             items: components["schemas"]["FlowVersion"][];
             nextCursor: components["schemas"]["NextCursor"];
@@ -1275,6 +1278,7 @@ export interface components {
              */
             reusedFrom: string | null;
         };
+        /** @description A page of executions, newest first: at most `limit` of them, and at most 4 MiB of their `input`, `output` and `error` as JSON text (one larger execution alone); follow `nextCursor`. */
         ExecutionList: {
             items: components["schemas"]["Execution"][];
             nextCursor: components["schemas"]["NextCursor"];
@@ -1333,6 +1337,7 @@ export interface components {
             error?: components["schemas"]["ExecutionError"];
             durationMs?: components["schemas"]["DurationMs"];
         };
+        /** @description A page of execution logs, newest first: at most `limit` of them, and at most 4 MiB of their `inputs`, `outputs` and `error` as JSON text (one larger execution log alone); follow `nextCursor`. */
         ExecutionLogList: {
             items: components["schemas"]["ExecutionLog"][];
             nextCursor: components["schemas"]["NextCursor"];
@@ -1655,7 +1660,7 @@ export interface components {
     parameters: {
         /** @description The resource's id. */
         Id: components["schemas"]["Id"];
-        /** @description How many items a page holds at most. */
+        /** @description How many items a page holds at most. A page may hold fewer items than `limit` when its items are large (at most 4 MiB of their JSON documents a page, an item larger than that alone); follow `nextCursor`. */
         Limit: number;
         /** @description The `nextCursor` of the previous page; omit it for the first page. */
         Cursor: string;
@@ -1836,7 +1841,7 @@ export interface operations {
     listOrganizations: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. A page may hold fewer items than `limit` when its items are large (at most 4 MiB of their JSON documents a page, an item larger than that alone); follow `nextCursor`. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
@@ -2092,7 +2097,7 @@ export interface operations {
     listUsers: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. A page may hold fewer items than `limit` when its items are large (at most 4 MiB of their JSON documents a page, an item larger than that alone); follow `nextCursor`. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
@@ -2362,7 +2367,7 @@ export interface operations {
     listApiKeys: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. A page may hold fewer items than `limit` when its items are large (at most 4 MiB of their JSON documents a page, an item larger than that alone); follow `nextCursor`. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
@@ -2525,7 +2530,7 @@ export interface operations {
     listTools: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. A page may hold fewer items than `limit` when its items are large (at most 4 MiB of their JSON documents a page, an item larger than that alone); follow `nextCursor`. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
@@ -2800,7 +2805,7 @@ export interface operations {
     listActions: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. A page may hold fewer items than `limit` when its items are large (at most 4 MiB of their JSON documents a page, an item larger than that alone); follow `nextCursor`. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
@@ -3083,7 +3088,7 @@ export interface operations {
     listFlows: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. A page may hold fewer items than `limit` when its items are large (at most 4 MiB of their JSON documents a page, an item larger than that alone); follow `nextCursor`. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
@@ -3369,7 +3374,7 @@ export interface operations {
     listFlowVersions: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. A page may hold fewer items than `limit` when its items are large (at most 4 MiB of their JSON documents a page, an item larger than that alone); follow `nextCursor`. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
@@ -3520,7 +3525,7 @@ export interface operations {
     listExecutionLogs: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. A page may hold fewer items than `limit` when its items are large (at most 4 MiB of their JSON documents a page, an item larger than that alone); follow `nextCursor`. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
@@ -3817,7 +3822,7 @@ export interface operations {
     listExecutions: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. A page may hold fewer items than `limit` when its items are large (at most 4 MiB of their JSON documents a page, an item larger than that alone); follow `nextCursor`. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
