@@ -52,7 +52,13 @@ t.test('flowId must name a flow of the organization; userId is the caller, never
     payload: { flowId: flow.id, userId: acme.userId, executionId: 'r', stepKey: 's', status: 'queued' },
   });
   t.equal(badUser.statusCode, 400);
-  t.same(badUser.data.errors, [{ in: 'body', pointer: '/userId', message: 'is not a known field' }]);
+  t.same(badUser.data.errors, [
+    {
+      in: 'body',
+      pointer: '/userId',
+      message: 'is not a known field; the fields are flowId, executionId, stepKey, status, inputs, outputs, error, durationMs',
+    },
+  ]);
   const log = (
     await call(app, acme, { method: 'POST', url: '/execution-logs', payload: { flowId: flow.id, executionId: 'r', stepKey: 's', status: 'queued' } })
   ).data;

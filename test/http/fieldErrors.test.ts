@@ -32,9 +32,7 @@ const credentials = [
 const tools = credentials.map((value) => ({ name: 'N', description: 'D', baseUrl: 'https://x.io', authType: 'bearer', credentials: value }));
 const actions = [{ toolId: tool.id, name: 'N', key: 'k', description: 'D', method: 'GET', endpoint: '/x', headers: { 'X-A': 'b' }, inputSchema: {} }];
 const flows = [{ name: 'N', description: 'D', steps: [step], output: null }];
-const logs = [
-  { flowId: ID, userId: ID, executionId: 'r', stepKey: 's', status: 'queued', inputs: {}, outputs: null, error: { message: 'm', code: 'c' }, durationMs: 1 },
-];
+const logs = [{ flowId: ID, executionId: 'r', stepKey: 's', status: 'queued', inputs: {}, outputs: null, error: { message: 'm', code: 'c' }, durationMs: 1 }];
 const users = [{ email: 'a@example.com', name: 'N', role: 'member' }];
 const validBodies: Record<string, Record<string, unknown>[]> = {
   createOrganization: [{ name: 'N', owner: { email: 'a@example.com', name: 'N' } }],

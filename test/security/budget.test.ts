@@ -25,7 +25,7 @@ t.test('a run that would store more than its budget fails at the step that goes 
   t.match(execution.error, { code: 'budget-exceeded', step: 's4', message: /TOLSTOY_EXECUTION_BUDGET_BYTES/ });
   t.same(
     execution.steps.map((step: { status: string }) => step.status),
-    ['completed', 'completed', 'completed', 'completed', 'failed', 'pending', 'pending', 'pending', 'pending', 'pending'],
+    ['completed', 'completed', 'completed', 'completed', 'failed', 'not_run', 'not_run', 'not_run', 'not_run', 'not_run'],
   );
   t.equal(execution.steps[4].response, null, 'the answer past the budget is not stored');
   const [stored] = await w.db.$queryRaw<{ bytes: number }[]>`
