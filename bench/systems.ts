@@ -9,8 +9,11 @@ import { freePort } from '../src/db/embedded.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-// Tolstoy runs exactly as `npm start` runs it (after the build): `node <flags> dist/server.js`.
-const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(' ').slice(1);
+// Tolstoy runs exactly as `npm start` runs it (after the build): `exec node <flags> dist/server.js`.
+const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start
+  .replace(/^exec /, '')
+  .split(' ')
+  .slice(1);
 
 export const SYSTEMS = {
   tolstoy: { label: 'Tolstoy (production build, as npm start runs it)', args: start },

@@ -13,7 +13,11 @@ import type { Target } from './load.ts';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // Node's flags exactly as `npm start` and `npm run worker` give them.
 const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
-const flagsOf = (script: string) => scripts[script]!.split(' ').slice(1, -1);
+// The scripts are `exec node <flags> <file>`: exec, so that npm's signals reach node.
+const flagsOf = (script: string) =>
+  scripts[script]!.replace(/^exec /, '')
+    .split(' ')
+    .slice(1, -1);
 
 const ADMIN_TOKEN = randomBytes(32).toString('base64url');
 const ENCRYPTION_KEY = randomBytes(32).toString('base64');

@@ -175,7 +175,7 @@ app.post('/tools', { schema: { body: toolBody } }, async (request, reply) => {
 });
 
 const LOG_COLUMNS =
-  'l.id, l.org_id, l.flow_id, l.user_id, l.execution_id, l.step_key, l.status, l.inputs, l.outputs, l.error, l.duration_ms, l.created_at, l.updated_at';
+  'l.id, l.org_id, l.flow_id, l.user_id, l.written_by_engine, l.execution_id, l.step_key, l.status, l.inputs, l.outputs, l.error, l.duration_ms, l.created_at, l.updated_at';
 
 app.get(
   '/execution-logs',
@@ -204,6 +204,7 @@ app.get(
         orgId: row.org_id,
         flowId: row.flow_id,
         userId: row.user_id,
+        writtenBy: row.written_by_engine ? 'engine' : 'member',
         executionId: row.execution_id,
         stepKey: row.step_key,
         status: row.status,

@@ -240,6 +240,7 @@ class ExecutionLogsController {
       orgId: row.orgId,
       flowId: row.flowId,
       userId: row.userId,
+      writtenBy: row.writtenByEngine ? 'engine' : 'member',
       executionId: row.executionId,
       stepKey: row.stepKey,
       status: row.status,
