@@ -1186,7 +1186,8 @@ export interface components {
              *     rendered more than its bounds allow), `invalid-inputs`, `validation-limit` (checking
              *     the inputs against the action's inputSchema took longer or needed more memory than
              *     allowed), `invalid-action`, `action-missing`, `credentials-error`, `blocked-target`,
-             *     `network-error`, `timeout`, `http-status`, `response-too-large`, `cancelled`,
+             *     `network-error`, `timeout`, `http-status`, `response-too-large`,
+             *     `response-too-deep` (its JSON nests deeper than 512 levels), `cancelled`,
              *     `budget-exceeded` (the execution's attempts would store more than
              *     `TOLSTOY_EXECUTION_BUDGET_BYTES`), `interrupted` (its worker died while running the
              *     step more than `TOLSTOY_STEP_RESUME_LIMIT` times), or, for an execution,
