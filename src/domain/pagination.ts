@@ -14,7 +14,7 @@ export interface Page<Item> {
 }
 
 // The contract's default; the validator fills it in before a handler runs.
-const DEFAULT_LIMIT = 20;
+export const DEFAULT_LIMIT = 20;
 const CURSOR_VERSION = 'v1';
 
 /** Prisma arguments for one page: one row more than the page holds tells whether another follows. */

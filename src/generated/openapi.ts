@@ -552,7 +552,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the organization's execution logs */
+        /**
+         * List the organization's execution logs
+         * @description Newest first. A page holds at most `limit` logs and at most 4 MiB of them (their inputs,
+         *     outputs and error as stored), but always one: a page cut short for size has a
+         *     `nextCursor` where the rest begin, like a full one.
+         */
         get: operations["listExecutionLogs"];
         put?: never;
         /**
@@ -603,7 +608,10 @@ export interface paths {
         };
         /**
          * List the organization's executions
-         * @description Newest first, without their steps (get one to see them).
+         * @description Newest first, without their steps (get one to see them). A page holds at most `limit`
+         *     executions and at most 4 MiB of them (their input, output and error as stored), but
+         *     always one: a page cut short for size has a `nextCursor` where the rest begin, like a
+         *     full one.
          */
         get: operations["listExecutions"];
         put?: never;
