@@ -10,8 +10,13 @@ export const PAGE_BYTES = 4 * 1024 * 1024;
 /** The page's rows: those, newest first, whose documents fit within PAGE_BYTES (at least the first). */
 export function withinPageBytes<Row extends { bytes: number }>(rows: Row[]): Row[] {
   let total = 0;
-  const kept = rows.findIndex((row) => (total += row.bytes) > PAGE_BYTES);
-  return kept === -1 ? rows : rows.slice(0, Math.max(kept, 1));
+  let kept = 0;
+  for (const row of rows) {
+    total += row.bytes;
+    if (total > PAGE_BYTES && kept > 0) break;
+    kept++;
+  }
+  return rows.slice(0, kept);
 }
 
 /** The execution ids of `candidates` (a page's rows and the one after it) whose documents fit, in their order. */
