@@ -6,7 +6,8 @@ import type { Action as ActionRow } from '../generated/prisma/client.ts';
 import type { Handler, ServiceContext } from './contract.ts';
 import { type Credentials, CredentialsError } from './credentials.ts';
 import { schemaError } from './inputSchemas.ts';
-import { pageArgs, toPage } from './pagination.ts';
+import { idsWithinPageBytes, toBoundedPage } from './pageBytes.ts';
+import { pageArgs } from './pagination.ts';
 import { outside } from './preconditions.ts';
 import { conflict, LISTED, listed, notFound, type ProblemError, plural, unprocessable } from './problems.ts';
 import { climbs, credentialHeader, refusedHeader } from './toolRequests.ts';
@@ -37,8 +38,11 @@ export function toAction(row: ActionRow): Action {
 
 export const listActions: Handler<'listActions'> = async ({ query }, { db, reader }) => {
   const { toolId } = query;
-  const rows = await reader.list(await db.action.findMany(pageArgs(query, { ...reader.scope, ...(toolId && { toolId }) })));
-  return toPage(rows, query, toAction);
+  // The page's ids first, then the rows of those that fit within PAGE_BYTES.
+  const candidates = await reader.list(await db.action.findMany({ ...pageArgs(query, { ...reader.scope, ...(toolId && { toolId }) }), select: { id: true } }));
+  const ids = await idsWithinPageBytes(db, 'actions', candidates);
+  const rows = ids.length === 0 ? [] : await db.action.findMany({ where: { orgId: reader.scope.orgId, id: { in: ids } }, orderBy: { id: 'desc' } });
+  return toBoundedPage(rows, candidates.length, query, toAction);
 };
 
 export const createAction: Handler<'createAction'> = async ({ body }, { db, tenant, keyring }) => {

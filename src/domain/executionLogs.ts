@@ -3,8 +3,7 @@ import { brokenForeignKey } from '../db/errors.ts';
 import type { components } from '../generated/openapi.ts';
 import { type ExecutionLog as ExecutionLogRow, Prisma } from '../generated/prisma/client.ts';
 import type { Handler } from './contract.ts';
-import { PAGE_BYTES, toBoundedPage } from './pageBytes.ts';
-import { pageSql } from './pagination.ts';
+import { pageWithinBytesSql, toBoundedPage } from './pageBytes.ts';
 import { notFound, unprocessable } from './problems.ts';
 
 type ExecutionLog = components['schemas']['ExecutionLog'];
@@ -40,18 +39,9 @@ export const listExecutionLogs: Handler<'listExecutionLogs'> = async ({ query },
     executionId === undefined ? Prisma.empty : Prisma.sql`AND execution_id = ${executionId}`,
     status === undefined ? Prisma.empty : Prisma.sql`AND status = ${status}::execution_status`,
   ];
-  // The page's rows (and the one after it) by size first; of those, the ones that fit within PAGE_BYTES (the first always).
+  const where = Prisma.sql`org_id = ${reader.tenant.orgId}::uuid ${reader.member} ${Prisma.join(filters, ' ')}`;
   const rows = await reader.list(
-    await db.$queryRaw<(ExecutionLogRow & { candidates: number })[]>`
-      WITH candidates AS (
-        SELECT id, octet_length(inputs) + COALESCE(octet_length(outputs), 0) + COALESCE(octet_length(error), 0) AS bytes
-        FROM execution_logs WHERE org_id = ${reader.tenant.orgId}::uuid ${reader.member} ${Prisma.join(filters, ' ')} ${pageSql(query)}
-      ), kept AS (
-        SELECT id, count(*) OVER () AS candidates, row_number() OVER (ORDER BY id DESC) AS position, sum(bytes) OVER (ORDER BY id DESC) AS through
-        FROM candidates
-      )
-      SELECT ${LOG_COLUMNS}, kept.candidates::int AS candidates FROM execution_logs JOIN kept USING (id)
-      WHERE org_id = ${reader.tenant.orgId}::uuid AND (kept.position = 1 OR kept.through <= ${PAGE_BYTES}) ORDER BY id DESC`,
+    await db.$queryRaw<(ExecutionLogRow & { candidates: number })[]>(pageWithinBytesSql('execution_logs', LOG_COLUMNS, where, query)),
   );
   return toBoundedPage(rows, rows[0]?.candidates ?? 0, query, toExecutionLog);
 };

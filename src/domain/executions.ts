@@ -7,7 +7,7 @@ import { type Execution as ExecutionRow, Prisma, type ExecutionStep as StepRow }
 import { Answer, type Handler } from './contract.ts';
 import type { StoredStep } from './flows.ts';
 import { idempotently } from './idempotency.ts';
-import { executionsWithinPageBytes, toBoundedPage } from './pageBytes.ts';
+import { idsWithinPageBytes, toBoundedPage } from './pageBytes.ts';
 import { pageArgs } from './pagination.ts';
 import { conflict, notFound, unprocessable } from './problems.ts';
 import type { Transaction } from './runs.ts';
@@ -186,7 +186,7 @@ export const listExecutions: Handler<'listExecutions'> = async ({ query }, { db,
   const where = { ...reader.scope, ...(flowId && { flowId }), ...(status && { status }), ...((createdAfter || createdBefore) && { createdAt }) };
   // The page's ids first, then the rows of those that fit within PAGE_BYTES.
   const candidates = await reader.list(await db.execution.findMany({ ...pageArgs(query, where), select: { id: true } }));
-  const ids = await executionsWithinPageBytes(db, candidates);
+  const ids = await idsWithinPageBytes(db, 'executions', candidates);
   const rows = ids.length === 0 ? [] : await db.execution.findMany({ where: { orgId: reader.scope.orgId, id: { in: ids } }, orderBy: { id: 'desc' } });
   return toBoundedPage(rows, candidates.length, query, (row) => toExecution(row));
 };

@@ -9,7 +9,8 @@ import type { components } from '../generated/openapi.ts';
 import { type Flow as FlowRow, type FlowVersion as FlowVersionRow, Prisma } from '../generated/prisma/client.ts';
 import type { Handler } from './contract.ts';
 import { type FlowDocument, type FlowProblems, flowProblems } from './flowChecks.ts';
-import { pageArgs, pageSql, toPage } from './pagination.ts';
+import { idsWithinPageBytes, pageWithinBytesSql, toBoundedPage } from './pageBytes.ts';
+import { pageArgs } from './pagination.ts';
 import { type FieldError, invalidFields, notFound, ProblemError } from './problems.ts';
 
 type Flow = components['schemas']['Flow'];
@@ -56,11 +57,9 @@ const live = { deletedAt: null };
 const FLOW_COLUMNS = Prisma.sql`id, org_id AS "orgId", name, description, version, steps, output, created_at AS "createdAt", updated_at AS "updatedAt", deleted_at AS "deletedAt"`;
 
 export const listFlows: Handler<'listFlows'> = async ({ query }, { db, reader }) => {
-  const rows = await reader.list(
-    await db.$queryRaw<FlowRow[]>`
-      SELECT ${FLOW_COLUMNS} FROM flows WHERE org_id = ${reader.tenant.orgId}::uuid ${reader.member} AND deleted_at IS NULL ${pageSql(query)}`,
-  );
-  return toPage(rows, query, toFlow);
+  const where = Prisma.sql`org_id = ${reader.tenant.orgId}::uuid ${reader.member} AND deleted_at IS NULL`;
+  const rows = await reader.list(await db.$queryRaw<(FlowRow & { candidates: number })[]>(pageWithinBytesSql('flows', FLOW_COLUMNS, where, query)));
+  return toBoundedPage(rows, rows[0]?.candidates ?? 0, query, toFlow);
 };
 
 export const createFlow: Handler<'createFlow'> = async ({ body }, { db, tenant }) => {
@@ -151,8 +150,10 @@ export const listFlowVersions: Handler<'listFlowVersions'> = async ({ params, qu
   const flow = await reader.one(await db.flow.findFirst({ where: { id: params.id, ...reader.scope, ...live }, select: { id: true } }), () =>
     notFound('flow', params.id),
   );
-  const rows = await db.flowVersion.findMany(pageArgs(query, { orgId: reader.tenant.orgId, flowId: flow.id }));
-  return toPage(rows, query, toFlowVersion);
+  const candidates = await db.flowVersion.findMany({ ...pageArgs(query, { orgId: reader.tenant.orgId, flowId: flow.id }), select: { id: true } });
+  const ids = await idsWithinPageBytes(db, 'flow_versions', candidates);
+  const rows = ids.length === 0 ? [] : await db.flowVersion.findMany({ where: { orgId: reader.tenant.orgId, id: { in: ids } }, orderBy: { id: 'desc' } });
+  return toBoundedPage(rows, candidates.length, query, toFlowVersion);
 };
 
 export const getFlowVersion: Handler<'getFlowVersion'> = async ({ params }, { db, reader }) => {

@@ -552,12 +552,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * List the organization's execution logs
-         * @description Newest first. A page holds at most `limit` logs and at most 4 MiB of them (their inputs,
-         *     outputs and error as stored), but always one: a page cut short for size has a
-         *     `nextCursor` where the rest begin, like a full one.
-         */
+        /** List the organization's execution logs */
         get: operations["listExecutionLogs"];
         put?: never;
         /**
@@ -608,10 +603,7 @@ export interface paths {
         };
         /**
          * List the organization's executions
-         * @description Newest first, without their steps (get one to see them). A page holds at most `limit`
-         *     executions and at most 4 MiB of them (their input, output and error as stored), but
-         *     always one: a page cut short for size has a `nextCursor` where the rest begin, like a
-         *     full one.
+         * @description Newest first, without their steps (get one to see them).
          */
         get: operations["listExecutions"];
         put?: never;
@@ -1637,7 +1629,7 @@ export interface components {
     parameters: {
         /** @description The resource's id. */
         Id: components["schemas"]["Id"];
-        /** @description How many items a page holds at most. */
+        /** @description How many items a page holds at most. Pages of executions, execution logs, flows, flow versions and actions, whose documents may each be megabytes, also hold at most 4 MiB of them (as stored), and always one: a page cut short for size has a `nextCursor` where the rest begin, like a full one. */
         Limit: number;
         /** @description The `nextCursor` of the previous page; omit it for the first page. */
         Cursor: string;
@@ -1818,7 +1810,7 @@ export interface operations {
     listOrganizations: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. Pages of executions, execution logs, flows, flow versions and actions, whose documents may each be megabytes, also hold at most 4 MiB of them (as stored), and always one: a page cut short for size has a `nextCursor` where the rest begin, like a full one. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
@@ -2074,7 +2066,7 @@ export interface operations {
     listUsers: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. Pages of executions, execution logs, flows, flow versions and actions, whose documents may each be megabytes, also hold at most 4 MiB of them (as stored), and always one: a page cut short for size has a `nextCursor` where the rest begin, like a full one. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
@@ -2344,7 +2336,7 @@ export interface operations {
     listApiKeys: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. Pages of executions, execution logs, flows, flow versions and actions, whose documents may each be megabytes, also hold at most 4 MiB of them (as stored), and always one: a page cut short for size has a `nextCursor` where the rest begin, like a full one. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
@@ -2507,7 +2499,7 @@ export interface operations {
     listTools: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. Pages of executions, execution logs, flows, flow versions and actions, whose documents may each be megabytes, also hold at most 4 MiB of them (as stored), and always one: a page cut short for size has a `nextCursor` where the rest begin, like a full one. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
@@ -2782,7 +2774,7 @@ export interface operations {
     listActions: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. Pages of executions, execution logs, flows, flow versions and actions, whose documents may each be megabytes, also hold at most 4 MiB of them (as stored), and always one: a page cut short for size has a `nextCursor` where the rest begin, like a full one. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
@@ -3065,7 +3057,7 @@ export interface operations {
     listFlows: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. Pages of executions, execution logs, flows, flow versions and actions, whose documents may each be megabytes, also hold at most 4 MiB of them (as stored), and always one: a page cut short for size has a `nextCursor` where the rest begin, like a full one. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
@@ -3351,7 +3343,7 @@ export interface operations {
     listFlowVersions: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. Pages of executions, execution logs, flows, flow versions and actions, whose documents may each be megabytes, also hold at most 4 MiB of them (as stored), and always one: a page cut short for size has a `nextCursor` where the rest begin, like a full one. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
@@ -3502,7 +3494,7 @@ export interface operations {
     listExecutionLogs: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. Pages of executions, execution logs, flows, flow versions and actions, whose documents may each be megabytes, also hold at most 4 MiB of them (as stored), and always one: a page cut short for size has a `nextCursor` where the rest begin, like a full one. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
@@ -3796,7 +3788,7 @@ export interface operations {
     listExecutions: {
         parameters: {
             query?: {
-                /** @description How many items a page holds at most. */
+                /** @description How many items a page holds at most. Pages of executions, execution logs, flows, flow versions and actions, whose documents may each be megabytes, also hold at most 4 MiB of them (as stored), and always one: a page cut short for size has a `nextCursor` where the rest begin, like a full one. */
                 limit?: components["parameters"]["Limit"];
                 /** @description The `nextCursor` of the previous page; omit it for the first page. */
                 cursor?: components["parameters"]["Cursor"];
