@@ -2,12 +2,11 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { fromJsonText, toJsonText } from '../db/client.ts';
 import { brokenForeignKey, brokenUniqueConstraint, isMissingRow } from '../db/errors.ts';
 import type { components } from '../generated/openapi.ts';
-import type { Action as ActionRow } from '../generated/prisma/client.ts';
+import { type Action as ActionRow, Prisma } from '../generated/prisma/client.ts';
 import type { Handler, ServiceContext } from './contract.ts';
 import { type Credentials, CredentialsError } from './credentials.ts';
 import { schemaError } from './inputSchemas.ts';
-import { idsWithinPageBytes, toBoundedPage } from './pageBytes.ts';
-import { pageArgs } from './pagination.ts';
+import { pageWithinBytesSql, toBoundedPage } from './pageBytes.ts';
 import { outside } from './preconditions.ts';
 import { conflict, LISTED, listed, notFound, type ProblemError, plural, unprocessable } from './problems.ts';
 import { climbs, credentialHeader, refusedHeader } from './toolRequests.ts';
@@ -36,13 +35,15 @@ export function toAction(row: ActionRow): Action {
   };
 }
 
+// An action's columns under the names of Prisma's model, so that toAction reads raw rows too.
+const ACTION_COLUMNS = Prisma.sql`id, org_id AS "orgId", tool_id AS "toolId", name, key, description, method::text AS method, endpoint, headers,
+  input_schema AS "inputSchema", created_at AS "createdAt", updated_at AS "updatedAt"`;
+
 export const listActions: Handler<'listActions'> = async ({ query }, { db, reader }) => {
   const { toolId } = query;
-  // The page's ids first, then the rows of those that fit within PAGE_BYTES.
-  const candidates = await reader.list(await db.action.findMany({ ...pageArgs(query, { ...reader.scope, ...(toolId && { toolId }) }), select: { id: true } }));
-  const ids = await idsWithinPageBytes(db, 'actions', candidates);
-  const rows = ids.length === 0 ? [] : await db.action.findMany({ where: { orgId: reader.scope.orgId, id: { in: ids } }, orderBy: { id: 'desc' } });
-  return toBoundedPage(rows, candidates.length, query, toAction);
+  const where = Prisma.sql`org_id = ${reader.tenant.orgId}::uuid ${reader.member} ${toolId === undefined ? Prisma.empty : Prisma.sql`AND tool_id = ${toolId}::uuid`}`;
+  const rows = await reader.list(await db.$queryRaw<(ActionRow & { candidates: number })[]>(pageWithinBytesSql('actions', ACTION_COLUMNS, where, query)));
+  return toBoundedPage(rows, rows[0]?.candidates ?? 0, query, toAction);
 };
 
 export const createAction: Handler<'createAction'> = async ({ body }, { db, tenant, keyring }) => {
