@@ -8,6 +8,10 @@
 // - a run failed for its budget, retried again and again: each retry reuses the answers of the
 //   steps before, so without counting them each retry would hold one budget more than the last,
 //   without end. What a retry reuses counts against its budget: it fails at the same step.
+// - steps whose failures quote megabytes (a template error quotes the value it could not use,
+//   an endpoint that leaves its base URL is quoted with its inputs): each failure's message is
+//   stored cut to 1000 characters, saying how long it was, so that errors do not store what the
+//   budget would refuse.
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { world } from '../engine/world.ts';
@@ -67,6 +71,22 @@ t.test('retrying a run that went past its budget does not hold more than the bud
     const held = execution.steps.reduce((sum: number, step: { response: unknown }) => sum + JSON.stringify(step.response).length, 0);
     t.ok(held <= MiB, `retry ${retry} holds ${held} bytes of answers, within the budget`);
   }
+});
+
+t.test('failures that quote megabytes are stored cut short', async (t) => {
+  const w = await world(t, { executionBudgetBytes: MiB });
+  const echo = await w.action();
+  const steps = Array.from({ length: 5 }, (_, i) => ({ key: `s${i}`, actionId: echo, continueOnError: true, inputs: { x: { $eval: 'fromNow(input.k)' } } }));
+  const flow = await w.flow({ steps });
+  const execution = await w.run(flow.id, { input: { k: 'x'.repeat(900_000) } });
+  t.equal(execution.status, 'completed');
+  for (const step of execution.steps) {
+    t.match(step.error, { code: 'template-error', message: /… \(\d+ characters in all\)$/ });
+    t.ok(step.error.message.length <= 1100, `${step.key}'s error message holds ${step.error.message.length} characters`);
+  }
+  const [stored] = await w.db.$queryRaw<{ bytes: number }[]>`
+    SELECT sum(COALESCE(octet_length(error), 0))::float8 AS bytes FROM execution_logs WHERE execution_id = ${execution.id}`;
+  t.ok(stored!.bytes < 10_000, `the logs keep ${stored!.bytes} bytes of errors`);
 });
 
 /** Peak resident memory of a process, in MB, from /proc (VmHWM). */
