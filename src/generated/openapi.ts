@@ -979,8 +979,9 @@ export interface components {
         HttpMethod: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
         /**
          * @description A path under the tool's `baseUrl`, starting with `/`; `{name}` marks a placeholder.
-         *     `.` and `..` segments are refused, even percent-encoded (`%2e%2e`); so, when a step runs,
-         *     is a placeholder value that is or decodes to one (`..`, `%2e%2e`, `..%2F..`): every
+         *     `.` and `..` segments are refused, even percent-encoded (`%2e%2e`) or with path
+         *     parameters (`..;x`, which Tomcat and Spring read as `..`); so, when a step runs, is a
+         *     placeholder value that is or decodes to one (`..`, `%2e%2e`, `..%2F..`, `..;`): every
          *     request stays under the tool's `baseUrl`.
          * @example /chat.postMessage
          * @example /repos/{owner}/{repo}/issues
