@@ -24,7 +24,7 @@ export interface ClaimedRun {
   begun: number | null;
   /** How often the begun step was resumed after its worker stopped mid-step, this claim included. */
   resumes: number;
-  /** Bytes the run's attempts stored before this claim: their inputs and responses, as logged. */
+  /** Bytes the run's attempts stored before this claim (their inputs and responses, as logged), and the answers of the steps a retry reused. */
   stored: number;
   /** The actions the steps call, with their tools, by action id. */
   actions: Map<string, ActionCall>;
@@ -87,7 +87,9 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
     -- progress is read as it was before this statement began the step.
     SELECT c.id, c.org_id, c.flow_id, c.flow_version, c.input, c.created_by, v.steps, v.output AS output_template, (SELECT position FROM begun) AS begun, (SELECT resumes FROM begun) AS resumes,
       (SELECT COALESCE(sum(octet_length(l.inputs) + COALESCE(octet_length(l.outputs), 0)), 0)::float8 FROM execution_logs l
-        WHERE l.org_id = c.org_id AND l.execution_id = c.id::text) AS stored,
+        WHERE l.org_id = c.org_id AND l.execution_id = c.id::text)
+      -- A retry holds the answers of the steps it reuses: without them, each retry would hold a budget more.
+      + (SELECT COALESCE(sum(octet_length(s.response)), 0)::float8 FROM execution_steps s WHERE s.execution_id = c.id AND s.reused_from IS NOT NULL) AS stored,
       (SELECT json_agg(json_build_object('position', s.position, 'status', s.status, 'attempts', s.attempts, 'response', s.response::json) ORDER BY s.position)
         FROM execution_steps s WHERE s.execution_id = c.id) AS progress,
       (SELECT json_agg(json_build_object('id', a.id, 'method', a.method, 'endpoint', a.endpoint, 'headers', a.headers, 'inputSchema', a.input_schema,

@@ -32,11 +32,14 @@ export function refusedHeader(name: string, credentialsHeader: string | undefine
 // Servers that decode a path more than once exist; three rounds unmask `%25252e` and less.
 const DECODINGS = 3;
 
-/** Whether a path segment is, or decodes to, a `.` or `..` step (with `/` or `\` decoded inside it). */
+/**
+ * Whether a path segment is, or decodes to, a `.` or `..` step (with `/` or `\` decoded inside it),
+ * or one with path parameters (`..;x`), which Tomcat and Spring read as the step itself.
+ */
 export function climbs(segment: string): boolean {
   let text = segment;
   for (let round = 0; round <= DECODINGS; round++) {
-    if (text.split(/[/\\]/).some((part) => part === '.' || part === '..')) return true;
+    if (text.split(/[/\\]/).some((part) => /^\.\.?(;|$)/.test(part))) return true;
     const decoded = decodedOnce(text);
     if (decoded === text) return false;
     text = decoded;

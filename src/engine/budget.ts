@@ -4,6 +4,26 @@
 // budget bounds what a run holds, what it stores, and what GET /executions/{id} loads and answers.
 import type { Failure, Transition } from '../domain/progress.ts';
 
+// A failure's message may quote what failed: a template error the value it could not use, an
+// endpoint that leaves its base URL its inputs; megabytes a step, which the budget does not count.
+const MESSAGE_LENGTH = 1000;
+
+/** The transition with its failures' messages cut to MESSAGE_LENGTH characters, saying how long they were. */
+export function withShortMessages(transition: Transition): Transition {
+  const { settle, finish } = transition;
+  return {
+    ...transition,
+    ...(settle?.error && { settle: { ...settle, error: shortened(settle.error) } }),
+    ...(finish?.error && { finish: { ...finish, error: shortened(finish.error) } }),
+  };
+}
+
+function shortened(failure: Failure): Failure {
+  const { message } = failure;
+  if (message.length <= MESSAGE_LENGTH) return failure;
+  return { ...failure, message: `${message.slice(0, MESSAGE_LENGTH)}… (${message.length} characters in all)` };
+}
+
 /** Thrown once a run went past its budget and was failed for it. */
 export class BudgetSpent extends Error {}
 

@@ -9,8 +9,9 @@
 // sets, overrides a thread's limit (nodejs/node#43991). A round trip costs about 0.1 ms.
 //
 // A free process takes the waiting task of the organization with the fewest tasks evaluating,
-// and of those the one served least recently, so that a tenant whose templates take every process
-// makes others wait about one deadline, not behind all its tasks.
+// and of those the one served least recently. One organization holds at most every process but
+// one (when there are two or more): its templates that run to their deadline would otherwise
+// make each step of every other organization wait up to a deadline, a 100-step run 100 s.
 import { type ChildProcess, fork } from 'node:child_process';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -91,8 +92,10 @@ export class Evaluator {
 
   #dispatch(): void {
     for (const evaluating of this.#processes) {
-      if (this.#waiting.length === 0) return;
-      if (evaluating.ready && !evaluating.pending) this.#start(evaluating, this.#next());
+      if (!evaluating.ready || evaluating.pending) continue;
+      const next = this.#next();
+      if (!next) break;
+      this.#start(evaluating, next);
     }
     // More processes start while more tasks wait than those starting will take.
     let starting = [...this.#processes].filter((evaluating) => !evaluating.ready).length;
@@ -102,16 +105,18 @@ export class Evaluator {
     }
   }
 
-  /** The first waiting task of the organization with the fewest tasks evaluating, served least recently. */
-  #next(): Pending {
+  /** The first waiting task of the organization with the fewest tasks evaluating, served least recently, short of its share. */
+  #next(): Pending | undefined {
+    const share = Math.max(1, this.#settings.processes - 1);
     const rank = (orgId: string) => [this.#count(orgId), this.#served.get(orgId) ?? -1] as const;
-    let chosen = 0;
-    for (let index = 1; index < this.#waiting.length; index++) {
+    let chosen: number | undefined;
+    for (let index = 0; index < this.#waiting.length; index++) {
       const [running, served] = rank(this.#waiting[index]!.orgId);
-      const [chosenRunning, chosenServed] = rank(this.#waiting[chosen]!.orgId);
+      if (running >= share) continue;
+      const [chosenRunning, chosenServed] = chosen === undefined ? [Number.POSITIVE_INFINITY, 0] : rank(this.#waiting[chosen]!.orgId);
       if (running < chosenRunning || (running === chosenRunning && served < chosenServed)) chosen = index;
     }
-    return this.#waiting.splice(chosen, 1)[0]!;
+    return chosen === undefined ? undefined : this.#waiting.splice(chosen, 1)[0];
   }
 
   #count(orgId: string): number {

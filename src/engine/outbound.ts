@@ -2,11 +2,18 @@
 // (SSRF) unless allowed: the check runs on the address the socket actually connects to (in the
 // connection's own DNS lookup), so a name that resolves to a public address when asked and to a
 // private one when connecting (DNS rebinding) gets nowhere. Redirects are not followed: a 3xx is
-// the answer. Bodies over the limit are cut off and fail the call.
+// the answer. Bodies over the limit are cut off and fail the call, and so do JSON bodies nested
+// deeper than RESPONSE_NESTING: JSON.parse reads any depth, but every recursive step after it
+// (scrubbing, the budget's count, the evaluator's messages, the API's answers) overflows its stack
+// on a few hundred KB of `[[[[…`, and a worker that throws there hands the run on again and again.
 import { lookup as resolve } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { Agent, request } from 'undici';
+import { nestingDepth } from '../http/jsonBody.ts';
+
+/** How deeply a JSON answer may nest arrays and objects; far more than APIs answer, far less than stacks hold. */
+export const RESPONSE_NESTING = 512;
 
 export interface OutboundRequest {
   method: string;
@@ -22,7 +29,7 @@ export interface OutboundResponse {
   body: unknown;
 }
 
-export type OutboundErrorCode = 'blocked-target' | 'network-error' | 'timeout' | 'response-too-large' | 'cancelled';
+export type OutboundErrorCode = 'blocked-target' | 'network-error' | 'timeout' | 'response-too-large' | 'response-too-deep' | 'cancelled';
 
 export class OutboundError extends Error {
   readonly code: OutboundErrorCode;
@@ -131,6 +138,8 @@ export class Outbound {
 
 function parsed(text: string, contentType: string | undefined): unknown {
   if (!/\bjson\b/i.test(contentType ?? '')) return text;
+  if (nestingDepth(text) > RESPONSE_NESTING)
+    throw new OutboundError('response-too-deep', `The response's JSON nests arrays and objects deeper than ${RESPONSE_NESTING} levels.`);
   try {
     return JSON.parse(text);
   } catch {

@@ -7,7 +7,7 @@ import type { StoredStep } from '../domain/flows.ts';
 import { type ClaimedRun, claimRun, type Failure, recordTransition, type Settlement, type StepProgress, type Transition } from '../domain/progress.ts';
 import type { TemplateContext, TemplateStep } from '../domain/templates.ts';
 import { inSpan } from '../observability/tracing.ts';
-import { Budget, BudgetSpent } from './budget.ts';
+import { Budget, BudgetSpent, withShortMessages } from './budget.ts';
 import { scrubbed } from './credentials.ts';
 import { type Attempt, attemptStep, type StepTools } from './step.ts';
 
@@ -53,7 +53,7 @@ async function runClaimed(db: Database, executionId: string, tools: StepTools, s
   const secrets = new Set<string>();
   const budget = new Budget(limits.budgetBytes, run.stored);
   const record = async (transition: Transition) => {
-    const scrubbedTransition = scrubbed(transition, secrets);
+    const scrubbedTransition = withShortMessages(scrubbed(transition, secrets));
     const charged = budget.charge(scrubbedTransition);
     (await recordTransition(db, run, charged)) || lostRun();
     if (charged !== scrubbedTransition) throw new BudgetSpent();

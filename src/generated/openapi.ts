@@ -990,8 +990,9 @@ export interface components {
         HttpMethod: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
         /**
          * @description A path under the tool's `baseUrl`, starting with `/`; `{name}` marks a placeholder.
-         *     `.` and `..` segments are refused, even percent-encoded (`%2e%2e`); so, when a step runs,
-         *     is a placeholder value that is or decodes to one (`..`, `%2e%2e`, `..%2F..`): every
+         *     `.` and `..` segments are refused, even percent-encoded (`%2e%2e`) or with path
+         *     parameters (`..;x`, which Tomcat and Spring read as `..`); so, when a step runs, is a
+         *     placeholder value that is or decodes to one (`..`, `%2e%2e`, `..%2F..`, `..;`): every
          *     request stays under the tool's `baseUrl`.
          * @example /chat.postMessage
          * @example /repos/{owner}/{repo}/issues
@@ -1205,7 +1206,8 @@ export interface components {
              *     rendered more than its bounds allow), `invalid-inputs`, `validation-limit` (checking
              *     the inputs against the action's inputSchema took longer or needed more memory than
              *     allowed), `invalid-action`, `action-missing`, `credentials-error`, `blocked-target`,
-             *     `network-error`, `timeout`, `http-status`, `response-too-large`, `cancelled`,
+             *     `network-error`, `timeout`, `http-status`, `response-too-large`,
+             *     `response-too-deep` (its JSON nests deeper than 512 levels), `cancelled`,
              *     `budget-exceeded` (the execution's attempts would store more than
              *     `TOLSTOY_EXECUTION_BUDGET_BYTES`), `interrupted` (its worker died while running the
              *     step more than `TOLSTOY_STEP_RESUME_LIMIT` times), or, for an execution,

@@ -126,6 +126,18 @@ t.test("one organization's slow templates make another's wait one deadline at mo
   t.same(order.slice(0, 3).sort(), ['hostile 0', 'hostile 1', 'other'], 'the other went before the hostile ones still waiting');
 });
 
+t.test("one organization's slow templates hold every process but one: another's task does not wait for them", async (t) => {
+  // A deadline longer than a process takes to start, as the default (1 s) is.
+  const e = evaluator(t, { processes: 2, templateTimeoutMs: 2000 });
+  await Promise.all([e.output('warm', 1, context), e.output('warm', 2, context)]);
+  const order: string[] = [];
+  const slow = Array.from({ length: 2 }, (_, index) => e.output('hostile', NESTED_REDUCE, context).finally(() => order.push(`hostile ${index}`)));
+  // Each task of the other organization comes after the last: a run's steps, one at a time.
+  for (let step = 0; step < 5; step++) await e.output('other', step, context).finally(() => order.push(`other ${step}`));
+  await Promise.all(slow);
+  t.same(order.slice(0, 5), ['other 0', 'other 1', 'other 2', 'other 3', 'other 4'], 'the other organization never waited for a deadline');
+});
+
 t.test('a closed evaluator refuses tasks', async (t) => {
   const e = evaluator(t);
   e.close();

@@ -5,6 +5,13 @@
 // - the same against a real worker process with the production heap cap (256 MB), several runs
 //   at once: every run fails cleanly, the process survives, and its peak RSS is reported.
 // - an output template that stores more than the budget leaves: the run fails `budget-exceeded`.
+// - a run failed for its budget, retried again and again: each retry reuses the answers of the
+//   steps before, so without counting them each retry would hold one budget more than the last,
+//   without end. What a retry reuses counts against its budget: it fails at the same step.
+// - steps whose failures quote megabytes (a template error quotes the value it could not use,
+//   an endpoint that leaves its base URL is quoted with its inputs): each failure's message is
+//   stored cut to 1000 characters, saying how long it was, so that errors do not store what the
+//   budget would refuse.
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { world } from '../engine/world.ts';
@@ -47,6 +54,39 @@ t.test('an output that would go past the budget fails the run', async (t) => {
   t.equal(execution.status, 'failed');
   t.match(execution.error, { code: 'budget-exceeded', message: /The output .*TOLSTOY_EXECUTION_BUDGET_BYTES/ });
   t.equal(execution.output, null);
+});
+
+t.test('retrying a run that went past its budget does not hold more than the budget', async (t) => {
+  const w = await world(t, { executionBudgetBytes: MiB });
+  const big = await w.action({ method: 'GET', endpoint: '/huge/400000' });
+  const flow = await w.flow({ steps: Array.from({ length: 8 }, (_, i) => ({ key: `s${i}`, actionId: big })) });
+  let execution = await w.run(flow.id);
+  t.match(execution.error, { code: 'budget-exceeded', step: 's2' });
+  for (let retry = 1; retry <= 3; retry++) {
+    const retried = await w.send({ method: 'POST', url: `/executions/${execution.id}/retry` });
+    t.equal(retried.statusCode, 202);
+    execution = await w.finished(retried.data.id);
+    t.equal(execution.status, 'failed');
+    t.match(execution.error, { code: 'budget-exceeded', step: 's2' }, `retry ${retry} fails at the same step`);
+    const held = execution.steps.reduce((sum: number, step: { response: unknown }) => sum + JSON.stringify(step.response).length, 0);
+    t.ok(held <= MiB, `retry ${retry} holds ${held} bytes of answers, within the budget`);
+  }
+});
+
+t.test('failures that quote megabytes are stored cut short', async (t) => {
+  const w = await world(t, { executionBudgetBytes: MiB });
+  const echo = await w.action();
+  const steps = Array.from({ length: 5 }, (_, i) => ({ key: `s${i}`, actionId: echo, continueOnError: true, inputs: { x: { $eval: 'fromNow(input.k)' } } }));
+  const flow = await w.flow({ steps });
+  const execution = await w.run(flow.id, { input: { k: 'x'.repeat(900_000) } });
+  t.equal(execution.status, 'completed');
+  for (const step of execution.steps) {
+    t.match(step.error, { code: 'template-error', message: /… \(\d+ characters in all\)$/ });
+    t.ok(step.error.message.length <= 1100, `${step.key}'s error message holds ${step.error.message.length} characters`);
+  }
+  const [stored] = await w.db.$queryRaw<{ bytes: number }[]>`
+    SELECT sum(COALESCE(octet_length(error), 0))::float8 AS bytes FROM execution_logs WHERE execution_id = ${execution.id}`;
+  t.ok(stored!.bytes < 10_000, `the logs keep ${stored!.bytes} bytes of errors`);
 });
 
 /** Peak resident memory of a process, in MB, from /proc (VmHWM). */

@@ -8,6 +8,9 @@
 // - an endpoint with `%2e%2e` segments: 422; a placeholder value of `..`, `.`, `%2e%2e` or
 //   `..%2F..`: the step fails (invalid-inputs) and the target hears nothing: every request stays
 //   under the tool's base URL (same origin, path prefix);
+// - the same with a path parameter that servers such as Tomcat and Spring read as a `..` or `.`
+//   segment (`/..;/admin`, `/.;x/`): 422 for an endpoint; a placeholder value of `..;`,
+//   `..;x` or `.;`: the step fails (invalid-inputs) and the target hears nothing;
 // - a target that echoes the credential, and a template that forwards it, whole or in slices,
 //   to the member's own tool: what the templates see is scrubbed, so no piece arrives;
 // - a target that echoes its URL as the client encoded it (form encoding: `+`, `%27`) with an
@@ -115,6 +118,23 @@ t.test("every request stays under the tool's base URL", async (t) => {
   t.equal(ordinary.status, 'completed');
   t.equal(receivedBy(ordinary.id, 'a')[0]!.path, '/echo/tenant/items/v1.2..3');
   t.equal(receivedBy(ordinary.id, 'a')[0]!.headers.authorization, `Bearer ${SECRET}`);
+});
+
+t.test("segments that Java servers read as .. or . do not leave the tool's base URL either", async (t) => {
+  const scoped = await tool({ authType: 'bearer', credentials: { token: SECRET }, baseUrl: `${w.target.url}/echo/tenant` });
+  for (const endpoint of ['/..;/admin', '/a/..;jsessionid=x/b', '/.;/x', '/%2e%2e;/x']) {
+    const created = await action(scoped, { endpoint });
+    t.equal(created.statusCode, 422, endpoint);
+    t.match(created.data.errors, [{ pointer: '/endpoint' }], endpoint);
+  }
+  const byId = await action(scoped, { endpoint: '/items/{id}', method: 'GET' });
+  for (const id of ['..;', '..;x', '.;', '%2e%2e;']) {
+    const execution = await runSteps([{ key: 'a', actionId: byId.data.id, inputs: { id } }]);
+    t.match(execution.steps[0], { status: 'failed', error: { code: 'invalid-inputs', message: /stay under the tool's base URL/ } }, id);
+    t.equal(receivedBy(execution.id, 'a').length, 0, `${id}: nothing was sent`);
+  }
+  const ordinary = await runSteps([{ key: 'a', actionId: byId.data.id, inputs: { id: 'a;b' } }]);
+  t.equal(ordinary.status, 'completed', 'a parameter after an ordinary name is fine');
 });
 
 t.test('an echoed credential never reaches a template, whole or in pieces', async (t) => {

@@ -10,13 +10,19 @@
 //   - an output template that loops -> the execution fails with template-limit;
 //   - a template rendering megabytes of JSON -> template-limit at TOLSTOY_TEMPLATE_RESULT_LIMIT_BYTES,
 //     nothing stored or sent.
+//   - every step of one organization's runs running to the deadline, to hold every evaluator
+//     process -> another organization's steps do not wait for those deadlines: its run of five
+//     steps completes before the first of them passes (one organization holds every process but one).
 // The /health latency and the process's memory while they run are logged (not asserted).
 import t from 'tap';
+import { EVALUATION } from '../../src/config/config.ts';
 import { world } from '../engine/world.ts';
 import { call, createTenant } from '../helper.ts';
 import { described, watchHealth } from './health.ts';
 
 const w = await world(t);
+// A deadline well longer than a few steps take on a busy machine, so that "before the deadline" says "without waiting for it".
+const patient = await world(t, { evaluation: { ...EVALUATION, templateTimeoutMs: 3000 } });
 
 const nestedReduce = {
   $reduce: { $eval: 'range(0, input.n)' },
@@ -101,4 +107,33 @@ t.test('after the attacks, the same worker runs templates as before', async (t) 
   const flow = await w.flow({ steps: [{ key: 'a', actionId: echo, if: 'input.n > 1', inputs: { n: { $eval: 'input.n * 2' } } }] });
   const execution = await w.run(flow.id, { input: { n: 2 } });
   t.match(execution, { status: 'completed', steps: [{ status: 'completed', request: { body: { n: 4 } } }] });
+});
+
+t.test("an organization whose every template runs to the deadline does not make another's steps wait for it", async (t) => {
+  const echo = await patient.action();
+  const hostile = await patient.flow({ steps: ['a', 'b'].map((key) => ({ key, actionId: echo, continueOnError: true, inputs: { x: nestedReduce } })) });
+  const runs: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    runs.push((await patient.send({ method: 'POST', url: `/flows/${hostile.id}/executions`, payload: { input: { n: 1000 } } })).data.id);
+  }
+  // Both runs are evaluating their first step.
+  while ((await patient.db.execution.count({ where: { id: { in: runs }, status: 'running' } })) < runs.length) await new Promise((r) => setTimeout(r, 20));
+
+  const other = await createTenant(patient.app, 'Bystander');
+  const send = (options: Parameters<typeof call>[2]) => call(patient.app, other, options);
+  const tool = await send({ method: 'POST', url: '/tools', payload: { name: 'Target', baseUrl: patient.target.url } });
+  const action = await send({
+    method: 'POST',
+    url: '/actions',
+    payload: { toolId: tool.data.id, name: 'Echo', key: 'echo', method: 'POST', endpoint: '/echo/b' },
+  });
+  const steps = Array.from({ length: 5 }, (_, i) => ({ key: `s${i}`, actionId: action.data.id, inputs: { v: { $eval: 'input.v' } } }));
+  const flow = await send({ method: 'POST', url: '/flows', payload: { name: 'Ordinary', steps } });
+  const began = Date.now();
+  const run = await send({ method: 'POST', url: `/flows/${flow.data.id}/executions`, payload: { input: { v: 1 } }, headers: { prefer: 'wait=30' } });
+  const failedMeanwhile = await patient.db.executionStep.count({ where: { executionId: { in: runs }, status: 'failed' } });
+  t.comment(`the other organization's run of five steps took ${Date.now() - began} ms while every step of the first ran to its 3 s deadline`);
+  t.equal(run.data.status, 'completed');
+  t.equal(failedMeanwhile, 0, "it completed before the first organization's first step reached its deadline");
+  for (const id of runs) await patient.send({ method: 'POST', url: `/executions/${id}/cancel` });
 });
