@@ -111,10 +111,13 @@ function countSuccesses(app: FastifyInstance): Map<string, number> {
 /** Prints, per resource, how often its read, update and delete by id succeeded; 1 when any never did. */
 function reportChains(answered: Map<string, number>): number {
   const chains: [string, string[]][] = [
-    ...['Organization', 'User', 'Tool', 'Action', 'Flow', 'ExecutionLog'].map((resource): [string, string[]] => [
+    ...['Organization', 'User', 'Tool', 'Action', 'Flow'].map((resource): [string, string[]] => [
       resource,
       ['create', 'get', 'update', 'delete'].map((verb) => `${verb}${resource}`),
     ]),
+    // deleteExecutionLog likewise (0 in headers mode, 4–5 with keys, since the audit trail's change):
+    // its answers stay checked by test/domain/executionLogs.test.ts and test/security/auditTrail.test.ts.
+    ['ExecutionLog', ['createExecutionLog', 'getExecutionLog', 'updateExecutionLog']],
     ['ApiKey', ['createApiKey', 'getApiKey', 'deleteApiKey']],
     ['FlowVersion', ['createFlow', 'listFlowVersions', 'getFlowVersion']],
     // retryExecution is reported but not required: since the changes of issues 18 and 19 the
@@ -126,9 +129,8 @@ function reportChains(answered: Map<string, number>): number {
   console.log('Stateful chains (successful calls by id, reached only through links):');
   let missing = 0;
   for (const [resource, operationIds] of chains) {
-    const counts = [...operationIds, ...(resource === 'Execution' ? ['retryExecution'] : [])].map(
-      (operationId) => `${operationId} ${answered.get(operationId) ?? 0}`,
-    );
+    const reported = { Execution: ['retryExecution'], ExecutionLog: ['deleteExecutionLog'] }[resource] ?? [];
+    const counts = [...operationIds, ...reported].map((operationId) => `${operationId} ${answered.get(operationId) ?? 0}`);
     console.log(`  ${resource.padEnd(13)} ${counts.join(', ')}`);
     if (operationIds.some((operationId) => (answered.get(operationId) ?? 0) === 0)) missing++;
   }
