@@ -1,7 +1,10 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
-import { PrismaClient } from '../generated/prisma/client.ts';
+import { type Prisma, PrismaClient } from '../generated/prisma/client.ts';
 import { type ConnectionOptions, connectionConfig } from './connection.ts';
+
+/** A transaction of Prisma Client's, as handed to `$transaction(async (tx) => …)`. */
+export type Transaction = Prisma.TransactionClient;
 
 export type Database = PrismaClient;
 

@@ -2,7 +2,7 @@
 // attempts, as their execution logs keep them, and its output. A run holds in memory what it
 // stored (the templates see every step's output), and a resumed run reads it all back, so the
 // budget bounds what a run holds, what it stores, and what GET /executions/{id} loads and answers.
-import type { Failure, Transition } from '../domain/progress.ts';
+import type { Failure, Transition } from './runs/progress.ts';
 
 // A failure's message may quote what failed: a template error the value it could not use, an
 // endpoint that leaves its base URL its inputs; megabytes a step, which the budget does not count.
@@ -45,8 +45,11 @@ export class Budget {
     const { settle, finish } = transition;
     const stepBytes = sizeOf(settle?.inputs) + sizeOf(settle?.response);
     if (this.#used + stepBytes > this.#limit) {
-      const error = this.#exceeded(`Step ${settle!.key}'s attempt`, stepBytes, settle!.key);
-      return { settle: { ...settle!, status: 'failed', inputs: {}, request: undefined, response: undefined, error }, finish: { status: 'failed', error } };
+      const error = this.#exceeded(`Step ${settle!.path}'s attempt`, stepBytes, settle!.path);
+      return {
+        settle: { ...settle!, status: 'failed', wakeAt: undefined, inputs: {}, request: undefined, response: undefined, error },
+        finish: { status: 'failed', error },
+      };
     }
     const outputBytes = sizeOf(finish?.output);
     if (this.#used + stepBytes + outputBytes > this.#limit) {

@@ -3,7 +3,7 @@
 // credentials grant, RFC 6749 §4.4) are cached per tool until shortly before they expire.
 import { createHash } from 'node:crypto';
 import type { Credentials, Keyring } from '../domain/credentials.ts';
-import type { ActionCall } from '../domain/progress.ts';
+import type { ActionCall } from './runs/progress.ts';
 import { type Outbound, OutboundError, type OutboundRequest } from './outbound.ts';
 
 export const REDACTED = '[REDACTED]';

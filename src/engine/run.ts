@@ -1,20 +1,35 @@
-// Runs one execution: from its first step that has not completed (so a run resumed after a
-// crash repeats no completed step), one step at a time, each recorded before the next starts.
-
-import { setTimeout as sleep } from 'node:timers/promises';
+// Runs one execution for as long as there is something to do now: the planner (plan.ts) decides
+// what runs next from the flow version and what is recorded; this module does it, one step at a
+// time, each transition recorded before the next step starts (so a run resumed after a crash
+// repeats no completed step). A step that waits for its next attempt is recorded with a timer in
+// the queue, and the run is handed back: it holds no worker while it waits.
 import type { Database } from '../db/client.ts';
 import type { StoredStep } from '../domain/flows.ts';
-import { type ClaimedRun, claimRun, type Failure, recordTransition, type Settlement, type StepProgress, type Transition } from '../domain/progress.ts';
 import type { TemplateContext, TemplateStep } from '../domain/templates.ts';
 import { inSpan } from '../observability/tracing.ts';
 import { Budget, BudgetSpent, withShortMessages } from './budget.ts';
 import { scrubbed } from './credentials.ts';
+import { type Decision, lastCompleted, nextStep, pathOf, type StepRecord } from './plan.ts';
+import type { RunQueue } from './jobs/queue.ts';
+import {
+  type ClaimedRun,
+  claimRun,
+  type Failure,
+  recordTransition,
+  recordWait,
+  type Settlement,
+  type StepProgress,
+  type Transition,
+} from './runs/progress.ts';
+import { isSettled } from './runs/statuses.ts';
 import { type Attempt, attemptStep, type StepTools } from './step.ts';
 
 /** How a worker's turn with an execution ended. */
 export type Outcome =
   /** Finished, or nothing was left to do (cancelled, finished before). */
   | 'done'
+  /** A step waits: the queue holds a timer that hands the run to a worker when it is due. */
+  | 'waiting'
   /** Given back unfinished (the worker is stopping): another worker goes on from the last completed step. */
   | 'released'
   /** Taken from this worker (cancelled, or its job handed on): it stopped writing. */
@@ -38,16 +53,22 @@ export interface RunLimits {
   resumeLimit: number;
 }
 
-export function runExecution(db: Database, executionId: string, tools: StepTools, signals: RunSignals, limits: RunLimits): Promise<Outcome> {
+/** What a worker lends a run: the tools of its steps, and the queue that holds its timers. */
+export interface RunTools extends StepTools {
+  queue: RunQueue;
+}
+
+export function runExecution(db: Database, executionId: string, tools: RunTools, signals: RunSignals, limits: RunLimits): Promise<Outcome> {
   return inSpan('execution', { 'tolstoy.execution_id': executionId }, () => runClaimed(db, executionId, tools, signals, limits));
 }
 
-async function runClaimed(db: Database, executionId: string, tools: StepTools, signals: RunSignals, limits: RunLimits): Promise<Outcome> {
+async function runClaimed(db: Database, executionId: string, tools: RunTools, signals: RunSignals, limits: RunLimits): Promise<Outcome> {
   // The claim counts an attempt of the step it begins, which is then sent even while draining.
   if (signals.stopping()) return 'released';
   const run = await claimRun(db, executionId);
   if (!run) return 'done';
   const context = contextOf(run);
+  const recorded = new Map(run.progress.map((step): [string, StepRecord] => [step.path, recordOf(step)]));
   const signal = AbortSignal.any([signals.cancel, signals.shutdown]);
   // Credentials the run's steps sent: neither the templates nor the record ever see them.
   const secrets = new Set<string>();
@@ -55,51 +76,80 @@ async function runClaimed(db: Database, executionId: string, tools: StepTools, s
   const record = async (transition: Transition) => {
     const scrubbedTransition = withShortMessages(scrubbed(transition, secrets));
     const charged = budget.charge(scrubbedTransition);
-    (await recordTransition(db, run, charged)) || lostRun();
+    const { settle } = charged;
+    const waits = settle?.status === 'waiting' && settle.wakeAt !== undefined && !charged.finish;
+    const owned = waits
+      ? await recordWait(db, run, { ...settle, wakeAt: settle.wakeAt! }, (tx) => tools.queue.wakeAt(tx, run, settle.wakeAt!))
+      : await recordTransition(db, run, charged);
+    owned || lostRun();
     if (charged !== scrubbedTransition) throw new BudgetSpent();
+    if (waits) tools.queue.queued(run.id, settle.wakeAt);
     return true as const;
   };
   if (run.begun !== null && run.resumes > limits.resumeLimit) {
     await record(crashLoop(run, run.begun, limits.resumeLimit));
     return 'done';
   }
-  // The claim began the first step not yet settled.
-  let position = run.begun ?? run.steps.length;
-  let lastCompleted = lastOutput(run, position);
-  while (position < run.steps.length) {
-    const step = run.steps[position]!;
-    const progress = run.progress[position]!;
-    const ran = await runStep(run, step, position, progress, context, tools, { signal, signals, secrets }, record);
+  let decision = nextStep(run.steps, recorded, run.claimedAt);
+  // The claim began the first open step that is due, which is the one the planner runs.
+  if (decision.kind === 'run' && decision.path !== run.begun) await record({ begin: decision.path });
+  let settlement: Settlement | undefined;
+  while (decision.kind === 'run') {
+    const { path, step } = decision;
+    const progress = run.progress.find((p) => p.path === path) ?? { path, status: 'pending', wakeAt: null, attempts: 0, response: null };
+    const ran = await runStep(run, step, path, progress, context, tools, { signal, signals, secrets });
     if (ran === 'released') return 'released';
-    if (ran.status === 'completed') lastCompleted = ran.output;
-    if (ran.status === 'failed' && !step.continueOnError) {
-      const error: Failure = { code: 'step-failed', message: `Step ${step.key} failed: ${ran.error?.message ?? 'unknown error'}`, step: step.key };
-      await record({ settle: ran.settlement, finish: { status: 'failed', error } });
-      return 'done';
-    }
-    const next = position + 1 < run.steps.length ? position + 1 : undefined;
-    if (next === undefined) {
-      await record({ settle: ran.settlement, finish: await finishing(run, context, lastCompleted, tools) });
-      return 'done';
-    }
+    recorded.set(path, { status: ran.settlement.status, wakeAt: ran.settlement.wakeAt ?? null });
+    decision = nextStep(run.steps, recorded, new Date());
+    settlement = ran.settlement;
+    if (decision.kind !== 'run') break;
     // Draining: the next step is left pending, uncounted, for the worker that takes the run on.
     if (signals.stopping()) {
-      await record({ settle: ran.settlement });
+      await record({ settle: settlement });
       return 'released';
     }
-    await record({ settle: ran.settlement, begin: next });
-    position = next;
+    await record({ settle: settlement, begin: decision.path });
   }
-  // Every step was already done (a crash just before the end): finish.
-  await record({ finish: await finishing(run, context, lastCompleted, tools) });
-  return 'done';
+  return endTurn(run, decision, settlement, context, tools, record);
+}
+
+/** Records the end of a turn: the run finished, failed, or waits. */
+async function endTurn(
+  run: ClaimedRun,
+  decision: Exclude<Decision, { kind: 'run' }>,
+  settlement: Settlement | undefined,
+  context: TemplateContext,
+  tools: RunTools,
+  record: (transition: Transition) => Promise<true>,
+): Promise<Outcome> {
+  switch (decision.kind) {
+    case 'complete':
+      await record({ settle: settlement, finish: await finishing(run, context, tools) });
+      return 'done';
+    case 'fail': {
+      const key = stepAt(run, decision.path).key;
+      const failure = settlement?.path === decision.path ? settlement.error : undefined;
+      const error: Failure = { code: 'step-failed', message: `Step ${key} failed: ${failure?.message ?? 'unknown error'}`, step: key };
+      await record({ settle: settlement, finish: { status: 'failed', error } });
+      return 'done';
+    }
+    case 'wait':
+      if (settlement) await record({ settle: settlement });
+      return 'waiting';
+    case 'stopped':
+      return 'done';
+  }
 }
 
 class LostRun extends Error {}
 
+function stepAt(run: ClaimedRun, path: string): StoredStep {
+  return run.steps.find((step) => pathOf(step.key) === path)!;
+}
+
 /** Fails a run whose step was cut short more often than the limit: its worker died each time (for lack of memory, say). */
-function crashLoop(run: ClaimedRun, position: number, resumeLimit: number): Transition {
-  const key = run.steps[position]!.key;
+function crashLoop(run: ClaimedRun, path: string, resumeLimit: number): Transition {
+  const key = stepAt(run, path).key;
   const error: Failure = {
     code: 'interrupted',
     message:
@@ -107,7 +157,7 @@ function crashLoop(run: ClaimedRun, position: number, resumeLimit: number): Tran
       `take down another worker (TOLSTOY_STEP_RESUME_LIMIT is ${resumeLimit}).`,
     step: key,
   };
-  return { settle: { position, key, status: 'failed', error }, finish: { status: 'failed', error } };
+  return { settle: { path, status: 'failed', error }, finish: { status: 'failed', error } };
 }
 
 function lostRun(): never {
@@ -115,7 +165,7 @@ function lostRun(): never {
 }
 
 /** Runs `execution`, turning a lost run into its outcome. */
-export async function runOrLose(db: Database, executionId: string, tools: StepTools, signals: RunSignals, limits: RunLimits): Promise<Outcome> {
+export async function runOrLose(db: Database, executionId: string, tools: RunTools, signals: RunSignals, limits: RunLimits): Promise<Outcome> {
   try {
     return await runExecution(db, executionId, tools, signals, limits);
   } catch (error) {
@@ -127,74 +177,61 @@ export async function runOrLose(db: Database, executionId: string, tools: StepTo
 }
 
 interface StepResult {
-  status: 'completed' | 'failed' | 'skipped';
   settlement: Settlement;
-  output: unknown;
-  error?: Failure;
 }
 
+/**
+ * One attempt of a step: its condition, inputs and their check in one bounded evaluation, then
+ * the call. An attempt that may be tried again comes back `waiting`, with when.
+ */
 async function runStep(
   run: ClaimedRun,
   step: StoredStep,
-  position: number,
+  path: string,
   progress: StepProgress,
   context: TemplateContext,
   tools: StepTools,
   { signal, signals, secrets }: { signal: AbortSignal; signals: RunSignals; secrets: Set<string> },
-  record: (transition: Transition) => Promise<true>,
 ): Promise<StepResult | 'released'> {
-  // The condition, the inputs and their check, in one bounded evaluation.
   const templates = { condition: step.if, inputs: step.inputs, schema: run.actions.get(step.actionId)?.inputSchema };
   const evaluated = await tools.evaluator.step(run.orgId, templates, context);
   if (evaluated.status === 'failed' && evaluated.phase === 'if') {
     const failure = { code: evaluated.code, message: evaluated.message };
-    return { status: 'failed', settlement: { position, key: step.key, status: 'failed', error: failure, durationMs: 0 }, output: null, error: failure };
+    return { settlement: { path, status: 'failed', error: failure, durationMs: 0 } };
   }
   if (evaluated.status === 'skipped') {
     context.steps[step.key] = { status: 'skipped', httpStatus: null, output: null, headers: {} };
-    return { status: 'skipped', settlement: { position, key: step.key, status: 'skipped' }, output: null };
+    return { settlement: { path, status: 'skipped' } };
   }
   // The attempt begun now is the next after those recorded; a step resumed after a crash gets it
   // even past its maxAttempts, because the outcome of the attempt the crash cut short is unknown.
-  const first = progress.attempts + 1;
-  const maxAttempts = Math.max(step.retry.maxAttempts, first);
-  for (let attempt = first; ; attempt++) {
-    const attributes = { 'tolstoy.step': step.key, 'tolstoy.action_id': step.actionId, 'tolstoy.attempt': attempt };
-    const result = await inSpan(`step ${step.key}`, attributes, async (span) => {
-      const attempted = await attemptStep(run, step, evaluated, tools, signal);
-      span.setAttribute('tolstoy.status', attempted.status);
-      return attempted;
-    });
-    tools.attempted(step.actionId, result.status, result.durationMs);
-    for (const secret of result.secrets ?? []) secrets.add(secret);
-    // Stopped now: nothing is recorded, so the attempt is made again elsewhere.
-    if (signals.shutdown.aborted) return 'released';
-    const settlement = settlementOf(position, step.key, result);
-    const waitMs = result.retryable && attempt < maxAttempts ? delayBefore(attempt + 1, step, result) : undefined;
-    if (waitMs === undefined || signals.cancel.aborted) {
-      // Scrubbed before templates see it: an API that echoes a credential cannot hand it, whole
-      // or sliced, to a later step's request.
-      const response = result.response && scrubbed(result.response, secrets);
-      const output = response?.body ?? null;
-      context.steps[step.key] = { status: result.status, httpStatus: response?.status ?? null, output, headers: response?.headers ?? {} };
-      return { status: result.status, settlement, output, error: result.error };
-    }
-    // The failed attempt is recorded now; the next is counted once the wait is over, as it is
-    // sent, so that a run handed on (or a worker lost) during the wait counts no attempt unsent.
-    await record({ settle: { ...settlement, status: 'running' } });
-    try {
-      await sleep(waitMs, undefined, { signal });
-    } catch {
-      if (signals.shutdown.aborted) return 'released';
-    }
-    await record({ begin: position });
-  }
+  const attempt = progress.attempts + 1;
+  const maxAttempts = Math.max(step.retry.maxAttempts, attempt);
+  const attributes = { 'tolstoy.step': path, 'tolstoy.action_id': step.actionId, 'tolstoy.attempt': attempt };
+  const result = await inSpan(`step ${path}`, attributes, async (span) => {
+    const attempted = await attemptStep(run, step, path, evaluated, tools, signal);
+    span.setAttribute('tolstoy.status', attempted.status);
+    return attempted;
+  });
+  tools.attempted(step.actionId, result.status, result.durationMs);
+  for (const secret of result.secrets ?? []) secrets.add(secret);
+  // Stopped now: nothing is recorded, so the attempt is made again elsewhere.
+  if (signals.shutdown.aborted) return 'released';
+  const settlement = settlementOf(path, result);
+  const waitMs = result.retryable && attempt < maxAttempts && !signals.cancel.aborted ? delayBefore(attempt + 1, step, result) : undefined;
+  // The failed attempt is recorded now; the next is counted when the timer hands the run back,
+  // as it is sent, so that a run lost during the wait counts no attempt unsent.
+  if (waitMs !== undefined) return { settlement: { ...settlement, status: 'waiting', wakeAt: new Date(Date.now() + waitMs) } };
+  // Scrubbed before templates see it: an API that echoes a credential cannot hand it, whole
+  // or sliced, to a later step's request.
+  const response = result.response && scrubbed(result.response, secrets);
+  context.steps[step.key] = { status: result.status, httpStatus: response?.status ?? null, output: response?.body ?? null, headers: response?.headers ?? {} };
+  return { settlement };
 }
 
-function settlementOf(position: number, key: string, attempt: Attempt): Settlement {
+function settlementOf(path: string, attempt: Attempt): Settlement {
   return {
-    position,
-    key,
+    path,
     status: attempt.status,
     inputs: attempt.inputs ?? {},
     request: attempt.request,
@@ -211,18 +248,20 @@ export function delayBefore(attempt: number, step: StoredStep, result: Pick<Atte
   return Math.min(MAX_RETRY_WAIT_MS, Math.max(jittered, result.retryAfterMs ?? 0));
 }
 
-function settled(progress: StepProgress, step: StoredStep): boolean {
-  return progress.status === 'completed' || progress.status === 'skipped' || (progress.status === 'failed' && step.continueOnError);
+function recordOf(progress: StepProgress): StepRecord {
+  return { status: progress.status, wakeAt: progress.wakeAt === null ? null : new Date(progress.wakeAt) };
 }
 
-/** What the templates see, with the steps already done (a resumed run). */
+/** What the templates see, with the steps already settled (a resumed run, a rerun's reused steps). */
 function contextOf(run: ClaimedRun): TemplateContext {
   const context: TemplateContext = { input: run.input, steps: {}, execution: { id: run.id, flowId: run.flowId, flowVersion: run.flowVersion } };
-  for (const progress of run.progress) {
-    if (!settled(progress, run.steps[progress.position]!)) break;
-    const response = progress.response;
-    context.steps[run.steps[progress.position]!.key] = {
-      status: progress.status as TemplateStep['status'],
+  const progress = new Map(run.progress.map((step) => [step.path, step]));
+  for (const step of run.steps) {
+    const recorded = progress.get(pathOf(step.key));
+    if (!recorded || !isSettled(recorded.status, step.continueOnError)) break;
+    const response = recorded.response;
+    context.steps[step.key] = {
+      status: recorded.status as TemplateStep['status'],
       httpStatus: response?.status ?? null,
       output: response?.body ?? null,
       headers: response?.headers ?? {},
@@ -231,16 +270,18 @@ function contextOf(run: ClaimedRun): TemplateContext {
   return context;
 }
 
-/** The output of the last step before `position` that completed. */
-function lastOutput(run: ClaimedRun, position: number): unknown {
-  const last = run.progress.slice(0, position).findLast((step) => step.status === 'completed');
-  return last?.response?.body ?? null;
-}
-
 /** The output template rendered, or the last completed step's output. */
-async function finishing(run: ClaimedRun, context: TemplateContext, lastCompleted: unknown, tools: StepTools): Promise<Transition['finish']> {
-  if (run.outputTemplate === null) return { status: 'completed', output: lastCompleted };
+async function finishing(run: ClaimedRun, context: TemplateContext, tools: StepTools): Promise<Transition['finish']> {
+  if (run.outputTemplate === null) {
+    const last = lastCompleted(run.steps, completedOf(run, context));
+    return { status: 'completed', output: last === undefined ? null : (context.steps[stepAt(run, last).key]?.output ?? null) };
+  }
   const output = await tools.evaluator.output(run.orgId, run.outputTemplate, context);
   if (output.status === 'failed') return { status: 'failed', error: { code: output.code, message: output.message } };
   return { status: 'completed', output: output.status === 'ready' ? output.value : null };
+}
+
+/** The steps' states as the templates see them, for the planner's choice of the last completed. */
+function completedOf(run: ClaimedRun, context: TemplateContext): Map<string, StepRecord> {
+  return new Map(run.steps.map((step): [string, StepRecord] => [pathOf(step.key), { status: context.steps[step.key]?.status ?? 'pending' }]));
 }

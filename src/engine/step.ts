@@ -4,11 +4,11 @@
 // - the URL is the tool's baseUrl followed by the action's endpoint, whose `{name}` placeholders
 //   take the inputs of that name (percent-encoded; a non-string value as JSON);
 // - the headers are the action's, then the credentials', then `Idempotency-Key:
-//   <executionId>:<stepKey>` so that a target can drop a call repeated after a crash;
+//   <executionId>:<stepPath>` so that a target can drop a call repeated after a crash;
 // - the other inputs go in the query string for GET and DELETE (an array as repeated parameters,
 //   an object as JSON), and as the JSON body otherwise.
 import type { StoredStep } from '../domain/flows.ts';
-import type { ActionCall, ClaimedRun, Failure } from '../domain/progress.ts';
+import type { ActionCall, ClaimedRun, Failure } from './runs/progress.ts';
 import { routesRequest, staysUnder } from '../domain/toolRequests.ts';
 import { type Authenticator, CredentialsFailure } from './credentials.ts';
 import type { Evaluated, Evaluator } from './evaluator.ts';
@@ -39,7 +39,14 @@ export interface StepTools {
 }
 
 /** An attempt with the step's inputs as the evaluator rendered and checked them (or why it could not). */
-export async function attemptStep(run: ClaimedRun, step: StoredStep, evaluated: Evaluated, tools: StepTools, signal: AbortSignal): Promise<Attempt> {
+export async function attemptStep(
+  run: ClaimedRun,
+  step: StoredStep,
+  path: string,
+  evaluated: Evaluated,
+  tools: StepTools,
+  signal: AbortSignal,
+): Promise<Attempt> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   const fail = (code: string, message: string, more: Partial<Attempt> = {}): Attempt => ({
@@ -59,7 +66,7 @@ export async function attemptStep(run: ClaimedRun, step: StoredStep, evaluated: 
   if (routing) return fail('invalid-action', `The action's header ${routing} routes or frames the request; remove it from the action.`, { inputs });
   let request: OutboundRequest;
   try {
-    request = requestFor(run, step, action, inputs as Record<string, unknown>);
+    request = requestFor(run, path, action, inputs as Record<string, unknown>);
   } catch (error) {
     return fail('invalid-inputs', (error as Error).message, { inputs });
   }
@@ -87,7 +94,7 @@ export async function attemptStep(run: ClaimedRun, step: StoredStep, evaluated: 
   }
 }
 
-function requestFor(run: ClaimedRun, step: StoredStep, action: ActionCall, inputs: Record<string, unknown>): OutboundRequest {
+function requestFor(run: ClaimedRun, stepPath: string, action: ActionCall, inputs: Record<string, unknown>): OutboundRequest {
   const rest = { ...inputs };
   const path = action.endpoint.replace(/\{([^}]+)\}/g, (_placeholder, name: string) => {
     if (!(name in rest)) throw new Error(`The endpoint ${action.endpoint} needs the input "${name}", which the step's inputs do not have.`);
@@ -101,7 +108,7 @@ function requestFor(run: ClaimedRun, step: StoredStep, action: ActionCall, input
     );
   }
   const url = new URL(`${action.tool.baseUrl.replace(/\/+$/, '')}${path}`);
-  const headers: Record<string, string> = { ...lowerCased(action.headers), 'idempotency-key': `${run.id}:${step.key}`, 'user-agent': 'Tolstoy' };
+  const headers: Record<string, string> = { ...lowerCased(action.headers), 'idempotency-key': `${run.id}:${stepPath}`, 'user-agent': 'Tolstoy' };
   if (action.method === 'GET' || action.method === 'DELETE') {
     for (const [name, value] of Object.entries(rest)) {
       for (const item of Array.isArray(value) ? value : [value]) url.searchParams.append(name, typeof item === 'string' ? item : JSON.stringify(item));

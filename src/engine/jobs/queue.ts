@@ -6,12 +6,11 @@
 import { fromPrisma, PgBoss } from 'pg-boss';
 // The channel pg-boss announces new jobs on: not part of its public API, so pinned with it.
 import { notifyChannelSql } from 'pg-boss/dist/plans.js';
-import type { DatabaseTimeouts } from '../config/config.ts';
-import type { Database } from '../db/client.ts';
-import { connectionConfig, DEFAULT_TIMEOUTS } from '../db/connection.ts';
-import { ProblemError, plural } from '../domain/problems.ts';
-import { finishedRuns, queuedRuns } from '../domain/progress.ts';
-import type { Runs, Transaction } from '../domain/runs.ts';
+import type { DatabaseTimeouts } from '../../config/config.ts';
+import { connectionConfig, DEFAULT_TIMEOUTS } from '../../db/connection.ts';
+import type { Transaction } from '../../db/client.ts';
+import { ProblemError, plural } from '../../domain/problems.ts';
+import { queuedRuns } from '../runs/progress.ts';
 
 export const EXECUTIONS = 'executions';
 
@@ -93,24 +92,18 @@ export async function listenForRuns(boss: PgBoss, onRun: () => void): Promise<()
 }
 
 /**
- * The domain's view of the queue. `finished` hears of a run from a worker of this process at
- * once, and of others' by looking at every waited-for execution in one query, every 200 ms.
+ * The queue of runs: a job per run to take up now, or at a time to come (a durable timer: a step
+ * that waits for its next attempt). Jobs are sent in the transaction that stores the change.
  */
-export class QueuedRuns implements Runs {
+export class RunQueue {
   readonly #boss: PgBoss;
-  readonly #db: () => Database;
-  readonly #waiters = new Map<string, Set<() => void>>();
-  #poll: NodeJS.Timeout | undefined;
-  /** Set by a worker of this process. */
-  onQueued: ((executionId: string) => void) | undefined;
-  onCancelled: ((executionId: string) => void) | undefined;
-
   readonly #queueLimit: number;
+  /** Set by a worker of this process: told of runs queued here, and of timers set here. */
+  onQueued: ((executionId: string, at?: Date) => void) | undefined;
 
   /** `queueLimit`: the runs one organization may have queued (TOLSTOY_ORG_QUEUE_LIMIT). */
-  constructor(boss: PgBoss, db: () => Database, queueLimit: number) {
+  constructor(boss: PgBoss, queueLimit: number) {
     this.#boss = boss;
-    this.#db = db;
     this.#queueLimit = queueLimit;
   }
 
@@ -128,47 +121,13 @@ export class QueuedRuns implements Runs {
     await this.#boss.send(EXECUTIONS, { executionId: execution.id } satisfies JobData, { db: fromPrisma(tx), group: { id: execution.orgId } });
   }
 
-  queued(executionId: string): void {
-    this.onQueued?.(executionId);
+  /** Sets a timer, in `tx`: the run is taken up again at `at`, by any worker. */
+  async wakeAt(tx: Transaction, execution: { id: string; orgId: string }, at: Date): Promise<void> {
+    await this.#boss.send(EXECUTIONS, { executionId: execution.id } satisfies JobData, { db: fromPrisma(tx), group: { id: execution.orgId }, startAfter: at });
   }
 
-  cancelled(executionId: string): void {
-    this.onCancelled?.(executionId);
-  }
-
-  /** Called by a worker of this process when it finishes a run. */
-  done(executionId: string): void {
-    for (const resolve of this.#waiters.get(executionId) ?? []) resolve();
-  }
-
-  finished(executionId: string, ms: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      const waiters = this.#waiters.get(executionId) ?? new Set();
-      this.#waiters.set(executionId, waiters);
-      const settle = (finished: boolean) => {
-        clearTimeout(timer);
-        waiters.delete(wake);
-        if (waiters.size === 0) this.#waiters.delete(executionId);
-        resolve(finished);
-      };
-      const wake = () => settle(true);
-      const timer = setTimeout(() => settle(false), ms);
-      waiters.add(wake);
-      this.#poll ??= setInterval(() => void this.#look(), 200);
-    });
-  }
-
-  async #look(): Promise<void> {
-    if (this.#waiters.size === 0) {
-      clearInterval(this.#poll);
-      this.#poll = undefined;
-      return;
-    }
-    const finished = await finishedRuns(this.#db(), [...this.#waiters.keys()]).catch(() => []);
-    for (const id of finished) this.done(id);
-  }
-
-  close(): void {
-    clearInterval(this.#poll);
+  /** After the commit: a worker of this process, if any, looks at once (or at `at`). */
+  queued(executionId: string, at?: Date): void {
+    this.onQueued?.(executionId, at);
   }
 }

@@ -1,0 +1,169 @@
+// Starting a run, and starting one again: the only statements that create an execution. A run
+// takes its trigger as data (an API call today; webhooks, schedules and sub-flows later start
+// runs the same way), and is stored with a pending row per step and queued, in the caller's
+// transaction, so that an acknowledged run is never lost.
+import { v7 as uuidv7 } from 'uuid';
+import { fromJsonText, type Transaction, toJsonText } from '../../db/client.ts';
+import type { StoredStep } from '../../domain/flows.ts';
+import { conflict, notFound, unprocessable } from '../../domain/problems.ts';
+import { type Execution as ExecutionRow, Prisma, type ExecutionStep as StepRow } from '../../generated/prisma/client.ts';
+import { pathOf } from '../plan.ts';
+import { isReusable, type StepStatus } from './statuses.ts';
+
+/** What started a run. */
+export type Trigger = { type: 'api'; userId: string };
+
+export interface NewRun {
+  orgId: string;
+  flowId: string;
+  /** The flow's current version when not given. */
+  version?: number;
+  input: Record<string, unknown>;
+  trigger: Trigger;
+}
+
+export type StoredRun = ExecutionRow & { steps: StepRow[] };
+
+// An execution's columns under the names of Prisma's model, so that raw rows read as its rows.
+export const EXECUTION_COLUMNS = Prisma.sql`e.id, e.org_id AS "orgId", e.flow_id AS "flowId", e.flow_version AS "flowVersion", e.status::text AS status,
+  e.input, e.output, e.error, e.retry_of AS "retryOf", e.retry_from_step AS "retryFromStep", e.trigger, e.created_by AS "createdBy",
+  e.created_at AS "createdAt", e.started_at AS "startedAt", e.finished_at AS "finishedAt", e.updated_at AS "updatedAt"`;
+
+/** The member behind a trigger, if a member started the run. */
+function memberOf(trigger: Trigger): string | null {
+  return trigger.type === 'api' ? trigger.userId : null;
+}
+
+/**
+ * Stores a queued execution of the flow's current (or given) version, with a pending row per
+ * step, in one statement.
+ */
+export async function storeRun(tx: Transaction, { orgId, flowId, version, input, trigger }: NewRun): Promise<StoredRun> {
+  const id = uuidv7();
+  const [row] = await tx.$queryRaw<(ExecutionRow & { currentVersion: number | null; steps: string | null })[]>`
+    WITH flow AS (
+      SELECT version FROM flows WHERE org_id = ${orgId}::uuid AND id = ${flowId}::uuid AND deleted_at IS NULL
+    ), snapshot AS (
+      SELECT version, steps FROM flow_versions
+      WHERE org_id = ${orgId}::uuid AND flow_id = ${flowId}::uuid AND version = COALESCE(${version ?? null}::int, (SELECT version FROM flow))
+        AND EXISTS (SELECT 1 FROM flow)
+    ), e AS (
+      INSERT INTO executions (id, org_id, flow_id, flow_version, input, trigger, created_by, updated_at)
+      SELECT ${id}::uuid, ${orgId}::uuid, ${flowId}::uuid, version, ${toJsonText(input)}, ${toJsonText(trigger)}, ${memberOf(trigger)}::uuid, now() FROM snapshot
+      RETURNING *
+    ), pending AS (
+      INSERT INTO execution_steps (execution_id, path, position, org_id, key, action_id)
+      SELECT ${id}::uuid, step.value->>'key', step.position - 1, ${orgId}::uuid, step.value->>'key', (step.value->>'actionId')::uuid
+      FROM snapshot, json_array_elements(snapshot.steps::json) WITH ORDINALITY AS step(value, position)
+    )
+    SELECT (SELECT version FROM flow) AS "currentVersion", (SELECT steps FROM snapshot), ${EXECUTION_COLUMNS}
+    FROM (SELECT 1) AS one LEFT JOIN e ON true`;
+  if (row?.currentVersion == null) throw notFound('flow', flowId);
+  if (row.id === null) throw unprocessable('/version', `flow ${flowId} has no version ${version}; its current version is ${row.currentVersion}`);
+  const steps = fromJsonText<StoredStep[]>(row.steps!).map((step, position) => pendingStep(id, orgId, position, step));
+  return { ...row, steps };
+}
+
+function pendingStep(executionId: string, orgId: string, position: number, step: StoredStep): StepRow {
+  return {
+    executionId,
+    path: pathOf(step.key),
+    position,
+    orgId,
+    key: step.key,
+    actionId: step.actionId,
+    status: 'pending',
+    attempts: 0,
+    resumes: 0,
+    startedAt: null,
+    finishedAt: null,
+    durationMs: null,
+    request: null,
+    response: null,
+    error: null,
+    reusedFrom: null,
+    wakeAt: null,
+  };
+}
+
+/** What a rerun asks for (POST /executions/{id}/retry). */
+export interface Rerun {
+  orgId: string;
+  executionId: string;
+  /** The path of the step to run from; the steps before it are reused. Default: the first unfinished. */
+  fromStep?: string;
+  /** A new input; the original's when not given. */
+  input?: Record<string, unknown>;
+  /** The version to run: the original's when not given. */
+  version?: number | 'latest';
+  trigger: Trigger;
+}
+
+/**
+ * Stores a new execution that starts again from a step of an earlier one, in `tx`. The steps
+ * before that step are reused as recorded, byte for byte (no call is made for them); it and the
+ * steps after it run. A failed or cancelled execution may be rerun from its first unfinished
+ * step; any finished one from a step named in `fromStep`.
+ */
+export async function storeRerun(tx: Transaction, rerun: Rerun): Promise<StoredRun> {
+  const { orgId, executionId, fromStep } = rerun;
+  const original = await tx.execution.findFirst({ where: { orgId, id: executionId }, include: { steps: { orderBy: { position: 'asc' } } } });
+  if (!original) throw notFound('execution', executionId);
+  if (fromStep === undefined && original.status !== 'failed' && original.status !== 'cancelled') {
+    throw conflict(
+      `Execution ${executionId} is ${original.status}; only a failed or cancelled execution can be retried from where it stopped. A finished execution can be run again from a step named in fromStep.`,
+    );
+  }
+  if (original.status === 'queued' || original.status === 'running') {
+    throw conflict(`Execution ${executionId} is ${original.status}; only a finished execution can be run again.`);
+  }
+  const flow = await tx.flow.findFirst({ where: { orgId, id: original.flowId, deletedAt: null }, select: { version: true } });
+  if (!flow) throw conflict(`Flow ${original.flowId} of execution ${executionId} was deleted; it cannot run again.`);
+  const version = rerun.version === 'latest' ? flow.version : (rerun.version ?? original.flowVersion);
+  const snapshot = await tx.flowVersion.findFirst({ where: { orgId, flowId: original.flowId, version }, select: { steps: true } });
+  if (!snapshot) throw unprocessable('/version', `flow ${original.flowId} has no version ${version}; its current version is ${flow.version}`);
+  const steps = fromJsonText<StoredStep[]>(snapshot.steps);
+  const recorded = new Map(original.steps.map((step) => [step.path, step]));
+  const from = startOfRerun(steps, recorded, fromStep, version);
+  const id = uuidv7();
+  const rows = steps.map((step, position): StepRow => {
+    const path = pathOf(step.key);
+    const before = recorded.get(path);
+    if (position < from && before) return { ...before, executionId: id, position, reusedFrom: before.reusedFrom ?? original.id };
+    return pendingStep(id, orgId, position, step);
+  });
+  const input = rerun.input ?? fromJsonText<Record<string, unknown>>(original.input);
+  const row = await tx.execution.create({
+    data: {
+      id,
+      orgId,
+      flowId: original.flowId,
+      flowVersion: version,
+      input: toJsonText(input),
+      trigger: toJsonText(rerun.trigger),
+      createdBy: memberOf(rerun.trigger),
+      retryOf: original.id,
+      retryFromStep: fromStep ?? null,
+      steps: { createMany: { data: rows.map(({ executionId: _execution, orgId: _org, ...step }) => step) } },
+    },
+  });
+  return { ...row, steps: rows };
+}
+
+/** The position (in `steps`) the rerun starts at; every step before it must be reusable. */
+function startOfRerun(steps: StoredStep[], recorded: Map<string, { status: StepStatus }>, fromStep: string | undefined, version: number): number {
+  const paths = steps.map((step) => pathOf(step.key));
+  const firstUnfinished = paths.findIndex((path) => !isReusable(recorded.get(path)?.status ?? 'pending'));
+  if (fromStep === undefined) return firstUnfinished === -1 ? paths.length : firstUnfinished;
+  const from = paths.indexOf(fromStep);
+  if (from === -1) throw unprocessable('/fromStep', `version ${version} of the flow has no step "${fromStep}"; its steps are ${paths.join(', ')}`);
+  const unusable = paths.slice(0, from).find((path) => !isReusable(recorded.get(path)?.status ?? 'pending'));
+  if (unusable !== undefined) {
+    const status = recorded.get(unusable)?.status;
+    throw unprocessable(
+      '/fromStep',
+      `step "${unusable}" comes before "${fromStep}" and ${status ? `was ${status}` : 'did not run'} in this execution, so it cannot be reused; run again from "${unusable}" or a step before it`,
+    );
+  }
+  return from;
+}
