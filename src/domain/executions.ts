@@ -1,14 +1,14 @@
 // Executions: runs of a flow version. Starting one stores it with its steps and queues it in one
 // transaction; the engine (src/engine) runs it and records every step through src/domain/runRecord.ts.
 import { v7 as uuidv7 } from 'uuid';
+import { Answer, type Handler } from '../contract/handlers.ts';
+import { conflict, notFound, unprocessable } from '../contract/problems.ts';
 import { fromJsonText, toJsonText } from '../db/client.ts';
 import type { components } from '../generated/openapi.ts';
 import { type Execution as ExecutionRow, Prisma, type ExecutionStep as StepRow } from '../generated/prisma/client.ts';
-import { Answer, type Handler } from './contract.ts';
-import type { StoredStep } from './flows.ts';
-import { idempotently } from './idempotency.ts';
-import { boundedPageSql, toBoundedPage } from './pagination.ts';
-import { conflict, notFound, unprocessable } from './problems.ts';
+import { idempotently } from '../http/rules/idempotency.ts';
+import type { StoredStep } from '../resources/flows.ts';
+import { boundedPageSql, toBoundedPage } from '../resources/pagination.ts';
 import type { Transaction } from './runs.ts';
 
 export type Execution = components['schemas']['Execution'];

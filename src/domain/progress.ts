@@ -6,7 +6,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Database } from '../db/client.ts';
 import { toJsonText } from '../db/client.ts';
-import type { StoredStep } from './flows.ts';
+import type { StoredStep } from '../resources/flows.ts';
 
 export interface ClaimedRun {
   id: string;

@@ -3,8 +3,8 @@
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { DatabaseTimeouts, EngineSettings } from '../config/config.ts';
+import type { Keyring } from '../crypto/keyring.ts';
 import type { DatabaseConnection } from '../db/client.ts';
-import type { Keyring } from '../domain/credentials.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { openQueue, QueuedRuns } from './queue.ts';
 import { Worker } from './worker.ts';

@@ -7,9 +7,9 @@ import { fromPrisma, PgBoss } from 'pg-boss';
 // The channel pg-boss announces new jobs on: not part of its public API, so pinned with it.
 import { notifyChannelSql } from 'pg-boss/dist/plans.js';
 import type { DatabaseTimeouts } from '../config/config.ts';
+import { ProblemError, plural } from '../contract/problems.ts';
 import type { Database } from '../db/client.ts';
 import { connectionConfig, DEFAULT_TIMEOUTS } from '../db/connection.ts';
-import { ProblemError, plural } from '../domain/problems.ts';
 import { finishedRuns, queuedRuns } from '../domain/progress.ts';
 import type { Runs, Transaction } from '../domain/runs.ts';
 

@@ -3,13 +3,13 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../db/client.ts';
-import type { StoredStep } from '../domain/flows.ts';
+import type { TemplateContext, TemplateStep } from '../definitions/templates.ts';
 import { type ClaimedRun, claimRun, type Failure, recordTransition, type Settlement, type StepProgress, type Transition } from '../domain/progress.ts';
-import type { TemplateContext, TemplateStep } from '../domain/templates.ts';
 import { inSpan } from '../observability/tracing.ts';
+import type { StoredStep } from '../resources/flows.ts';
 import { Budget, BudgetSpent, withShortMessages } from './budget.ts';
-import { scrubbed } from './credentials.ts';
 import { type Attempt, attemptStep, type StepTools } from './step.ts';
+import { scrubbed } from './toolAuth.ts';
 
 /** How a worker's turn with an execution ended. */
 export type Outcome =

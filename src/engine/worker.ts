@@ -11,17 +11,17 @@
 import type { Db as IDatabase, JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { EngineSettings } from '../config/config.ts';
+import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/client.ts';
-import type { Keyring } from '../domain/credentials.ts';
-import { forgetExpiredKeys } from '../domain/idempotency.ts';
 import { abandonRun, finishedRuns } from '../domain/progress.ts';
+import { forgetExpiredKeys } from '../http/rules/idempotency.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { Authenticator } from './credentials.ts';
 import { Evaluator } from './evaluator.ts';
 import { Outbound } from './outbound.ts';
 import { EXECUTIONS, HEARTBEAT_SECONDS, type JobData, listenForRuns, type QueuedRuns, RETRY_LIMIT } from './queue.ts';
 import { type RunLimits, runOrLose } from './run.ts';
 import type { StepTools } from './step.ts';
+import { Authenticator } from './toolAuth.ts';
 
 /** How often a worker looks whether its runs were cancelled elsewhere. */
 export const CANCEL_CHECK_MS = 1000;
