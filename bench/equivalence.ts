@@ -2,7 +2,7 @@
 // same request. Where a write makes what differs by nature (a new id, a timestamp, a version
 // another system already raised), those fields are masked before comparing, and so is the
 // request id that Tolstoy's problem documents carry (new for every request).
-import { newKey } from '../src/domain/apiKeys.ts';
+import { newKey } from '../src/access/keyFormat.ts';
 import { type BenchRequest, SCENARIOS, seeded } from './scenarios.ts';
 import type { Fixture } from './seed.ts';
 import type { RunningSystem } from './systems.ts';

@@ -2,8 +2,8 @@
 // members, tools, actions, flows of five steps, and execution logs. Returns what the load needs
 // to address it: tenants, their flows (with logs) and a cursor into a later page of flows.
 import pg from 'pg';
-import { newKey } from '../src/domain/apiKeys.ts';
-import { encodeCursor } from '../src/domain/pagination.ts';
+import { newKey } from '../src/access/keyFormat.ts';
+import { encodeCursor } from '../src/resources/pagination.ts';
 
 export interface Scale {
   organizations: number;

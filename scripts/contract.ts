@@ -12,10 +12,10 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { AUTH_MODES, type AuthMode, EVALUATION } from '../src/config/config.ts';
+import { Keyring } from '../src/crypto/keyring.ts';
 import { DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
-import { Keyring } from '../src/domain/credentials.ts';
 import { startEngine } from '../src/engine/engine.ts';
 import { buildApp } from '../src/http/app.ts';
 import { pythonTools } from './python.ts';
@@ -116,7 +116,7 @@ function reportChains(answered: Map<string, number>): number {
       ['create', 'get', 'update', 'delete'].map((verb) => `${verb}${resource}`),
     ]),
     // deleteExecutionLog likewise (0 in headers mode, 4–5 with keys, since the audit trail's change):
-    // its answers stay checked by test/domain/executionLogs.test.ts and test/security/auditTrail.test.ts.
+    // its answers stay checked by test/resources/executionLogs.test.ts and test/security/auditTrail.test.ts.
     ['ExecutionLog', ['createExecutionLog', 'getExecutionLog', 'updateExecutionLog']],
     ['ApiKey', ['createApiKey', 'getApiKey', 'deleteApiKey']],
     ['FlowVersion', ['createFlow', 'listFlowVersions', 'getFlowVersion']],

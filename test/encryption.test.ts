@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { readConfig } from '../src/config/config.ts';
 import { keyFileOf, loadKeyring } from '../src/config/encryption.ts';
-import { Keyring, keyId } from '../src/domain/credentials.ts';
+import { Keyring, keyId } from '../src/crypto/keyring.ts';
 import { freshDatabaseUrl } from './helper.ts';
 import { failedStart, messages, startServer } from './process.ts';
 

@@ -8,12 +8,12 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import pg from 'pg';
 import { pino } from 'pino';
 import { type AuthMode, type AuthSettings, type EngineSettings, EVALUATION, type HttpSettings } from '../src/config/config.ts';
+import { Keyring } from '../src/crypto/keyring.ts';
 import { type Database, DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { applyMigrations } from '../src/db/migrations.ts';
-import { Keyring } from '../src/domain/credentials.ts';
 import { type Engine, startEngine } from '../src/engine/engine.ts';
-import { openQueue } from '../src/engine/queue.ts';
+import { openQueue } from '../src/engine/jobs/queue.ts';
 import { buildApp, DEVELOPMENT_AUTH, UNLIMITED } from '../src/http/app.ts';
 import type { Services } from '../src/http/routes.ts';
 import { contractViolation } from './contract.ts';

@@ -132,6 +132,8 @@ export interface EngineSettings {
   /** Runs an organization may have queued at once; past it, starting or retrying one answers 429. */
   orgQueueLimit: number;
   evaluation: EvaluationSettings;
+  /** Overrides the schedule of every maintenance job (src/engine/jobs/maintenance.ts); tests run them every few seconds. */
+  maintenanceCron?: string;
 }
 
 /** The bounds of evaluating tenants' templates and input schemas (src/engine/evaluator.ts). */

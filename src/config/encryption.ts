@@ -5,8 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/client.ts';
-import { Keyring } from '../domain/credentials.ts';
 import type { Config, EncryptionKeys } from './config.ts';
 
 export class KeyError extends Error {}

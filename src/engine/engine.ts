@@ -1,19 +1,22 @@
-// The engine of a process: the queue, the domain's view of it, and, when this process runs
-// flows, a worker. The API and the worker processes both start one.
+// The engine of a process: the queue, the run owner, the news of runs and, when this process runs
+// flows, a worker of runs and the maintenance jobs. The API and the worker processes both start one.
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { DatabaseTimeouts, EngineSettings } from '../config/config.ts';
+import type { Keyring } from '../crypto/keyring.ts';
 import type { DatabaseConnection } from '../db/client.ts';
-import type { Keyring } from '../domain/credentials.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { openQueue, QueuedRuns } from './queue.ts';
-import { Worker } from './worker.ts';
+import { workMaintenance } from './jobs/maintenance.ts';
+import { openQueue, RunQueue } from './jobs/queue.ts';
+import { RunWorker } from './jobs/runWorker.ts';
+import { RunChanges } from './runs/changes.ts';
+import { Runs } from './runs/runs.ts';
 
 export interface Engine {
-  runs: QueuedRuns;
+  runs: Runs;
   boss: PgBoss;
-  worker: Worker | undefined;
-  /** Drains the worker within `deadlineMs` (see Worker.stop), then closes the queue. */
+  worker: RunWorker | undefined;
+  /** Drains the worker within `deadlineMs` (see RunWorker.stop), then closes the queue. */
   stop(deadlineMs: number): Promise<void>;
 }
 
@@ -26,13 +29,20 @@ export interface EngineOptions {
   timeouts?: DatabaseTimeouts;
   log: Logger;
   metrics?: Metrics;
+  /** Told of every maintenance job this process ran. */
+  maintained?: (kind: string, result: Record<string, number>) => void;
 }
 
-export async function startEngine({ database, directUrl, keyring, settings, timeouts, log, metrics }: EngineOptions): Promise<Engine> {
+export async function startEngine({ database, directUrl, keyring, settings, timeouts, log, metrics, maintained }: EngineOptions): Promise<Engine> {
+  const db = () => database.current;
   const boss = await openQueue({ url: directUrl, timeouts, working: settings.worker });
-  const runs = new QueuedRuns(boss, () => database.current, settings.orgQueueLimit);
-  const worker = settings.worker ? new Worker({ db: () => database.current, boss, runs, keyring, settings, log, metrics }) : undefined;
+  const queue = new RunQueue(boss, settings.orgQueueLimit);
+  const changes = new RunChanges(boss, db, log);
+  await changes.start();
+  const runs = new Runs(queue, changes);
+  const worker = settings.worker ? new RunWorker({ db, boss, queue, changes, keyring, settings, log, metrics }) : undefined;
   await worker?.start();
+  if (settings.worker) await workMaintenance({ boss, db, log, cron: settings.maintenanceCron, ran: maintained });
   return {
     runs,
     boss,
@@ -41,7 +51,7 @@ export async function startEngine({ database, directUrl, keyring, settings, time
       await worker?.stop(deadlineMs);
       // Settles the jobs of released runs, so that other workers take them up at once.
       await boss.stop({ graceful: true, timeout: 5000 }).catch(() => undefined);
-      runs.close();
+      await changes.close();
     },
   };
 }

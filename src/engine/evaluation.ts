@@ -2,8 +2,8 @@
 // inputs against the action's inputSchema, or renders a flow's output, one task at a time, and
 // tells its parent of each phase so that the parent applies that phase's deadline. Its heap is
 // capped by its command line; its parent kills it at a deadline.
-import { Validators } from '../domain/inputSchemas.ts';
-import { holds, render, type TemplateContext, TemplateError } from '../domain/templates.ts';
+import { Validators } from '../definitions/inputSchemas.ts';
+import { holds, render, type TemplateContext, TemplateError } from '../definitions/templates.ts';
 import type { Evaluated, EvaluationTask, Phase } from './evaluator.ts';
 
 interface Options {

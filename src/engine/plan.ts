@@ -4,7 +4,7 @@
 // A step's identity is its path: a top-level step's path is its key. Steps inside a loop
 // iteration or a branch (a later issue) get `<parent>[<index>].<key>` or `<parent>.<branch>.<key>`,
 // so that each keeps its identity in the record, in the outbound Idempotency-Key and across crashes.
-import type { StoredStep } from '../domain/flows.ts';
+import type { StoredStep } from '../resources/flows.ts';
 import { isSettled, type StepStatus } from './runs/statuses.ts';
 
 /** What is recorded of one step: its state, and until when it waits when it is waiting. */
@@ -63,7 +63,5 @@ export function nextStep(steps: readonly StoredStep[], recorded: ReadonlyMap<str
 
 /** The path of the last step, in the flow's order, that completed: its output is the run's default output. */
 export function lastCompleted(steps: readonly StoredStep[], recorded: ReadonlyMap<string, StepRecord>): string | undefined {
-  return steps
-    .map((step) => pathOf(step.key))
-    .findLast((path) => recorded.get(path)?.status === 'completed');
+  return steps.map((step) => pathOf(step.key)).findLast((path) => recorded.get(path)?.status === 'completed');
 }

@@ -4,25 +4,16 @@
 // repeats no completed step). A step that waits for its next attempt is recorded with a timer in
 // the queue, and the run is handed back: it holds no worker while it waits.
 import type { Database } from '../db/client.ts';
-import type { StoredStep } from '../domain/flows.ts';
-import type { TemplateContext, TemplateStep } from '../domain/templates.ts';
+import type { TemplateContext, TemplateStep } from '../definitions/templates.ts';
 import { inSpan } from '../observability/tracing.ts';
+import type { StoredStep } from '../resources/flows.ts';
 import { Budget, BudgetSpent, withShortMessages } from './budget.ts';
-import { scrubbed } from './credentials.ts';
-import { type Decision, lastCompleted, nextStep, pathOf, type StepRecord } from './plan.ts';
 import type { RunQueue } from './jobs/queue.ts';
-import {
-  type ClaimedRun,
-  claimRun,
-  type Failure,
-  recordTransition,
-  recordWait,
-  type Settlement,
-  type StepProgress,
-  type Transition,
-} from './runs/progress.ts';
+import { type Decision, lastCompleted, nextStep, pathOf, type StepRecord } from './plan.ts';
+import { type ClaimedRun, claimRun, type Failure, recordTransition, recordWait, type Settlement, type StepProgress, type Transition } from './runs/progress.ts';
 import { isSettled } from './runs/statuses.ts';
 import { type Attempt, attemptStep, type StepTools } from './step.ts';
+import { scrubbed } from './toolAuth.ts';
 
 /** How a worker's turn with an execution ended. */
 export type Outcome =

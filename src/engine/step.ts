@@ -7,12 +7,13 @@
 //   <executionId>:<stepPath>` so that a target can drop a call repeated after a crash;
 // - the other inputs go in the query string for GET and DELETE (an array as repeated parameters,
 //   an object as JSON), and as the JSON body otherwise.
-import type { StoredStep } from '../domain/flows.ts';
-import type { ActionCall, ClaimedRun, Failure } from './runs/progress.ts';
-import { routesRequest, staysUnder } from '../domain/toolRequests.ts';
-import { type Authenticator, CredentialsFailure } from './credentials.ts';
+
+import { routesRequest, staysUnder } from '../definitions/toolRequests.ts';
+import type { StoredStep } from '../resources/flows.ts';
 import type { Evaluated, Evaluator } from './evaluator.ts';
 import { type Outbound, OutboundError, type OutboundRequest, type OutboundResponse } from './outbound.ts';
+import type { ActionCall, ClaimedRun, Failure } from './runs/progress.ts';
+import { type Authenticator, CredentialsFailure } from './toolAuth.ts';
 
 export interface Attempt {
   status: 'completed' | 'failed';

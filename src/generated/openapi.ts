@@ -637,6 +637,9 @@ export interface paths {
          *     Its size is bounded: an execution's attempts may store at most `TOLSTOY_EXECUTION_BUDGET_BYTES`
          *     (2 MiB by default) in all, and one that would store more fails `budget-exceeded`, so the
          *     answer is at most about twice that (each step's last request and response).
+         *
+         *     `Prefer: wait=N` answers when the run finishes, or after N seconds (at most 30) with it as
+         *     it is then: a client can wait on a run it did not start.
          */
         get: operations["getExecution"];
         put?: never;
@@ -684,13 +687,20 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Retry a failed or cancelled execution from its first unfinished step
-         * @description Starts a new execution of the same flow version with the same input, whose `retryOf`
-         *     names this one. The steps that completed (or were skipped) are not run again: the new
-         *     execution reuses what they received (`reusedFrom`), and runs the rest. Only a `failed`
-         *     or `cancelled` execution can be retried (`409` otherwise), and not once its flow is deleted.
-         *     The new execution is queued: past the organization's `TOLSTOY_ORG_QUEUE_LIMIT` queued runs
-         *     the answer is `429` with `Retry-After`.
+         * Run an execution again, from its first unfinished step or from a step you name
+         * @description Starts a new execution of the flow, whose `retryOf` names this one. The steps before the
+         *     one it starts from are not run again: the new execution reuses what they recorded, byte
+         *     for byte (`reusedFrom`), and makes no call for them; it runs the rest.
+         *     - Without a body, it starts from the first step that did not complete, with the same
+         *       input and version. Only a `failed` or `cancelled` execution can be retried so (`409`
+         *       otherwise).
+         *     - `fromStep` names the step to start from (its `path`): then any finished execution can
+         *       be run again, a completed one included. `input` replaces the input, and `version` runs
+         *       another version of the flow (an integer, or `latest`); the reused steps are matched by path.
+         *
+         *     Not once its flow is deleted (`409`). The new execution is queued: past the
+         *     organization's `TOLSTOY_ORG_QUEUE_LIMIT` queued runs the answer is `429` with
+         *     `Retry-After`. `Prefer: wait=N` waits for it as when starting a run.
          */
         post: operations["retryExecution"];
         delete?: never;
@@ -1188,18 +1198,43 @@ export interface components {
             /** @description The flow version to run; the current one when omitted. */
             version?: number;
         };
+        /** @description What started the run. `api`, a member's call (`POST /flows/{id}/executions`, or a retry). */
+        Trigger: {
+            /** @enum {string} */
+            type: "api";
+            /**
+             * Format: uuid
+             * @description The member who called.
+             */
+            userId?: string;
+        };
+        ExecutionRetry: {
+            /**
+             * @description The path of the step to run from. The steps before it are reused as the original
+             *     recorded them, byte for byte, with no call made; each must have completed or been
+             *     skipped (`422` otherwise). Without it, the run goes on from the original's first
+             *     unfinished step, and only a `failed` or `cancelled` execution can be retried.
+             */
+            fromStep?: string;
+            /** @description A new input; the original's when omitted. */
+            input?: components["schemas"]["JsonObject"];
+            /** @description The flow version to run, or `latest` for the flow's current one; the original's when omitted. */
+            version?: number | "latest";
+        };
         /**
          * @description `queued` → `running` → `completed`, `failed` or `cancelled`.
          * @enum {string}
          */
         ExecutionState: "queued" | "running" | "completed" | "failed" | "cancelled";
         /**
-         * @description `pending` → `running` → `completed`, `failed`, `skipped` or `cancelled`; a step being
-         *     retried stays `running`. A step its execution ended before (a step before it failed, or
-         *     the run was abandoned) is `not_run`, without ever being attempted.
+         * @description `pending` → `running` → `completed`, `failed`, `skipped` or `cancelled`. A step whose
+         *     attempt failed and that will be tried again is `waiting` until `wakeAt`, then `running`
+         *     again: it holds no worker while it waits, and the wait survives restarts. A step its
+         *     execution ended before (a step before it failed, or the run was abandoned) is `not_run`,
+         *     without ever being attempted.
          * @enum {string}
          */
-        StepState: "pending" | "running" | "completed" | "failed" | "skipped" | "cancelled" | "not_run";
+        StepState: "pending" | "running" | "waiting" | "completed" | "failed" | "skipped" | "cancelled" | "not_run";
         Failure: {
             /**
              * @description `template-error`, `template-limit` (a template took longer, needed more memory or
@@ -1231,10 +1266,17 @@ export interface components {
             error: components["schemas"]["Failure"];
             /**
              * Format: uuid
-             * @description The execution this one retries.
+             * @description The execution this one runs again (`POST /executions/{id}/retry`).
              */
             retryOf: string | null;
-            createdBy: components["schemas"]["Id"];
+            /** @description The step path the run again began at, when `fromStep` named one. */
+            retryFromStep: string | null;
+            trigger: components["schemas"]["Trigger"];
+            /**
+             * Format: uuid
+             * @description The member who started it, when a member did (the `api` trigger).
+             */
+            createdBy: string | null;
             createdAt: components["schemas"]["Timestamp"];
             startedAt: components["schemas"]["NullableTimestamp"];
             finishedAt: components["schemas"]["NullableTimestamp"];
@@ -1243,6 +1285,12 @@ export interface components {
             steps?: components["schemas"]["ExecutionStep"][];
         };
         ExecutionStep: {
+            /**
+             * @description The step's identity within its run: its `key` for a step of the flow's top level. It
+             *     names the step in `fromStep`, in the execution logs' `stepKey`, and in the
+             *     `Idempotency-Key: <executionId>:<path>` its requests carry.
+             */
+            path: string;
             key: components["schemas"]["Key"];
             actionId: components["schemas"]["Id"];
             status: components["schemas"]["StepState"];
@@ -1279,6 +1327,8 @@ export interface components {
              * @description For a retry, the execution whose completed step this is, which was not run again.
              */
             reusedFrom: string | null;
+            /** @description When a `waiting` step is tried again; `null` otherwise. */
+            wakeAt: components["schemas"]["NullableTimestamp"];
         };
         /** @description A page of executions, newest first: at most `limit` of them, and at most 4 MiB of their `input`, `output` and `error` as JSON text (one larger execution alone); follow `nextCursor`. */
         ExecutionList: {
@@ -1298,8 +1348,11 @@ export interface components {
             id: components["schemas"]["Id"];
             orgId: components["schemas"]["Id"];
             flowId: components["schemas"]["Id"];
-            /** @description The member who started the run, for a log the engine wrote; the member who last wrote it, for one written by hand. */
-            userId: components["schemas"]["Id"];
+            /**
+             * Format: uuid
+             * @description The member who started the run, for a log the engine wrote (`null` when no member did); the member who last wrote it, for one written by hand.
+             */
+            userId: string | null;
             /**
              * @description `engine`: written by the engine as the run went, and read-only. `member`: written through this API.
              * @enum {string}
@@ -3147,6 +3200,7 @@ export interface operations {
                  *       "description": "Reads the organization and greets it by name.",
                  *       "steps": [
                  *         {
+                 *           "path": "read",
                  *           "key": "read",
                  *           "actionId": "01a20ce6-c4e0-7160-8999-50d836f675cc",
                  *           "inputs": {
@@ -3865,7 +3919,10 @@ export interface operations {
     getExecution: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description `wait=N` (0 to 30): wait up to N seconds for the run to finish ([RFC 7240](https://www.rfc-editor.org/rfc/rfc7240)). Other preferences are ignored. */
+                Prefer?: components["parameters"]["Prefer"];
+            };
             path: {
                 /** @description The resource's id. */
                 id: components["parameters"]["Id"];
@@ -3878,6 +3935,7 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
@@ -3960,6 +4018,8 @@ export interface operations {
                  *     per logical request.
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /** @description `wait=N` (0 to 30): wait up to N seconds for the run to finish ([RFC 7240](https://www.rfc-editor.org/rfc/rfc7240)). Other preferences are ignored. */
+                Prefer?: components["parameters"]["Prefer"];
             };
             path: {
                 /** @description The resource's id. */
@@ -3967,14 +4027,42 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "fromStep": "greet",
+                 *       "input": {
+                 *         "orgId": "01a20ce4-05c0-726b-b2a7-4de452e6b438"
+                 *       },
+                 *       "version": "latest"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ExecutionRetry"];
+            };
+        };
         responses: {
+            /** @description The new run finished within the time `Prefer: wait` allowed. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    Location: components["headers"]["Location"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Execution"];
+                };
+            };
             /** @description The new execution, queued. */
             202: {
                 headers: {
                     ETag: components["headers"]["ETag"];
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     "X-Request-Id": components["headers"]["RequestId"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };

@@ -2,10 +2,10 @@
 import compress from '@fastify/compress';
 import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { Authentication } from '../access/callers.ts';
 import type { AuthSettings, HttpSettings } from '../config/config.ts';
+import { handlers } from '../contract/operations.ts';
 import type { DatabaseConnection } from '../db/client.ts';
-import { Authentication } from '../domain/authentication.ts';
-import { handlers } from '../domain/index.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { traceRequests } from '../observability/tracing.ts';
 import { AccessLog, lazyChildLogger } from './accessLog.ts';

@@ -4,12 +4,12 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { type FieldError, invalidFields, MAX_FIELD_ERRORS, ProblemError, type ProblemKind } from '../contract/problems.ts';
 import { brokenForeignKey, brokenUniqueConstraint, unavailability } from '../db/errors.ts';
-import { type FieldError, invalidFields, MAX_FIELD_ERRORS, ProblemError, type ProblemKind } from '../domain/problems.ts';
-import { PROBLEM_TYPE_BASE, PROBLEM_TYPES } from '../domain/problemTypes.ts';
 import type { components } from '../generated/openapi.ts';
-import { challengeOf } from './authentication.ts';
+import { PROBLEM_TYPE_BASE, PROBLEM_TYPES } from '../resources/problemTypes.ts';
 import { fieldErrors } from './fieldErrors.ts';
+import { challengeOf } from './requestCredentials.ts';
 
 export type Problem = components['schemas']['Problem'];
 

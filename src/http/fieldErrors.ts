@@ -6,7 +6,7 @@
 // `x-pattern-description` (a regular expression is no message; the contract test requires one
 // beside every pattern).
 import type { ErrorObject } from 'ajv';
-import { escapePointer, type FieldError } from '../domain/problems.ts';
+import { escapePointer, type FieldError } from '../contract/problems.ts';
 
 type Issue = ErrorObject<string, Record<string, unknown>, unknown> & { propertyName?: string };
 type Schema = Record<string, unknown>;

@@ -8,7 +8,7 @@
 // properties, and no body is merged into another object). A body nested thousands of levels deep
 // parses fine but overflows the stack of every recursive step after it, so it is refused up front.
 import type { FastifyInstance } from 'fastify';
-import { escapePointer, type FieldError, invalidFields, ProblemError } from '../domain/problems.ts';
+import { escapePointer, type FieldError, invalidFields, ProblemError } from '../contract/problems.ts';
 
 export const MAX_NESTING = 64;
 

@@ -6,9 +6,9 @@
 // (forged keys, each a new key id, would each cost a query) and sign-ups.
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Caller } from '../access/tenancy.ts';
 import type { RateLimitSettings } from '../config/config.ts';
-import { ProblemError } from '../domain/problems.ts';
-import type { Caller } from '../domain/tenancy.ts';
+import { ProblemError } from '../contract/problems.ts';
 
 /** Counts a request of `caller` against its limits; sets the RateLimit headers, and refuses (429) past a limit. */
 export type RateLimiter = (request: FastifyRequest, reply: FastifyReply, caller: Caller) => Promise<void>;

@@ -3,17 +3,17 @@
 import http from 'node:http';
 import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest, type HTTPMethods, type RouteOptions } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
+import type { Authentication, Scope } from '../access/callers.ts';
+import { type Caller, isOrganizationOperation, isRead, readerFor, tenantOf } from '../access/tenancy.ts';
+import { Answer, type Handlers, type OperationId } from '../contract/handlers.ts';
+import { ProblemError } from '../contract/problems.ts';
+import type { Keyring } from '../crypto/keyring.ts';
 import type { DatabaseConnection } from '../db/client.ts';
-import type { Authentication, Scope } from '../domain/authentication.ts';
-import { Answer, type Handlers, type OperationId } from '../domain/contract.ts';
-import type { Keyring } from '../domain/credentials.ts';
-import { etagOf } from '../domain/preconditions.ts';
-import { ProblemError } from '../domain/problems.ts';
-import type { Runs } from '../domain/runs.ts';
-import { type Caller, isOrganizationOperation, isRead, readerFor, tenantOf } from '../domain/tenancy.ts';
-import { credentialsOf } from './authentication.ts';
+import type { RunOwner } from '../engine/runs/runs.ts';
 import { sendProblem } from './errors.ts';
 import type { AddressLimits, RateLimiter } from './rateLimits.ts';
+import { credentialsOf } from './requestCredentials.ts';
+import { etagOf } from './rules/preconditions.ts';
 import type { OpenApiDocument } from './spec.ts';
 import { adaptRequestSchema } from './validation.ts';
 
@@ -36,7 +36,7 @@ interface ResponseObject {
 /** What every operation may use besides the database. */
 export interface Services {
   keyring: Keyring;
-  runs: Runs;
+  runs: RunOwner;
 }
 
 export interface OperationsOptions {
@@ -111,7 +111,7 @@ function accessOf(operation: OperationObject, security: SecurityRequirement[]): 
           ? 'read'
           : 'write'
         : 'organizations';
-  // The handlers' context types decide by name (src/domain/contract.ts); the two must agree.
+  // The handlers' context types decide by name (src/contract/handlers.ts); the two must agree.
   if ((access === 'organizations') !== isOrganizationOperation(operation.operationId)) {
     throw new Error(`The security of ${operation.operationId} does not fit its name: ${JSON.stringify(requirements)}.`);
   }

@@ -4,7 +4,7 @@
 import { Ajv2020, type ErrorObject, type Options, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import type { FastifySchemaCompiler, preValidationAsyncHookHandler, RouteOptions } from 'fastify';
-import { ProblemError } from '../domain/problems.ts';
+import { ProblemError } from '../contract/problems.ts';
 
 const COMMON: Options = {
   allErrors: true,

@@ -1,6 +1,6 @@
 // JSON-e's own expression parser, which json-e's public API does not export: the flows' templates
 // are parsed with it when saved, so that they are read exactly as the engine will read them, and
-// never evaluated (see src/domain/templateChecks.ts). json-e is pinned to 4.8.4 for these paths.
+// never evaluated (see src/definitions/templateChecks.ts). json-e is pinned to 4.8.4 for these paths.
 declare module 'json-e/src/tokenizer.js' {
   interface Token {
     kind: string;

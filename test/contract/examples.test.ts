@@ -3,8 +3,8 @@
 // problem type's page says); and the ids request examples name are ids that the examples of
 // earlier creates answer, so that executed in order (Swagger UI fills in the real ones) they work.
 import t from 'tap';
-import type { ProblemKind } from '../../src/domain/problems.ts';
-import { PROBLEM_TYPE_BASE, PROBLEM_TYPES } from '../../src/domain/problemTypes.ts';
+import type { ProblemKind } from '../../src/contract/problems.ts';
+import { PROBLEM_TYPE_BASE, PROBLEM_TYPES } from '../../src/resources/problemTypes.ts';
 import { operations, resolve } from '../contract.ts';
 
 const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

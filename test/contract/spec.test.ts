@@ -1,7 +1,7 @@
 // The contract itself: valid OpenAPI 3.1, and complete in the ways its users rely on.
 import { Validator } from '@seriousme/openapi-schema-validator';
 import t from 'tap';
-import { handlers } from '../../src/domain/index.ts';
+import { handlers } from '../../src/contract/operations.ts';
 import { operations, resolve, document as spec } from '../contract.ts';
 
 const document = spec as any;

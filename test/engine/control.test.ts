@@ -1,11 +1,12 @@
 // Controlling runs: cancelling one mid-step, retrying from the step that failed, runs pinned to
 // the version they started with, and one organization unable to take every worker.
 import t from 'tap';
-import { finishedRuns } from '../../src/domain/progress.ts';
+import { finishedRuns as finishedChanges } from '../../src/engine/runs/changes.ts';
 import { createTenant } from '../helper.ts';
 import { world } from './world.ts';
 
 const w = await world(t, { orgConcurrency: 2, concurrency: 6 });
+const finishedRuns = async (db: typeof w.db, ids: string[]) => (await finishedChanges(db, ids)).map((change) => change.executionId);
 const calls = (executionId: string, key: string) => w.target.received.filter((r) => r.headers['idempotency-key'] === `${executionId}:${key}`);
 
 async function until(condition: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
-import { HEARTBEAT_SECONDS, SUPERVISE_SECONDS } from '../../src/engine/queue.ts';
+import { HEARTBEAT_SECONDS, SUPERVISE_SECONDS } from '../../src/engine/jobs/queue.ts';
 import { ownPostgres } from '../faults/postgres.ts';
 import { buildTestApp, call, createTenant, freshDatabaseUrl, type Member, type TestApp } from '../helper.ts';
 import { startWorker, type WorkerProcess } from '../process.ts';

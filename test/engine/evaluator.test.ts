@@ -3,7 +3,7 @@
 // its place, and other tasks are evaluated meanwhile.
 import t from 'tap';
 import { EVALUATION } from '../../src/config/config.ts';
-import type { TemplateContext } from '../../src/domain/templates.ts';
+import type { TemplateContext } from '../../src/definitions/templates.ts';
 import { Evaluator } from '../../src/engine/evaluator.ts';
 
 const context: TemplateContext = { input: { n: 3, text: 'aaa' }, steps: {}, execution: { id: 'e', flowId: 'f', flowVersion: 1 } };

@@ -2,8 +2,8 @@
 // attempt may take, how large an answer may be, and what continueOnError changes.
 import t from 'tap';
 import { freePort } from '../../src/db/embedded.ts';
-import type { StoredStep } from '../../src/domain/flows.ts';
 import { delayBefore } from '../../src/engine/run.ts';
+import type { StoredStep } from '../../src/resources/flows.ts';
 import { world } from './world.ts';
 
 const w = await world(t, { responseLimitBytes: 64 * 1024 });

@@ -2,7 +2,7 @@
 // step that failed it, and those of a run abandoned by the engine, are `not_run`, a final state,
 // never attempted.
 import t from 'tap';
-import { abandonRun, claimRun } from '../../src/domain/progress.ts';
+import { abandonRun, claimRun } from '../../src/engine/runs/progress.ts';
 import { buildTestApp } from '../helper.ts';
 import { world } from './world.ts';
 

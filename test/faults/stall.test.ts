@@ -3,8 +3,8 @@
 // of hanging, and everything works again once it resumes, without a restart.
 import t from 'tap';
 import { DatabaseConnection } from '../../src/db/client.ts';
-import { READINESS_TIMEOUT_MS } from '../../src/domain/service.ts';
 import { buildApp } from '../../src/http/app.ts';
+import { READINESS_TIMEOUT_MS } from '../../src/resources/service.ts';
 import { call, createTenant, testEngine } from '../helper.ts';
 import { ownPostgres, within } from './postgres.ts';
 

@@ -4,7 +4,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import t from 'tap';
-import { lookupOf, newKey } from '../../src/domain/apiKeys.ts';
+import { lookupOf, newKey } from '../../src/access/keyFormat.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { operations } from '../contract.ts';
 import { ADMIN_TOKEN, bearer, buildTestApp, call, createTenant, type Member, MISSING_ID, testAuth } from '../helper.ts';

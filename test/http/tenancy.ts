@@ -3,7 +3,7 @@
 // It runs once with tenant headers (tenancy.test.ts) and once with API keys (tenancy-keys.test.ts).
 import t from 'tap';
 import type { AuthMode } from '../../src/config/config.ts';
-import { encodeCursor } from '../../src/domain/pagination.ts';
+import { encodeCursor } from '../../src/resources/pagination.ts';
 import { operations } from '../contract.ts';
 import { bearer, buildTestApp, call, createTenant, type Member, MISSING_ID, testAuth } from '../helper.ts';
 

@@ -7,7 +7,7 @@
 // - a flood of sign-ups (POST /organizations, open in development): past the address's
 //   allowance, 429 with Retry-After; another address may still sign up, and the operator is not held back.
 import t from 'tap';
-import { newKey } from '../../src/domain/apiKeys.ts';
+import { newKey } from '../../src/access/keyFormat.ts';
 import { UNLIMITED } from '../../src/http/app.ts';
 import { ADMIN_TOKEN, bearer, buildTestApp, call, createTenant, testAuth } from '../helper.ts';
 

@@ -11,7 +11,7 @@
 //   in V8): the same.
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { PAGE_BYTES } from '../../src/domain/pagination.ts';
+import { PAGE_BYTES } from '../../src/resources/pagination.ts';
 import { buildTestApp, call, createTenant, freshDatabaseUrl } from '../helper.ts';
 import { startServer } from '../process.ts';
 

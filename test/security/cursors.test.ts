@@ -5,7 +5,7 @@
 //   items alone, never Acme's;
 // - a cursor made from one of Acme's ids: must list nothing of Acme's either.
 import t from 'tap';
-import { encodeCursor } from '../../src/domain/pagination.ts';
+import { encodeCursor } from '../../src/resources/pagination.ts';
 import { operations } from '../contract.ts';
 import { buildTestApp, call, createTenant, testAuth } from '../helper.ts';
 

@@ -7,7 +7,7 @@
 // A replay with the same key and body must still be answered, and another body still refused.
 import { createHash, randomUUID } from 'node:crypto';
 import t from 'tap';
-import { canonical } from '../../src/domain/preconditions.ts';
+import { canonical } from '../../src/http/rules/preconditions.ts';
 import { buildTestApp, call, createTenant, testAuth } from '../helper.ts';
 
 const { app, db } = await buildTestApp(t, {}, undefined, testAuth('keys'));

@@ -1,5 +1,5 @@
 // Templates at save time: a tenant writes templates that cost a great deal to evaluate, or to
-// read, and saves them. Saving parses them and never evaluates them (src/domain/templateChecks.ts).
+// read, and saves them. Saving parses them and never evaluates them (src/definitions/templateChecks.ts).
 //
 // Attacks, and what each must get:
 // - `$reduce` nested in `$reduce` over `range(0, 150000000)`, in inputs, a condition and the
@@ -13,7 +13,7 @@
 // Each save's time and the event loop's longest stall are reported (t.comment), not asserted.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import t, { type Test } from 'tap';
-import { FLOW_EXPRESSION_TOKENS } from '../../src/domain/templateChecks.ts';
+import { FLOW_EXPRESSION_TOKENS } from '../../src/definitions/templateChecks.ts';
 import { world } from '../engine/world.ts';
 import { call, createTenant } from '../helper.ts';
 

@@ -7,9 +7,9 @@ import { fromPrisma, PgBoss } from 'pg-boss';
 // The channel pg-boss announces new jobs on: not part of its public API, so pinned with it.
 import { notifyChannelSql } from 'pg-boss/dist/plans.js';
 import type { DatabaseTimeouts } from '../../config/config.ts';
-import { connectionConfig, DEFAULT_TIMEOUTS } from '../../db/connection.ts';
+import { ProblemError, plural } from '../../contract/problems.ts';
 import type { Transaction } from '../../db/client.ts';
-import { ProblemError, plural } from '../../domain/problems.ts';
+import { connectionConfig, DEFAULT_TIMEOUTS } from '../../db/connection.ts';
 import { queuedRuns } from '../runs/progress.ts';
 
 export const EXECUTIONS = 'executions';
@@ -42,7 +42,9 @@ export async function openQueue({ url, timeouts = DEFAULT_TIMEOUTS, working }: Q
     ...(connection as object),
     application_name: working ? 'tolstoy-worker' : 'tolstoy-api',
     max: working ? 10 : 3,
-    schedule: false,
+    // Working processes keep the maintenance jobs' schedules (src/engine/jobs/maintenance.ts).
+    schedule: working,
+    cronMonitorIntervalSeconds: 5,
     supervise: working,
     superviseIntervalSeconds: SUPERVISE_SECONDS,
     monitorIntervalSeconds: SUPERVISE_SECONDS,

@@ -1,8 +1,10 @@
-// A worker: takes execution jobs from the queue and runs them, at most `concurrency` at once, and
-// at most `orgConcurrency` of one organization across all workers. A cancelled run's step in
-// flight is aborted: at once when it was cancelled through this process, within a second
-// otherwise. Stopping drains: no new jobs; the steps in flight finish and their runs are released
-// to go on elsewhere; at the deadline, the steps still in flight are aborted and released unrecorded.
+// A worker of runs: takes execution jobs from the queue and runs them, at most `concurrency` at
+// once, and at most `orgConcurrency` of one organization across all workers. A run that waits
+// (a step's next attempt) is handed back with a timer in the queue and frees its slot. A
+// cancelled run's step in flight is aborted as soon as the cancel is heard (src/engine/runs/
+// changes.ts). Stopping drains: no new jobs; the steps in flight finish and their runs are
+// released to go on elsewhere; at the deadline, the steps still in flight are aborted and
+// released unrecorded. Waiting runs hold nothing here, so they never delay a stop.
 //
 // Jobs are taken with pg-boss's own fetch, complete, fail and touch, by one loop per process
 // rather than one poller per slot: one fetch takes as many runs as there are free slots (pg-boss's
@@ -10,31 +12,29 @@
 // the runs that finished together are completed in one statement.
 import type { Db as IDatabase, JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import type { EngineSettings } from '../config/config.ts';
-import type { Database } from '../db/client.ts';
-import type { Keyring } from '../domain/credentials.ts';
-import { forgetExpiredKeys } from '../domain/idempotency.ts';
-import { abandonRun, finishedRuns } from '../domain/progress.ts';
-import type { Metrics } from '../observability/metrics.ts';
-import { Authenticator } from './credentials.ts';
-import { Evaluator } from './evaluator.ts';
-import { Outbound } from './outbound.ts';
-import { EXECUTIONS, HEARTBEAT_SECONDS, type JobData, listenForRuns, type QueuedRuns, RETRY_LIMIT } from './queue.ts';
-import { type RunLimits, runOrLose } from './run.ts';
-import type { StepTools } from './step.ts';
+import type { EngineSettings } from '../../config/config.ts';
+import type { Keyring } from '../../crypto/keyring.ts';
+import type { Database } from '../../db/client.ts';
+import type { Metrics } from '../../observability/metrics.ts';
+import { Evaluator } from '../evaluator.ts';
+import { Outbound } from '../outbound.ts';
+import { type RunLimits, type RunTools, runOrLose } from '../run.ts';
+import type { RunChanges } from '../runs/changes.ts';
+import { abandonRun } from '../runs/progress.ts';
+import { isFinished } from '../runs/statuses.ts';
+import { Authenticator } from '../toolAuth.ts';
+import { EXECUTIONS, HEARTBEAT_SECONDS, type JobData, listenForRuns, RETRY_LIMIT, type RunQueue } from './queue.ts';
 
-/** How often a worker looks whether its runs were cancelled elsewhere. */
-export const CANCEL_CHECK_MS = 1000;
-/** How often a worker looks for runs when nothing told it of one: retries, and news it missed. */
+/** How often a worker looks for runs when nothing told it of one: timers set elsewhere, retries, news it missed. */
 export const POLL_MS = 2000;
 /** How often without news from the database (LISTEN/NOTIFY unavailable, as behind a pooler). */
 export const POLL_WITHOUT_NEWS_MS = 500;
-const HOUSEKEEPING_MS = 3600_000;
 
 export interface WorkerOptions {
   db: () => Database;
   boss: PgBoss;
-  runs: QueuedRuns;
+  queue: RunQueue;
+  changes: RunChanges;
   keyring: Keyring;
   settings: EngineSettings;
   log: Logger;
@@ -71,19 +71,21 @@ function fetchRuns(boss: PgBoss, batchSize: number, orgConcurrency: number): Pro
   });
 }
 
-export class Worker {
+export class RunWorker {
   readonly #options: WorkerOptions;
   readonly #outbound: Outbound;
-  readonly #tools: StepTools;
+  readonly #tools: RunTools;
   readonly #limits: RunLimits;
   readonly #inFlight = new Map<string, InFlight>();
   readonly #shutdown = new AbortController();
   #stopping = false;
-  /** The heartbeat of the jobs in flight, and the other timers; the heartbeat runs until they are drained. */
+  /** The heartbeat of the jobs in flight: it runs until they are drained. */
   #heartbeats: NodeJS.Timeout | undefined;
-  #timers: NodeJS.Timeout[] = [];
   #dispatching: Promise<void> | undefined;
   #stopListening: (() => Promise<void>) | undefined;
+  #stopHearing: (() => void)[] = [];
+  /** When the earliest timer this process set is due: the worker looks for runs then. */
+  #nextTimer: number | undefined;
   /** Set when news of a run came (or a slot freed) since the last fetch began. */
   #news = false;
   #wake: (() => void) | undefined;
@@ -96,6 +98,7 @@ export class Worker {
     this.#limits = { budgetBytes: options.settings.executionBudgetBytes, resumeLimit: options.settings.resumeLimit };
     const attempts = options.metrics?.attempts;
     this.#tools = {
+      queue: options.queue,
       outbound: this.#outbound,
       authenticator: new Authenticator(options.keyring, this.#outbound),
       evaluator: new Evaluator(options.settings.evaluation),
@@ -104,18 +107,28 @@ export class Worker {
   }
 
   async start(): Promise<void> {
-    const { boss, runs, log } = this.#options;
-    runs.onQueued = () => this.#signal();
-    runs.onCancelled = (executionId) => this.#inFlight.get(executionId)?.cancel.abort();
+    const { boss, queue, changes, log } = this.#options;
+    queue.onQueued = (_executionId, at) => (at === undefined ? this.#signal() : this.#timerSet(at));
+    // A run that finished while in flight here was cancelled (or handed on and finished elsewhere): its step stops.
+    this.#stopHearing = [
+      changes.subscribe(({ executionId, status }) => isFinished(status) && this.#inFlight.get(executionId)?.cancel.abort()),
+      changes.watch(() => this.#inFlight.keys()),
+    ];
     this.#stopListening = await listenForRuns(boss, () => this.#signal()).catch((error) => {
       log.warn({ err: error }, `no news of new runs from the database (LISTEN/NOTIFY); looking every ${POLL_WITHOUT_NEWS_MS} ms`);
       return undefined;
     });
     this.#heartbeats = setInterval(() => void this.#heartbeat(), (HEARTBEAT_SECONDS * 1000) / 2);
-    this.#timers = [setInterval(() => void this.#watchCancellations(), CANCEL_CHECK_MS), setInterval(() => void this.#housekeeping(), HOUSEKEEPING_MS)];
     this.#heartbeats.unref();
-    for (const timer of this.#timers) timer.unref();
     this.#dispatching = this.#dispatch();
+  }
+
+  #timerSet(at: Date): void {
+    const due = at.getTime();
+    if (this.#nextTimer === undefined || due < this.#nextTimer) {
+      this.#nextTimer = due;
+      this.#wake?.();
+    }
   }
 
   #signal(): void {
@@ -123,8 +136,12 @@ export class Worker {
     this.#wake?.();
   }
 
-  /** Waits for news, a free slot when there was none, or the poll interval. */
-  #idle(ms: number): Promise<void> {
+  /** Waits for news, a free slot when there was none, a timer set here, or the poll interval. */
+  #idle(pollMs: number): Promise<void> {
+    const now = Date.now();
+    if (this.#nextTimer !== undefined && this.#nextTimer <= now) this.#nextTimer = undefined;
+    // The queue hands out a job whose time has come at its next fetch: look just after it.
+    const ms = this.#nextTimer === undefined ? pollMs : Math.min(pollMs, this.#nextTimer - now + 5);
     return new Promise<void>((resolve) => {
       const wake = () => {
         clearTimeout(timer);
@@ -174,13 +191,13 @@ export class Worker {
 
   async #work(job: Job, cancel: AbortSignal): Promise<void> {
     const { executionId } = job.data;
-    const { db, runs, log, boss } = this.#options;
+    const { db, log, boss } = this.#options;
     try {
       const signals = { cancel, shutdown: this.#shutdown.signal, stopping: () => this.#stopping };
       const outcome = await runOrLose(db(), executionId, this.#tools, signals, this.#limits);
       // Released: failing the job hands it to the queue, which gives it to another worker.
       if (outcome === 'released') throw new Error(`Execution ${executionId} released by a stopping worker.`);
-      runs.done(executionId);
+      // Done, lost, or waiting: a waiting run's timer is a job of its own.
       this.#complete(job.id);
     } catch (error) {
       // A stopping worker hands its runs on as a matter of course: no warning, no stack.
@@ -231,23 +248,10 @@ export class Worker {
       await this.#options.boss.touch(EXECUTIONS, ids).catch((error) => this.#options.log.warn({ err: error }, 'the heartbeat of running jobs failed'));
   }
 
-  async #watchCancellations(): Promise<void> {
-    const ids = [...this.#inFlight.keys()];
-    if (ids.length === 0) return;
-    // A run just taken is still queued until it starts: only a finished (cancelled) one stops.
-    const stopped = await finishedRuns(this.#options.db(), ids).catch(() => []);
-    for (const id of stopped) this.#inFlight.get(id)?.cancel.abort();
-  }
-
-  async #housekeeping(): Promise<void> {
-    await forgetExpiredKeys(this.#options.db()).catch((error) => this.#options.log.warn({ err: error }, 'forgetting expired idempotency keys failed'));
-  }
-
   /** Drains within `deadlineMs`: the steps in flight finish, or are aborted at the deadline. */
   async stop(deadlineMs: number): Promise<void> {
     this.#stopping = true;
     this.#wake?.();
-    for (const timer of this.#timers) clearInterval(timer);
     await this.#stopListening?.().catch(() => undefined);
     await this.#dispatching;
     const drained = Promise.all([...this.#inFlight.values()].map((flight) => flight.done));
@@ -255,6 +259,7 @@ export class Worker {
     await drained;
     clearTimeout(deadline);
     clearInterval(this.#heartbeats);
+    for (const stop of this.#stopHearing) stop();
     await this.#flushCompleted();
     this.#tools.evaluator.close();
     await this.#outbound.close();

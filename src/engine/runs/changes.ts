@@ -44,7 +44,11 @@ export class RunChanges {
     const db = this.#boss.getDb();
     try {
       if (!db.listen) throw new Error('the queue cannot listen for notifications');
-      const handle = await db.listen(RUN_CHANGES, (payload) => this.#heard(payload), () => void this.#look());
+      const handle = await db.listen(
+        RUN_CHANGES,
+        (payload) => this.#heard(payload),
+        () => void this.#look(),
+      );
       this.#stopListening = () => handle.close();
     } catch (error) {
       this.#log.warn({ err: error }, `no news of runs from the database (LISTEN/NOTIFY); looking every ${FALLBACK_POLL_MS} ms`);
@@ -76,18 +80,22 @@ export class RunChanges {
   }
 
   /**
-   * Whether the execution finishes within `ms`. It listens from the moment it is called: a caller
-   * that reads the execution after calling it misses no change in between.
+   * Whether the execution finishes within `ms` (or before `stop`, which ends the wait). It listens
+   * from the moment it is called: a caller that reads the execution after calling it misses no
+   * change in between.
    */
-  finished(executionId: string, ms: number): Promise<boolean> {
+  finished(executionId: string, ms: number, stop?: AbortSignal): Promise<boolean> {
     return new Promise((resolve) => {
       const waiting = [executionId];
       const settle = (finished: boolean) => {
         clearTimeout(timer);
         unsubscribe();
         unwatch();
+        stop?.removeEventListener('abort', stopped);
         resolve(finished);
       };
+      const stopped = () => settle(false);
+      stop?.addEventListener('abort', stopped);
       const unsubscribe = this.subscribe((change) => change.executionId === executionId && isFinished(change.status) && settle(true));
       const unwatch = this.watch(() => waiting);
       const timer = setTimeout(() => settle(false), ms);
@@ -100,12 +108,10 @@ export class RunChanges {
   }
 
   /** Looks up the finished runs among those watched, and announces them. */
-  async #look(ids = [...this.#watched].flatMap((source) => [...source()])): Promise<void> {
+  async #look(): Promise<void> {
+    const ids = [...this.#watched].flatMap((source) => [...source()]);
     if (ids.length === 0 || this.#closed) return;
-    const rows = await this.#db()
-      .$queryRaw<RunChange[]>`SELECT id AS "executionId", status::text AS status FROM executions WHERE id = ANY(${ids}::uuid[]) AND status IN ${sqlList(FINISHED)}`
-      .catch(() => []);
-    for (const row of rows) this.announce(row);
+    for (const change of await finishedRuns(this.#db(), ids).catch(() => [])) this.announce(change);
   }
 
   async close(): Promise<void> {
@@ -113,4 +119,11 @@ export class RunChanges {
     clearInterval(this.#poll);
     await this.#stopListening?.().catch(() => undefined);
   }
+}
+
+/** Of these executions, the ones that have finished (cancelled included), with how: a queued one has not. */
+export async function finishedRuns(db: Database, executionIds: string[]): Promise<RunChange[]> {
+  if (executionIds.length === 0) return [];
+  return db.$queryRaw<RunChange[]>`
+    SELECT id AS "executionId", status::text AS status FROM executions WHERE id = ANY(${executionIds}::uuid[]) AND status IN ${sqlList(FINISHED)}`;
 }

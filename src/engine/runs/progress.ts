@@ -7,9 +7,9 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Database, Transaction } from '../../db/client.ts';
 import { toJsonText } from '../../db/client.ts';
-import type { StoredStep } from '../../domain/flows.ts';
+import type { StoredStep } from '../../resources/flows.ts';
 import { RUN_CHANGES } from './changes.ts';
-import { OPEN_STEP, sqlList, type StepStatus, UNFINISHED } from './statuses.ts';
+import { OPEN_STEP, type StepStatus, sqlList, UNFINISHED } from './statuses.ts';
 
 export interface ClaimedRun {
   id: string;

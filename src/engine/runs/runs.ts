@@ -8,6 +8,9 @@ import { cancelRun } from './cancel.ts';
 import type { RunChanges } from './changes.ts';
 import { type NewRun, type Rerun, type StoredRun, storeRerun, storeRun } from './start.ts';
 
+/** What the API's handlers may do with runs. */
+export type RunOwner = Pick<Runs, 'start' | 'rerun' | 'started' | 'cancel' | 'cancelled' | 'finished'>;
+
 export class Runs {
   readonly #queue: RunQueue;
   readonly #changes: RunChanges;
@@ -36,15 +39,18 @@ export class Runs {
     this.#queue.queued(executionId);
   }
 
-  /** Cancels a queued or running run; false when there is none to cancel. Its step in flight is aborted. */
-  async cancel(db: Database, request: { orgId: string; executionId: string; by: string }): Promise<boolean> {
-    const cancelled = await cancelRun(db, request);
-    if (cancelled) this.#changes.announce({ executionId: request.executionId, status: 'cancelled' });
-    return cancelled;
+  /** Cancels a queued or running run; false when there is none to cancel. */
+  cancel(db: Database, request: { orgId: string; executionId: string; by: string }): Promise<boolean> {
+    return cancelRun(db, request);
   }
 
-  /** Whether the run finishes within `ms`; listening starts at the call. */
-  finished(executionId: string, ms: number): Promise<boolean> {
-    return this.#changes.finished(executionId, ms);
+  /** After the commit of a cancel: a worker of this process aborts the run's step in flight at once (others hear of it within a second). */
+  cancelled(executionId: string): void {
+    this.#changes.announce({ executionId, status: 'cancelled' });
+  }
+
+  /** Whether the run finishes within `ms` (or before `stop`); listening starts at the call. */
+  finished(executionId: string, ms: number, stop?: AbortSignal): Promise<boolean> {
+    return this.#changes.finished(executionId, ms, stop);
   }
 }

@@ -3,10 +3,10 @@
 // runs the same way), and is stored with a pending row per step and queued, in the caller's
 // transaction, so that an acknowledged run is never lost.
 import { v7 as uuidv7 } from 'uuid';
+import { conflict, notFound, unprocessable } from '../../contract/problems.ts';
 import { fromJsonText, type Transaction, toJsonText } from '../../db/client.ts';
-import type { StoredStep } from '../../domain/flows.ts';
-import { conflict, notFound, unprocessable } from '../../domain/problems.ts';
 import { type Execution as ExecutionRow, Prisma, type ExecutionStep as StepRow } from '../../generated/prisma/client.ts';
+import type { StoredStep } from '../../resources/flows.ts';
 import { pathOf } from '../plan.ts';
 import { isReusable, type StepStatus } from './statuses.ts';
 

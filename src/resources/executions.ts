@@ -1,0 +1,178 @@
+// Executions: runs of a flow version. The engine's run owner (src/engine/runs) stores, queues,
+// cancels and reruns them; this module answers the API: what a run looks like, starting one and
+// waiting for it (`Prefer: wait`), and reading them.
+
+import type { ServiceContext } from '../contract/handlers.ts';
+import { Answer, type Handler } from '../contract/handlers.ts';
+import { conflict, notFound } from '../contract/problems.ts';
+import { fromJsonText, type Transaction } from '../db/client.ts';
+import { EXECUTION_COLUMNS, type StoredRun } from '../engine/runs/start.ts';
+import { isFinished } from '../engine/runs/statuses.ts';
+import type { components } from '../generated/openapi.ts';
+import { type Execution as ExecutionRow, Prisma, type ExecutionStep as StepRow } from '../generated/prisma/client.ts';
+import { idempotently } from '../http/rules/idempotency.ts';
+import { waitOf } from '../http/rules/prefer.ts';
+import { boundedPageSql, toBoundedPage } from './pagination.ts';
+
+export type Execution = components['schemas']['Execution'];
+type ExecutionStep = components['schemas']['ExecutionStep'];
+type Trigger = components['schemas']['Trigger'];
+
+export function toExecution(row: ExecutionRow, steps?: StepRow[]): Execution {
+  return {
+    id: row.id,
+    orgId: row.orgId,
+    flowId: row.flowId,
+    flowVersion: row.flowVersion,
+    status: row.status,
+    input: fromJsonText(row.input),
+    output: row.output === null ? null : fromJsonText(row.output),
+    error: row.error === null ? null : fromJsonText(row.error),
+    retryOf: row.retryOf,
+    retryFromStep: row.retryFromStep,
+    trigger: fromJsonText<Trigger>(row.trigger),
+    createdBy: row.createdBy,
+    createdAt: row.createdAt.toISOString(),
+    startedAt: row.startedAt?.toISOString() ?? null,
+    finishedAt: row.finishedAt?.toISOString() ?? null,
+    updatedAt: row.updatedAt.toISOString(),
+    ...(steps && { steps: steps.map(toExecutionStep) }),
+  };
+}
+
+function toExecutionStep(row: StepRow): ExecutionStep {
+  return {
+    path: row.path,
+    key: row.key,
+    actionId: row.actionId,
+    status: row.status,
+    attempts: row.attempts,
+    startedAt: row.startedAt?.toISOString() ?? null,
+    finishedAt: row.finishedAt?.toISOString() ?? null,
+    durationMs: row.durationMs,
+    request: row.request === null ? null : fromJsonText(row.request),
+    response: row.response === null ? null : fromJsonText(row.response),
+    error: row.error === null ? null : fromJsonText(row.error),
+    reusedFrom: row.reusedFrom,
+    wakeAt: row.wakeAt?.toISOString() ?? null,
+  };
+}
+
+/**
+ * Starts a run with `store` in a transaction (once per Idempotency-Key), then answers it, or,
+ * with `Prefer: wait=N`, waits up to N seconds for it to finish: 200 when it did, 202 otherwise.
+ */
+async function startAndAnswer(
+  context: Pick<ServiceContext, 'db' | 'keyring' | 'runs'>,
+  idempotency: { orgId: string; key: string | undefined; operation: string; request: unknown },
+  prefer: string | undefined,
+  store: (tx: Transaction) => Promise<StoredRun>,
+): Promise<Answer<Execution>> {
+  const { db, keyring, runs } = context;
+  const queue = async (tx: Transaction) => {
+    const run = await store(tx);
+    return { status: 202, body: toExecution(run, run.steps), headers: {} };
+  };
+  const { key, orgId, operation, request } = idempotency;
+  const first =
+    key === undefined ? { ...(await db.$transaction(queue)), replayed: false } : await idempotently({ db, keyring }, { orgId, key, operation, request }, queue);
+  if (!first.replayed) runs.started(first.body.id);
+  const headers: Record<string, string> = first.replayed ? { 'idempotent-replayed': 'true' } : {};
+  const wait = waitOf(prefer);
+  if (wait === undefined) return new Answer(first.status, first.body, headers);
+  headers['preference-applied'] = `wait=${wait}`;
+  let execution = first.body;
+  if (!isFinished(execution.status)) {
+    if (wait > 0) await runs.finished(execution.id, wait * 1000);
+    execution = await currentWithSteps(db, execution.id);
+  }
+  return new Answer(isFinished(execution.status) ? 200 : 202, execution, headers);
+}
+
+export const startExecution: Handler<'startExecution'> = async ({ params, headers, body }, context) => {
+  const { tenant, runs } = context;
+  const idempotency = { orgId: tenant.orgId, key: headers['idempotency-key'], operation: 'startExecution', request: { userId: tenant.userId, params, body } };
+  return startAndAnswer(context, idempotency, headers.prefer, (tx) =>
+    runs.start(tx, { orgId: tenant.orgId, flowId: params.id, version: body.version, input: body.input ?? {}, trigger: { type: 'api', userId: tenant.userId } }),
+  );
+};
+
+export const retryExecution: Handler<'retryExecution'> = async ({ params, headers, body }, context) => {
+  const { tenant, runs } = context;
+  const idempotency = {
+    orgId: tenant.orgId,
+    key: headers['idempotency-key'],
+    operation: 'retryExecution',
+    request: { userId: tenant.userId, params, body: body ?? null },
+  };
+  const answer = await startAndAnswer(context, idempotency, headers.prefer, (tx) =>
+    runs.rerun(tx, { orgId: tenant.orgId, executionId: params.id, ...(body ?? {}), trigger: { type: 'api', userId: tenant.userId } }),
+  );
+  return answer;
+};
+
+/** The execution with its steps, in one query (a row per step). */
+async function currentWithSteps(db: Transaction, id: string): Promise<Execution> {
+  const rows = await db.$queryRaw<(ExecutionRow & { step: StepRow | null })[]>`
+    SELECT ${EXECUTION_COLUMNS}, CASE WHEN s.execution_id IS NULL THEN NULL ELSE json_build_object(
+      'path', s.path, 'key', s.key, 'actionId', s.action_id, 'status', s.status, 'attempts', s.attempts, 'startedAt', s.started_at, 'finishedAt', s.finished_at,
+      'durationMs', s.duration_ms, 'request', s.request, 'response', s.response, 'error', s.error, 'reusedFrom', s.reused_from, 'wakeAt', s.wake_at) END AS step
+    FROM executions e LEFT JOIN execution_steps s ON s.execution_id = e.id WHERE e.id = ${id}::uuid ORDER BY s.position`;
+  const [first] = rows;
+  if (!first) throw notFound('execution', id);
+  const steps = rows.flatMap(({ step }) =>
+    step === null ? [] : [{ ...step, startedAt: timestamp(step.startedAt), finishedAt: timestamp(step.finishedAt), wakeAt: timestamp(step.wakeAt) } as StepRow],
+  );
+  return toExecution(first, steps);
+}
+
+/** A timestamp as json_build_object writes it, as the Date it is. */
+function timestamp(value: Date | string | null): Date | null {
+  return value === null ? null : new Date(value);
+}
+
+export const listExecutions: Handler<'listExecutions'> = async ({ query }, { db, reader }) => {
+  const { flowId, status, createdAfter, createdBefore } = query;
+  const filters = [
+    flowId === undefined ? Prisma.empty : Prisma.sql`AND e.flow_id = ${flowId}::uuid`,
+    status === undefined ? Prisma.empty : Prisma.sql`AND e.status = ${status}::execution_state`,
+    createdAfter === undefined ? Prisma.empty : Prisma.sql`AND e.created_at > ${new Date(createdAfter)}`,
+    createdBefore === undefined ? Prisma.empty : Prisma.sql`AND e.created_at < ${new Date(createdBefore)}`,
+  ];
+  const from = Prisma.sql`FROM executions e WHERE e.org_id = ${reader.tenant.orgId}::uuid ${reader.member} ${Prisma.join(filters, ' ')}`;
+  const page = boundedPageSql(query, { columns: EXECUTION_COLUMNS, from, documents: ['e.input', 'e.output', 'e.error'] });
+  return toBoundedPage(await reader.list(await db.$queryRaw<(ExecutionRow & { pageFollowed: boolean })[]>(page)), (row) => toExecution(row));
+};
+
+export const getExecution: Handler<'getExecution'> = async ({ params, headers }, { db, reader, runs }) => {
+  const read = async () => {
+    const row = await db.execution.findFirst({ where: { id: params.id, ...reader.scope }, include: { steps: { orderBy: { position: 'asc' } } } });
+    return reader.one(row, () => notFound('execution', params.id));
+  };
+  const wait = waitOf(headers.prefer);
+  if (wait === undefined) return toExecution(...withStepsOf(await read()));
+  // Listening before reading: a run that finishes in between is heard, not missed.
+  const stop = new AbortController();
+  const finished = wait > 0 ? runs.finished(params.id, wait * 1000, stop.signal) : undefined;
+  let row = await read();
+  if (!isFinished(row.status) && finished && (await finished)) row = await read();
+  stop.abort();
+  return new Answer(200, toExecution(...withStepsOf(row)), { 'preference-applied': `wait=${wait}` });
+};
+
+function withStepsOf(row: ExecutionRow & { steps: StepRow[] }): [ExecutionRow, StepRow[]] {
+  return [row, row.steps];
+}
+
+export const cancelExecution: Handler<'cancelExecution'> = async ({ params }, { db, tenant, runs }) => {
+  const { orgId, userId } = tenant;
+  if (!(await runs.cancel(db, { orgId, executionId: params.id, by: userId }))) {
+    const found = await db.execution.findFirst({ where: { orgId, id: params.id }, select: { status: true } });
+    if (!found) throw notFound('execution', params.id);
+    throw conflict(
+      `Execution ${params.id} has already ${found.status === 'cancelled' ? 'been cancelled' : found.status}; only a queued or running execution can be cancelled.`,
+    );
+  }
+  runs.cancelled(params.id);
+  return currentWithSteps(db, params.id);
+};

@@ -1,0 +1,237 @@
+// Flows and their versions. Every create and update stores an immutable snapshot (a version),
+// which is what executions run. Deleting a flow removes it from the API and frees the actions it
+// called, but keeps its versions, executions and execution logs: a run in progress finishes on
+// its snapshot, and the audit trail stays.
+import { v7 as uuidv7 } from 'uuid';
+import type { Handler } from '../contract/handlers.ts';
+import { type FieldError, invalidFields, notFound, ProblemError } from '../contract/problems.ts';
+import { type Database, fromJsonText, toJsonText } from '../db/client.ts';
+import { brokenForeignKey } from '../db/errors.ts';
+import { type FlowDocument, type FlowProblems, flowProblems } from '../definitions/flowChecks.ts';
+import type { components } from '../generated/openapi.ts';
+import { type Flow as FlowRow, type FlowVersion as FlowVersionRow, Prisma } from '../generated/prisma/client.ts';
+import { boundedPageSql, toBoundedPage } from './pagination.ts';
+
+type Flow = components['schemas']['Flow'];
+type FlowVersion = components['schemas']['FlowVersion'];
+export type StoredStep = components['schemas']['StoredFlowStep'];
+type StepInput = components['schemas']['FlowStep'];
+type FlowFields = Partial<components['schemas']['FlowCreate']>;
+
+export const STEP_DEFAULTS = { timeoutMs: 30_000, retry: { maxAttempts: 1, initialDelayMs: 1000, maxDelayMs: 30_000 }, continueOnError: false };
+
+export function toFlow(row: FlowRow): Flow {
+  return {
+    id: row.id,
+    orgId: row.orgId,
+    name: row.name,
+    description: row.description,
+    version: row.version,
+    steps: fromJsonText(row.steps),
+    output: row.output === null ? null : fromJsonText(row.output),
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+export function toFlowVersion(row: FlowVersionRow): FlowVersion {
+  return {
+    id: row.id,
+    orgId: row.orgId,
+    flowId: row.flowId,
+    version: row.version,
+    name: row.name,
+    description: row.description,
+    steps: fromJsonText(row.steps),
+    output: row.output === null ? null : fromJsonText(row.output),
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+const live = { deletedAt: null };
+
+// A flow's columns under the names of Prisma's model, so that toFlow reads raw rows too. The
+// hottest reads and writes are single raw statements: Prisma's model queries cost several times
+// their SQL (bench/RESULTS.md).
+const FLOW_COLUMNS = Prisma.sql`id, org_id AS "orgId", name, description, version, steps, output, created_at AS "createdAt", updated_at AS "updatedAt", deleted_at AS "deletedAt"`;
+
+export const listFlows: Handler<'listFlows'> = async ({ query }, { db, reader }) => {
+  const from = Prisma.sql`FROM flows WHERE org_id = ${reader.tenant.orgId}::uuid ${reader.member} AND deleted_at IS NULL`;
+  const page = boundedPageSql(query, { columns: FLOW_COLUMNS, from, documents: ['steps', 'output'] });
+  return toBoundedPage(await reader.list(await db.$queryRaw<(FlowRow & { pageFollowed: boolean })[]>(page)), toFlow);
+};
+
+export const createFlow: Handler<'createFlow'> = async ({ body }, { db, tenant }) => {
+  const { steps = [], output, ...fields } = body;
+  const { warnings } = await checkFlow(db, tenant.orgId, { steps, output: output ?? null, given: ['steps', 'output'] });
+  const columns = { ...fields, ...documentColumns(steps, output) };
+  try {
+    // One nested write, which Prisma runs in a transaction: the flow, its first version, the references.
+    const row = await db.flow.create({
+      data: {
+        ...columns,
+        orgId: tenant.orgId,
+        stepRefs: stepRefs(steps),
+        versions: { create: { version: 1, ...versionColumns(columns) } },
+      },
+    });
+    return withWarnings(toFlow(row), warnings);
+  } catch (error) {
+    throw refusedSteps(error);
+  }
+};
+
+export const getFlow: Handler<'getFlow'> = async ({ params }, { db, reader }) => {
+  const [row] = await db.$queryRaw<FlowRow[]>`
+    SELECT ${FLOW_COLUMNS} FROM flows WHERE org_id = ${reader.tenant.orgId}::uuid ${reader.member} AND id = ${params.id}::uuid AND deleted_at IS NULL`;
+  return toFlow(await reader.one(row ?? null, () => notFound('flow', params.id)));
+};
+
+/**
+ * The flow's new fields and version and the version's snapshot in one statement. The row lock of
+ * that update orders concurrent updates, which take their version numbers in turn. When the steps
+ * change, the same transaction then replaces their reference rows: in statements of their own,
+ * whose snapshots (taken once the lock is held) see the rows of the update committed just before.
+ */
+export const updateFlow: Handler<'updateFlow'> = async ({ params, body }, { db, tenant }) => {
+  const { steps, output } = body;
+  const { orgId } = tenant;
+  const { warnings } = await checkFlow(db, orgId, await documentAfter(db, orgId, params.id, body));
+  const set = (field: keyof typeof body, value: unknown) =>
+    Object.hasOwn(body, field) ? Prisma.sql`${Prisma.raw(field)} = ${value}` : Prisma.sql`${Prisma.raw(field)} = ${Prisma.raw(field)}`;
+  const update = async (tx: Database): Promise<FlowRow | undefined> => {
+    const [row] = await tx.$queryRaw<FlowRow[]>`
+      WITH f AS (
+        UPDATE flows SET ${set('name', body.name)}, ${set('description', body.description ?? null)},
+          ${set('steps', steps && toJsonText(steps.map(storedStep)))}, ${set('output', output ? toJsonText(output) : null)},
+          version = version + 1, updated_at = now()
+        WHERE org_id = ${orgId}::uuid AND id = ${params.id}::uuid AND deleted_at IS NULL
+        RETURNING *
+      ), snapshot AS (
+        INSERT INTO flow_versions (id, org_id, flow_id, version, name, description, steps, output)
+        SELECT ${uuidv7()}::uuid, org_id, id, version, name, description, steps, output FROM f
+      )
+      SELECT ${FLOW_COLUMNS} FROM f`;
+    return row;
+  };
+  try {
+    const row =
+      steps === undefined
+        ? await update(db)
+        : await db.$transaction(async (tx) => {
+            const updated = await update(tx as Database);
+            if (!updated) return undefined;
+            await tx.flowStep.deleteMany({ where: { flowId: updated.id } });
+            await tx.flowStep.createMany({
+              data: steps.map((step, position) => ({ flowId: updated.id, orgId, position, key: step.key, actionId: step.actionId })),
+            });
+            return updated;
+          });
+    if (!row) throw notFound('flow', params.id);
+    return withWarnings(toFlow(row), warnings);
+  } catch (error) {
+    throw refusedSteps(error);
+  }
+};
+
+export const deleteFlow: Handler<'deleteFlow'> = async ({ params }, { db, tenant }) => {
+  const { orgId } = tenant;
+  const { id } = params;
+  await db.$transaction(async (tx) => {
+    const { count } = await tx.flow.updateMany({ where: { orgId, id, ...live }, data: { deletedAt: new Date() } });
+    if (count === 0) throw notFound('flow', id);
+    // Its actions may be deleted from now on; its versions keep naming them for the record.
+    await tx.flowStep.deleteMany({ where: { flowId: id } });
+  });
+};
+
+// A version's columns under the names of Prisma's model.
+const VERSION_COLUMNS = Prisma.sql`id, org_id AS "orgId", flow_id AS "flowId", version, name, description, steps, output, created_at AS "createdAt"`;
+
+export const listFlowVersions: Handler<'listFlowVersions'> = async ({ params, query }, { db, reader }) => {
+  const flow = await reader.one(await db.flow.findFirst({ where: { id: params.id, ...reader.scope, ...live }, select: { id: true } }), () =>
+    notFound('flow', params.id),
+  );
+  const from = Prisma.sql`FROM flow_versions WHERE org_id = ${reader.tenant.orgId}::uuid AND flow_id = ${flow.id}::uuid`;
+  const page = boundedPageSql(query, { columns: VERSION_COLUMNS, from, documents: ['steps', 'output'] });
+  return toBoundedPage(await db.$queryRaw<(FlowVersionRow & { pageFollowed: boolean })[]>(page), toFlowVersion);
+};
+
+export const getFlowVersion: Handler<'getFlowVersion'> = async ({ params }, { db, reader }) => {
+  const where = { orgId: reader.tenant.orgId, flowId: params.id, version: params.version, flow: { ...live, organization: reader.scope.organization } };
+  const row = await reader.one(
+    await db.flowVersion.findFirst({ where }),
+    () => new ProblemError('not-found', `No version ${params.version} of flow ${params.id} in this organization.`),
+  );
+  return toFlowVersion(row);
+};
+
+/** A step as stored and run: every option with its value. */
+export function storedStep(step: StepInput): StoredStep {
+  return {
+    key: step.key,
+    actionId: step.actionId,
+    inputs: step.inputs ?? {},
+    if: step.if ?? null,
+    timeoutMs: step.timeoutMs ?? STEP_DEFAULTS.timeoutMs,
+    retry: { ...STEP_DEFAULTS.retry, ...step.retry },
+    continueOnError: step.continueOnError ?? STEP_DEFAULTS.continueOnError,
+  };
+}
+
+function documentColumns(steps: StepInput[], output: FlowFields['output']) {
+  return { steps: toJsonText(steps.map(storedStep)), output: output ? toJsonText(output) : null };
+}
+
+function versionColumns(row: { name: string; description?: string | null; steps: string; output?: string | null }) {
+  return { name: row.name, description: row.description ?? null, steps: row.steps, output: row.output ?? null };
+}
+
+/** A reference row per step, for the database's integrity checks (see schema.prisma). */
+function stepRefs(steps: StepInput[]) {
+  const refs = steps.map((step, position) => ({ position, key: step.key, actionId: step.actionId }));
+  return refs.length > 0 ? { createMany: { data: refs } } : {};
+}
+
+/**
+ * Every step must call an action of this organization, and the steps and their templates must make
+ * sense (src/definitions/flowChecks.ts): what fails every run of the flow is refused; what may, is warned of.
+ */
+async function checkFlow(db: Database, orgId: string, flow: FlowDocument): Promise<FlowProblems> {
+  const actionIds = flow.given.includes('steps') ? [...new Set(flow.steps.map((step) => step.actionId))] : [];
+  const actions = actionIds.length === 0 ? [] : await db.action.findMany({ where: { orgId, id: { in: actionIds } }, select: { id: true, endpoint: true } });
+  const problems = flowProblems(flow, new Map(actions.map((action) => [action.id, action.endpoint])));
+  if (problems.errors.length > 0) throw invalidFields('unprocessable-content', problems.errors);
+  return problems;
+}
+
+/**
+ * The steps and output a flow will have after an update. The stored ones stand in for those the
+ * update leaves out, since each refers to the other; a flow that does not exist has none (its update answers 404).
+ */
+async function documentAfter(db: Database, orgId: string, id: string, update: FlowFields): Promise<FlowDocument> {
+  const given = { steps: update.steps, output: update.output };
+  if (given.steps === undefined && given.output === undefined) return { steps: [], output: null, given: [] };
+  const stored =
+    given.steps !== undefined && given.output !== undefined
+      ? null
+      : await db.flow.findFirst({ where: { orgId, id, ...live }, select: { steps: true, output: true } });
+  return {
+    steps: given.steps ?? (stored ? fromJsonText<StoredStep[]>(stored.steps) : []),
+    output: given.output !== undefined ? given.output : stored?.output ? fromJsonText(stored.output) : null,
+    given: (['steps', 'output'] as const).filter((field) => given[field] !== undefined),
+  };
+}
+
+/** Warnings describe the write that found them: only its answer has them. */
+function withWarnings(flow: Flow, warnings: FieldError[]): Flow {
+  return warnings.length === 0 ? flow : { ...flow, warnings };
+}
+
+// An action deleted between the check above and the write.
+function refusedSteps(error: unknown): unknown {
+  if (brokenForeignKey(error) === 'flow_steps_org_id_action_id_fkey') {
+    return new ProblemError('unprocessable-content', 'An action that a step calls was deleted meanwhile; check the steps and retry.');
+  }
+  return error;
+}
