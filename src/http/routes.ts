@@ -23,6 +23,7 @@ const METHODS = http.METHODS.filter((method) => method !== 'CONNECT') as HTTPMet
 interface OperationObject {
   operationId: OperationId;
   security?: SecurityRequirement[];
+  requestBody?: { required?: boolean };
   responses: Record<string, ResponseObject>;
 }
 
@@ -147,8 +148,14 @@ function operationRoute(
     // A write acts only once the caller is known to be a member.
     return { ...context, tenant: await tenantOf(context.db, member) };
   };
+  // An optional body left out is an empty one: its schema then checks the fields it may hold.
+  const optionalBody = operation.requestBody !== undefined && operation.requestBody.required !== true;
+  const preValidation = async (request: FastifyRequest) => {
+    request.body ??= {};
+  };
   return {
     ...(access !== 'open' && { onRequest }),
+    ...(optionalBody && { preValidation }),
     handler: async (request: FastifyRequest, reply: FastifyReply) => {
       const input = { params: request.params, query: request.query, headers: request.headers, body: request.body };
       const result = await handler(input, await contextOf(request));
