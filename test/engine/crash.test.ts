@@ -178,7 +178,7 @@ t.test('a worker stopped while a step waits to be retried hands it on; the attem
   leaving.process.kill('SIGTERM');
   t.equal(await leaving.exited, 0, 'it exits cleanly, cutting the wait short');
   const waiting = await app.db.executionStep.findFirstOrThrow({ where: { executionId: id } });
-  t.match(waiting, { status: 'running', attempts: 1 }, 'handed on with the one attempt sent');
+  t.match(waiting, { status: 'waiting', attempts: 1 }, 'handed on with the one attempt sent: it waits for the next in the queue');
   const staying = await startWorker(workerEnv(url));
   t.teardown(() => staying.process.kill('SIGKILL'));
   const [row] = await allFinished(s, [id], 30_000);

@@ -84,8 +84,8 @@ export class RunWorker {
   #dispatching: Promise<void> | undefined;
   #stopListening: (() => Promise<void>) | undefined;
   #stopHearing: (() => void)[] = [];
-  /** When the earliest timer this process set is due: the worker looks for runs then. */
-  #nextTimer: number | undefined;
+  /** When the timers this process set are due, earliest first: the worker looks for runs then. */
+  readonly #timers: number[] = [];
   /** Set when news of a run came (or a slot freed) since the last fetch began. */
   #news = false;
   #wake: (() => void) | undefined;
@@ -125,10 +125,9 @@ export class RunWorker {
 
   #timerSet(at: Date): void {
     const due = at.getTime();
-    if (this.#nextTimer === undefined || due < this.#nextTimer) {
-      this.#nextTimer = due;
-      this.#wake?.();
-    }
+    const index = this.#timers.findIndex((timer) => timer > due);
+    this.#timers.splice(index === -1 ? this.#timers.length : index, 0, due);
+    if (index === 0 || this.#timers.length === 1) this.#wake?.();
   }
 
   #signal(): void {
@@ -139,9 +138,10 @@ export class RunWorker {
   /** Waits for news, a free slot when there was none, a timer set here, or the poll interval. */
   #idle(pollMs: number): Promise<void> {
     const now = Date.now();
-    if (this.#nextTimer !== undefined && this.#nextTimer <= now) this.#nextTimer = undefined;
+    while (this.#timers.length > 0 && this.#timers[0]! <= now) this.#timers.shift();
     // The queue hands out a job whose time has come at its next fetch: look just after it.
-    const ms = this.#nextTimer === undefined ? pollMs : Math.min(pollMs, this.#nextTimer - now + 5);
+    const next = this.#timers[0];
+    const ms = next === undefined ? pollMs : Math.min(pollMs, next - now + 5);
     return new Promise<void>((resolve) => {
       const wake = () => {
         clearTimeout(timer);
