@@ -23,6 +23,7 @@ const METHODS = http.METHODS.filter((method) => method !== 'CONNECT') as HTTPMet
 interface OperationObject {
   operationId: OperationId;
   security?: SecurityRequirement[];
+  requestBody?: { required?: boolean };
   responses: Record<string, ResponseObject>;
 }
 
@@ -147,8 +148,15 @@ function operationRoute(
     // A write acts only once the caller is known to be a member.
     return { ...context, tenant: await tenantOf(context.db, member) };
   };
+  // A body the operation may go without (`required: false`) is validated as an empty object when
+  // none is sent: the schema's defaults and required fields still apply, and no body is no error.
+  const optionalBody = operation.requestBody !== undefined && operation.requestBody.required !== true;
+  const preValidation = async (request: FastifyRequest) => {
+    if (request.body === undefined) request.body = {};
+  };
   return {
     ...(access !== 'open' && { onRequest }),
+    ...(optionalBody && { preValidation }),
     handler: async (request: FastifyRequest, reply: FastifyReply) => {
       const input = { params: request.params, query: request.query, headers: request.headers, body: request.body };
       const result = await handler(input, await contextOf(request));

@@ -5,7 +5,7 @@
 // another worker, which resumes the execution from its last completed step.
 import { fromPrisma, PgBoss } from 'pg-boss';
 // The channel pg-boss announces new jobs on: not part of its public API, so pinned with it.
-import { notifyChannelSql } from 'pg-boss/dist/plans.js';
+import { DEFAULT_SCHEMA, notifyChannelSql } from 'pg-boss/dist/plans.js';
 import type { DatabaseTimeouts } from '../../config/config.ts';
 import { ProblemError, plural } from '../../contract/problems.ts';
 import type { Transaction } from '../../db/client.ts';
@@ -91,6 +91,23 @@ export async function listenForRuns(boss: PgBoss, onRun: () => void): Promise<()
     onRun,
   );
   return () => handle.close();
+}
+
+/**
+ * In how many milliseconds the next run that waits in the queue (a timer, or a retry's delay) is
+ * due, whoever set it, or undefined when none waits. Measured by the database's clock, which set
+ * the time. A worker that did not set a timer (it started after the worker that set it died)
+ * learns of it here, and looks when it is due rather than at its next poll.
+ */
+export async function nextDueMs(boss: PgBoss): Promise<number | undefined> {
+  const { rows } = await boss
+    .getDb()
+    .executeSql(
+      `SELECT (EXTRACT(EPOCH FROM min(start_after) - now()) * 1000)::float8 AS ms FROM ${DEFAULT_SCHEMA}.job WHERE name = $1 AND state IN ('created', 'retry') AND NOT blocked AND start_after > now()`,
+      [EXECUTIONS],
+    );
+  const ms = rows[0]?.ms;
+  return ms === null || ms === undefined ? undefined : Number(ms);
 }
 
 /**

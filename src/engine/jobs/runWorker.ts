@@ -23,9 +23,9 @@ import type { RunChanges } from '../runs/changes.ts';
 import { abandonRun } from '../runs/progress.ts';
 import { isFinished } from '../runs/statuses.ts';
 import { Authenticator } from '../toolAuth.ts';
-import { EXECUTIONS, HEARTBEAT_SECONDS, type JobData, listenForRuns, RETRY_LIMIT, type RunQueue } from './queue.ts';
+import { EXECUTIONS, HEARTBEAT_SECONDS, type JobData, listenForRuns, nextDueMs, RETRY_LIMIT, type RunQueue } from './queue.ts';
 
-/** How often a worker looks for runs when nothing told it of one: timers set elsewhere, retries, news it missed. */
+/** How often a worker looks for runs when nothing told it of one: runs a group limit held back, news it missed. */
 export const POLL_MS = 2000;
 /** How often without news from the database (LISTEN/NOTIFY unavailable, as behind a pooler). */
 export const POLL_WITHOUT_NEWS_MS = 500;
@@ -84,7 +84,7 @@ export class RunWorker {
   #dispatching: Promise<void> | undefined;
   #stopListening: (() => Promise<void>) | undefined;
   #stopHearing: (() => void)[] = [];
-  /** When the earliest timer this process set is due: the worker looks for runs then. */
+  /** When the earliest timer is due (set here, or found in the queue when idle): the worker looks for runs then. */
   #nextTimer: number | undefined;
   /** Set when news of a run came (or a slot freed) since the last fetch began. */
   #news = false;
@@ -173,8 +173,13 @@ export class RunWorker {
         break;
       }
       for (const job of jobs) this.#run(job);
-      // An empty fetch means nothing is waiting (that this worker may take now): wait for news.
-      if (jobs.length === 0 && !this.#news) await this.#idle(pollMs);
+      // An empty fetch means nothing is waiting (that this worker may take now): wait for news, or
+      // for the next timer, whoever set it (a worker that died, another worker), to be due.
+      if (jobs.length === 0 && !this.#news) {
+        const dueMs = await nextDueMs(boss).catch(() => undefined);
+        if (dueMs !== undefined) this.#timerSet(new Date(Date.now() + dueMs));
+        await this.#idle(pollMs);
+      }
     }
   }
 
