@@ -148,10 +148,11 @@ function operationRoute(
     // A write acts only once the caller is known to be a member.
     return { ...context, tenant: await tenantOf(context.db, member) };
   };
-  // An optional body left out is an empty one: its schema then checks the fields it may hold.
+  // A body the operation may go without (`required: false`) is validated as an empty object when
+  // none is sent: the schema's defaults and required fields still apply, and no body is no error.
   const optionalBody = operation.requestBody !== undefined && operation.requestBody.required !== true;
   const preValidation = async (request: FastifyRequest) => {
-    request.body ??= {};
+    if (request.body === undefined) request.body = {};
   };
   return {
     ...(access !== 'open' && { onRequest }),

@@ -176,9 +176,10 @@ t.test('a worker stopped while a step waits to be retried hands it on; the attem
   t.equal(requestsOf(s, key), 1, 'the first attempt was sent, and answered 503');
   await new Promise((resolve) => setTimeout(resolve, 300));
   leaving.process.kill('SIGTERM');
-  t.equal(await leaving.exited, 0, 'it exits cleanly, cutting the wait short');
+  t.equal(await leaving.exited, 0, 'it exits cleanly: the waiting run held nothing');
   const waiting = await app.db.executionStep.findFirstOrThrow({ where: { executionId: id } });
-  t.match(waiting, { status: 'waiting', attempts: 1 }, 'handed on with the one attempt sent: it waits for the next in the queue');
+  t.match(waiting, { status: 'waiting', attempts: 1 }, 'the wait is recorded, with the one attempt sent');
+  t.ok(waiting.wakeAt, 'and when it ends');
   const staying = await startWorker(workerEnv(url));
   t.teardown(() => staying.process.kill('SIGKILL'));
   const [row] = await allFinished(s, [id], 30_000);

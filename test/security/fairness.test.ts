@@ -4,7 +4,8 @@
 //   setting, nothing more is stored or queued, and other organizations still start runs.
 // - organizations fill the queue while two worker processes fetch runs at the same moment: no
 //   organization ever has more than TOLSTOY_ORG_CONCURRENCY calls in flight at once, counted by
-//   the target server per organization, and each gets as many as the limit.
+//   the target server per organization, and each gets as many as the limit; so too one
+//   organization alone, whose waiting runs outnumber the free slots of both workers.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
@@ -14,6 +15,7 @@ import { startWorker } from '../process.ts';
 
 // Made here, not in a subtest: the test PostgreSQL of a file run alone lives as long as what made it first.
 const workersDatabase = await freshDatabaseUrl(t);
+const aloneDatabase = await freshDatabaseUrl(t);
 
 t.test('an organization cannot queue more runs than TOLSTOY_ORG_QUEUE_LIMIT', async (t) => {
   // No worker: every run started stays queued.
@@ -76,16 +78,30 @@ async function countingTarget(t: Test, ms: number) {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, most };
 }
 
-t.test('two worker processes never run more of one organization at once than TOLSTOY_ORG_CONCURRENCY', async (t) => {
-  const url = workersDatabase;
+interface Load {
+  /** TOLSTOY_WORKER_CONCURRENCY of each of the two worker processes. */
+  concurrency: number;
+  /** TOLSTOY_ORG_CONCURRENCY. */
+  orgConcurrency: number;
+  orgs: string[];
+  runsEach: number;
+  /** The keys of each flow's steps, each calling the target. */
+  steps: string[];
+}
+
+/**
+ * Two worker processes on `url`, and organizations that each start `runsEach` runs of a flow whose
+ * steps the counting target holds 300 ms: every run completes, and each organization had at most
+ * TOLSTOY_ORG_CONCURRENCY calls in flight at once, and that many at some point.
+ */
+async function twoWorkers(t: Test, url: string, { concurrency, orgConcurrency, orgs, runsEach, steps }: Load) {
   const app = await buildTestApp(t, { worker: false }, url);
   const target = await countingTarget(t, 300);
-  const env = { DATABASE_URL: url, TOLSTOY_WORKER_CONCURRENCY: '10', TOLSTOY_ORG_CONCURRENCY: '4' };
+  const env = { DATABASE_URL: url, TOLSTOY_WORKER_CONCURRENCY: String(concurrency), TOLSTOY_ORG_CONCURRENCY: String(orgConcurrency) };
   const workers = [await startWorker(env), await startWorker(env)];
   t.teardown(() => {
     for (const worker of workers) worker.process.kill('SIGKILL');
   });
-  const orgs = ['first', 'second', 'third'];
   const runs: string[] = [];
   const starts = orgs.map(async (name) => {
     const member = await createTenant(app.app, name);
@@ -96,9 +112,8 @@ t.test('two worker processes never run more of one organization at once than TOL
       url: '/actions',
       payload: { toolId: tool.data.id, name: 'hold', key: 'hold', method: 'GET', endpoint: '/hold' },
     });
-    const steps = ['a', 'b'].map((key) => ({ key, actionId: action.data.id }));
-    const flow = await send({ method: 'POST', url: '/flows', payload: { name, steps } });
-    for (let i = 0; i < 25; i++) runs.push((await send({ method: 'POST', url: `/flows/${flow.data.id}/executions`, payload: {} })).data.id);
+    const flow = await send({ method: 'POST', url: '/flows', payload: { name, steps: steps.map((key) => ({ key, actionId: action.data.id })) } });
+    for (let i = 0; i < runsEach; i++) runs.push((await send({ method: 'POST', url: `/flows/${flow.data.id}/executions`, payload: {} })).data.id);
   });
   await Promise.all(starts);
   const deadline = Date.now() + 90_000;
@@ -106,10 +121,19 @@ t.test('two worker processes never run more of one organization at once than TOL
     if (Date.now() > deadline) throw new Error('the runs did not finish within 90 s');
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  t.equal(await app.db.execution.count({ where: { id: { in: runs }, status: 'completed' } }), 75, 'every run completed');
+  t.equal(await app.db.execution.count({ where: { id: { in: runs }, status: 'completed' } }), orgs.length * runsEach, 'every run completed');
   for (const org of orgs) {
     const most = target.most.get(org) ?? 0;
-    t.ok(most <= 4, `${org}: at most ${most} calls at once (limit 4)`);
-    t.equal(most, 4, `${org} reached its limit: the limit, not a lack of runs, held it back`);
+    t.ok(most <= orgConcurrency, `${org}: at most ${most} calls at once (limit ${orgConcurrency})`);
+    t.equal(most, orgConcurrency, `${org} reached its limit: the limit, not a lack of runs, held it back`);
   }
-});
+}
+
+t.test('two worker processes never run more of one organization at once than TOLSTOY_ORG_CONCURRENCY', (t) =>
+  twoWorkers(t, workersDatabase, { concurrency: 10, orgConcurrency: 4, orgs: ['first', 'second', 'third'], runsEach: 25, steps: ['a', 'b'] }),
+);
+
+t.test('one organization alone, with more free slots across two workers than its limit, stays within TOLSTOY_ORG_CONCURRENCY', (t) =>
+  // 8 slots free across the two workers, 20 runs of one organization waiting, a limit of 2.
+  twoWorkers(t, aloneDatabase, { concurrency: 4, orgConcurrency: 2, orgs: ['alone'], runsEach: 20, steps: ['a'] }),
+);

@@ -5,7 +5,7 @@
 // another worker, which resumes the execution from its last completed step.
 import { fromPrisma, PgBoss } from 'pg-boss';
 // The channel pg-boss announces new jobs on: not part of its public API, so pinned with it.
-import { notifyChannelSql } from 'pg-boss/dist/plans.js';
+import { DEFAULT_SCHEMA, notifyChannelSql } from 'pg-boss/dist/plans.js';
 import type { DatabaseTimeouts } from '../../config/config.ts';
 import { ProblemError, plural } from '../../contract/problems.ts';
 import type { Transaction } from '../../db/client.ts';
@@ -94,14 +94,31 @@ export async function listenForRuns(boss: PgBoss, onRun: () => void): Promise<()
 }
 
 /**
+ * In how many milliseconds the next run that waits in the queue (a timer, or a retry's delay) is
+ * due, whoever set it, or undefined when none waits. Measured by the database's clock, which set
+ * the time. A worker that did not set a timer (it started after the worker that set it died)
+ * learns of it here, and looks when it is due rather than at its next poll.
+ */
+export async function nextDueMs(boss: PgBoss): Promise<number | undefined> {
+  const { rows } = await boss
+    .getDb()
+    .executeSql(
+      `SELECT (EXTRACT(EPOCH FROM min(start_after) - now()) * 1000)::float8 AS ms FROM ${DEFAULT_SCHEMA}.job WHERE name = $1 AND state IN ('created', 'retry') AND NOT blocked AND start_after > now()`,
+      [EXECUTIONS],
+    );
+  const ms = rows[0]?.ms;
+  return ms === null || ms === undefined ? undefined : Number(ms);
+}
+
+/**
  * The queue of runs: a job per run to take up now, or at a time to come (a durable timer: a step
  * that waits for its next attempt). Jobs are sent in the transaction that stores the change.
  */
 export class RunQueue {
   readonly #boss: PgBoss;
   readonly #queueLimit: number;
-  /** Set by a worker of this process: told of runs queued here, and of timers set here. */
-  onQueued: ((executionId: string, at?: Date) => void) | undefined;
+  /** Set by a worker of this process: told of runs queued here. */
+  onQueued: ((executionId: string) => void) | undefined;
 
   /** `queueLimit`: the runs one organization may have queued (TOLSTOY_ORG_QUEUE_LIMIT). */
   constructor(boss: PgBoss, queueLimit: number) {
@@ -128,8 +145,8 @@ export class RunQueue {
     await this.#boss.send(EXECUTIONS, { executionId: execution.id } satisfies JobData, { db: fromPrisma(tx), group: { id: execution.orgId }, startAfter: at });
   }
 
-  /** After the commit: a worker of this process, if any, looks at once (or at `at`). */
-  queued(executionId: string, at?: Date): void {
-    this.onQueued?.(executionId, at);
+  /** After the commit: a worker of this process, if any, looks at once. */
+  queued(executionId: string): void {
+    this.onQueued?.(executionId);
   }
 }

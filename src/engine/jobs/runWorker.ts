@@ -23,9 +23,9 @@ import type { RunChanges } from '../runs/changes.ts';
 import { abandonRun } from '../runs/progress.ts';
 import { isFinished } from '../runs/statuses.ts';
 import { Authenticator } from '../toolAuth.ts';
-import { EXECUTIONS, HEARTBEAT_SECONDS, type JobData, listenForRuns, RETRY_LIMIT, type RunQueue } from './queue.ts';
+import { EXECUTIONS, HEARTBEAT_SECONDS, type JobData, listenForRuns, nextDueMs, RETRY_LIMIT, type RunQueue } from './queue.ts';
 
-/** How often a worker looks for runs when nothing told it of one: timers set elsewhere, retries, news it missed. */
+/** How often a worker looks for runs when nothing told it of one: runs a group limit held back, news it missed. */
 export const POLL_MS = 2000;
 /** How often without news from the database (LISTEN/NOTIFY unavailable, as behind a pooler). */
 export const POLL_WITHOUT_NEWS_MS = 500;
@@ -84,8 +84,8 @@ export class RunWorker {
   #dispatching: Promise<void> | undefined;
   #stopListening: (() => Promise<void>) | undefined;
   #stopHearing: (() => void)[] = [];
-  /** When the timers this process set are due, earliest first: the worker looks for runs then. */
-  readonly #timers: number[] = [];
+  /** When the earliest timer is due (set here, or found in the queue when idle): the worker looks for runs then. */
+  #nextTimer: number | undefined;
   /** Set when news of a run came (or a slot freed) since the last fetch began. */
   #news = false;
   #wake: (() => void) | undefined;
@@ -108,7 +108,7 @@ export class RunWorker {
 
   async start(): Promise<void> {
     const { boss, queue, changes, log } = this.#options;
-    queue.onQueued = (_executionId, at) => (at === undefined ? this.#signal() : this.#timerSet(at));
+    queue.onQueued = () => this.#signal();
     // A run that finished while in flight here was cancelled (or handed on and finished elsewhere): its step stops.
     this.#stopHearing = [
       changes.subscribe(({ executionId, status }) => isFinished(status) && this.#inFlight.get(executionId)?.cancel.abort()),
@@ -125,9 +125,7 @@ export class RunWorker {
 
   #timerSet(at: Date): void {
     const due = at.getTime();
-    const index = this.#timers.findIndex((timer) => timer > due);
-    this.#timers.splice(index === -1 ? this.#timers.length : index, 0, due);
-    if (index === 0 || this.#timers.length === 1) this.#wake?.();
+    if (this.#nextTimer === undefined || due < this.#nextTimer) this.#nextTimer = due;
   }
 
   #signal(): void {
@@ -135,13 +133,12 @@ export class RunWorker {
     this.#wake?.();
   }
 
-  /** Waits for news, a free slot when there was none, a timer set here, or the poll interval. */
+  /** Waits for news, a free slot when there was none, the next timer, or the poll interval. */
   #idle(pollMs: number): Promise<void> {
     const now = Date.now();
-    while (this.#timers.length > 0 && this.#timers[0]! <= now) this.#timers.shift();
+    if (this.#nextTimer !== undefined && this.#nextTimer <= now) this.#nextTimer = undefined;
     // The queue hands out a job whose time has come at its next fetch: look just after it.
-    const next = this.#timers[0];
-    const ms = next === undefined ? pollMs : Math.min(pollMs, next - now + 5);
+    const ms = this.#nextTimer === undefined ? pollMs : Math.min(pollMs, this.#nextTimer - now + 5);
     return new Promise<void>((resolve) => {
       const wake = () => {
         clearTimeout(timer);
@@ -173,8 +170,13 @@ export class RunWorker {
         break;
       }
       for (const job of jobs) this.#run(job);
-      // An empty fetch means nothing is waiting (that this worker may take now): wait for news.
-      if (jobs.length === 0 && !this.#news) await this.#idle(pollMs);
+      // An empty fetch means nothing is waiting (that this worker may take now): wait for news, or
+      // for the next timer, whoever set it (a worker that died, another worker), to be due.
+      if (jobs.length === 0 && !this.#news) {
+        const dueMs = await nextDueMs(boss).catch(() => undefined);
+        if (dueMs !== undefined) this.#timerSet(new Date(Date.now() + dueMs));
+        await this.#idle(pollMs);
+      }
     }
   }
 
