@@ -228,6 +228,8 @@ export class RunWorker {
       const ids = this.#completed.splice(0);
       // A job left uncompleted lapses and is retried; its run, finished, is then done at once.
       await this.#options.boss.complete(EXECUTIONS, ids).catch((error) => this.#options.log.warn({ err: error }, 'completing jobs failed'));
+      // Completed jobs no longer count against their organization's share: its next runs may go.
+      this.#signal();
     }
     this.#completing = false;
   }
