@@ -23,6 +23,7 @@ const METHODS = http.METHODS.filter((method) => method !== 'CONNECT') as HTTPMet
 interface OperationObject {
   operationId: OperationId;
   security?: SecurityRequirement[];
+  requestBody?: { required?: boolean };
   responses: Record<string, ResponseObject>;
 }
 
@@ -149,6 +150,8 @@ function operationRoute(
   };
   return {
     ...(access !== 'open' && { onRequest }),
+    // Read by adaptRequestSchema: a body is optional unless the spec requires it (OpenAPI's default).
+    ...(operation.requestBody && { config: { bodyRequired: operation.requestBody.required === true } }),
     handler: async (request: FastifyRequest, reply: FastifyReply) => {
       const input = { params: request.params, query: request.query, headers: request.headers, body: request.body };
       const result = await handler(input, await contextOf(request));

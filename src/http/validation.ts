@@ -27,7 +27,30 @@ function ajv(options: Options): Ajv2020 {
 export function validatorCompiler(): FastifySchemaCompiler<unknown> {
   const bodies = ajv({ coerceTypes: false, removeAdditional: false });
   const parameters = ajv({ coerceTypes: 'array', removeAdditional: false });
-  return ({ schema, httpPart }) => (httpPart === 'body' ? bodies.compile(schema as object) : finiteOnly(parameters.compile(schema as object)));
+  return ({ schema, httpPart }) => {
+    if (httpPart !== 'body') return finiteOnly(parameters.compile(schema as object));
+    const { [OPTIONAL_BODY]: optional, ...rest } = schema as JsonSchema;
+    return optional ? orAbsent(bodies.compile(rest)) : bodies.compile(rest);
+  };
+}
+
+/** Marks the body schema of an operation whose request body is optional (`requestBody.required` is not true). */
+const OPTIONAL_BODY = 'x-optional-body';
+
+/**
+ * A validation that also lets an absent body through: the schema applies only to a body sent.
+ * Fastify hands the validator null for an absent body, and, to a validator with Ajv's
+ * `schemaEnv`, the request as `parentData`: so a body sent as JSON `null` is still checked.
+ */
+function orAbsent(validate: ValidateFunction): Validate {
+  const checked = ((data: unknown, context?: { parentData?: { body?: unknown } }) => {
+    const absent = data === undefined || (data === null && context?.parentData !== undefined && context.parentData.body === undefined);
+    const valid = absent || validate(data, context as Parameters<ValidateFunction>[1]);
+    checked.errors = valid ? null : validate.errors;
+    return valid;
+  }) as Validate & { schemaEnv?: unknown };
+  checked.schemaEnv = validate.schemaEnv;
+  return checked;
 }
 
 interface Validate {
@@ -58,7 +81,8 @@ function finiteOnly(validate: ValidateFunction): Validate {
  * the spec does not know is refused, so that a typo is not silently ignored; and a JSON body
  * schema applies whatever the request's content type (Fastify skips a per-media-type schema
  * when the type differs, which would let a body without one through unchecked), while a body of
- * another type than the one the operation takes is refused (415).
+ * another type than the one the operation takes is refused (415). An operation whose body is
+ * optional (routes.ts says so in the route's config) accepts a request without one.
  */
 export function adaptRequestSchema(route: RouteOptions): void {
   route.schema ??= {};
@@ -66,7 +90,8 @@ export function adaptRequestSchema(route: RouteOptions): void {
   const content = schema.body?.content as Record<string, { schema: JsonSchema }> | undefined;
   if (content) {
     const [mediaType, body] = Object.entries(content)[0]!;
-    schema.body = body.schema;
+    // OpenAPI's default: a body is optional unless the operation says it is required.
+    schema.body = (route.config as { bodyRequired?: boolean } | undefined)?.bodyRequired === false ? { ...body.schema, [OPTIONAL_BODY]: true } : body.schema;
     route.preValidation = [...[route.preValidation ?? []].flat(), refuseOtherMediaTypes(mediaType)];
   }
   if (schema.headers) schema.headers = lowerCaseHeaderNames(schema.headers);
