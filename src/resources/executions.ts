@@ -83,8 +83,17 @@ async function startAndAnswer(
   headers['preference-applied'] = `wait=${wait}`;
   let execution = first.body;
   if (!isFinished(execution.status)) {
-    if (wait > 0) await runs.finished(execution.id, wait * 1000);
+    // Listening before reading, as GET does: a replay answers at once for a run that finished
+    // long ago, and a run that finishes between the commit and the listening is not missed.
+    const stop = new AbortController();
+    const finished = wait > 0 ? runs.finished(execution.id, wait * 1000, stop.signal) : undefined;
     execution = await currentWithSteps(db, execution.id);
+    // Finished or not, the run as it is when the wait ends (it may have begun, or gone on).
+    if (!isFinished(execution.status) && finished) {
+      await finished;
+      execution = await currentWithSteps(db, execution.id);
+    }
+    stop.abort();
   }
   return new Answer(isFinished(execution.status) ? 200 : 202, execution, headers);
 }
@@ -155,7 +164,11 @@ export const getExecution: Handler<'getExecution'> = async ({ params, headers },
   const stop = new AbortController();
   const finished = wait > 0 ? runs.finished(params.id, wait * 1000, stop.signal) : undefined;
   let row = await read();
-  if (!isFinished(row.status) && finished && (await finished)) row = await read();
+  // Finished or not, the run as it is when the wait ends, not as it was when it began.
+  if (!isFinished(row.status) && finished) {
+    await finished;
+    row = await read();
+  }
   stop.abort();
   return new Answer(200, toExecution(...withStepsOf(row)), { 'preference-applied': `wait=${wait}` });
 };

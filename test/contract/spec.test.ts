@@ -83,7 +83,12 @@ t.test('every operation documents the errors it can answer', async (t) => {
       `${operationId}: credentials are security schemes, not parameters`,
     );
     if (operation.requestBody) {
-      t.ok(operation.requestBody.required, `${operationId}: body required`);
+      // A rerun's body only changes what it runs; without one it goes on where the run stopped.
+      t.equal(
+        operation.requestBody.required === true,
+        operationId !== 'retryExecution',
+        `${operationId}: body ${operationId === 'retryExecution' ? 'optional' : 'required'}`,
+      );
       const mediaType = method === 'patch' ? 'application/merge-patch+json' : 'application/json';
       t.same(Object.keys(operation.requestBody.content), [mediaType], `${operationId}: a ${mediaType} body`);
       t.ok(statuses.includes('413') && statuses.includes('415'), `${operationId}: 413 and 415`);
