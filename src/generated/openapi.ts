@@ -3200,7 +3200,6 @@ export interface operations {
                  *       "description": "Reads the organization and greets it by name.",
                  *       "steps": [
                  *         {
-                 *           "path": "read",
                  *           "key": "read",
                  *           "actionId": "01a20ce6-c4e0-7160-8999-50d836f675cc",
                  *           "inputs": {
