@@ -4,6 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { type Database, poolOf } from '../db/client.ts';
+import { FINISHED, UNFINISHED } from '../engine/runs/statuses.ts';
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -71,7 +72,7 @@ export class Metrics {
 
 async function executionsByStatus(db: Database): Promise<Map<string, number>> {
   const rows = await db.$queryRaw<{ status: string; count: number }[]>`SELECT status::text, count(*)::int AS count FROM executions GROUP BY status`;
-  const counts = new Map(['queued', 'running', 'completed', 'failed', 'cancelled'].map((status) => [status, 0]));
+  const counts = new Map([...UNFINISHED, ...FINISHED].map((status): [string, number] => [status, 0]));
   for (const { status, count } of rows) counts.set(status, count);
   return counts;
 }

@@ -3,6 +3,7 @@ import { assertOwner } from '../access/tenancy.ts';
 import type { Handler, OrganizationContext } from '../contract/handlers.ts';
 import { conflict, notFound, ProblemError, plural, unprocessable } from '../contract/problems.ts';
 import { isMissingRow } from '../db/errors.ts';
+import { removeRunsOf, unfinishedRuns } from '../engine/runs/removal.ts';
 import type { components } from '../generated/openapi.ts';
 import type { Organization as OrganizationRow } from '../generated/prisma/client.ts';
 import { keyRecord, toApiKeyCreated } from './apiKeys.ts';
@@ -89,16 +90,14 @@ export const deleteOrganization: Handler<'deleteOrganization'> = async ({ params
       tx.tool.count({ where: { orgId: id } }),
       tx.action.count({ where: { orgId: id } }),
       tx.flow.count({ where: { orgId: id, deletedAt: null } }),
-      tx.execution.count({ where: { orgId: id, status: { in: ['queued', 'running'] } } }),
+      unfinishedRuns(tx, id),
     ]);
     const owned = Object.entries({ tool: tools, action: actions, flow: flows, 'queued or running execution': running }).filter(([, count]) => count > 0);
     if (owned.length > 0)
       throw conflict(`Organization ${id} still has ${owned.map(([noun, count]) => plural(count, noun)).join(', ')}; delete or cancel them first.`);
     // Its history goes with it: executions and their logs, deleted flows and their versions; its
     // members and idempotency keys cascade.
-    await tx.executionLog.deleteMany({ where: { orgId: id } });
-    await tx.execution.updateMany({ where: { orgId: id, retryOf: { not: null } }, data: { retryOf: null } });
-    await tx.execution.deleteMany({ where: { orgId: id } });
+    await removeRunsOf(tx, id);
     await tx.flow.deleteMany({ where: { orgId: id } });
     await tx.organization.delete({ where: { id } });
   });

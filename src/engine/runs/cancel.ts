@@ -1,5 +1,5 @@
-// Cancelling a run, and removing every run of an organization that is deleted.
-import type { Database, Transaction } from '../../db/client.ts';
+// Cancelling a run: the run and its open steps end `cancelled`, and workers hear of it.
+import type { Database } from '../../db/client.ts';
 import { toJsonText } from '../../db/client.ts';
 import { RUN_CHANGES } from './changes.ts';
 import { OPEN_STEP, sqlList, UNFINISHED } from './statuses.ts';
@@ -33,17 +33,4 @@ export async function cancelRun(db: Database, { orgId, executionId, by }: { orgI
       SELECT pg_notify(${RUN_CHANGES}, ${executionId}::text || ':cancelled')`;
     return true;
   });
-}
-
-/** Removes every execution of an organization, with its steps and logs, in `tx` (the organization is being deleted). */
-export async function removeRunsOf(tx: Transaction, orgId: string): Promise<void> {
-  await tx.executionLog.deleteMany({ where: { orgId } });
-  // Retries name the executions they retried: unlinked first, so that any order of deletion holds.
-  await tx.execution.updateMany({ where: { orgId, retryOf: { not: null } }, data: { retryOf: null } });
-  await tx.execution.deleteMany({ where: { orgId } });
-}
-
-/** How many runs of the organization have not finished. */
-export function unfinishedRuns(tx: Transaction, orgId: string): Promise<number> {
-  return tx.execution.count({ where: { orgId, status: { in: [...UNFINISHED] } } });
 }

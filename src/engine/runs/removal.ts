@@ -1,0 +1,16 @@
+// Removing runs: every run of an organization that is deleted (later, runs past their retention).
+import type { Transaction } from '../../db/client.ts';
+import { UNFINISHED } from './statuses.ts';
+
+/** Removes every execution of an organization, with its steps and logs, in `tx` (the organization is being deleted). */
+export async function removeRunsOf(tx: Transaction, orgId: string): Promise<void> {
+  await tx.executionLog.deleteMany({ where: { orgId } });
+  // Retries name the executions they retried: unlinked first, so that any order of deletion holds.
+  await tx.execution.updateMany({ where: { orgId, retryOf: { not: null } }, data: { retryOf: null } });
+  await tx.execution.deleteMany({ where: { orgId } });
+}
+
+/** How many runs of the organization have not finished. */
+export function unfinishedRuns(tx: Transaction, orgId: string): Promise<number> {
+  return tx.execution.count({ where: { orgId, status: { in: [...UNFINISHED] } } });
+}
