@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { freshDatabaseUrl } from '../helper.ts';
 import { startServer, startWorker } from '../process.ts';
+import { startTarget } from './target.ts';
 
 const key = randomBytes(32).toString('base64');
 
@@ -59,4 +60,34 @@ t.test('an API-only node queues runs; a worker process runs them', async (t) => 
   t.equal(await worker.exited, 0);
   server.process.kill('SIGTERM');
   t.equal(await server.exited, 0);
+});
+
+t.test('a cancel through an API-only node stops the step in flight on a worker process within 1 s', async (t) => {
+  const url = await freshDatabaseUrl(t);
+  const server = await startServer({ DATABASE_URL: url, TOLSTOY_ENCRYPTION_KEY: key, TOLSTOY_WORKER: 'false' });
+  t.teardown(() => server.process.kill('SIGKILL'));
+  const worker = await startWorker({ DATABASE_URL: url, TOLSTOY_ENCRYPTION_KEY: key });
+  t.teardown(() => worker.process.kill('SIGKILL'));
+  const target = await startTarget();
+  t.teardown(() => target.close());
+  const send = await client(server.base);
+  const tool = (await send('POST', '/tools', { name: 'Target', baseUrl: target.url })).data;
+  const action = (await send('POST', '/actions', { toolId: tool.id, name: 'hang', key: 'hang', method: 'POST', endpoint: '/hang/forever' })).data;
+  const flowId = (await send('POST', '/flows', { name: 'Hang', steps: [{ key: 'hanging', actionId: action.id, timeoutMs: 60_000 }] })).data.id;
+  const started = (await send('POST', `/flows/${flowId}/executions`, {})).data;
+  const call = async () => {
+    for (let i = 0; i < 200; i++) {
+      const found = target.received.find((r) => r.headers['idempotency-key'] === `${started.id}:hanging`);
+      if (found) return found;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    throw new Error('the worker never called');
+  };
+  const inFlight = await call();
+  const cancelledAt = Date.now();
+  t.equal((await send('POST', `/executions/${started.id}/cancel`)).data.status, 'cancelled');
+  while (!inFlight.aborted && Date.now() - cancelledAt < 5000) await new Promise((resolve) => setTimeout(resolve, 10));
+  const took = Date.now() - cancelledAt;
+  t.ok(inFlight.aborted, 'the worker aborted the request');
+  t.ok(took < 1000, `within ${took} ms of the cancel, through another process`);
 });
