@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { AUTH_MODES, type AuthMode, EVALUATION } from '../src/config/config.ts';
+import { AUTH_MODES, type AuthMode, EVALUATION } from '../src/config/settings.ts';
 import { Keyring } from '../src/crypto/keyring.ts';
 import { DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';

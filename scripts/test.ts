@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { TapConfig } from '@tapjs/config';
 import { signature } from '@tapjs/test';
-import type { AuthMode } from '../src/config/config.ts';
+import type { AuthMode } from '../src/config/settings.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { prepareTemplate } from '../test/helper.ts';
 import { CONTRACT_REPORT_DIR, contractCounts, contractModes } from './contract.ts';

@@ -3,7 +3,8 @@
 
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { authWarnings, type Config } from './config/config.ts';
+import { authWarnings } from './config/config.ts';
+import type { Config } from './config/settings.ts';
 import { buildApp } from './http/app.ts';
 import { listenFailure, type Running, runProcess, startCore } from './process/lifecycle.ts';
 

@@ -1,6 +1,6 @@
 // `npm run worker`: runs flows, and serves no HTTP. Start as many as the load needs, on any
 // machines, against the same database as the API nodes.
-import { DEFAULT_METRICS_PORT } from './config/config.ts';
+import { DEFAULT_METRICS_PORT } from './config/settings.ts';
 import { runProcess, startCore } from './process/lifecycle.ts';
 
 await runProcess(async (config, running) => {

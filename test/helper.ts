@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import pg from 'pg';
 import { pino } from 'pino';
-import { type AuthMode, type AuthSettings, type EngineSettings, EVALUATION, type HttpSettings } from '../src/config/config.ts';
+import { type AuthMode, type AuthSettings, type EngineSettings, EVALUATION, type HttpSettings } from '../src/config/settings.ts';
 import { Keyring } from '../src/crypto/keyring.ts';
 import { type Database, DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';

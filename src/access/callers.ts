@@ -9,7 +9,7 @@
 // unknown for as long, so a forged key sent again costs no query; and the caller may bound the
 // lookups it lets through (`beforeLookup`: per client address, say).
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { AuthSettings } from '../config/config.ts';
+import type { AuthSettings } from '../config/settings.ts';
 import { ProblemError } from '../contract/problems.ts';
 import type { Database } from '../db/client.ts';
 import { hashOf, lookupOf } from './keyFormat.ts';

@@ -7,7 +7,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/client.ts';
-import type { Config, EncryptionKeys } from './config.ts';
+import type { Config, EncryptionKeys } from './settings.ts';
 
 export class KeyError extends Error {}
 

@@ -3,7 +3,8 @@
 // standard retries with backoff for transient failures. Every failure becomes one sentence an
 // operator can act on; none repeats a secret value.
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { type DatabaseUrls, encryptionKey, postgresUrl, type SecretSettings } from './config.ts';
+import { encryptionKey, postgresUrl } from './config.ts';
+import type { DatabaseUrls, SecretSettings } from './settings.ts';
 
 export const SECRET_ATTEMPTS = 4;
 

@@ -3,7 +3,7 @@
 
 import type { VerifiedKeys } from '../access/callers.ts';
 import type { Caller, OrganizationOperation, Reader, ReadOperation, Tenant } from '../access/tenancy.ts';
-import type { AuthSettings } from '../config/config.ts';
+import type { AuthSettings } from '../config/settings.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/client.ts';
 import type { RunOwner } from '../engine/runs/runs.ts';

@@ -1,5 +1,5 @@
 import pg, { type PoolConfig } from 'pg';
-import type { DatabaseTimeouts } from '../config/config.ts';
+import type { DatabaseTimeouts } from '../config/settings.ts';
 
 export const DEFAULT_TIMEOUTS: DatabaseTimeouts = { connectMs: 5000, statementMs: 5000, idleInTransactionMs: 10_000 };
 

@@ -1,6 +1,6 @@
 // Where the database is: in the AWS secret (NODE_ENV=production or USE_AWS_SECRETS=true), at
 // DATABASE_URL, or, outside production with neither, the embedded PostgreSQL.
-import type { Config, DatabaseUrls } from '../config/config.ts';
+import type { Config, DatabaseUrls } from '../config/settings.ts';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.ts';
 
 export interface DatabaseSource {

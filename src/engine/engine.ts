@@ -2,7 +2,7 @@
 // flows, a worker of runs and the maintenance jobs. The API and the worker processes both start one.
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import type { DatabaseTimeouts, EngineSettings } from '../config/config.ts';
+import type { DatabaseTimeouts, EngineSettings } from '../config/settings.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { DatabaseConnection } from '../db/client.ts';
 import type { Metrics } from '../observability/metrics.ts';

@@ -15,7 +15,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { EvaluationSettings } from '../config/config.ts';
+import type { EvaluationSettings } from '../config/settings.ts';
 import type { TemplateContext } from '../definitions/templates.ts';
 
 /** What an evaluation is doing: a step's condition, its inputs, their validation, or the output. */

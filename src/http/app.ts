@@ -3,7 +3,7 @@ import compress from '@fastify/compress';
 import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Authentication } from '../access/callers.ts';
-import type { AuthSettings, HttpSettings } from '../config/config.ts';
+import type { AuthSettings, HttpSettings } from '../config/settings.ts';
 import { handlers } from '../contract/operations.ts';
 import type { DatabaseConnection } from '../db/client.ts';
 import type { Metrics } from '../observability/metrics.ts';

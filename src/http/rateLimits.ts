@@ -7,7 +7,7 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Caller } from '../access/tenancy.ts';
-import type { RateLimitSettings } from '../config/config.ts';
+import type { RateLimitSettings } from '../config/settings.ts';
 import { ProblemError } from '../contract/problems.ts';
 
 /** Counts a request of `caller` against its limits; sets the RateLimit headers, and refuses (429) past a limit. */

@@ -2,7 +2,7 @@
 // overruns its deadline, its memory or its result limit; the process goes and another takes
 // its place, and other tasks are evaluated meanwhile.
 import t from 'tap';
-import { EVALUATION } from '../../src/config/config.ts';
+import { EVALUATION } from '../../src/config/settings.ts';
 import type { TemplateContext } from '../../src/definitions/templates.ts';
 import { Evaluator } from '../../src/engine/evaluator.ts';
 

@@ -1,7 +1,7 @@
 // What the engine tests share: the API with a worker in the same process, on a database of the
 // test's own, a real target server, a tenant, and a tool that calls the target.
 import type { FastifyInstance } from 'fastify';
-import type { EngineSettings } from '../../src/config/config.ts';
+import type { EngineSettings } from '../../src/config/settings.ts';
 import { buildTestApp, call, createTenant, type Member, type TestApp } from '../helper.ts';
 import { startTarget, type Target } from './target.ts';
 

@@ -2,7 +2,7 @@
 // another organization gets 404 (or 403/422) and never sees, changes or deletes the resource.
 // It runs once with tenant headers (tenancy.test.ts) and once with API keys (tenancy-keys.test.ts).
 import t from 'tap';
-import type { AuthMode } from '../../src/config/config.ts';
+import type { AuthMode } from '../../src/config/settings.ts';
 import { encodeCursor } from '../../src/resources/pagination.ts';
 import { operations } from '../contract.ts';
 import { bearer, buildTestApp, call, createTenant, type Member, MISSING_ID, testAuth } from '../helper.ts';

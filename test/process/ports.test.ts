@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { DEFAULT_METRICS_PORT } from '../../src/config/config.ts';
+import { DEFAULT_METRICS_PORT } from '../../src/config/settings.ts';
 import { clusterDir, freePort } from '../../src/db/embedded.ts';
 import { freshDatabaseUrl } from '../helper.ts';
 import { failedStart, startServer } from '../process.ts';

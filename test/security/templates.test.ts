@@ -15,7 +15,7 @@
 //     steps completes before the first of them passes (one organization holds every process but one).
 // The /health latency and the process's memory while they run are logged (not asserted).
 import t from 'tap';
-import { EVALUATION } from '../../src/config/config.ts';
+import { EVALUATION } from '../../src/config/settings.ts';
 import { world } from '../engine/world.ts';
 import { call, createTenant } from '../helper.ts';
 import { described, watchHealth } from './health.ts';

@@ -6,7 +6,7 @@
 import { fromPrisma, PgBoss } from 'pg-boss';
 // The channel pg-boss announces new jobs on: not part of its public API, so pinned with it.
 import { DEFAULT_SCHEMA, notifyChannelSql } from 'pg-boss/dist/plans.js';
-import type { DatabaseTimeouts } from '../../config/config.ts';
+import type { DatabaseTimeouts } from '../../config/settings.ts';
 import { ProblemError, plural } from '../../contract/problems.ts';
 import type { Transaction } from '../../db/client.ts';
 import { connectionConfig, DEFAULT_TIMEOUTS } from '../../db/connection.ts';

@@ -12,7 +12,7 @@
 // the runs that finished together are completed in one statement.
 import type { Db as IDatabase, JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import type { EngineSettings } from '../../config/config.ts';
+import type { EngineSettings } from '../../config/settings.ts';
 import type { Keyring } from '../../crypto/keyring.ts';
 import type { Database } from '../../db/client.ts';
 import type { Metrics } from '../../observability/metrics.ts';
