@@ -44,10 +44,10 @@ export class Budget {
   charge(transition: Transition): Transition {
     const { settle, finish } = transition;
     const stepBytes = sizeOf(settle?.inputs) + sizeOf(settle?.response);
-    if (this.#used + stepBytes > this.#limit) {
-      const error = this.#exceeded(`Step ${settle!.path}'s attempt`, stepBytes, settle!.path);
+    if (settle && this.#used + stepBytes > this.#limit) {
+      const error = this.#exceeded(`Step ${settle.path}'s attempt`, stepBytes, settle.path);
       return {
-        settle: { ...settle!, status: 'failed', wakeAt: undefined, inputs: {}, request: undefined, response: undefined, error },
+        settle: { ...settle, status: 'failed', wakeAt: undefined, inputs: {}, request: undefined, response: undefined, error },
         finish: { status: 'failed', error },
       };
     }

@@ -3,7 +3,7 @@
 // time, each transition recorded before the next step starts (so a run resumed after a crash
 // repeats no completed step). A step that waits for its next attempt is recorded with a timer in
 // the queue, and the run is handed back: it holds no worker while it waits.
-import type { Database } from '../db/client.ts';
+import type { Database, Transaction } from '../db/client.ts';
 import type { TemplateContext, TemplateStep } from '../definitions/templates.ts';
 import { inSpan } from '../observability/tracing.ts';
 import type { StoredStep } from '../resources/flows.ts';
@@ -36,6 +36,11 @@ export interface RunSignals {
   shutdown: AbortSignal;
   /** Whether the worker is draining: finish the step in flight, start no other. */
   stopping: () => boolean;
+  /**
+   * Ends this turn's job in `tx`, the transaction that sets the run's timer: the run then has
+   * one live job, the timer, whatever happens to this worker after the commit.
+   */
+  handBack: (tx: Transaction) => Promise<void>;
 }
 
 /** What one run may consume: TOLSTOY_EXECUTION_BUDGET_BYTES and TOLSTOY_STEP_RESUME_LIMIT. */
@@ -70,7 +75,10 @@ async function runClaimed(db: Database, executionId: string, tools: RunTools, si
     const { settle } = charged;
     const waits = settle?.status === 'waiting' && settle.wakeAt !== undefined && !charged.finish;
     const owned = waits
-      ? await recordWait(db, run, { ...settle, wakeAt: settle.wakeAt! }, (tx) => tools.queue.wakeAt(tx, run, settle.wakeAt!))
+      ? await recordWait(db, run, { ...settle, wakeAt: settle.wakeAt! }, async (tx) => {
+          await tools.queue.wakeAt(tx, run, settle.wakeAt!);
+          await signals.handBack(tx);
+        })
       : await recordTransition(db, run, charged);
     owned || lostRun();
     if (charged !== scrubbedTransition) throw new BudgetSpent();
@@ -89,9 +97,10 @@ async function runClaimed(db: Database, executionId: string, tools: RunTools, si
     const progress = run.progress.find((p) => p.path === path) ?? { path, status: 'pending', wakeAt: null, attempts: 0, response: null };
     const ran = await runStep(run, step, path, progress, context, tools, { signal, signals, secrets });
     if (ran === 'released') return 'released';
-    recorded.set(path, { status: ran.settlement.status, wakeAt: ran.settlement.wakeAt ?? null });
-    decision = nextStep(run.steps, recorded, new Date());
     settlement = ran.settlement;
+    recorded.set(path, { status: settlement.status, wakeAt: settlement.wakeAt ?? null });
+    // A step that waits ends the turn, however short its wait: its timer hands the run back.
+    decision = settlement.status === 'waiting' ? { kind: 'wait', path, until: settlement.wakeAt! } : nextStep(run.steps, recorded, new Date());
     if (decision.kind !== 'run') break;
     // Draining: the next step is left pending, uncounted, for the worker that takes the run on.
     if (signals.stopping()) {

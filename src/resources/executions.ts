@@ -83,17 +83,20 @@ async function startAndAnswer(
   headers['preference-applied'] = `wait=${wait}`;
   let execution = first.body;
   if (!isFinished(execution.status)) {
-    // Listening before reading, as GET does: a replay answers at once for a run that finished
-    // long ago, and a run that finishes between the commit and the listening is not missed.
+    // Listening from the commit on (no other task runs in between), so no change is missed; a
+    // replay's run may have finished long ago, so it is read first.
     const stop = new AbortController();
     const finished = wait > 0 ? runs.finished(execution.id, wait * 1000, stop.signal) : undefined;
-    execution = await currentWithSteps(db, execution.id);
-    // Finished or not, the run as it is when the wait ends (it may have begun, or gone on).
-    if (!isFinished(execution.status) && finished) {
-      await finished;
-      execution = await currentWithSteps(db, execution.id);
+    try {
+      if (first.replayed) execution = await currentWithSteps(db, execution.id);
+      // Finished or not, the run as it is when the wait ends (it may have begun, or gone on).
+      if (!isFinished(execution.status)) {
+        await finished;
+        execution = await currentWithSteps(db, execution.id);
+      }
+    } finally {
+      stop.abort();
     }
-    stop.abort();
   }
   return new Answer(isFinished(execution.status) ? 200 : 202, execution, headers);
 }
@@ -112,12 +115,12 @@ export const retryExecution: Handler<'retryExecution'> = async ({ params, header
     orgId: tenant.orgId,
     key: headers['idempotency-key'],
     operation: 'retryExecution',
-    request: { userId: tenant.userId, params, body: body ?? null },
+    request: { userId: tenant.userId, params, body },
   };
-  const answer = await startAndAnswer(context, idempotency, headers.prefer, (tx) =>
-    runs.rerun(tx, { orgId: tenant.orgId, executionId: params.id, ...(body ?? {}), trigger: { type: 'api', userId: tenant.userId } }),
+  const { fromStep, input, version } = body ?? ({} as NonNullable<typeof body>);
+  return startAndAnswer(context, idempotency, headers.prefer, (tx) =>
+    runs.rerun(tx, { orgId: tenant.orgId, executionId: params.id, fromStep, input, version, trigger: { type: 'api', userId: tenant.userId } }),
   );
-  return answer;
 };
 
 /** The execution with its steps, in one query (a row per step). */
@@ -163,14 +166,17 @@ export const getExecution: Handler<'getExecution'> = async ({ params, headers },
   // Listening before reading: a run that finishes in between is heard, not missed.
   const stop = new AbortController();
   const finished = wait > 0 ? runs.finished(params.id, wait * 1000, stop.signal) : undefined;
-  let row = await read();
-  // Finished or not, the run as it is when the wait ends, not as it was when it began.
-  if (!isFinished(row.status) && finished) {
-    await finished;
-    row = await read();
+  try {
+    let row = await read();
+    // Finished or not, the run as it is when the wait ends, not as it was when it began.
+    if (!isFinished(row.status) && finished) {
+      await finished;
+      row = await read();
+    }
+    return new Answer(200, toExecution(...withStepsOf(row)), { 'preference-applied': `wait=${wait}` });
+  } finally {
+    stop.abort();
   }
-  stop.abort();
-  return new Answer(200, toExecution(...withStepsOf(row)), { 'preference-applied': `wait=${wait}` });
 };
 
 function withStepsOf(row: ExecutionRow & { steps: StepRow[] }): [ExecutionRow, StepRow[]] {

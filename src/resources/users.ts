@@ -3,6 +3,7 @@ import type { Handler } from '../contract/handlers.ts';
 import { conflict, notFound, plural } from '../contract/problems.ts';
 import type { Transaction } from '../db/client.ts';
 import { brokenForeignKey, brokenUniqueConstraint, isMissingRow } from '../db/errors.ts';
+import { unfinishedRuns } from '../engine/runs/removal.ts';
 import type { components } from '../generated/openapi.ts';
 import type { User as UserRow } from '../generated/prisma/client.ts';
 import { outside } from '../http/rules/preconditions.ts';
@@ -76,6 +77,9 @@ export const deleteUser: Handler<'deleteUser'> = async ({ params }, { db, tenant
       if (member.role === 'owner' && (await ownerCount(tx, orgId)) === 1) {
         throw conflict(`User ${id} is the last owner of organization ${orgId}; make another member an owner first.`);
       }
+      // Their runs log every attempt in their name until they finish.
+      const running = await unfinishedRuns(tx, orgId, id);
+      if (running > 0) throw conflict(`User ${id} started ${plural(running, 'execution')} not yet finished; cancel them or let them finish first.`);
       await tx.user.delete({ where: { orgId_id: { orgId, id } } });
     });
     keys.forgetMember(orgId, id);

@@ -55,6 +55,7 @@ const validBodies: Record<string, Record<string, unknown>[]> = {
   updateExecutionLog: logs,
   patchExecutionLog: logs,
   startExecution: [{ input: {}, version: 1 }],
+  retryExecution: [{ fromStep: 'a', input: {}, version: 1 }, { version: 'latest' }],
 };
 
 type Schema = Record<string, any>;

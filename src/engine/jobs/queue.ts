@@ -95,8 +95,8 @@ export async function listenForRuns(boss: PgBoss, onRun: () => void): Promise<()
 
 /**
  * In how many milliseconds the next run that waits in the queue (a timer, or a retry's delay) is
- * due, whoever set it, or undefined when none waits. Measured by the database's clock, which set
- * the time. A worker that did not set a timer (it started after the worker that set it died)
+ * due, whoever set it, or undefined when none waits. Measured by the database's clock, the one
+ * the queue compares `startAfter` with. A worker that did not set a timer (it started after the worker that set it died)
  * learns of it here, and looks when it is due rather than at its next poll.
  */
 export async function nextDueMs(boss: PgBoss): Promise<number | undefined> {

@@ -10,11 +10,11 @@
 // rather than one poller per slot: one fetch takes as many runs as there are free slots (pg-boss's
 // work() fetches one job per slot, and every new job woke every slot's poller to fetch it), and
 // the runs that finished together are completed in one statement.
-import type { Db as IDatabase, JobWithMetadata, PgBoss } from 'pg-boss';
+import { fromPrisma, type Db as IDatabase, type JobAttempt, type JobWithMetadata, type PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { EngineSettings } from '../../config/settings.ts';
 import type { Keyring } from '../../crypto/keyring.ts';
-import type { Database } from '../../db/client.ts';
+import type { Database, Transaction } from '../../db/client.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { Evaluator } from '../evaluator.ts';
 import { Outbound } from '../outbound.ts';
@@ -84,12 +84,12 @@ export class RunWorker {
   #dispatching: Promise<void> | undefined;
   #stopListening: (() => Promise<void>) | undefined;
   #stopHearing: (() => void)[] = [];
-  /** When the earliest timer is due (set here, or found in the queue when idle): the worker looks for runs then. */
+  /** When the earliest timer in the queue is due, as an idle worker found it: it looks for runs then. */
   #nextTimer: number | undefined;
   /** Set when news of a run came (or a slot freed) since the last fetch began. */
   #news = false;
   #wake: (() => void) | undefined;
-  readonly #completed: string[] = [];
+  readonly #completed: JobAttempt[] = [];
   #completing = false;
 
   constructor(options: WorkerOptions) {
@@ -111,8 +111,8 @@ export class RunWorker {
     queue.onQueued = () => this.#signal();
     // A run that finished while in flight here was cancelled (or handed on and finished elsewhere): its step stops.
     this.#stopHearing = [
-      changes.subscribe(({ executionId, status }) => isFinished(status) && this.#inFlight.get(executionId)?.cancel.abort()),
-      changes.watch(() => this.#inFlight.keys()),
+      changes.subscribe(({ executionId, status }) => isFinished(status) && this.#abort(executionId)),
+      changes.watch(() => [...this.#inFlight.values()].map((flight) => flight.job.data.executionId)),
     ];
     this.#stopListening = await listenForRuns(boss, () => this.#signal()).catch((error) => {
       log.warn({ err: error }, `no news of new runs from the database (LISTEN/NOTIFY); looking every ${POLL_WITHOUT_NEWS_MS} ms`);
@@ -180,27 +180,35 @@ export class RunWorker {
     }
   }
 
+  /** Aborts the step in flight of an execution that finished elsewhere (cancelled). */
+  #abort(executionId: string): void {
+    for (const flight of this.#inFlight.values()) if (flight.job.data.executionId === executionId) flight.cancel.abort();
+  }
+
+  // By job: after a crash, a run's timer and its lapsed job may both be taken; the lease lets one write.
   #run(job: Job): void {
-    const { executionId } = job.data;
     const cancel = new AbortController();
     const done = this.#work(job, cancel.signal).finally(() => {
-      this.#inFlight.delete(executionId);
+      this.#inFlight.delete(job.id);
       // A slot is free: runs may be waiting for one.
       this.#signal();
     });
-    this.#inFlight.set(executionId, { job, cancel, done });
+    this.#inFlight.set(job.id, { job, cancel, done });
   }
 
   async #work(job: Job, cancel: AbortSignal): Promise<void> {
     const { executionId } = job.data;
     const { db, log, boss } = this.#options;
     try {
-      const signals = { cancel, shutdown: this.#shutdown.signal, stopping: () => this.#stopping };
+      const handBack = async (tx: Transaction) => {
+        await boss.complete(EXECUTIONS, { id: job.id, retryCount: job.retryCount }, null, { db: fromPrisma(tx) });
+      };
+      const signals = { cancel, shutdown: this.#shutdown.signal, stopping: () => this.#stopping, handBack };
       const outcome = await runOrLose(db(), executionId, this.#tools, signals, this.#limits);
       // Released: failing the job hands it to the queue, which gives it to another worker.
       if (outcome === 'released') throw new Error(`Execution ${executionId} released by a stopping worker.`);
-      // Done, lost, or waiting: a waiting run's timer is a job of its own.
-      this.#complete(job.id);
+      // A waiting run's job was completed with its timer set, in one transaction.
+      if (outcome !== 'waiting') this.#complete(job);
     } catch (error) {
       // A stopping worker hands its runs on as a matter of course: no warning, no stack.
       if (this.#stopping)
@@ -216,8 +224,9 @@ export class RunWorker {
   }
 
   /** Completes finished runs' jobs, those that finished together in one statement. */
-  #complete(jobId: string): void {
-    this.#completed.push(jobId);
+  #complete(job: Job): void {
+    // By attempt: a copy of the job retried elsewhere after a lapse is not this one to complete.
+    this.#completed.push({ id: job.id, retryCount: job.retryCount });
     if (this.#completing) return;
     this.#completing = true;
     setImmediate(() => void this.#flushCompleted());
@@ -225,9 +234,9 @@ export class RunWorker {
 
   async #flushCompleted(): Promise<void> {
     while (this.#completed.length > 0) {
-      const ids = this.#completed.splice(0);
+      const attempts = this.#completed.splice(0);
       // A job left uncompleted lapses and is retried; its run, finished, is then done at once.
-      await this.#options.boss.complete(EXECUTIONS, ids).catch((error) => this.#options.log.warn({ err: error }, 'completing jobs failed'));
+      await this.#options.boss.complete(EXECUTIONS, attempts).catch((error) => this.#options.log.warn({ err: error }, 'completing jobs failed'));
       // Completed jobs no longer count against their organization's share: its next runs may go.
       this.#signal();
     }

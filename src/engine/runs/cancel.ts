@@ -21,8 +21,9 @@ export async function cancelRun(db: Database, { orgId, executionId, by }: { orgI
       WITH ended AS (
         -- The worker may have started the step after this transaction began (now()), on its own clock.
         UPDATE execution_steps SET status = 'cancelled', finished_at = greatest(now(), started_at), wake_at = NULL,
-          duration_ms = CASE WHEN status = 'running' THEN greatest(0, extract(epoch FROM now() - started_at) * 1000)::int END,
-          error = CASE WHEN status = 'running' THEN ${toJsonText({ code: 'cancelled', message: 'The execution was cancelled during this step.' })} END
+          -- A waiting step keeps its last attempt's duration and error.
+          duration_ms = CASE WHEN status = 'running' THEN greatest(0, extract(epoch FROM now() - started_at) * 1000)::int ELSE duration_ms END,
+          error = CASE WHEN status = 'running' THEN ${toJsonText({ code: 'cancelled', message: 'The execution was cancelled during this step.' })} ELSE error END
         WHERE execution_id = ${executionId}::uuid AND status IN ${sqlList(OPEN_STEP)}
         RETURNING path, duration_ms, error, (SELECT status FROM execution_steps s WHERE s.execution_id = execution_steps.execution_id AND s.path = execution_steps.path) AS was
       ), logged AS (

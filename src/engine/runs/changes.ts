@@ -2,9 +2,10 @@
 // statements that change a run's status (finishing, cancelling, abandoning it), in their own
 // transaction, so a change is heard only once it is committed. `Prefer: wait` and the worker's
 // cancellation of a step in flight both hear of runs here; the event webhooks of a later issue
-// will too. Where LISTEN is unavailable (behind a transaction pooler) or its connection is being
-// re-established, the runs someone waits for are looked up every FALLBACK_POLL_MS instead, and
-// once more on reconnecting, so a change is never missed, only heard later.
+// will too. Where LISTEN is unavailable (behind a transaction pooler), the runs someone waits for
+// are looked up every FALLBACK_POLL_MS instead; when the listening connection drops, pg-boss
+// re-establishes it and they are looked up once more then, so a change is never missed, only
+// heard later.
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { Database } from '../../db/client.ts';
@@ -55,11 +56,6 @@ export class RunChanges {
       this.#poll = setInterval(() => void this.#look(), FALLBACK_POLL_MS);
       this.#poll.unref();
     }
-  }
-
-  /** Whether this process hears changes as they happen (LISTEN), rather than by polling. */
-  get listening(): boolean {
-    return this.#stopListening !== undefined;
   }
 
   /** Hears every change from now on; answers how to stop. */

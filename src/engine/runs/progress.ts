@@ -96,7 +96,7 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
     -- progress is read as it was before this statement began the step.
     SELECT now() AS now, c.id, c.org_id, c.flow_id, c.flow_version, c.input, c.created_by, v.steps, v.output AS output_template, (SELECT path FROM begun) AS begun, (SELECT resumes FROM begun) AS resumes,
       (SELECT COALESCE(sum(octet_length(l.inputs) + COALESCE(octet_length(l.outputs), 0)), 0)::float8 FROM execution_logs l
-        WHERE l.org_id = c.org_id AND l.execution_id = c.id::text)
+        WHERE l.org_id = c.org_id AND l.execution_id = c.id::text AND l.written_by_engine)
       -- A retry holds the answers of the steps it reuses: without them, each retry would hold a budget more.
       + (SELECT COALESCE(sum(octet_length(s.response)), 0)::float8 FROM execution_steps s WHERE s.execution_id = c.id AND s.reused_from IS NOT NULL) AS stored,
       (SELECT json_agg(json_build_object('path', s.path, 'status', s.status, 'wakeAt', s.wake_at, 'attempts', s.attempts, 'response', s.response::json) ORDER BY s.position)
@@ -195,6 +195,7 @@ export async function recordTransition(db: Database, run: ClaimedRun, { settle, 
       FROM owner WHERE executions.id = owner.id AND ${finish?.status ?? null}::text IS NOT NULL
       RETURNING executions.id, executions.status
     ),
+    -- A plain SELECT: it runs because the final SELECT counts it.
     notified AS (SELECT pg_notify(${RUN_CHANGES}, id || ':' || status) FROM finished),
     -- The steps the execution ended before (a step failed) never run: that is final too.
     unrun AS (

@@ -10,7 +10,7 @@ export async function removeRunsOf(tx: Transaction, orgId: string): Promise<void
   await tx.execution.deleteMany({ where: { orgId } });
 }
 
-/** How many runs of the organization have not finished. */
-export function unfinishedRuns(tx: Transaction, orgId: string): Promise<number> {
-  return tx.execution.count({ where: { orgId, status: { in: [...UNFINISHED] } } });
+/** How many runs of the organization (that the member started, when one is named) have not finished. */
+export function unfinishedRuns(tx: Transaction, orgId: string, createdBy?: string): Promise<number> {
+  return tx.execution.count({ where: { orgId, status: { in: [...UNFINISHED] }, ...(createdBy && { createdBy }) } });
 }

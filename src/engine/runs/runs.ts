@@ -1,6 +1,6 @@
 // The owner of a run's life. Every statement that creates, claims, advances, waits, cancels,
 // retries, abandons or deletes an execution is in this folder (start.ts, progress.ts,
-// cancel.ts), and every status rule in statuses.ts; the API's handlers and the worker go through
+// cancel.ts, removal.ts), and every status rule in statuses.ts; the API's handlers and the worker go through
 // here. Glossary and state diagram: src/engine/README.md.
 import type { Database, Transaction } from '../../db/client.ts';
 import type { RunQueue } from '../jobs/queue.ts';
