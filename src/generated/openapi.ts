@@ -1005,7 +1005,7 @@ export interface components {
          *     placeholder value that is or decodes to one (`..`, `%2e%2e`, `..%2F..`, `..;`): every
          *     request stays under the tool's `baseUrl`.
          * @example /chat.postMessage
-         * @example /repos/{owner}/{repo}/issues
+         * @example /organizations/{id}
          */
         Endpoint: string;
         /**
@@ -1068,6 +1068,7 @@ export interface components {
              * @description Unique within the flow; later steps refer to this step's results as `steps.<key>`, or
              *     `steps["<key>"]` when the key is not a name (letters, digits and `_`, not first a digit):
              *     `steps.get-user` would read as `steps.get` minus `user`.
+             * @example read
              */
             key: components["schemas"]["Key"];
             /** @description The action's `id`, as `POST /actions` answered it. */
@@ -1078,6 +1079,11 @@ export interface components {
              *     `steps.<key>.status` (its state: `completed`, `failed` or `skipped`),
              *     `steps.<key>.httpStatus` (its answer's HTTP status, `null` when none came),
              *     `steps.<key>.output` and `steps.<key>.headers`.
+             * @example {
+             *       "id": {
+             *         "$eval": "input.orgId"
+             *       }
+             *     }
              */
             inputs?: components["schemas"]["JsonObject"];
             if?: components["schemas"]["StepCondition"];
@@ -1087,7 +1093,7 @@ export interface components {
         };
         /**
          * @description A JSON-e expression over the same context as `inputs`; when it is false, the step is `skipped`. `null` (the default) runs the step always.
-         * @example steps.lookup.output.found && input.notify
+         * @example input.notify
          */
         StepCondition: string | null;
         /**

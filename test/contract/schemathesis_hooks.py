@@ -10,6 +10,12 @@ With API keys, the operations on organizations are sent with the operator token 
 passes it in TOLSTOY_OPERATOR_TOKEN): a member's key reaches only its own organization, and the
 operator's reaches the ones the fuzzer creates, so that they can be read, updated and deleted.
 
+The run's own member (the harness passes its id in TOLSTOY_CONTRACT_MEMBER) stays an owner: a case
+that would make it a plain member (PUT or PATCH /users/{id} with `role: member`) or remove it
+(DELETE /users/{id}) is left out. The fuzzer creates owners of its own, after which the server
+rightly lets the run's member be demoted or leave; every owner-only operation after that, such as
+deleting an execution log, would answer 403 or 401 for the rest of the run, and never be reached.
+
 The spec's example Idempotency-Key and If-Match are single values: sent as they are, the first
 POST with the key would make every later POST of another request a 422, and the example tag
 would make every conditional write a 412, so that stateful chains could never create, update or
@@ -23,6 +29,7 @@ import uuid
 import schemathesis
 
 OPERATOR_TOKEN = os.environ.get("TOLSTOY_OPERATOR_TOKEN")
+MEMBER = os.environ.get("TOLSTOY_CONTRACT_MEMBER")
 EXAMPLE_IDEMPOTENCY_KEY = "2c4b7b0e-7c1e-4f43-9d7e-9b8f0f1b6f2a"
 EXAMPLE_ETAG = '"3q2-7w0hZ2NRRtwprV8wWSN3yfLrj0ymbHLSmGtKq4I"'
 
@@ -38,6 +45,17 @@ def before_call(context, case, **kwargs):
         if name.lower() == "if-match" and value == EXAMPLE_ETAG:
             headers[name] = "*"
     case.headers = headers
+
+
+@schemathesis.hook
+def filter_case(context, case):
+    operation = case.operation
+    if not MEMBER or operation.path != "/users/{id}" or (case.path_parameters or {}).get("id") != MEMBER:
+        return True
+    if operation.method.lower() == "delete":
+        return False
+    body = case.body if isinstance(case.body, dict) else {}
+    return body.get("role") != "member"
 
 
 def holds_inexact_number(value):
