@@ -82,6 +82,7 @@ async function runClaimed(db: Database, executionId: string, tools: RunTools, si
       : await recordTransition(db, run, charged);
     owned || lostRun();
     if (charged !== scrubbedTransition) throw new BudgetSpent();
+    if (waits) tools.queue.queued(run.id, settle.wakeAt);
     return true as const;
   };
   if (run.begun !== null && run.resumes > limits.resumeLimit) {

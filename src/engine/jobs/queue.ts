@@ -117,8 +117,8 @@ export async function nextDueMs(boss: PgBoss): Promise<number | undefined> {
 export class RunQueue {
   readonly #boss: PgBoss;
   readonly #queueLimit: number;
-  /** Set by a worker of this process: told of runs queued here. */
-  onQueued: ((executionId: string) => void) | undefined;
+  /** Set by a worker of this process: told of runs queued here, and of timers set here. */
+  onQueued: ((executionId: string, at?: Date) => void) | undefined;
 
   /** `queueLimit`: the runs one organization may have queued (TOLSTOY_ORG_QUEUE_LIMIT). */
   constructor(boss: PgBoss, queueLimit: number) {
@@ -145,8 +145,8 @@ export class RunQueue {
     await this.#boss.send(EXECUTIONS, { executionId: execution.id } satisfies JobData, { db: fromPrisma(tx), group: { id: execution.orgId }, startAfter: at });
   }
 
-  /** After the commit: a worker of this process, if any, looks at once. */
-  queued(executionId: string): void {
-    this.onQueued?.(executionId);
+  /** After the commit: a worker of this process, if any, looks at once (or at `at`, a timer's time). */
+  queued(executionId: string, at?: Date): void {
+    this.onQueued?.(executionId, at);
   }
 }

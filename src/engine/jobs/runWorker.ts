@@ -84,8 +84,9 @@ export class RunWorker {
   #dispatching: Promise<void> | undefined;
   #stopListening: (() => Promise<void>) | undefined;
   #stopHearing: (() => void)[] = [];
-  /** When the earliest timer in the queue is due, as an idle worker found it: it looks for runs then. */
-  #nextTimer: number | undefined;
+  /** When the timers known here are due, earliest first (set here, or found in the queue when idle): the worker looks for runs then. */
+  readonly #timers: number[] = [];
+  #timersLookedUp = 0;
   /** Set when news of a run came (or a slot freed) since the last fetch began. */
   #news = false;
   #wake: (() => void) | undefined;
@@ -108,7 +109,7 @@ export class RunWorker {
 
   async start(): Promise<void> {
     const { boss, queue, changes, log } = this.#options;
-    queue.onQueued = () => this.#signal();
+    queue.onQueued = (_executionId, at) => (at === undefined ? this.#signal() : this.#timerSet(at));
     // A run that finished while in flight here was cancelled (or handed on and finished elsewhere): its step stops.
     this.#stopHearing = [
       changes.subscribe(({ executionId, status }) => isFinished(status) && this.#abort(executionId)),
@@ -125,7 +126,8 @@ export class RunWorker {
 
   #timerSet(at: Date): void {
     const due = at.getTime();
-    if (this.#nextTimer === undefined || due < this.#nextTimer) this.#nextTimer = due;
+    const later = this.#timers.findIndex((timer) => timer > due);
+    this.#timers.splice(later === -1 ? this.#timers.length : later, 0, due);
   }
 
   #signal(): void {
@@ -136,9 +138,10 @@ export class RunWorker {
   /** Waits for news, a free slot when there was none, the next timer, or the poll interval. */
   #idle(pollMs: number): Promise<void> {
     const now = Date.now();
-    if (this.#nextTimer !== undefined && this.#nextTimer <= now) this.#nextTimer = undefined;
+    while (this.#timers.length > 0 && this.#timers[0]! <= now) this.#timers.shift();
     // The queue hands out a job whose time has come at its next fetch: look just after it.
-    const ms = this.#nextTimer === undefined ? pollMs : Math.min(pollMs, this.#nextTimer - now + 5);
+    const next = this.#timers[0];
+    const ms = next === undefined ? pollMs : Math.min(pollMs, next - now + 5);
     return new Promise<void>((resolve) => {
       const wake = () => {
         clearTimeout(timer);
@@ -173,8 +176,12 @@ export class RunWorker {
       // An empty fetch means nothing is waiting (that this worker may take now): wait for news, or
       // for the next timer, whoever set it (a worker that died, another worker), to be due.
       if (jobs.length === 0 && !this.#news) {
-        const dueMs = await nextDueMs(boss).catch(() => undefined);
-        if (dueMs !== undefined) this.#timerSet(new Date(Date.now() + dueMs));
+        // Timers set here are known; those set elsewhere are looked up once per poll interval.
+        if (Date.now() - this.#timersLookedUp >= pollMs) {
+          this.#timersLookedUp = Date.now();
+          const dueMs = await nextDueMs(boss).catch(() => undefined);
+          if (dueMs !== undefined) this.#timerSet(new Date(Date.now() + dueMs));
+        }
         await this.#idle(pollMs);
       }
     }
