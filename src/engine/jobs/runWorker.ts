@@ -91,7 +91,8 @@ export class RunWorker {
   #news = false;
   #wake: (() => void) | undefined;
   readonly #completed: JobAttempt[] = [];
-  #completing = false;
+  /** The completion of the jobs that finished since the last one began, in one statement. */
+  #flushing: Promise<void> | undefined;
 
   constructor(options: WorkerOptions) {
     this.#options = options;
@@ -214,8 +215,9 @@ export class RunWorker {
       const outcome = await runOrLose(db(), executionId, this.#tools, signals, this.#limits);
       // Released: failing the job hands it to the queue, which gives it to another worker.
       if (outcome === 'released') throw new Error(`Execution ${executionId} released by a stopping worker.`);
-      // A waiting run's job was completed with its timer set, in one transaction.
-      if (outcome !== 'waiting') this.#complete(job);
+      // A waiting run's job was completed with its timer set, in one transaction. Others hold their
+      // slot until their job is completed: until then it counts against its organization's share.
+      if (outcome !== 'waiting') await this.#complete(job);
     } catch (error) {
       // A stopping worker hands its runs on as a matter of course: no warning, no stack.
       if (this.#stopping)
@@ -231,23 +233,18 @@ export class RunWorker {
   }
 
   /** Completes finished runs' jobs, those that finished together in one statement. */
-  #complete(job: Job): void {
+  #complete(job: Job): Promise<void> {
     // By attempt: a copy of the job retried elsewhere after a lapse is not this one to complete.
     this.#completed.push({ id: job.id, retryCount: job.retryCount });
-    if (this.#completing) return;
-    this.#completing = true;
-    setImmediate(() => void this.#flushCompleted());
+    this.#flushing ??= new Promise<void>((resolve) => setImmediate(() => void this.#flushCompleted().then(resolve)));
+    return this.#flushing;
   }
 
   async #flushCompleted(): Promise<void> {
-    while (this.#completed.length > 0) {
-      const attempts = this.#completed.splice(0);
-      // A job left uncompleted lapses and is retried; its run, finished, is then done at once.
-      await this.#options.boss.complete(EXECUTIONS, attempts).catch((error) => this.#options.log.warn({ err: error }, 'completing jobs failed'));
-      // Completed jobs no longer count against their organization's share: its next runs may go.
-      this.#signal();
-    }
-    this.#completing = false;
+    const attempts = this.#completed.splice(0);
+    this.#flushing = undefined;
+    // A job left uncompleted lapses and is retried; its run, finished, is then done at once.
+    await this.#options.boss.complete(EXECUTIONS, attempts).catch((error) => this.#options.log.warn({ err: error }, 'completing jobs failed'));
   }
 
   async #release(jobs: Job[]): Promise<void> {
@@ -280,7 +277,7 @@ export class RunWorker {
     clearTimeout(deadline);
     clearInterval(this.#heartbeats);
     for (const stop of this.#stopHearing) stop();
-    await this.#flushCompleted();
+    await this.#flushing;
     this.#tools.evaluator.close();
     await this.#outbound.close();
   }
