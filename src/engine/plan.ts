@@ -25,14 +25,9 @@ export type Decision =
   /** The run was stopped from outside (cancelled): nothing is left to do. */
   | { kind: 'stopped' };
 
-/** The path of a step: its key within its scope (the run itself, an iteration, a branch). */
-export function pathOf(key: string, scope?: string): string {
-  return scope === undefined ? key : `${scope}.${key}`;
-}
-
-/** The path of the scope of one iteration of a loop step, as in `each[3]`. */
-export function iterationScope(loopPath: string, index: number): string {
-  return `${loopPath}[${index}]`;
+/** The path of a step of the flow's top level: its key (steps in loops and branches come with the control-flow issue). */
+export function pathOf(key: string): string {
+  return key;
 }
 
 /**

@@ -54,7 +54,7 @@ export interface RunTools extends StepTools {
   queue: RunQueue;
 }
 
-export function runExecution(db: Database, executionId: string, tools: RunTools, signals: RunSignals, limits: RunLimits): Promise<Outcome> {
+function runExecution(db: Database, executionId: string, tools: RunTools, signals: RunSignals, limits: RunLimits): Promise<Outcome> {
   return inSpan('execution', { 'tolstoy.execution_id': executionId }, () => runClaimed(db, executionId, tools, signals, limits));
 }
 
