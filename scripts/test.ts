@@ -128,7 +128,9 @@ async function contract(mode: AuthMode): Promise<Result & { output: string }> {
       if (timedOut) output += `\nThe contract fuzzing (${mode}) was stopped after ${CONTRACT_TIMEOUT_MS / 60_000} minutes.\n`;
       const counts = await contractCounts(mode);
       const failed = counts.failed + (code !== 0 && counts.failed === 0 ? 1 : 0);
-      const failures = code === 0 ? [] : [`contract fuzzing (${mode}): ${timedOut ? 'stopped after its time limit' : "see schemathesis's report above"}`];
+      const unchained = output.match(/Never chained through links: .*/)?.[0];
+      const why = timedOut ? 'stopped after its time limit' : (unchained ?? "see schemathesis's report above");
+      const failures = code === 0 ? [] : [`contract fuzzing (${mode}): ${why}`];
       resolve({ code: code ?? 1, passed: counts.passed, failed, failures, output });
     });
   });
