@@ -125,9 +125,11 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
       perOrganization: whole('TOLSTOY_RATE_LIMIT_PER_ORG', 6000, 0, 10_000_000),
       keyLookupsPerAddress: whole('TOLSTOY_RATE_LIMIT_KEY_LOOKUPS_PER_ADDRESS', 300, 0, 10_000_000),
       signupsPerAddress: whole('TOLSTOY_RATE_LIMIT_SIGNUPS_PER_ADDRESS', 10, 0, 10_000_000),
+      webhooksPerTrigger: whole('TOLSTOY_RATE_LIMIT_WEBHOOKS_PER_TRIGGER', 600, 0, 10_000_000),
       windowMs: milliseconds('TOLSTOY_RATE_LIMIT_WINDOW_MS', 60_000, 1000, 3_600_000),
     },
     corsOrigins: corsOrigins(value('TOLSTOY_CORS_ORIGINS'), problems),
+    publicUrl: publicUrl(value('TOLSTOY_PUBLIC_URL'), problems),
   };
 
   const metricsText = value('TOLSTOY_METRICS_PORT') ?? String(DEFAULT_METRICS_PORT);
@@ -183,6 +185,17 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     metricsPortFallback: !production && value('TOLSTOY_METRICS_PORT') === undefined,
     postgresPort,
   };
+}
+
+// An http(s) URL without query or fragment; kept without a trailing slash.
+function publicUrl(text: string | undefined, problems: string[]): string | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  const parsed = URL.canParse(text.trim()) ? new URL(text.trim()) : undefined;
+  if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.search || parsed.hash || parsed.username) {
+    problems.push('TOLSTOY_PUBLIC_URL must be an http or https URL such as https://tolstoy.example.com, without query or fragment');
+    return undefined;
+  }
+  return parsed.href.replace(/\/+$/, '');
 }
 
 // A comma-separated list of origins (scheme://host[:port]), or `*`.

@@ -60,5 +60,18 @@ export async function rotateCredentials(db: Database, keyring: Keyring): Promise
     });
     rotated += count;
   }
+  return rotated + (await rotateTriggerSecrets(db, keyring));
+}
+
+/** The same for webhook triggers' signing secrets. */
+async function rotateTriggerSecrets(db: Database, keyring: Keyring): Promise<number> {
+  const stale = await db.trigger.findMany({ where: { secret: { not: null }, NOT: { secret: { startsWith: `v1.${keyring.currentId}.` } } } });
+  let rotated = 0;
+  for (const trigger of stale) {
+    const owner = { orgId: trigger.orgId, triggerId: trigger.id };
+    const secret = keyring.openSecret(trigger.secret!, owner);
+    const { count } = await db.trigger.updateMany({ where: { id: trigger.id, secret: trigger.secret }, data: { secret: keyring.sealSecret(secret, owner) } });
+    rotated += count;
+  }
   return rotated;
 }

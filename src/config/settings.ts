@@ -79,6 +79,8 @@ export interface RateLimitSettings {
   /** Per client address: API keys looked up in the database (those this node does not remember), and sign-ups. */
   keyLookupsPerAddress: number;
   signupsPerAddress: number;
+  /** Deliveries to one webhook trigger per window, on each node. */
+  webhooksPerTrigger: number;
   windowMs: number;
 }
 
@@ -87,6 +89,8 @@ export interface HttpSettings {
   rateLimits: RateLimitSettings;
   /** Origins whose pages may call the API (CORS); none by default, `*` for any. */
   corsOrigins: string[];
+  /** Where the API is reached from outside (webhook URLs start with it); the request's own address when unset. */
+  publicUrl: string | undefined;
 }
 
 /** Where `npm start` serves its metrics unless told otherwise (`npm run worker`: the next port). */

@@ -70,6 +70,8 @@ export interface ServiceContext {
   runs: RunOwner;
   /** The keys this node has verified, to forget when one is revoked or its member changes. */
   keys: Pick<VerifiedKeys, 'forgetKey' | 'forgetMember' | 'forgetOrganization'>;
+  /** Where the API is reached from outside: TOLSTOY_PUBLIC_URL, or the request's own scheme and host. */
+  origin: string;
 }
 
 /** An operation on organizations themselves: whoever the credentials say, if anyone. */
@@ -88,8 +90,8 @@ export interface ReaderContext extends ServiceContext {
   reader: Reader;
 }
 
-/** The index, health, readiness and the pages of the problem types, which need no credentials. */
-export type ServiceOperation = 'getIndex' | 'getHealth' | 'getReadiness' | 'listProblemTypes' | 'getProblemType';
+/** The index, health, readiness, the pages of the problem types, and webhooks, which need no credentials. */
+export type ServiceOperation = 'getIndex' | 'getHealth' | 'getReadiness' | 'listProblemTypes' | 'getProblemType' | 'receiveWebhook';
 
 // The contract's security requirements decide the same at run time (src/http/routes.ts).
 type ContextOf<Id extends OperationId> = Id extends ServiceOperation

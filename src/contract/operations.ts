@@ -1,7 +1,7 @@
 // Every operation of the contract, by operationId. The Handlers type makes a missing or
-// mistyped handler a compile error. Every POST of a tenant takes an Idempotency-Key (starting and retrying
-// an execution handles its own, to wait for the run after the commit); every PUT, PATCH and
-// DELETE honours If-Match.
+// mistyped handler a compile error. Every POST of a tenant takes an Idempotency-Key (starting
+// and retrying an execution, and replaying a trigger's delivery, handle their own, to act after
+// the commit); every PUT, PATCH and DELETE honours If-Match.
 
 import { idempotent } from '../http/rules/idempotency.ts';
 import { conditional, patching } from '../http/rules/preconditions.ts';
@@ -10,10 +10,12 @@ import * as apiKeys from '../resources/apiKeys.ts';
 import * as executionLogs from '../resources/executionLogs.ts';
 import * as executions from '../resources/executions.ts';
 import * as flows from '../resources/flows.ts';
+import * as hooks from '../resources/hooks.ts';
 import * as organizations from '../resources/organizations.ts';
 import * as problemTypes from '../resources/problemTypes.ts';
 import * as service from '../resources/service.ts';
 import * as tools from '../resources/tools.ts';
+import * as triggers from '../resources/triggers.ts';
 import * as users from '../resources/users.ts';
 import type { Handlers } from './handlers.ts';
 
@@ -59,6 +61,15 @@ export const handlers: Handlers = {
   deleteFlow: conditional('flows', flows.getFlow, flows.deleteFlow),
   listFlowVersions: flows.listFlowVersions,
   getFlowVersion: flows.getFlowVersion,
+  listTriggers: triggers.listTriggers,
+  createTrigger: idempotent('createTrigger', triggers.createTrigger),
+  getTrigger: triggers.getTrigger,
+  updateTrigger: conditional('triggers', triggers.getTrigger, triggers.updateTrigger),
+  patchTrigger: patching('triggers', triggers.getTrigger, triggers.updateTrigger),
+  deleteTrigger: conditional('triggers', triggers.getTrigger, triggers.deleteTrigger),
+  listTriggerDeliveries: triggers.listTriggerDeliveries,
+  replayTriggerDelivery: triggers.replayTriggerDelivery,
+  receiveWebhook: hooks.receiveWebhook,
   startExecution: executions.startExecution,
   listExecutions: executions.listExecutions,
   getExecution: executions.getExecution,

@@ -10,6 +10,17 @@ export type Credentials = components['schemas']['ToolCredentials'];
 
 const VERSION = 'v1';
 
+const UNOPENED = {
+  tool: {
+    unknownKey: (id: string) => `the tool's credentials were sealed with key ${id}, which is not configured`,
+    altered: "the tool's credentials cannot be opened: they do not belong to this tool, or were altered",
+  },
+  trigger: {
+    unknownKey: (id: string) => `the trigger's secret was sealed with key ${id}, which is not configured`,
+    altered: "the trigger's secret cannot be opened: it does not belong to this trigger, or was altered",
+  },
+};
+
 export class CredentialsError extends Error {}
 
 export function keyId(key: Buffer): string {
@@ -47,26 +58,43 @@ export class Keyring {
   }
 
   seal(credentials: Credentials, owner: { orgId: string; toolId: string }): string {
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.#current, iv);
-    cipher.setAAD(associatedData(owner));
-    const sealed = Buffer.concat([cipher.update(JSON.stringify(credentials), 'utf8'), cipher.final()]);
-    return [VERSION, this.currentId, iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), sealed.toString('base64url')].join('.');
+    return this.#sealText(JSON.stringify(credentials), associatedData(owner));
   }
 
   open(sealed: string, owner: { orgId: string; toolId: string }): Credentials {
+    return JSON.parse(this.#openText(sealed, associatedData(owner), 'tool')) as Credentials;
+  }
+
+  /** A webhook trigger's signing secret, sealed as credentials are, bound to the trigger. */
+  sealSecret(secret: string, owner: { orgId: string; triggerId: string }): string {
+    return this.#sealText(secret, triggerData(owner));
+  }
+
+  openSecret(sealed: string, owner: { orgId: string; triggerId: string }): string {
+    return this.#openText(sealed, triggerData(owner), 'trigger');
+  }
+
+  #sealText(text: string, data: Buffer): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.#current, iv);
+    cipher.setAAD(data);
+    const sealed = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
+    return [VERSION, this.currentId, iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), sealed.toString('base64url')].join('.');
+  }
+
+  #openText(sealed: string, data: Buffer, owner: 'tool' | 'trigger'): string {
     const [version, id, iv, tag, text] = sealed.split('.');
     const key = id && this.#keys.get(id);
     if (version !== VERSION || !key || !iv || !tag || text === undefined) {
-      throw new CredentialsError(`the tool's credentials were sealed with key ${id ?? '?'}, which is not configured`);
+      throw new CredentialsError(UNOPENED[owner].unknownKey(id ?? '?'));
     }
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
-      decipher.setAAD(associatedData(owner));
+      decipher.setAAD(data);
       decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-      return JSON.parse(Buffer.concat([decipher.update(Buffer.from(text, 'base64url')), decipher.final()]).toString('utf8')) as Credentials;
+      return Buffer.concat([decipher.update(Buffer.from(text, 'base64url')), decipher.final()]).toString('utf8');
     } catch {
-      throw new CredentialsError("the tool's credentials cannot be opened: they do not belong to this tool, or were altered");
+      throw new CredentialsError(UNOPENED[owner].altered);
     }
   }
 }
@@ -78,4 +106,9 @@ export function sealedWith(sealed: string): string | undefined {
 
 function associatedData({ orgId, toolId }: { orgId: string; toolId: string }): Buffer {
   return Buffer.from(`${orgId}/${toolId}`, 'utf8');
+}
+
+// A path no tool's can be: a sealed secret never opens as another owner's.
+function triggerData({ orgId, triggerId }: { orgId: string; triggerId: string }): Buffer {
+  return Buffer.from(`${orgId}/triggers/${triggerId}`, 'utf8');
 }

@@ -46,7 +46,7 @@ function statementName({ sql }: { sql: string }): string {
 }
 
 /** A JSON document as the text its column keeps (see schema.prisma). */
-export function toJsonText(value: object): string {
+export function toJsonText(value: object | string | number | boolean | null): string {
   return JSON.stringify(value);
 }
 

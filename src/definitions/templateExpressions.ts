@@ -67,7 +67,7 @@ export class TokenBudget {
 }
 
 /** What every template sees: the run's names and JSON-e's functions (and `now`). */
-const GLOBALS = new Set(['input', 'steps', 'execution', 'now', ...Object.keys(addBuiltins({}))]);
+const GLOBALS = new Set(['input', 'trigger', 'steps', 'execution', 'now', ...Object.keys(addBuiltins({}))]);
 const STEP_FIELDS = ['output', 'status', 'httpStatus', 'headers'];
 const EXECUTION_FIELDS = ['id', 'flowId', 'flowVersion'];
 const IDENTIFIER = /^[a-zA-Z_][a-zA-Z0-9_]*$/;

@@ -9,6 +9,8 @@ import jsone from 'json-e';
 /** What a template sees: the execution's input, the steps before it, and the execution itself. */
 export interface TemplateContext {
   input: Record<string, unknown>;
+  /** What started the run: `{type: 'api' | 'webhook' | 'schedule', …}`. */
+  trigger: Record<string, unknown>;
   steps: Record<string, TemplateStep>;
   execution: { id: string; flowId: string; flowVersion: number };
 }

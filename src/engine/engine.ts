@@ -9,6 +9,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import { workMaintenance } from './jobs/maintenance.ts';
 import { openQueue, RunQueue } from './jobs/queue.ts';
 import { RunWorker } from './jobs/runWorker.ts';
+import { ScheduleTicker } from './jobs/schedules.ts';
 import { RunChanges } from './runs/changes.ts';
 import { Runs } from './runs/runs.ts';
 
@@ -43,12 +44,14 @@ export async function startEngine({ database, directUrl, keyring, settings, time
   const worker = settings.worker ? new RunWorker({ db, boss, queue, changes, keyring, settings, log, metrics }) : undefined;
   await worker?.start();
   if (settings.worker) await workMaintenance({ boss, db, log, cron: settings.maintenanceCron, ran: maintained });
+  const ticker = settings.worker ? new ScheduleTicker({ db, boss, runs, log, metrics }) : undefined;
+  await ticker?.start();
   return {
     runs,
     boss,
     worker,
     async stop(deadlineMs) {
-      await worker?.stop(deadlineMs);
+      await Promise.all([worker?.stop(deadlineMs), ticker?.stop()]);
       // Settles the jobs of released runs, so that other workers take them up at once.
       await boss.stop({ graceful: true, timeout: 5000 }).catch(() => undefined);
       await changes.close();

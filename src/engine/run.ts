@@ -254,7 +254,12 @@ function recordOf(progress: StepProgress): StepRecord {
 
 /** What the templates see, with the steps already settled (a resumed run, a rerun's reused steps). */
 function contextOf(run: ClaimedRun): TemplateContext {
-  const context: TemplateContext = { input: run.input, steps: {}, execution: { id: run.id, flowId: run.flowId, flowVersion: run.flowVersion } };
+  const context: TemplateContext = {
+    input: run.input,
+    trigger: run.trigger,
+    steps: {},
+    execution: { id: run.id, flowId: run.flowId, flowVersion: run.flowVersion },
+  };
   const progress = new Map(run.progress.map((step) => [step.path, step]));
   for (const step of run.steps) {
     const recorded = progress.get(pathOf(step.key));

@@ -448,7 +448,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a flow
-         * @description Refused with `409` while execution logs of the flow exist.
+         * @description Refused with `409` while execution logs of the flow exist. Its triggers are deleted with it: nothing starts it any more.
          */
         delete: operations["deleteFlow"];
         options?: never;
@@ -709,6 +709,165 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/triggers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the organization's triggers */
+        get: operations["listTriggers"];
+        put?: never;
+        /**
+         * Create a trigger
+         * @description A trigger starts runs of a flow when a webhook arrives (`type: webhook`, with `webhook`)
+         *     or when a schedule fires (`type: schedule`, with `schedule`). Any member may create one.
+         *     A webhook trigger with a `signature` whose `secret` is not given gets a new one, shown in
+         *     this answer only; keep it, it is never shown again.
+         */
+        post: operations["createTrigger"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/triggers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        /** Get a trigger */
+        get: operations["getTrigger"];
+        /**
+         * Update a trigger
+         * @description Changes the fields sent; `webhook` and `schedule` are replaced whole. A signature of the
+         *     same `scheme` keeps its secret unless a new `secret` is sent; a signature of another
+         *     scheme gets a new secret when none is sent, shown in this answer only. Changing a
+         *     schedule's `cron` or `timezone`, or enabling it again, sets `nextFireAt` to its next slot
+         *     from now: slots passed while it was disabled are not caught up.
+         */
+        put: operations["updateTrigger"];
+        post?: never;
+        /**
+         * Delete a trigger
+         * @description Its webhook answers `404` from then on, its schedule fires no more, and its deliveries
+         *     are deleted with it. The runs it started stay.
+         */
+        delete: operations["deleteTrigger"];
+        options?: never;
+        head?: never;
+        /**
+         * Patch a trigger
+         * @description Changes the trigger by a JSON merge patch ([RFC 7396](https://www.rfc-editor.org/rfc/rfc7396)):
+         *     `webhook` and `schedule` are merged key by key. Its fields are the ones `PUT` takes.
+         */
+        patch: operations["patchTrigger"];
+        trace?: never;
+    };
+    "/triggers/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List a trigger's deliveries
+         * @description Every request its webhook received (accepted, rejected or duplicate), or every slot its
+         *     schedule reached (started, queued, skipped or missed), newest first.
+         */
+        get: operations["listTriggerDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/triggers/{id}/deliveries/{deliveryId}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+                /** @description The delivery's id. */
+                deliveryId: components["schemas"]["Id"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replay a delivery
+         * @description Starts a new run of the trigger's flow with the delivery's input, whatever its outcome
+         *     was, except a `rejected` webhook delivery (`409`: its sender was not verified, and its
+         *     body was not kept whole). A schedule's delivery runs with the schedule's `input` and its
+         *     `scheduledAt`. The run's `trigger` names the delivery, with `replay: true`. Any member
+         *     may replay; the trigger may be disabled.
+         */
+        post: operations["replayTriggerDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/hooks/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The secret part of a webhook trigger's `url`. */
+                token: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deliver a webhook
+         * @description The address a webhook trigger gives to the sender: no API key, the `url` is the secret
+         *     (and the signature, when the trigger has one). A trigger that is disabled, deleted or
+         *     never existed answers `404`, all alike.
+         *
+         *     - **Signature.** With `webhook.signature`, a request without a valid signature over its
+         *       raw body answers `401` and starts nothing (it is listed among the deliveries as
+         *       `rejected`, with the reason). `standard-webhooks` refuses a `webhook-timestamp` more
+         *       than 5 minutes away from now.
+         *     - **Input.** The run's input is `{ "body": …, "query": {…}, "headers": {…} }`: the body
+         *       parsed when it is JSON or form-encoded (a repeated form field becomes a list), and text
+         *       otherwise; header names in lower case, without the signature's header.
+         *     - **Durable.** The delivery is stored and its run queued in one transaction before the
+         *       answer: a `202` always runs, exactly once. When the database cannot be reached, the
+         *       answer is `503` and nothing runs: the sender should retry.
+         *     - **Duplicates.** A delivery whose id (`webhook.dedupe.header`, or `webhook-id` with
+         *       `standard-webhooks`) was accepted before answers what the first did and starts
+         *       nothing, also when both arrive at once; it is listed as `duplicate`.
+         *     - **Answer.** `respond: accepted` answers `202` with the delivery and its run.
+         *       `respond: output` waits up to 30 seconds for the run: `200` with its `output` when
+         *       it completed, `502` when it failed or was cancelled, `202` when it is still running.
+         *     - **Limits.** A body of at most 1 MiB (`413`), and 600 requests a minute per trigger on
+         *       each API node (`429`).
+         */
+        post: operations["receiveWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -808,7 +967,7 @@ export interface components {
          * @description A kind of problem; `/problems/<kind>` is the `type` of its problem documents.
          * @enum {string}
          */
-        ProblemKind: "validation-error" | "malformed-request" | "unauthorized" | "forbidden" | "not-found" | "method-not-allowed" | "request-timeout" | "conflict" | "precondition-failed" | "payload-too-large" | "unsupported-media-type" | "unprocessable-content" | "too-many-requests" | "headers-too-large" | "service-unavailable" | "internal-error";
+        ProblemKind: "validation-error" | "malformed-request" | "unauthorized" | "bad-signature" | "forbidden" | "not-found" | "method-not-allowed" | "request-timeout" | "conflict" | "precondition-failed" | "payload-too-large" | "unsupported-media-type" | "unprocessable-content" | "too-many-requests" | "headers-too-large" | "service-unavailable" | "run-failed" | "internal-error";
         FieldError: {
             /** @enum {string} */
             in: "body" | "query" | "path" | "header";
@@ -1196,6 +1355,195 @@ export interface components {
             items: components["schemas"]["FlowVersion"][];
             nextCursor: components["schemas"]["NextCursor"];
         };
+        /** @enum {string} */
+        TriggerType: "webhook" | "schedule";
+        /** @description The flow version each run uses; `null` (the default) for the flow's current version at each run. */
+        TriggerVersion: number | null;
+        /**
+         * @description `hmac-sha256`: the hex (or base64) HMAC-SHA256 of the raw body with the secret, in
+         *     `header`, after `prefix` (GitHub: `X-Hub-Signature-256`, `sha256=`; Shopify:
+         *     `X-Shopify-Hmac-Sha256`, base64). `standard-webhooks`: the
+         *     [Standard Webhooks](https://www.standardwebhooks.com/) headers `webhook-id`,
+         *     `webhook-timestamp` and `webhook-signature`, with a `whsec_` secret.
+         * @enum {string}
+         */
+        SignatureScheme: "hmac-sha256" | "standard-webhooks";
+        WebhookSignature: {
+            scheme: components["schemas"]["SignatureScheme"];
+            /** @description `hmac-sha256`: the header carrying the signature (default `X-Signature`). */
+            header?: string;
+            /** @description `hmac-sha256`: text before the digest, such as `sha256=` (default none). */
+            prefix?: string;
+            /**
+             * @description `hmac-sha256`: how the digest is written (default `hex`).
+             * @enum {string}
+             */
+            encoding?: "hex" | "base64";
+            /**
+             * @description The shared secret: write-only, and a new one is made when none is sent
+             *     (`standard-webhooks` takes a `whsec_` secret). It is answered only by the create or
+             *     update that made it.
+             */
+            secret?: string;
+        };
+        WebhookSettings: {
+            /** @description How senders sign their deliveries; `null` (the default) for none, when the `url` is the only secret. */
+            signature?: components["schemas"]["WebhookSignature"] | null;
+            /**
+             * @description `accepted` (the default): `202` as soon as the run is queued. `output`: the run's output when it completes within 30 seconds.
+             * @enum {string}
+             */
+            respond?: "accepted" | "output";
+            /** @description The header naming each delivery's id, so that a delivery sent again starts nothing; `null` for none (`standard-webhooks` always uses `webhook-id`). */
+            dedupe?: {
+                header: string;
+            } | null;
+        };
+        /**
+         * @description What to do about slots missed while no worker ran (more than 30 s late): `skip` records
+         *     them as missed; `latest` (the default) runs the most recent once; `all` runs each, at
+         *     most 100 of the most recent.
+         * @enum {string}
+         */
+        CatchUp: "skip" | "latest" | "all";
+        /**
+         * @description What a slot does while a run this trigger started is unfinished: `skip` (the default)
+         *     records it as skipped; `allow` starts it anyway; `queue` starts it when the runs before
+         *     it have finished (at most 10 wait; more are skipped).
+         * @enum {string}
+         */
+        Overlap: "skip" | "allow" | "queue";
+        ScheduleSettings: {
+            /**
+             * @description Five fields (minute hour day-of-month month day-of-week), or six with seconds first: `0 2 * * *`, `*\/10 * * * * *`.
+             * @example 0 2 * * *
+             */
+            cron: string;
+            /** @description The IANA time zone the cron reads in (default `UTC`), such as `Europe/Berlin`. */
+            timezone?: string;
+            /** @description The input of each run (default `{}`). */
+            input?: components["schemas"]["JsonObject"];
+            catchUp?: components["schemas"]["CatchUp"];
+            overlap?: components["schemas"]["Overlap"];
+        };
+        TriggerCreate: {
+            flowId: components["schemas"]["Id"];
+            name: components["schemas"]["Name"];
+            type: components["schemas"]["TriggerType"];
+            /** @description Whether it starts runs (default `true`). */
+            enabled?: boolean;
+            version?: components["schemas"]["TriggerVersion"];
+            /** @description A webhook's settings; `type` webhook only (default `{}`). */
+            webhook?: components["schemas"]["WebhookSettings"];
+            /** @description A schedule's settings; required with `type` schedule, and only with it. */
+            schedule?: components["schemas"]["ScheduleSettings"];
+        };
+        TriggerUpdate: {
+            name?: components["schemas"]["Name"];
+            enabled?: boolean;
+            version?: components["schemas"]["TriggerVersion"];
+            webhook?: components["schemas"]["WebhookSettings"];
+            schedule?: components["schemas"]["ScheduleSettings"];
+        };
+        Trigger: {
+            id: components["schemas"]["Id"];
+            orgId: components["schemas"]["Id"];
+            flowId: components["schemas"]["Id"];
+            name: components["schemas"]["Name"];
+            type: components["schemas"]["TriggerType"];
+            enabled: boolean;
+            version: components["schemas"]["TriggerVersion"];
+            /** @description A webhook's settings and where to send it; `null` for a schedule. */
+            webhook: {
+                /**
+                 * Format: uri
+                 * @description Where the sender posts: `TOLSTOY_PUBLIC_URL` (or this request's own address)
+                 *     and `/hooks/<token>`. Without a signature it is the only secret; treat it as
+                 *     one.
+                 */
+                url: string;
+                /** @description The last part of `url`, 256 random bits. */
+                token: string;
+                signature: {
+                    scheme: components["schemas"]["SignatureScheme"];
+                    header: string | null;
+                    prefix: string | null;
+                    /** @enum {string|null} */
+                    encoding: "hex" | "base64" | null;
+                    /** @description Only in the answer of the create or update that made or set it. */
+                    secret?: string;
+                } | null;
+                /** @enum {string} */
+                respond: "accepted" | "output";
+                dedupe: {
+                    header: string;
+                } | null;
+            } | null;
+            /** @description A schedule's settings and its slots; `null` for a webhook. */
+            schedule: {
+                cron: string;
+                timezone: string;
+                input: components["schemas"]["JsonObject"];
+                catchUp: components["schemas"]["CatchUp"];
+                overlap: components["schemas"]["Overlap"];
+                /** @description The next slot; `null` while the trigger is disabled. */
+                nextFireAt: components["schemas"]["NullableTimestamp"];
+                /** @description The last slot reached (started, queued, skipped or missed). */
+                lastFireAt: components["schemas"]["NullableTimestamp"];
+            } | null;
+            createdAt: components["schemas"]["Timestamp"];
+            updatedAt: components["schemas"]["Timestamp"];
+        };
+        TriggerList: {
+            items: components["schemas"]["Trigger"][];
+            nextCursor: components["schemas"]["NextCursor"];
+        };
+        /**
+         * @description Webhooks: `accepted` (a run was started), `rejected` (see `reason`), `duplicate` (of
+         *     `duplicateOf`). Schedules: `started`, `queued` (waiting for the trigger's earlier runs),
+         *     `skipped` (an earlier run was unfinished), `missed` (passed while no worker ran).
+         * @enum {string}
+         */
+        DeliveryOutcome: "accepted" | "rejected" | "duplicate" | "started" | "queued" | "skipped" | "missed";
+        TriggerDelivery: {
+            id: components["schemas"]["Id"];
+            triggerId: components["schemas"]["Id"];
+            outcome: components["schemas"]["DeliveryOutcome"];
+            /** @description Why it was rejected or skipped. */
+            reason: string | null;
+            /**
+             * Format: uuid
+             * @description The run it started (a duplicate's is the first's).
+             */
+            executionId: string | null;
+            /**
+             * Format: uuid
+             * @description The delivery a duplicate repeats.
+             */
+            duplicateOf: string | null;
+            receivedAt: components["schemas"]["Timestamp"];
+            /** @description A schedule's slot. */
+            scheduledAt: components["schemas"]["NullableTimestamp"];
+            /** @description When the slot's run was started; its lateness is `firedAt - scheduledAt`. */
+            firedAt: components["schemas"]["NullableTimestamp"];
+            /** @description A webhook's headers, in lower case, without the signature. */
+            headers: {
+                [key: string]: string;
+            } | null;
+            /** @description A webhook's query parameters. */
+            query: Record<string, never> | null;
+            /** @description A webhook's body, parsed as the run sees it (a rejected delivery's only up to 4 KiB, as text). */
+            body: unknown;
+        };
+        /** @description A page of deliveries, newest first; at most 4 MiB of their bodies a page. */
+        TriggerDeliveryList: {
+            items: components["schemas"]["TriggerDelivery"][];
+            nextCursor: components["schemas"]["NextCursor"];
+        };
+        WebhookAccepted: {
+            deliveryId: components["schemas"]["Id"];
+            executionId: components["schemas"]["Id"];
+        };
         /** @description Any JSON value. */
         JsonValue: unknown;
         ExecutionStart: {
@@ -1204,15 +1552,37 @@ export interface components {
             /** @description The flow version to run; the current one when omitted. */
             version?: number;
         };
-        /** @description What started the run. `api`, a member's call (`POST /flows/{id}/executions`, or a retry). */
-        Trigger: {
+        /**
+         * @description What started the run: `api`, a member's call (`POST /flows/{id}/executions`, or a
+         *     retry), with `userId`; `webhook`, a delivery to a webhook trigger, with `id` (the
+         *     trigger's) and `deliveryId`; `schedule`, a slot of a schedule trigger, with `id`,
+         *     `deliveryId` and `scheduledAt`. A replayed delivery's run has `replay: true`. Templates
+         *     see it as `trigger`.
+         */
+        RunTrigger: {
             /** @enum {string} */
-            type: "api";
+            type: "api" | "webhook" | "schedule";
             /**
              * Format: uuid
-             * @description The member who called.
+             * @description The member who called (or replayed a delivery).
              */
             userId?: string;
+            /**
+             * Format: uuid
+             * @description The trigger's id.
+             */
+            id?: string;
+            /**
+             * Format: uuid
+             * @description The delivery that started it.
+             */
+            deliveryId?: string;
+            /**
+             * Format: date-time
+             * @description The schedule's slot.
+             */
+            scheduledAt?: string;
+            replay?: boolean;
         };
         ExecutionRetry: {
             /**
@@ -1277,7 +1647,7 @@ export interface components {
             retryOf: string | null;
             /** @description The step path the run again began at, when `fromStep` named one. */
             retryFromStep: string | null;
-            trigger: components["schemas"]["Trigger"];
+            trigger: components["schemas"]["RunTrigger"];
             /**
              * Format: uuid
              * @description The member who started it, when a member did (the `api` trigger).
@@ -4086,6 +4456,479 @@ export interface operations {
             422: components["responses"]["UnprocessableContent"];
             429: components["responses"]["TooManyRequests"];
             431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listTriggers: {
+        parameters: {
+            query?: {
+                /** @description How many items a page holds at most. A page may hold fewer items than `limit` when its items are large (at most 4 MiB of their JSON documents a page, an item larger than that alone); follow `nextCursor`. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page; omit it for the first page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only the triggers of this flow. */
+                flowId?: components["schemas"]["Id"];
+                /** @description Only triggers of this kind. */
+                type?: components["schemas"]["TriggerType"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of triggers. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createTrigger: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry. Within 24 hours, the same request (same member, path and
+                 *     body) with the same key in this organization changes nothing and answers what the first
+                 *     one did: its status, headers and body, with `Idempotent-Replayed: true`. The key with
+                 *     another request answers `422`; a request sent while the first is still being handled
+                 *     answers `409` (retry it). A request that failed kept nothing, so its key may be used again.
+                 *     Creating an API key is not replayed, since its secret is shown once and not kept: a retry
+                 *     answers `409` naming the key the first request made. Use a random value, such as a UUID,
+                 *     per logical request.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "flowId": "01a20ce6-5a2b-7b3c-8d4e-3f5a6b7c8d9e",
+                 *       "name": "GitHub pushes",
+                 *       "type": "webhook",
+                 *       "webhook": {
+                 *         "signature": {
+                 *           "scheme": "hmac-sha256",
+                 *           "header": "X-Hub-Signature-256",
+                 *           "prefix": "sha256="
+                 *         },
+                 *         "respond": "accepted",
+                 *         "dedupe": {
+                 *           "header": "X-GitHub-Delivery"
+                 *         }
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["TriggerCreate"];
+            };
+        };
+        responses: {
+            /** @description The new trigger (with the signature's `secret`, this once). */
+            201: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Trigger"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getTrigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The trigger. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Trigger"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateTrigger: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "enabled": false
+                 *     }
+                 */
+                "application/json": components["schemas"]["TriggerUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated trigger. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Trigger"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteTrigger: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    patchTrigger: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "schedule": {
+                 *         "cron": "0 3 * * *"
+                 *       }
+                 *     }
+                 */
+                "application/merge-patch+json": components["schemas"]["TriggerUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated trigger. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Trigger"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listTriggerDeliveries: {
+        parameters: {
+            query?: {
+                /** @description How many items a page holds at most. A page may hold fewer items than `limit` when its items are large (at most 4 MiB of their JSON documents a page, an item larger than that alone); follow `nextCursor`. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page; omit it for the first page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of deliveries. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerDeliveryList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    replayTriggerDelivery: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry. Within 24 hours, the same request (same member, path and
+                 *     body) with the same key in this organization changes nothing and answers what the first
+                 *     one did: its status, headers and body, with `Idempotent-Replayed: true`. The key with
+                 *     another request answers `422`; a request sent while the first is still being handled
+                 *     answers `409` (retry it). A request that failed kept nothing, so its key may be used again.
+                 *     Creating an API key is not replayed, since its secret is shown once and not kept: a retry
+                 *     answers `409` naming the key the first request made. Use a random value, such as a UUID,
+                 *     per logical request.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+                /** @description The delivery's id. */
+                deliveryId: components["schemas"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The run is queued. */
+            202: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookAccepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    receiveWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The secret part of a webhook trigger's `url`. */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "ref": "refs/heads/main",
+                 *       "after": "9fceb02d0ae598e95dc970b74767f19372d61af8"
+                 *     }
+                 */
+                "*/*": unknown;
+            };
+        };
+        responses: {
+            /** @description `respond: output`: the run completed within 30 seconds; its `output`. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "synced": 3
+                     *     }
+                     */
+                    "application/json": components["schemas"]["JsonValue"];
+                };
+            };
+            /** @description The delivery is stored and its run queued (or, for a duplicate, the first's). */
+            202: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookAccepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description The signature is missing or does not match; nothing runs. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "/problems/bad-signature",
+                     *       "title": "Bad signature",
+                     *       "status": 401,
+                     *       "detail": "The signature in X-Hub-Signature-256 does not match the body.",
+                     *       "instance": "/hooks/wh_q3Zb8yVt0sJ6kQ1xN4mP7rW2aE5cH9uL0dG3fB6iK8o",
+                     *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            /** @description `respond: output`: the run failed or was cancelled. */
+            502: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "/problems/run-failed",
+                     *       "title": "Run failed",
+                     *       "status": 502,
+                     *       "detail": "Execution 01a20ce7-1b2c-7d3e-8f4a-5b6c7d8e9f0a failed at step notify.",
+                     *       "instance": "/hooks/wh_q3Zb8yVt0sJ6kQ1xN4mP7rW2aE5cH9uL0dG3fB6iK8o",
+                     *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             503: components["responses"]["ServiceUnavailable"];
         };
     };

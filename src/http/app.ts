@@ -37,8 +37,9 @@ export interface AppOptions {
 }
 
 export const UNLIMITED: HttpSettings = {
-  rateLimits: { perKey: 0, perOrganization: 0, keyLookupsPerAddress: 0, signupsPerAddress: 0, windowMs: 60_000 },
+  rateLimits: { perKey: 0, perOrganization: 0, keyLookupsPerAddress: 0, signupsPerAddress: 0, webhooksPerTrigger: 0, windowMs: 60_000 },
   corsOrigins: [],
+  publicUrl: undefined,
 };
 
 /** Headers a browser page may read from an answer, when CORS lets it call. */
@@ -105,7 +106,16 @@ export async function buildApp({
   const { rateLimiter, addressLimits } = await registerRateLimits(app, http.rateLimits);
   await registerDocumentation(app, contract);
   const authentication = new Authentication(auth);
-  await registerOperations(app, { document: contract.document, handlers, database, services, authentication, rateLimiter, addressLimits });
+  await registerOperations(app, {
+    document: contract.document,
+    handlers,
+    database,
+    services,
+    authentication,
+    rateLimiter,
+    addressLimits,
+    publicUrl: http.publicUrl,
+  });
   return app;
 }
 

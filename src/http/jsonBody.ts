@@ -7,18 +7,34 @@
 // spelling: 1.0 is 1. Keys such as __proto__ stay plain data (JSON.parse makes them own
 // properties, and no body is merged into another object). A body nested thousands of levels deep
 // parses fine but overflows the stack of every recursive step after it, so it is refused up front.
-import type { FastifyInstance } from 'fastify';
+import { errorCodes, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { escapePointer, type FieldError, invalidFields, ProblemError } from '../contract/problems.ts';
 
 export const MAX_NESTING = 64;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The operation takes a body of any media type, as its bytes (a webhook, whose signature covers them). */
+    rawBody?: boolean;
+  }
+}
+
 export function registerJsonBodies(app: FastifyInstance): void {
   const parse = app.getDefaultJsonParser('ignore', 'ignore');
   app.removeAllContentTypeParsers();
+  // Any other media type (or none) is refused (415), but by an operation that takes its bytes.
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (request, body, done) => {
+    if (takesRawBody(request)) done(null, body);
+    else done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(request.headers['content-type'] ?? ''), undefined);
+  });
   // A JSON merge patch (RFC 7396) is JSON, read the same way.
   app.addContentTypeParser(['application/json', 'application/merge-patch+json'], { parseAs: 'buffer' }, (request, body, done) => {
+    if (takesRawBody(request)) {
+      done(null, body);
+      return;
+    }
     // Many clients send the header on every request: an operation that takes no body ignores an empty one.
     if ((body as Buffer).length === 0 && !request.routeOptions.schema?.body) {
       done(null, undefined);
@@ -40,6 +56,33 @@ export function registerJsonBodies(app: FastifyInstance): void {
       done(unfaithful.length > 0 ? invalidFields('validation-error', unfaithful) : error, value);
     });
   });
+}
+
+export function takesRawBody(request: FastifyRequest): boolean {
+  return request.routeOptions.config?.rawBody === true;
+}
+
+/**
+ * A JSON text read as the API reads JSON bodies (UTF-8, nested at most MAX_NESTING deep, every
+ * value kept faithfully); a 400 problem naming what is wrong otherwise.
+ */
+export function parseJson(bytes: Buffer): unknown {
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw new ProblemError('malformed-request', 'The body is not valid UTF-8.');
+  }
+  if (nestingDepth(text) > MAX_NESTING) throw new ProblemError('malformed-request', `The body nests objects and arrays deeper than ${MAX_NESTING} levels.`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ProblemError('malformed-request', `The body is not valid JSON: ${(error as Error).message}.`);
+  }
+  const unfaithful = unfaithfulFields(text, value);
+  if (unfaithful.length > 0) throw invalidFields('validation-error', unfaithful);
+  return value;
 }
 
 /** How deeply arrays and objects nest in a JSON text; brackets inside strings do not count. */

@@ -3,7 +3,8 @@
 // balancer spreading traffic over N nodes, a caller can make up to N times the limit.
 // Per client address (the connection's: X-Forwarded-For is not trusted), what
 // costs the most before anyone is known is bounded too: API keys looked up in the database
-// (forged keys, each a new key id, would each cost a query) and sign-ups.
+// (forged keys, each a new key id, would each cost a query) and sign-ups. Deliveries to one
+// webhook trigger are bounded whoever sends them.
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Caller } from '../access/tenancy.ts';
@@ -27,20 +28,23 @@ const subjects = new WeakMap<FastifyRequest, { key: string; orgId: string }>();
 export interface AddressLimits {
   keyLookup: (request: FastifyRequest) => Promise<void>;
   signup: (request: FastifyRequest) => Promise<void>;
+  /** Deliveries to one webhook trigger (by its URL's token), whoever sends them. */
+  webhook: (request: FastifyRequest) => Promise<void>;
 }
 
 export async function registerRateLimits(
   app: FastifyInstance,
   settings: RateLimitSettings,
 ): Promise<{ rateLimiter: RateLimiter | undefined; addressLimits: AddressLimits | undefined }> {
-  const { perKey, perOrganization, keyLookupsPerAddress, signupsPerAddress } = settings;
-  if (perKey === 0 && perOrganization === 0 && keyLookupsPerAddress === 0 && signupsPerAddress === 0) {
+  const { perKey, perOrganization, keyLookupsPerAddress, signupsPerAddress, webhooksPerTrigger } = settings;
+  if (perKey === 0 && perOrganization === 0 && keyLookupsPerAddress === 0 && signupsPerAddress === 0 && webhooksPerTrigger === 0) {
     return { rateLimiter: undefined, addressLimits: undefined };
   }
   await app.register(rateLimit, { global: false });
   const addressLimits = {
     keyLookup: addressLimit(app, 'lookups', keyLookupsPerAddress, settings.windowMs, 'API keys that had to be looked up for authentication'),
     signup: addressLimit(app, 'signups', signupsPerAddress, settings.windowMs, 'sign-ups'),
+    webhook: webhookLimit(app, webhooksPerTrigger, settings.windowMs),
   };
   const rateLimiter = perKey === 0 && perOrganization === 0 ? undefined : callerLimits(app, settings);
   return { rateLimiter, addressLimits };
@@ -58,6 +62,27 @@ function addressLimit(app: FastifyInstance, name: string, max: number, windowMs:
     throw new ProblemError(
       'too-many-requests',
       `This address sent more than ${max} ${what} in ${Math.ceil(windowMs / 1000)} s; retry in ${retryAfterSeconds} s.`,
+      { retryAfterSeconds },
+    );
+  };
+}
+
+/** A limit of `max` deliveries per window to one webhook trigger (none for 0). */
+function webhookLimit(app: FastifyInstance, max: number, windowMs: number): AddressLimits['webhook'] {
+  if (max === 0) return async () => {};
+  const check = app.createRateLimit({
+    timeWindow: windowMs,
+    max,
+    skipOnError: false,
+    keyGenerator: (request) => `hook ${(request.params as { token?: string }).token}`,
+  });
+  return async (request) => {
+    const count = await check(request);
+    if (count.isAllowed || !count.isExceeded) return;
+    const retryAfterSeconds = count.ttlInSeconds;
+    throw new ProblemError(
+      'too-many-requests',
+      `This webhook received more than ${max} deliveries in ${Math.ceil(windowMs / 1000)} s; retry in ${retryAfterSeconds} s.`,
       { retryAfterSeconds },
     );
   };

@@ -11,6 +11,7 @@ import type { Keyring } from '../crypto/keyring.ts';
 import type { DatabaseConnection } from '../db/client.ts';
 import type { RunOwner } from '../engine/runs/runs.ts';
 import { sendProblem } from './errors.ts';
+import { takesRawBody } from './jsonBody.ts';
 import type { AddressLimits, RateLimiter } from './rateLimits.ts';
 import { credentialsOf } from './requestCredentials.ts';
 import { etagOf } from './rules/preconditions.ts';
@@ -23,7 +24,7 @@ const METHODS = http.METHODS.filter((method) => method !== 'CONNECT') as HTTPMet
 interface OperationObject {
   operationId: OperationId;
   security?: SecurityRequirement[];
-  requestBody?: { required?: boolean };
+  requestBody?: { required?: boolean; content?: Record<string, unknown> };
   responses: Record<string, ResponseObject>;
 }
 
@@ -49,6 +50,8 @@ export interface OperationsOptions {
   /** Counts each authenticated request against its caller's limits, when there are some. */
   rateLimiter?: RateLimiter;
   addressLimits?: AddressLimits;
+  /** Where the API is reached from outside (TOLSTOY_PUBLIC_URL); each request's own address when unset. */
+  publicUrl?: string;
 }
 
 type AnyHandler = (input: unknown, context: unknown) => Promise<unknown>;
@@ -94,7 +97,9 @@ function refuseAnswerOnlyMediaTypes(scope: FastifyInstance, document: OpenApiDoc
   for (const part of [document.paths, components?.responses, components?.requestBodies]) collect(part);
   for (const type of mediaTypes) {
     if (scope.hasContentTypeParser(type)) continue;
-    scope.addContentTypeParser(type, (_request, _payload, done) => done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(type), undefined));
+    scope.addContentTypeParser(type, { parseAs: 'buffer' }, (request, body, done) =>
+      takesRawBody(request) ? done(null, body) : done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(type), undefined),
+    );
   }
 }
 
@@ -125,7 +130,7 @@ function operationRoute(
   operation: OperationObject,
   access: Access,
   location: ((body: unknown) => string) | undefined,
-  { database, services, authentication, rateLimiter, addressLimits }: OperationsOptions,
+  { database, services, authentication, rateLimiter, addressLimits, publicUrl }: OperationsOptions,
 ): RouteOptions {
   const status = successStatus(operation);
   const tagged = Object.entries(operation.responses).some(([code, response]) => code.startsWith('2') && response.headers?.ETag);
@@ -138,7 +143,8 @@ function operationRoute(
     await rateLimiter?.(request, reply, caller);
   };
   const contextOf = async (request: FastifyRequest) => {
-    const context = { db: database.current, ...services, keys: authentication.keys };
+    const origin = publicUrl ?? `${request.protocol}://${request.host}`;
+    const context = { db: database.current, ...services, keys: authentication.keys, origin };
     if (access === 'open') return context;
     const caller = callers.get(request);
     if (caller === undefined) throw new Error('The request reached its handler without being authenticated.');
@@ -151,11 +157,15 @@ function operationRoute(
   // A body the operation may go without (`required: false`) is validated as an empty object when
   // none is sent: the schema's defaults and required fields still apply, and no body is no error.
   const optionalBody = operation.requestBody !== undefined && operation.requestBody.required !== true;
+  // A body of any media type (`*/*`) is the operation's to read, as it was sent.
+  const rawBody = operation.requestBody?.content?.['*/*'] !== undefined;
   const preValidation = async (request: FastifyRequest) => {
     if (request.body === undefined) request.body = {};
   };
   return {
     ...(access !== 'open' && { onRequest }),
+    ...(operation.operationId === 'receiveWebhook' && { onRequest: async (request: FastifyRequest) => addressLimits?.webhook(request) }),
+    ...(rawBody && { config: { rawBody } }),
     ...(optionalBody && { preValidation }),
     handler: async (request: FastifyRequest, reply: FastifyReply) => {
       const input = { params: request.params, query: request.query, headers: request.headers, body: request.body };

@@ -64,6 +64,11 @@ export function adaptRequestSchema(route: RouteOptions): void {
   route.schema ??= {};
   const schema = route.schema as Record<string, JsonSchema | undefined>;
   const content = schema.body?.content as Record<string, { schema: JsonSchema }> | undefined;
+  // An operation that reads any body (a webhook) takes any query too: both are its sender's.
+  if (content?.['*/*']) {
+    schema.body = {};
+    return;
+  }
   if (content) {
     const [mediaType, body] = Object.entries(content)[0]!;
     schema.body = body.schema;

@@ -26,6 +26,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly scheduleFires = new Histogram({
+    name: 'tolstoy_schedule_fire_lateness_seconds',
+    help: 'Slots of schedule triggers by outcome (started, queued, skipped, missed): their count, and how late each was when it was reached.',
+    labelNames: ['outcome'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+    registers: [this.registry],
+  });
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tolstoy_' });
   }

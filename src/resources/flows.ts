@@ -142,6 +142,8 @@ export const deleteFlow: Handler<'deleteFlow'> = async ({ params }, { db, tenant
     if (count === 0) throw notFound('flow', id);
     // Its actions may be deleted from now on; its versions keep naming them for the record.
     await tx.flowStep.deleteMany({ where: { flowId: id } });
+    // Nothing starts it any more; the runs its triggers started stay.
+    await tx.trigger.deleteMany({ where: { orgId, flowId: id } });
   });
 };
 

@@ -98,6 +98,7 @@ export const deleteOrganization: Handler<'deleteOrganization'> = async ({ params
     // Its history goes with it: executions and their logs, deleted flows and their versions; its
     // members and idempotency keys cascade.
     await removeRunsOf(tx, id);
+    await tx.trigger.deleteMany({ where: { orgId: id } });
     await tx.flow.deleteMany({ where: { orgId: id } });
     await tx.organization.delete({ where: { id } });
   });

@@ -50,6 +50,14 @@ export const PROBLEM_TYPES: Record<ProblemKind, ProblemType> = {
     remedy: 'Check what your client sends: a JSON body with `Content-Type: application/json`, and a correctly encoded URL.',
     example: { detail: 'The body is not valid JSON.', instance: '/tools' },
   },
+  'bad-signature': {
+    status: 401,
+    title: 'Bad signature',
+    meaning:
+      'A delivery to a webhook trigger that checks signatures carried none, or one that does not match its body, or (Standard Webhooks) a timestamp more than 5 minutes away. Nothing ran; the delivery is listed as rejected, with this reason.',
+    remedy: "Sign the raw body with the trigger's secret as its scheme says (the header, prefix and encoding it names), and send the delivery again.",
+    example: { detail: 'The signature in X-Hub-Signature-256 does not match the body.', instance: '/hooks/wh_q3Zb8yVt0sJ6kQ1xN4mP7rW2aE5cH9uL0dG3fB6iK8o' },
+  },
   unauthorized: {
     status: 401,
     title: 'Authentication required',
@@ -151,6 +159,17 @@ export const PROBLEM_TYPES: Record<ProblemKind, ProblemType> = {
     meaning: 'The request line and headers together exceed 16 KiB. The connection is closed.',
     remedy: 'Send a shorter URL or fewer, shorter headers.',
     example: { detail: 'The request line and headers together exceed 16 KiB; send a shorter URL or fewer headers.' },
+  },
+  'run-failed': {
+    status: 502,
+    title: 'Run failed',
+    meaning:
+      "A webhook trigger that answers with its run's output (`respond: output`) started a run that failed or was cancelled, so there is no output to answer with.",
+    remedy: 'Read the execution the detail names (`GET /executions/{id}`) to see which step failed and why.',
+    example: {
+      detail: 'Execution 01a20ce7-1b2c-7d3e-8f4a-5b6c7d8e9f0a failed at step notify.',
+      instance: '/hooks/wh_q3Zb8yVt0sJ6kQ1xN4mP7rW2aE5cH9uL0dG3fB6iK8o',
+    },
   },
   'service-unavailable': {
     status: 503,

@@ -6,7 +6,7 @@ import { EVALUATION } from '../../src/config/settings.ts';
 import type { TemplateContext } from '../../src/definitions/templates.ts';
 import { Evaluator } from '../../src/engine/evaluator.ts';
 
-const context: TemplateContext = { input: { n: 3, text: 'aaa' }, steps: {}, execution: { id: 'e', flowId: 'f', flowVersion: 1 } };
+const context: TemplateContext = { input: { n: 3, text: 'aaa' }, trigger: { type: 'api' }, steps: {}, execution: { id: 'e', flowId: 'f', flowVersion: 1 } };
 const schema = { type: 'object', required: ['n'], properties: { n: { type: 'integer' } } };
 // A million rounds of JSON-e's interpreter: about ten seconds unbounded.
 const NESTED_REDUCE = {

@@ -17,6 +17,8 @@ export interface ClaimedRun {
   flowId: string;
   flowVersion: number;
   input: Record<string, unknown>;
+  /** What started it (src/engine/runs/start.ts), as templates see it. */
+  trigger: Record<string, unknown>;
   createdBy: string | null;
   lease: string;
   steps: StoredStep[];
@@ -60,6 +62,7 @@ interface ClaimRow {
   flow_id: string;
   flow_version: number;
   input: string;
+  trigger: string;
   created_by: string | null;
   steps: string;
   output_template: string | null;
@@ -83,7 +86,7 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
     WITH claimed AS (
       UPDATE executions SET status = 'running', lease = ${lease}::uuid, started_at = COALESCE(started_at, now()), updated_at = now()
       WHERE id = ${executionId}::uuid AND status IN ${sqlList(UNFINISHED)}
-      RETURNING id, org_id, flow_id, flow_version, input, created_by
+      RETURNING id, org_id, flow_id, flow_version, input, trigger, created_by
     ),
     begun AS (
       -- A step found running was cut short: its worker stopped (or was killed) mid-step.
@@ -94,7 +97,7 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
       RETURNING path, resumes
     )
     -- progress is read as it was before this statement began the step.
-    SELECT now() AS now, c.id, c.org_id, c.flow_id, c.flow_version, c.input, c.created_by, v.steps, v.output AS output_template, (SELECT path FROM begun) AS begun, (SELECT resumes FROM begun) AS resumes,
+    SELECT now() AS now, c.id, c.org_id, c.flow_id, c.flow_version, c.input, c.trigger, c.created_by, v.steps, v.output AS output_template, (SELECT path FROM begun) AS begun, (SELECT resumes FROM begun) AS resumes,
       (SELECT COALESCE(sum(octet_length(l.inputs) + COALESCE(octet_length(l.outputs), 0)), 0)::float8 FROM execution_logs l
         WHERE l.org_id = c.org_id AND l.execution_id = c.id::text AND l.written_by_engine)
       -- A retry holds the answers of the steps it reuses: without them, each retry would hold a budget more.
@@ -114,6 +117,7 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
     flowId: row.flow_id,
     flowVersion: row.flow_version,
     input: JSON.parse(row.input),
+    trigger: JSON.parse(row.trigger),
     createdBy: row.created_by,
     lease,
     steps: JSON.parse(row.steps),

@@ -1,7 +1,7 @@
 // Starting a run, and starting one again: the only statements that create an execution. A run
-// takes its trigger as data (an API call today; webhooks, schedules and sub-flows later start
-// runs the same way), and is stored with a pending row per step and queued, in the caller's
-// transaction, so that an acknowledged run is never lost.
+// takes its trigger as data (an API call, a webhook's delivery, a schedule's slot), and is
+// stored with a pending row per step and queued, in the caller's transaction, so that an
+// acknowledged run is never lost.
 import { v7 as uuidv7 } from 'uuid';
 import { conflict, notFound, unprocessable } from '../../contract/problems.ts';
 import { fromJsonText, type Transaction, toJsonText } from '../../db/client.ts';
@@ -10,8 +10,11 @@ import type { StoredStep } from '../../resources/flows.ts';
 import { pathOf } from '../plan.ts';
 import { isReusable, type StepStatus } from './statuses.ts';
 
-/** What started a run. */
-export type Trigger = { type: 'api'; userId: string };
+/** What started a run: a member's call, or a delivery of a webhook or schedule trigger (replayed by a member). */
+export type Trigger =
+  | { type: 'api'; userId: string }
+  | { type: 'webhook'; id: string; deliveryId: string; replay?: true; userId?: string }
+  | { type: 'schedule'; id: string; deliveryId: string; scheduledAt: string; replay?: true; userId?: string };
 
 export interface NewRun {
   orgId: string;
@@ -26,12 +29,16 @@ export type StoredRun = ExecutionRow & { steps: StepRow[] };
 
 // An execution's columns under the names of Prisma's model, so that raw rows read as its rows.
 export const EXECUTION_COLUMNS = Prisma.sql`e.id, e.org_id AS "orgId", e.flow_id AS "flowId", e.flow_version AS "flowVersion", e.status::text AS status,
-  e.input, e.output, e.error, e.retry_of AS "retryOf", e.retry_from_step AS "retryFromStep", e.trigger, e.created_by AS "createdBy",
+  e.input, e.output, e.error, e.retry_of AS "retryOf", e.retry_from_step AS "retryFromStep", e.trigger, e.trigger_id AS "triggerId", e.created_by AS "createdBy",
   e.created_at AS "createdAt", e.started_at AS "startedAt", e.finished_at AS "finishedAt", e.updated_at AS "updatedAt"`;
 
 /** The member behind a trigger, if a member started the run. */
 function memberOf(trigger: Trigger): string | null {
-  return trigger.type === 'api' ? trigger.userId : null;
+  return trigger.userId ?? null;
+}
+
+function triggerIdOf(trigger: Trigger): string | null {
+  return trigger.type === 'api' ? null : trigger.id;
 }
 
 /**
@@ -48,8 +55,8 @@ export async function storeRun(tx: Transaction, { orgId, flowId, version, input,
       WHERE org_id = ${orgId}::uuid AND flow_id = ${flowId}::uuid AND version = COALESCE(${version ?? null}::int, (SELECT version FROM flow))
         AND EXISTS (SELECT 1 FROM flow)
     ), e AS (
-      INSERT INTO executions (id, org_id, flow_id, flow_version, input, trigger, created_by, updated_at)
-      SELECT ${id}::uuid, ${orgId}::uuid, ${flowId}::uuid, version, ${toJsonText(input)}, ${toJsonText(trigger)}, ${memberOf(trigger)}::uuid, now() FROM snapshot
+      INSERT INTO executions (id, org_id, flow_id, flow_version, input, trigger, trigger_id, created_by, updated_at)
+      SELECT ${id}::uuid, ${orgId}::uuid, ${flowId}::uuid, version, ${toJsonText(input)}, ${toJsonText(trigger)}, ${triggerIdOf(trigger)}::uuid, ${memberOf(trigger)}::uuid, now() FROM snapshot
       RETURNING *
     ), pending AS (
       INSERT INTO execution_steps (execution_id, path, position, org_id, key, action_id)
