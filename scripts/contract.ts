@@ -118,6 +118,7 @@ function reportChains(answered: Map<string, number>): number {
     ['ApiKey', ['createApiKey', 'getApiKey', 'deleteApiKey']],
     ['FlowVersion', ['createFlow', 'listFlowVersions', 'getFlowVersion']],
     ['Execution', ['startExecution', 'getExecution', 'cancelExecution', 'retryExecution']],
+    ['Trigger', ['createTrigger', 'getTrigger', 'updateTrigger', 'deleteTrigger', 'receiveWebhook']],
   ];
   console.log('Stateful chains (successful calls by id, reached only through links):');
   const missing: string[] = [];

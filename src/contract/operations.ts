@@ -62,7 +62,7 @@ export const handlers: Handlers = {
   listFlowVersions: flows.listFlowVersions,
   getFlowVersion: flows.getFlowVersion,
   listTriggers: triggers.listTriggers,
-  createTrigger: idempotent('createTrigger', triggers.createTrigger),
+  createTrigger: idempotent('createTrigger', triggers.createTrigger, undefined, triggers.withoutSecret),
   getTrigger: triggers.getTrigger,
   updateTrigger: conditional('triggers', triggers.getTrigger, triggers.updateTrigger),
   patchTrigger: patching('triggers', triggers.getTrigger, triggers.updateTrigger),

@@ -1531,7 +1531,9 @@ export interface components {
                 [key: string]: string;
             } | null;
             /** @description A webhook's query parameters. */
-            query: Record<string, never> | null;
+            query: {
+                [key: string]: unknown;
+            } | null;
             /** @description A webhook's body, parsed as the run sees it (a rejected delivery's only up to 4 KiB, as text). */
             body: unknown;
         };

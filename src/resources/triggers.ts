@@ -66,6 +66,14 @@ export function toTrigger(row: TriggerRow, origin: string, secret?: string): Tri
   };
 }
 
+/** A created trigger as a replay of its creation answers it: its secret was shown once, and is not kept. */
+export function withoutSecret(answer: unknown): unknown {
+  const trigger = answer as Trigger;
+  if (!trigger.webhook?.signature) return trigger;
+  const { secret: _shownOnce, ...signature } = trigger.webhook.signature;
+  return { ...trigger, webhook: { ...trigger.webhook, signature } };
+}
+
 export const listTriggers: Handler<'listTriggers'> = async ({ query }, { db, reader, origin }) => {
   const where = { ...reader.scope, ...(query.flowId && { flowId: query.flowId }), ...(query.type && { type: query.type }) };
   const rows = await reader.list(await db.trigger.findMany(pageArgs(query, where)));

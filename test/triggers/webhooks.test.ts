@@ -205,3 +205,16 @@ t.test('another organization sees none of a trigger, its deliveries or its repla
     404,
   );
 });
+
+t.test('a replayed create answers the trigger without its secret, which is shown once', async (t) => {
+  const headers = { 'idempotency-key': 'create-signed-hook' };
+  const payload = { flowId: flow.id, name: 'Signed', type: 'webhook', webhook: { signature: { scheme: 'standard-webhooks' } } };
+  const first = await w.send({ method: 'POST', url: '/triggers', payload, headers });
+  t.match(first.data.webhook.signature.secret, /^whsec_/);
+  const again = await w.send({ method: 'POST', url: '/triggers', payload, headers });
+  t.equal(again.headers['idempotent-replayed'], 'true');
+  t.equal(again.data.id, first.data.id);
+  t.notOk('secret' in again.data.webhook.signature);
+  const stored = await w.db.idempotencyKey.findMany({ where: { orgId: w.member.orgId } });
+  t.notMatch(JSON.stringify(stored), first.data.webhook.signature.secret.slice(6), 'the secret is not kept with the key');
+});

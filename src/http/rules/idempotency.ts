@@ -95,12 +95,14 @@ type TenantHandler<In extends PostInput, Out> = (input: In, context: TenantConte
 /**
  * The handler of a POST, made idempotent. What the answer holds is kept for replays, but for an
  * answer whose body is a secret shown once (`secret`): only its id is kept, and a replay is
- * refused with a 409 that names what the first request made.
+ * refused with a 409 that names what the first request made. `kept` takes out of the answer what
+ * must not be kept (a secret inside it), and a replay answers the rest.
  */
 export function idempotent<In extends PostInput, Out>(
   operation: string,
   handler: TenantHandler<In, Out>,
   secret?: (id: string) => string,
+  kept: (body: unknown) => unknown = (body) => body,
 ): TenantHandler<In, Out> {
   return async (input, context) => {
     const key = input.headers['idempotency-key'];
@@ -114,7 +116,7 @@ export function idempotent<In extends PostInput, Out>(
       told = held.told;
       const result = await handler(input, held.context);
       made = result instanceof Answer ? result : new Answer(undefined, result);
-      return { status: made.status, body: secret ? { id: (made.body as { id: string }).id } : made.body, headers: made.headers };
+      return { status: made.status, body: secret ? { id: (made.body as { id: string }).id } : kept(made.body), headers: made.headers };
     });
     told();
     if (!first.replayed && made) return made as Out;
