@@ -35,7 +35,7 @@ function formatIn(zone: string): Intl.DateTimeFormat {
 }
 
 /** How far the zone's clock is ahead of UTC at `instant`. */
-export function offsetAt(zone: string, instant: number): number {
+function offsetAt(zone: string, instant: number): number {
   const whole = Math.floor(instant / SECOND) * SECOND;
   const parts = Object.fromEntries(
     formatIn(zone)
