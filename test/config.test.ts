@@ -127,23 +127,31 @@ t.test('authentication: tenant headers and open sign-up outside production, API 
   t.notMatch(error.message, /hunter2/, 'the token is never repeated');
 });
 
-t.test('rate limits (on by default) and CORS origins (none by default)', async (t) => {
+t.test('rate limits (on by default), CORS origins (none by default) and the public URL', async (t) => {
   t.same(readConfig({}).http, {
-    rateLimits: { perKey: 1200, perOrganization: 6000, keyLookupsPerAddress: 300, signupsPerAddress: 10, windowMs: 60_000 },
+    rateLimits: { perKey: 1200, perOrganization: 6000, keyLookupsPerAddress: 300, signupsPerAddress: 10, webhooksPerTrigger: 600, windowMs: 60_000 },
     corsOrigins: [],
+    publicUrl: undefined,
   });
   const set = readConfig({
     TOLSTOY_RATE_LIMIT_PER_KEY: '0',
     TOLSTOY_RATE_LIMIT_PER_ORG: '100',
     TOLSTOY_RATE_LIMIT_KEY_LOOKUPS_PER_ADDRESS: '20',
     TOLSTOY_RATE_LIMIT_SIGNUPS_PER_ADDRESS: '0',
+    TOLSTOY_RATE_LIMIT_WEBHOOKS_PER_TRIGGER: '5',
     TOLSTOY_RATE_LIMIT_WINDOW_MS: '1000',
     TOLSTOY_CORS_ORIGINS: 'https://app.example.com, http://localhost:5173',
+    TOLSTOY_PUBLIC_URL: 'https://tolstoy.example.com/base/',
   }).http;
   t.same(set, {
-    rateLimits: { perKey: 0, perOrganization: 100, keyLookupsPerAddress: 20, signupsPerAddress: 0, windowMs: 1000 },
+    rateLimits: { perKey: 0, perOrganization: 100, keyLookupsPerAddress: 20, signupsPerAddress: 0, webhooksPerTrigger: 5, windowMs: 1000 },
     corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
+    publicUrl: 'https://tolstoy.example.com/base',
   });
+  for (const url of ['tolstoy.example.com', 'ftp://x.example.com', 'https://x.example.com/?a=1', 'https://user@x.example.com']) {
+    const error = t.throws(() => readConfig({ TOLSTOY_PUBLIC_URL: url })) as ConfigError;
+    t.same(error.problems, ['TOLSTOY_PUBLIC_URL must be an http or https URL such as https://tolstoy.example.com, without query or fragment'], url);
+  }
   t.same(readConfig({ TOLSTOY_CORS_ORIGINS: '*' }).http.corsOrigins, ['*']);
   for (const origins of ['app.example.com', 'https://app.example.com/', 'ftp://x.example.com', 'https://a.example.com/path']) {
     const error = t.throws(() => readConfig({ TOLSTOY_CORS_ORIGINS: origins })) as ConfigError;

@@ -1380,9 +1380,9 @@ export interface components {
              */
             encoding?: "hex" | "base64";
             /**
-             * @description The shared secret: write-only, and a new one is made when none is sent
-             *     (`standard-webhooks` takes a `whsec_` secret). It is answered only by the create or
-             *     update that made it.
+             * @description The shared secret, of at least 8 characters: write-only, and a new one is made when
+             *     none is sent (`standard-webhooks` takes a `whsec_` secret of 16 to 64 bytes). It is
+             *     answered only by the create or update that made it.
              */
             secret?: string;
         };
@@ -4521,7 +4521,7 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "flowId": "01a20ce6-5a2b-7b3c-8d4e-3f5a6b7c8d9e",
+                 *       "flowId": "01a20ce7-af40-711d-ab0d-549b6f03675a",
                  *       "name": "GitHub pushes",
                  *       "type": "webhook",
                  *       "webhook": {

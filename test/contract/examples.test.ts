@@ -51,7 +51,7 @@ t.test("every error's example is the problem document Tolstoy answers", async (t
   }
   t.same(
     [...new Set(kinds.map(([, type]) => type.status))].sort(),
-    [400, 401, 403, 404, 405, 408, 409, 412, 413, 415, 422, 429, 431, 500, 503],
+    [400, 401, 403, 404, 405, 408, 409, 412, 413, 415, 422, 429, 431, 500, 502, 503],
     'each status has its kinds',
   );
 });

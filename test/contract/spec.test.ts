@@ -5,8 +5,9 @@ import { handlers } from '../../src/contract/operations.ts';
 import { operations, resolve, document as spec } from '../contract.ts';
 
 const document = spec as any;
-// Operations anyone may call: the service's index, liveness and readiness, and the pages of the problem types.
-const OPEN = ['getIndex', 'getHealth', 'getReadiness', 'listProblemTypes', 'getProblemType'];
+// Operations anyone may call: the service's index, liveness and readiness, the pages of the problem
+// types, and webhooks (whose URL is the secret).
+const OPEN = ['getIndex', 'getHealth', 'getReadiness', 'listProblemTypes', 'getProblemType', 'receiveWebhook'];
 // Those that never touch the database.
 const WITHOUT_DATABASE = ['getIndex', 'getHealth', 'listProblemTypes', 'getProblemType'];
 
@@ -24,8 +25,8 @@ t.test('every operation has a unique operationId, a handler, a tag and a summary
   t.same(ids.sort(), Object.keys(handlers).sort(), 'handlers cover exactly the operations');
   t.equal(
     ids.filter((id) => !OPEN.includes(id)).length,
-    47,
-    'the 36 operations of the management API (6 of them PATCH), the 4 of API keys and the 7 of running flows',
+    55,
+    'the 36 operations of the management API (6 of them PATCH), the 4 of API keys, the 7 of running flows and the 8 of triggers',
   );
   for (const { operationId, operation } of operations) {
     t.ok(operation.tags?.length, `${operationId} has a tag`);
@@ -82,7 +83,11 @@ t.test('every operation documents the errors it can answer', async (t) => {
       parametersOf(path, operation).some((p: any) => ['x-org-id', 'x-user-id', 'authorization'].includes(p.name.toLowerCase())),
       `${operationId}: credentials are security schemes, not parameters`,
     );
-    if (operation.requestBody) {
+    // A webhook takes its sender's body, whatever its media type, and needs none.
+    if (operation.requestBody?.content['*/*']) {
+      t.same(Object.keys(operation.requestBody.content), ['*/*'], `${operationId}: any body`);
+      t.ok(statuses.includes('413') && statuses.includes('415'), `${operationId}: 413 and 415`);
+    } else if (operation.requestBody) {
       // A rerun's body only changes what it runs; without one it goes on where the run stopped.
       t.equal(
         operation.requestBody.required === true,
@@ -96,12 +101,12 @@ t.test('every operation documents the errors it can answer', async (t) => {
     if (scoped) t.notOk(path.startsWith('/organizations'), operationId);
   }
   const scoped = operations.filter(({ operation }) => securityOf(operation).some((requirement) => 'organization' in requirement));
-  t.equal(scoped.length, 41, 'the 41 operations outside /organizations act inside one organization');
+  t.equal(scoped.length, 49, 'the 49 operations outside /organizations act inside one organization');
 });
 
 t.test('every create links to the get, update and delete of what it created', async (t) => {
   const creates = operations.filter(({ method, operation }) => method === 'post' && operation.responses['201']);
-  t.equal(creates.length, 7);
+  t.equal(creates.length, 8);
   for (const { path, operationId, operation } of creates) {
     const created = operation.responses['201'];
     t.ok(created.headers?.Location, `${operationId}: Location header`);
