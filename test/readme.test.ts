@@ -9,13 +9,18 @@ import { ADMIN_TOKEN, buildTestApp, testAuth } from './helper.ts';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 const examples = [...readme.matchAll(/```bash\n(curl [^`]+?)```/g)].map((match) => match[1]!.trim());
+// The webhook's delivery, signed in the shell before its curl.
+const [delivery] = [...readme.matchAll(/```bash\n(body=[^`]+?)```/g)].map((match) => match[1]!.trim());
 
 t.test('the README shows the original three curl examples, the first flow in five steps, then the production way', async (t) => {
-  t.equal(examples.length, 13);
+  t.equal(examples.length, 16);
+  t.match(delivery, /curl -X POST "your-webhook-url"/);
   t.match(examples[0], /POST http:\/\/localhost:3000\/organizations/);
   t.match(examples[1], /POST http:\/\/localhost:3000\/users[\s\S]*X-Org-ID: your-org-id[\s\S]*X-User-ID: your-user-id/);
   t.match(examples[2], /POST http:\/\/localhost:3000\/tools[\s\S]*X-Org-ID: your-org-id/);
 });
+
+const tenantOf = (ids: Record<string, string>) => ({ 'x-org-id': ids['your-org-id']!, 'x-user-id': ids['your-user-id']! });
 
 /** Runs an example against the server on `port`, its placeholders filled in by `ids`. */
 async function run(port: number, example: string, ids: Record<string, string>) {
@@ -62,23 +67,39 @@ t.test('they work against a fresh start, in order', async (t) => {
     { key: 'read', status: 'completed', request: { method: 'GET' }, response: { status: 200, body: { name: 'My Organization' } } },
     { key: 'rename', status: 'completed', request: { method: 'PUT', body: { name: 'My Organization, run by Tolstoy' } }, response: { status: 200 } },
   ]);
+
+  // "Start flows from webhooks and schedules".
+  const hookFlow = await run(port, examples[9]!, withActions);
+  t.equal(hookFlow.status, 201, JSON.stringify(hookFlow.body));
+  const withHookFlow = { ...withActions, 'your-hook-flow-id': hookFlow.body.id };
+  const hook = await run(port, examples[10]!, withHookFlow);
+  t.equal(hook.status, 201, JSON.stringify(hook.body));
+  t.match(hook.body.webhook, { url: new RegExp(`^http://127\\.0\\.0\\.1:${port}/hooks/wh_`), signature: { scheme: 'hmac-sha256' } });
+  const sent = await run(port, delivery!, { ...ids, 'your-webhook-url': hook.body.webhook.url });
+  t.equal(sent.status, 202, JSON.stringify(sent.body));
+  const ran = await app.inject({ method: 'GET', url: `/executions/${sent.body.executionId}`, headers: { ...tenantOf(ids), prefer: 'wait=10' } });
+  t.match(ran.json(), { status: 'completed', trigger: { type: 'webhook', id: hook.body.id }, steps: [{ response: { body: { id: ids['your-org-id'] } } }] });
+  const nightly = await run(port, examples[11]!, withHookFlow);
+  t.equal(nightly.status, 201, JSON.stringify(nightly.body));
+  t.match(nightly.body.schedule, { cron: '* * * * *', timezone: 'Europe/Berlin', input: { body: { orgId: ids['your-org-id'] } } });
+  t.ok(Date.parse(nightly.body.schedule.nextFireAt) > Date.now() - 1000, 'its next slot is ahead');
 });
 
 t.test('the production way works as written: API keys required, sign-up closed to all but the operator', async (t) => {
   const { app } = await buildTestApp(t, {}, undefined, testAuth('keys', { signup: false }));
   const port = await freePort();
   await app.listen({ port, host: '127.0.0.1' });
-  const organization = await run(port, examples[9]!, {});
+  const organization = await run(port, examples[12]!, {});
   t.equal(organization.status, 201, JSON.stringify(organization.body));
   t.match(organization.body, { owner: { role: 'owner' }, apiKey: { key: /^tsk_/ } });
   const ids = { 'your-api-key': organization.body.apiKey.key };
-  const tools = await run(port, examples[10]!, ids);
+  const tools = await run(port, examples[13]!, ids);
   t.same([tools.status, tools.body.items], [200, []]);
-  const created = await run(port, examples[11]!, ids);
+  const created = await run(port, examples[14]!, ids);
   t.equal(created.status, 201, JSON.stringify(created.body));
   t.match(created.body, { name: 'CI pipeline', expiresAt: '2030-01-01T00:00:00.000Z', key: /^tsk_/ });
-  t.equal((await run(port, examples[12]!, { ...ids, 'your-key-id': created.body.id })).status, 204);
-  const refused = await run(port, examples[10]!, { 'your-api-key': created.body.key });
+  t.equal((await run(port, examples[15]!, { ...ids, 'your-key-id': created.body.id })).status, 204);
+  const refused = await run(port, examples[13]!, { 'your-api-key': created.body.key });
   t.equal(refused.status, 401, 'the revoked key is refused');
-  t.equal((await run(port, examples[9]!.replace(/\n\s*-H "Authorization[^\n]*/, ''), {})).status, 401, 'sign-up without the operator token is');
+  t.equal((await run(port, examples[12]!.replace(/\n\s*-H "Authorization[^\n]*/, ''), {})).status, 401, 'sign-up without the operator token is');
 });

@@ -1370,7 +1370,7 @@ export interface components {
         SignatureScheme: "hmac-sha256" | "standard-webhooks";
         WebhookSignature: {
             scheme: components["schemas"]["SignatureScheme"];
-            /** @description `hmac-sha256`: the header carrying the signature (default `X-Signature`). */
+            /** @description `hmac-sha256`: the header carrying the signature (default `X-Signature`); ignored by `standard-webhooks`, as `prefix` and `encoding` are. */
             header?: string;
             /** @description `hmac-sha256`: text before the digest, such as `sha256=` (default none). */
             prefix?: string;
@@ -1394,7 +1394,12 @@ export interface components {
              * @enum {string}
              */
             respond?: "accepted" | "output";
-            /** @description The header naming each delivery's id, so that a delivery sent again starts nothing; `null` for none (`standard-webhooks` always uses `webhook-id`). */
+            /**
+             * @description The header naming each delivery's id, so that a delivery sent again starts nothing;
+             *     `null` for none. `standard-webhooks` always uses its signed `webhook-id` (and refuses
+             *     another). With `hmac-sha256` the header is not signed: it spares a sender's retries,
+             *     but one who captured a delivery can replay it under a new id.
+             */
             dedupe?: {
                 header: string;
             } | null;

@@ -17,10 +17,15 @@ export class AccessLog extends LogController {
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     if (this.isLogDisabled(request)) return;
-    const line = { requestId: request.id, method: request.method, url: request.url, statusCode: reply.statusCode, responseTime: reply.elapsedTime };
+    const line = { requestId: request.id, method: request.method, url: loggedUrl(request.url), statusCode: reply.statusCode, responseTime: reply.elapsedTime };
     if (error) this.#logger.error({ ...line, err: error }, 'request errored');
     else this.#logger.info(line, 'request completed');
   }
+}
+
+/** The URL as logged: a webhook's token, the secret part of its address, is left out. */
+export function loggedUrl(url: string): string {
+  return url.replace(/^\/hooks\/[^/?#]*/, '/hooks/wh_…');
 }
 
 type ChildLoggerFactory = NonNullable<FastifyServerOptions['childLoggerFactory']>;

@@ -7,6 +7,7 @@
 // webhook trigger are bounded whoever sends them.
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { LRUCache } from 'lru-cache';
 import type { Caller } from '../access/tenancy.ts';
 import type { RateLimitSettings } from '../config/settings.ts';
 import { ProblemError } from '../contract/problems.ts';
@@ -28,8 +29,10 @@ const subjects = new WeakMap<FastifyRequest, { key: string; orgId: string }>();
 export interface AddressLimits {
   keyLookup: (request: FastifyRequest) => Promise<void>;
   signup: (request: FastifyRequest) => Promise<void>;
-  /** Deliveries to one webhook trigger (by its URL's token), whoever sends them. */
+  /** Deliveries to one webhook trigger (by its URL's token), whoever sends them, and addresses that keep guessing tokens. */
   webhook: (request: FastifyRequest) => Promise<void>;
+  /** Counts a delivery to a webhook address that names no trigger against its client address. */
+  webhookMissed: (request: FastifyRequest) => void;
 }
 
 export async function registerRateLimits(
@@ -40,11 +43,13 @@ export async function registerRateLimits(
   if (perKey === 0 && perOrganization === 0 && keyLookupsPerAddress === 0 && signupsPerAddress === 0 && webhooksPerTrigger === 0) {
     return { rateLimiter: undefined, addressLimits: undefined };
   }
-  await app.register(rateLimit, { global: false });
+  // One store for every limit: room for many keys, so that junk (forged keys, guessed webhook
+  // addresses) cannot push out the counts of real callers.
+  await app.register(rateLimit, { global: false, cache: STORE_KEYS });
   const addressLimits = {
     keyLookup: addressLimit(app, 'lookups', keyLookupsPerAddress, settings.windowMs, 'API keys that had to be looked up for authentication'),
     signup: addressLimit(app, 'signups', signupsPerAddress, settings.windowMs, 'sign-ups'),
-    webhook: webhookLimit(app, webhooksPerTrigger, settings.windowMs),
+    ...webhookLimits(app, webhooksPerTrigger, keyLookupsPerAddress, settings.windowMs),
   };
   const rateLimiter = perKey === 0 && perOrganization === 0 ? undefined : callerLimits(app, settings);
   return { rateLimiter, addressLimits };
@@ -67,25 +72,54 @@ function addressLimit(app: FastifyInstance, name: string, max: number, windowMs:
   };
 }
 
-/** A limit of `max` deliveries per window to one webhook trigger (none for 0). */
-function webhookLimit(app: FastifyInstance, max: number, windowMs: number): AddressLimits['webhook'] {
-  if (max === 0) return async () => {};
-  const check = app.createRateLimit({
-    timeWindow: windowMs,
-    max,
-    skipOnError: false,
-    keyGenerator: (request) => `hook ${(request.params as { token?: string }).token}`,
-  });
-  return async (request) => {
-    const count = await check(request);
-    if (count.isAllowed || !count.isExceeded) return;
-    const retryAfterSeconds = count.ttlInSeconds;
-    throw new ProblemError(
-      'too-many-requests',
-      `This webhook received more than ${max} deliveries in ${Math.ceil(windowMs / 1000)} s; retry in ${retryAfterSeconds} s.`,
-      { retryAfterSeconds },
-    );
+/** How many counts the limits' store keeps at most (the least recently used go first). */
+const STORE_KEYS = 100_000;
+
+/**
+ * A limit of `perTrigger` deliveries per window to one webhook address (none for 0), and one of
+ * `misses` addresses naming no trigger per window and client address: each costs a lookup, and
+ * guessing is what they are.
+ */
+function webhookLimits(app: FastifyInstance, perTrigger: number, misses: number, windowMs: number): Pick<AddressLimits, 'webhook' | 'webhookMissed'> {
+  const seconds = Math.ceil(windowMs / 1000);
+  const check = app.createRateLimit({ timeWindow: windowMs, max: perTrigger, skipOnError: false, keyGenerator: (request) => `hook ${tokenOf(request)}` });
+  const missed = new LRUCache<string, { count: number; until: number }>({ max: STORE_KEYS });
+  return {
+    async webhook(request) {
+      const guesses = missed.get(request.ip);
+      if (misses > 0 && guesses && guesses.count >= misses && guesses.until > Date.now()) {
+        const retryAfterSeconds = Math.ceil((guesses.until - Date.now()) / 1000);
+        throw new ProblemError(
+          'too-many-requests',
+          `This address sent more than ${misses} deliveries to unknown webhooks in ${seconds} s; retry in ${retryAfterSeconds} s.`,
+          {
+            retryAfterSeconds,
+          },
+        );
+      }
+      if (perTrigger === 0) return;
+      const count = await check(request);
+      if (count.isAllowed || !count.isExceeded) return;
+      const retryAfterSeconds = count.ttlInSeconds;
+      throw new ProblemError(
+        'too-many-requests',
+        `This webhook received more than ${perTrigger} deliveries in ${seconds} s; retry in ${retryAfterSeconds} s.`,
+        {
+          retryAfterSeconds,
+        },
+      );
+    },
+    webhookMissed(request) {
+      const now = Date.now();
+      const guesses = missed.get(request.ip);
+      if (!guesses || guesses.until <= now) missed.set(request.ip, { count: 1, until: now + windowMs });
+      else guesses.count++;
+    },
   };
+}
+
+function tokenOf(request: FastifyRequest): string | undefined {
+  return (request.params as { token?: string }).token;
 }
 
 function callerLimits(app: FastifyInstance, { perKey, perOrganization, windowMs }: RateLimitSettings): RateLimiter {

@@ -164,7 +164,12 @@ function operationRoute(
   };
   return {
     ...(access !== 'open' && { onRequest }),
-    ...(operation.operationId === 'receiveWebhook' && { onRequest: async (request: FastifyRequest) => addressLimits?.webhook(request) }),
+    ...(operation.operationId === 'receiveWebhook' && {
+      onRequest: async (request: FastifyRequest) => addressLimits?.webhook(request),
+      onResponse: async (request: FastifyRequest, reply: FastifyReply) => {
+        if (reply.statusCode === 404) addressLimits?.webhookMissed(request);
+      },
+    }),
     ...(rawBody && { config: { rawBody } }),
     ...(optionalBody && { preValidation }),
     handler: async (request: FastifyRequest, reply: FastifyReply) => {

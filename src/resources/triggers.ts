@@ -84,6 +84,17 @@ export const getTrigger: Handler<'getTrigger'> = async ({ params }, { db, reader
   return toTrigger(await reader.one(await db.trigger.findFirst({ where: { id: params.id, ...reader.scope } }), () => notFound('trigger', params.id)), origin);
 };
 
+/** The most triggers an organization may have: each is work for every worker's ticker or intake. */
+export const TRIGGERS_PER_ORGANIZATION = 100;
+
+/** Refuses a trigger more than the organization may have (409); concurrent creates may pass it by as many as are in flight. */
+async function checkRoom(tx: Transaction, orgId: string): Promise<void> {
+  const count = await tx.trigger.count({ where: { orgId } });
+  if (count >= TRIGGERS_PER_ORGANIZATION) {
+    throw conflict(`This organization has ${count} triggers, the most it may have (${TRIGGERS_PER_ORGANIZATION}); delete one first.`);
+  }
+}
+
 /** The secret part of a webhook's URL: 256 random bits. */
 function hookToken(): string {
   return `wh_${randomBytes(32).toString('base64url')}`;
@@ -95,9 +106,14 @@ async function databaseNow(tx: Transaction): Promise<Date> {
   return now;
 }
 
-/** Refuses a flow that is not live in the organization, or a version it does not have (422). */
+/**
+ * Refuses a flow that is not live in the organization, or a version it does not have (422). The
+ * flow stays locked until the transaction ends: a delete of the flow waits, and then deletes the
+ * trigger too, or goes first, and the trigger is refused.
+ */
 async function checkFlow(tx: Transaction, orgId: string, flowId: string, version: number | null): Promise<void> {
-  const flow = await tx.flow.findFirst({ where: { orgId, id: flowId, deletedAt: null }, select: { version: true } });
+  const [flow] = await tx.$queryRaw<{ version: number }[]>`
+    SELECT version FROM flows WHERE org_id = ${orgId}::uuid AND id = ${flowId}::uuid AND deleted_at IS NULL FOR SHARE`;
   if (!flow) throw unprocessable('/flowId', `names no flow of this organization: ${flowId}`);
   if (version !== null && version > flow.version)
     throw unprocessable('/version', `flow ${flowId} has no version ${version}; its current version is ${flow.version}`);
@@ -112,6 +128,7 @@ export const createTrigger: Handler<'createTrigger'> = async ({ body }, { db, te
   const schedule = chosen.field === 'schedule' ? scheduleSettings(chosen.value) : undefined;
   const row = await db.$transaction(async (tx) => {
     await checkFlow(tx, orgId, flowId, version);
+    await checkRoom(tx, orgId);
     const nextFireAt = schedule && enabled ? nextSlot(schedule, await databaseNow(tx)) : null;
     const created = await tx.trigger.create({
       data: {
@@ -145,7 +162,11 @@ export const updateTrigger: Handler<'updateTrigger'> = async ({ params, body }, 
     const changes = await changesOf(tx, current, body, keyring);
     secret = changes.secret;
     const updated = await tx.trigger.update({ where: { id: current.id }, data: changes.data });
-    if (updated.nextFireAt && updated.nextFireAt !== current.nextFireAt) await announceSchedules(tx);
+    if (changes.data.nextFireAt) await announceSchedules(tx);
+    // Slots waiting for earlier runs wait no more for a trigger that is off.
+    if (!updated.enabled) {
+      await tx.$executeRaw`UPDATE trigger_deliveries SET outcome = 'skipped', reason = 'the trigger was disabled' WHERE trigger_id = ${current.id}::uuid AND outcome = 'queued'`;
+    }
     return updated;
   });
   return toTrigger(row, origin, secret);

@@ -40,53 +40,81 @@ const DELIVERY_ID_LENGTH = 200;
 export async function takeDelivery(db: Database, runs: RunOwner, keyring: Keyring, request: WebhookRequest, now: Date): Promise<TakenDelivery> {
   const trigger = await db.trigger.findFirst({ where: { hookToken: request.token, enabled: true } });
   // A disabled trigger answers as one that never existed: the URL says nothing of what was there.
-  if (!trigger) throw new ProblemError('not-found', 'No webhook at this address.');
+  if (!trigger) throw NO_WEBHOOK();
   const settings = fromJsonText<WebhookSettings>(trigger.settings);
   const headers = lowerCased(request.headers);
+  const refuse = (problem: ProblemError) => reject(db, trigger, request, keptHeaders(headers, settings), problem);
   if (settings.signature) {
     const secret = keyring.openSecret(trigger.secret!, { orgId: trigger.orgId, triggerId: trigger.id });
     const problem = signatureProblem(settings.signature, secret, request.body, headers, now);
-    if (problem) await reject(db, trigger, request, headers, new ProblemError('bad-signature', problem));
+    if (problem) await refuse(new ProblemError('bad-signature', problem));
   }
   let body: JsonValue;
   try {
     body = bodyOf(request.body, headers['content-type']);
   } catch (error) {
-    if (error instanceof ProblemError) await reject(db, trigger, request, headers, error);
+    if (error instanceof ProblemError) await refuse(error);
     throw error;
   }
-  const dropped = new Set(settings.signature ? signatureHeaders(settings.signature) : []);
-  const kept = Object.fromEntries(Object.entries(headers).filter(([name]) => !dropped.has(name)));
-  const idHeader = settings.dedupe?.header.toLowerCase() ?? (settings.signature ? defaultDeliveryIdHeader(settings.signature.scheme) : undefined);
+  const kept = keptHeaders(headers, settings);
+  const idHeader = deliveryIdHeader(settings);
   const deliveryKey = idHeader === undefined ? undefined : headers[idHeader]?.slice(0, DELIVERY_ID_LENGTH) || undefined;
   const input = { body, query: request.query, headers: kept };
-  const taken = await db.$transaction(async (tx) => {
-    const deliveryId = uuidv7();
-    const [claimed] = await tx.$queryRaw<{ id: string }[]>`
+  const taken = await db
+    .$transaction(async (tx) => {
+      // Deleted or disabled since it was read: answered as one that never existed, and nothing kept.
+      const [live] = await tx.$queryRaw<unknown[]>`SELECT 1 FROM triggers WHERE id = ${trigger.id}::uuid AND enabled FOR SHARE`;
+      if (!live) throw NO_WEBHOOK();
+      const deliveryId = uuidv7();
+      const [claimed] = await tx.$queryRaw<{ id: string }[]>`
       INSERT INTO trigger_deliveries (id, org_id, trigger_id, outcome, dedupe_key, headers, query, body)
       VALUES (${deliveryId}::uuid, ${trigger.orgId}::uuid, ${trigger.id}::uuid, 'accepted', ${deliveryKey ?? null}, ${toJsonText(kept)}, ${toJsonText(request.query)}, ${toJsonText(body)})
       ON CONFLICT (trigger_id, dedupe_key) DO NOTHING RETURNING id`;
-    if (!claimed) {
-      // Accepted before (committed: the insert waited for it): this one is listed, and starts nothing.
-      const [first] = await tx.$queryRaw<{ id: string; executionId: string }[]>`
+      if (!claimed) {
+        // Accepted before (committed: the insert waited for it): this one is listed, and starts nothing.
+        const [first] = await tx.$queryRaw<{ id: string; executionId: string }[]>`
         SELECT id, execution_id AS "executionId" FROM trigger_deliveries WHERE trigger_id = ${trigger.id}::uuid AND dedupe_key = ${deliveryKey!}`;
-      await tx.$executeRaw`
-        INSERT INTO trigger_deliveries (id, org_id, trigger_id, outcome, duplicate_of, execution_id, headers, query, body)
+        // Its body is the first's (the sender said so): only its headers and query are kept.
+        await tx.$executeRaw`
+        INSERT INTO trigger_deliveries (id, org_id, trigger_id, outcome, duplicate_of, execution_id, headers, query)
         VALUES (${deliveryId}::uuid, ${trigger.orgId}::uuid, ${trigger.id}::uuid, 'duplicate', ${first!.id}::uuid, ${first!.executionId}::uuid,
-          ${toJsonText(kept)}, ${toJsonText(request.query)}, ${toJsonText(body)})`;
-      return { deliveryId: first!.id, executionId: first!.executionId, duplicate: true };
-    }
-    const run = await runs.start(tx, {
-      orgId: trigger.orgId,
-      flowId: trigger.flowId,
-      version: trigger.version ?? undefined,
-      input,
-      trigger: { type: 'webhook', id: trigger.id, deliveryId },
+          ${toJsonText(kept)}, ${toJsonText(request.query)})`;
+        return { deliveryId: first!.id, executionId: first!.executionId, duplicate: true };
+      }
+      const run = await runs.start(tx, {
+        orgId: trigger.orgId,
+        flowId: trigger.flowId,
+        version: trigger.version ?? undefined,
+        input,
+        trigger: { type: 'webhook', id: trigger.id, deliveryId },
+      });
+      await tx.$executeRaw`UPDATE trigger_deliveries SET execution_id = ${run.id}::uuid WHERE id = ${deliveryId}::uuid`;
+      return { deliveryId, executionId: run.id, duplicate: false };
+    })
+    .catch(async (error: unknown) => {
+      // A full queue is the sender's to retry (429, listed as rejected); nothing of the flow behind the address is told.
+      if (error instanceof ProblemError && error.kind === 'too-many-requests') await refuse(error);
+      if (error instanceof ProblemError && error.kind === 'not-found') throw NO_WEBHOOK();
+      throw error;
     });
-    await tx.$executeRaw`UPDATE trigger_deliveries SET execution_id = ${run.id}::uuid WHERE id = ${deliveryId}::uuid`;
-    return { deliveryId, executionId: run.id, duplicate: false };
-  });
   return { ...taken, respond: settings.respond };
+}
+
+const NO_WEBHOOK = () => new ProblemError('not-found', 'No webhook at this address.');
+
+/** Headers kept with a delivery and given to its run: all but the signature and the sender's credentials. */
+function keptHeaders(headers: Record<string, string>, settings: WebhookSettings): Record<string, string> {
+  const dropped = new Set([...CREDENTIAL_HEADERS, ...(settings.signature ? signatureHeaders(settings.signature) : [])]);
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !dropped.has(name)));
+}
+
+/** Credentials a sender or a proxy on the way may send, which no member should read. */
+const CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie'];
+
+/** The header naming a delivery's id: Standard Webhooks' own (signed), or the one the trigger names. */
+function deliveryIdHeader(settings: WebhookSettings): string | undefined {
+  if (settings.signature?.scheme === 'standard-webhooks') return defaultDeliveryIdHeader('standard-webhooks');
+  return settings.dedupe?.header.toLowerCase();
 }
 
 /** Lists the delivery as rejected (with the reason and the start of its body), then refuses it. */
@@ -125,13 +153,20 @@ export function bodyOf(bytes: Buffer, contentType: string | undefined): JsonValu
   return bytes.toString('utf8');
 }
 
+/** The most fields a form body may have; more is refused (400). */
+export const FORM_FIELDS = 1000;
+
 // A field sent more than once becomes a list of its values, in order. Built in a Map: a field
 // named __proto__ stays a field.
 function formOf(text: string): Record<string, string | string[]> {
   const form = new Map<string, string | string[]>();
+  let fields = 0;
   for (const [name, value] of new URLSearchParams(text)) {
+    if (++fields > FORM_FIELDS) throw new ProblemError('malformed-request', `The form has more than ${FORM_FIELDS} fields.`);
     const before = form.get(name);
-    form.set(name, before === undefined ? value : Array.isArray(before) ? [...before, value] : [before, value]);
+    if (before === undefined) form.set(name, value);
+    else if (Array.isArray(before)) before.push(value);
+    else form.set(name, [before, value]);
   }
   return Object.fromEntries(form);
 }

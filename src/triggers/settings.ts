@@ -33,6 +33,9 @@ export const DEFAULT_SIGNATURE_HEADER = 'X-Signature';
 /** A webhook's settings with defaults, and the secret to seal: the one sent, a new one, or (undefined) the stored one kept. */
 export function webhookSettings(input: WebhookInput, stored?: WebhookSettings): { settings: WebhookSettings; secret: string | undefined } {
   const signature = input.signature ? signatureRule(input.signature) : null;
+  if (signature?.scheme === 'standard-webhooks' && input.dedupe) {
+    throw unprocessable('/webhook/dedupe', 'must be null with standard-webhooks, which always de-duplicates by its signed webhook-id');
+  }
   const sent = input.signature?.secret;
   if (signature && sent !== undefined) {
     const problem = secretProblem(signature.scheme, sent);
@@ -44,15 +47,10 @@ export function webhookSettings(input: WebhookInput, stored?: WebhookSettings): 
   return { settings: { signature, respond: input.respond ?? 'accepted', dedupe: input.dedupe ?? null }, secret };
 }
 
+// Standard Webhooks names its own headers and encoding: a header, prefix or encoding (which a
+// merge patch from hmac-sha256 brings along) is no part of it.
 function signatureRule(signature: NonNullable<WebhookInput['signature']>): SignatureRule {
-  if (signature.scheme === 'standard-webhooks') {
-    for (const field of ['header', 'prefix', 'encoding'] as const) {
-      if (signature[field] !== undefined && signature[field] !== null) {
-        throw unprocessable(`/webhook/signature/${field}`, 'is for hmac-sha256 only: standard-webhooks has its own headers and encoding');
-      }
-    }
-    return { scheme: 'standard-webhooks' };
-  }
+  if (signature.scheme === 'standard-webhooks') return { scheme: 'standard-webhooks' };
   return { scheme: 'hmac-sha256', header: signature.header ?? DEFAULT_SIGNATURE_HEADER, prefix: signature.prefix ?? '', encoding: signature.encoding ?? 'hex' };
 }
 

@@ -20,6 +20,9 @@ const failed = await w.run(failing.id);
 const failedToo = await w.run(failing.id);
 const queuedFlow = await w.flow({ steps: [{ key: 'h', actionId: await w.action({ endpoint: '/hang/i', method: 'GET' }) }] });
 const hanging = (await w.send({ method: 'POST', url: `/flows/${queuedFlow.id}/executions`, payload: {} })).data;
+const hook = (await w.send({ method: 'POST', url: '/triggers', payload: { flowId: flow.id, name: 'Hook', type: 'webhook' } })).data;
+const deliver = async () => (await w.app.inject({ method: 'POST', url: `/hooks/${hook.webhook.token}`, payload: { n: randomUUID() } })).json();
+const [delivered, deliveredToo] = [await deliver(), await deliver()];
 
 // Each POST that takes a key, a body for it, and the list whose length tells whether it made something.
 const posts = [
@@ -47,6 +50,20 @@ const posts = [
     list: `/executions?flowId=${failing.id}`,
     other: `/executions/${failedToo.id}/retry`,
   },
+  {
+    operationId: 'createTrigger',
+    url: '/triggers',
+    body: () => ({ flowId: flow.id, name: `Trigger ${randomUUID()}`, type: 'webhook' }),
+    list: `/triggers?flowId=${flow.id}`,
+  },
+  // Its request differs by path: the delivery replayed.
+  {
+    operationId: 'replayTriggerDelivery',
+    url: `/triggers/${hook.id}/deliveries/${delivered.deliveryId}/replay`,
+    body: () => ({}),
+    list: `/executions?flowId=${flow.id}`,
+    other: `/triggers/${hook.id}/deliveries/${deliveredToo.deliveryId}/replay`,
+  },
 ];
 
 t.test('every POST of a tenant declares the key, and is tested here', async (t) => {
@@ -54,8 +71,11 @@ t.test('every POST of a tenant declares the key, and is tested here', async (t) 
     .filter((operation) => operation.method === 'post' && JSON.stringify(operation.operation.parameters ?? []).includes('/IdempotencyKey'))
     .map((operation) => operation.operationId)
     .sort();
-  const tenantPosts = operations.filter((operation) => operation.method === 'post' && operation.operationId !== 'createOrganization').map((o) => o.operationId);
-  t.same(declared, tenantPosts.sort(), 'all but sign-up');
+  // A webhook's sender is no tenant: its deliveries are de-duplicated by their own ids.
+  const tenantPosts = operations
+    .filter((operation) => operation.method === 'post' && !['createOrganization', 'receiveWebhook'].includes(operation.operationId))
+    .map((o) => o.operationId);
+  t.same(declared, tenantPosts.sort(), 'all but sign-up and webhooks');
   t.same(declared, [...posts.map((post) => post.operationId), 'cancelExecution', 'createApiKey'].sort());
 });
 

@@ -35,6 +35,16 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
   const execution = (await call(app, acme, { method: 'POST', url: `/flows/${flow.id}/executions`, payload: { input: { secret: 'acme' } } })).data;
 
   const apiKey = (await call(app, acme, { method: 'POST', url: '/api-keys', payload: { name: 'CI' } })).data;
+  // A signed webhook and a delivery it refused: a delivery to replay that started no run.
+  const trigger = (
+    await call(app, acme, {
+      method: 'POST',
+      url: '/triggers',
+      payload: { flowId: flow.id, name: 'Hook', type: 'webhook', webhook: { signature: { scheme: 'hmac-sha256', secret: 'acme-secret' } } },
+    })
+  ).data;
+  await app.inject({ method: 'POST', url: `/hooks/${trigger.webhook.token}`, payload: {}, headers: { 'x-signature': 'forged' } });
+  const [delivery] = (await call(app, acme, { method: 'GET', url: `/triggers/${trigger.id}/deliveries` })).data.items;
 
   const owned: Record<string, { id: string }> = {
     users: colleague,
@@ -44,6 +54,7 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
     flows: flow,
     'execution-logs': log,
     executions: execution,
+    triggers: trigger,
   };
 
   // A body each update would accept, were the resource the caller's own.
@@ -53,6 +64,7 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
     actions: { endpoint: '/steal' },
     flows: { name: 'Hijacked', steps: [] },
     'execution-logs': { status: 'cancelled' },
+    triggers: { enabled: false },
   };
 
   // Creations that name Acme's resources from Globex: each must be refused as a dangling reference.
@@ -63,6 +75,7 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
     actions: [{ payload: { toolId: tool.id, name: 'X', key: 'x', method: 'GET', endpoint: '/' }, pointer: '/toolId' }],
     flows: [{ payload: { name: 'X', steps: [{ key: 'a', actionId: action.id }] }, pointer: '/steps/0/actionId' }],
     'execution-logs': [{ payload: { flowId: flow.id, executionId: 'r', stepKey: 's', status: 'queued' }, pointer: '/flowId' }],
+    triggers: [{ payload: { flowId: flow.id, name: 'X', type: 'webhook' }, pointer: '/flowId' }],
   };
 
   // Minimal valid creations, to show an orgId in a body is never taken.
@@ -73,6 +86,7 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
     actions: { toolId: MISSING_ID, name: 'A', key: 'a', method: 'GET', endpoint: '/' },
     flows: { name: 'F' },
     'execution-logs': { flowId: MISSING_ID, executionId: 'r', stepKey: 's', status: 'queued' },
+    triggers: { flowId: MISSING_ID, name: 'T', type: 'webhook' },
   };
 
   /** A body the operation would accept, were the resource the caller's own. */
@@ -83,7 +97,7 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
     return undefined;
   }
 
-  const urlOf = (path: string, id: string) => path.replace('{id}', id).replace('{version}', '1');
+  const urlOf = (path: string, id: string) => path.replace('{id}', id).replace('{version}', '1').replace('{deliveryId}', delivery.id);
   // A PATCH sends its body as a JSON merge patch.
   const typeOf = (method: string): Record<string, string> => (method === 'patch' ? { 'content-type': 'application/merge-patch+json' } : {});
 
@@ -103,7 +117,7 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
   const before = await snapshot();
 
   t.test('every tenant-scoped operation is in the matrix', async (t) => {
-    t.equal(scoped.length, 41);
+    t.equal(scoped.length, 49);
     for (const { path } of scoped) t.ok(collectionOf(path) in owned, path);
   });
 

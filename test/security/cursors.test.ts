@@ -22,18 +22,25 @@ const acmeFlow = (await call(app, acme, { method: 'POST', url: '/flows', payload
 await call(app, acme, { method: 'POST', url: '/execution-logs', payload: { flowId: acmeFlow.id, executionId: 'run-1', stepKey: 'post', status: 'completed' } });
 await call(app, acme, { method: 'POST', url: `/flows/${acmeFlow.id}/executions`, payload: { input: {} } });
 const globexFlow = (await call(app, globex, { method: 'POST', url: '/flows', payload: { name: 'Mine' } })).data;
+// A webhook each, Acme's with a delivery: Globex lists its own trigger's deliveries.
+const hook = (flowId: string) => ({ method: 'POST' as const, url: '/triggers', payload: { flowId, name: 'Hook', type: 'webhook' } });
+const acmeTrigger = (await call(app, acme, hook(acmeFlow.id))).data;
+await app.inject({ method: 'POST', url: `/hooks/${acmeTrigger.webhook.token}`, payload: {} });
+const globexTrigger = (await call(app, globex, hook(globexFlow.id))).data;
 
 const LAST = encodeCursor('ffffffff-ffff-7fff-bfff-ffffffffffff');
 const lists = operations.filter(({ operationId }) => operationId.startsWith('list') && operationId !== 'listProblemTypes');
 
 /** Whether an item of a list belongs to Acme: its orgId, or (an organization) its id. */
-const isAcme = (item: { id: string; orgId?: string }) => item.orgId === acme.orgId || item.id === acme.orgId;
+const isAcme = (item: { id: string; orgId?: string; triggerId?: string }) =>
+  item.orgId === acme.orgId || item.id === acme.orgId || item.triggerId === acmeTrigger.id;
 
 for (const cursor of [LAST, encodeCursor(acmeFlow.id)]) {
   t.test(`a forged cursor (${cursor}) narrows every list, never widens it`, async (t) => {
     t.ok(lists.length >= 8, 'every list operation is tried');
     for (const { path } of lists) {
-      const url = `${path.replace('{id}', globexFlow.id)}?limit=100&cursor=${cursor}`;
+      const id = path.startsWith('/triggers/') ? globexTrigger.id : globexFlow.id;
+      const url = `${path.replace('{id}', id)}?limit=100&cursor=${cursor}`;
       const listed = await call(app, globex, { method: 'GET', url });
       t.equal(listed.statusCode, 200, url);
       t.same(listed.data.items.filter(isAcme), [], `${path}: nothing of Acme's`);

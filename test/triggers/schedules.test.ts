@@ -86,13 +86,15 @@ t.test('catch-up after three missed midnights: skip, latest, all', async (t) => 
 });
 
 t.test('overlap with a run slower than the period: skip, queue, allow', async (t) => {
+  // Three slots only, a second apart, for the queue: disabling a trigger skips its queued slots.
+  const seconds = [2, 3, 4].map((ahead) => (new Date().getUTCSeconds() + ahead) % 60).join(',');
   const triggers = {
     skip: await schedule(slow.id, { cron: '* * * * * *', overlap: 'skip' }),
-    queue: await schedule(slow.id, { cron: '* * * * * *', overlap: 'queue' }),
+    queue: await schedule(slow.id, { cron: `${seconds} * * * * *`, overlap: 'queue' }),
     allow: await schedule(slow.id, { cron: '* * * * * *', overlap: 'allow' }),
   };
   await sleep(4500);
-  for (const trigger of Object.values(triggers)) {
+  for (const trigger of [triggers.skip, triggers.allow]) {
     await w.send({ method: 'PATCH', url: `/triggers/${trigger.id}`, payload: { enabled: false }, headers: { 'content-type': 'application/merge-patch+json' } });
   }
   const skip = await deliveries(triggers.skip.id);
@@ -120,10 +122,17 @@ t.test('overlap with a run slower than the period: skip, queue, allow', async (t
     await sleep(100);
     queued = await deliveries(triggers.queue.id);
   }
+  t.equal(queued.length, 3);
   t.ok(
     queued.every((d: any) => d.outcome === 'started'),
     'every queued slot started in the end',
   );
+  await w.send({
+    method: 'PATCH',
+    url: `/triggers/${triggers.queue.id}`,
+    payload: { enabled: false },
+    headers: { 'content-type': 'application/merge-patch+json' },
+  });
   const runs = await Promise.all(queued.map((d: any) => w.finished(d.executionId, 60_000)));
   for (const [i, run] of runs.entries()) {
     if (i > 0) t.ok(Date.parse(run.startedAt) >= Date.parse(runs[i - 1].finishedAt), `run ${i} started after run ${i - 1} finished`);

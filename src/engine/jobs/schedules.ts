@@ -7,6 +7,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import { v7 as uuidv7 } from 'uuid';
+import { ProblemError } from '../../contract/problems.ts';
 import { type Database, fromJsonText, type Transaction } from '../../db/client.ts';
 import type { Trigger as TriggerRow } from '../../generated/prisma/client.ts';
 import type { Metrics } from '../../observability/metrics.ts';
@@ -23,6 +24,8 @@ export const TICK_MAX_MS = 5000;
 const QUEUE_POLL_MS = 1000;
 /** The most slots of one trigger waiting for its earlier runs (overlap `queue`); more are skipped. */
 export const QUEUE_CAP = 10;
+/** The most organizations a round of firing serves (one trigger each) before it looks again. */
+const ROUND_ORGANIZATIONS = 100;
 
 type Outcome = 'started' | 'queued' | 'skipped' | 'missed';
 
@@ -74,7 +77,7 @@ export class ScheduleTicker {
     while (!this.#stopped) {
       let sleepMs = TICK_MAX_MS;
       try {
-        while (!this.#stopped && (await this.#fireOne())) {}
+        while (!this.#stopped && (await this.#fireRound())) {}
         while (!this.#stopped && (await this.#startQueued())) {}
         sleepMs = await this.#untilNext();
       } catch (error) {
@@ -92,37 +95,70 @@ export class ScheduleTicker {
     }
   }
 
-  /** Fires the due slots of one trigger, if one is due and no other ticker holds it; false when none is. */
-  async #fireOne(): Promise<boolean> {
-    const fired = await this.#db().$transaction(async (tx) => {
-      const [due] = await tx.$queryRaw<(TriggerRow & { now: Date })[]>`
-        SELECT now() AS now, id, org_id AS "orgId", flow_id AS "flowId", version, settings, next_fire_at AS "nextFireAt"
-        FROM triggers WHERE next_fire_at <= now() ORDER BY next_fire_at LIMIT 1 FOR UPDATE SKIP LOCKED`;
-      return due ? fireSlots(tx, this.#runs, due, due.now) : undefined;
-    });
-    if (!fired) return false;
-    this.#told(fired);
-    return true;
+  /**
+   * Fires one due trigger of each organization that has some (the most overdue of each), so that
+   * an organization with many schedules delays no other's by more than a round; false when none
+   * was due.
+   */
+  async #fireRound(): Promise<boolean> {
+    const due = await this.#db().$queryRaw<{ id: string }[]>`
+      SELECT id FROM (SELECT DISTINCT ON (org_id) id, next_fire_at FROM triggers WHERE next_fire_at <= now() ORDER BY org_id, next_fire_at) first
+      ORDER BY next_fire_at LIMIT ${ROUND_ORGANIZATIONS}`;
+    for (const { id } of due) {
+      if (this.#stopped) break;
+      await this.#fire(id);
+    }
+    return due.length > 0;
+  }
+
+  /** Fires a trigger's due slots, unless another ticker holds it; one whose slots cannot start skips them. */
+  async #fire(triggerId: string): Promise<void> {
+    const fire = (skipReason?: string) =>
+      this.#db().$transaction(async (tx) => {
+        const [due] = await tx.$queryRaw<(TriggerRow & { now: Date })[]>`
+          SELECT now() AS now, id, org_id AS "orgId", flow_id AS "flowId", version, settings, next_fire_at AS "nextFireAt"
+          FROM triggers WHERE id = ${triggerId}::uuid AND next_fire_at <= now() FOR UPDATE SKIP LOCKED`;
+        return due ? fireSlots(tx, this.#runs, due, due.now, skipReason) : undefined;
+      });
+    let fired: Fired | undefined;
+    try {
+      fired = await fire();
+    } catch (error) {
+      // A slot that cannot start (the organization's queue is full, its flow is gone) must hold
+      // up neither this trigger's next slots nor any other trigger: it is recorded as skipped.
+      if (!(error instanceof ProblemError)) this.#log.error({ err: error, triggerId }, 'a schedule could not fire; its due slots are skipped');
+      fired = await fire(error instanceof ProblemError ? error.message : 'its run could not be stored');
+    }
+    if (fired) this.#told(fired);
   }
 
   /** Starts the oldest queued slot of one trigger whose earlier runs have all finished; false when none can start. */
   async #startQueued(): Promise<boolean> {
-    const fired = await this.#db().$transaction(async (tx) => {
-      const [trigger] = await tx.$queryRaw<(TriggerRow & { now: Date })[]>`
-        SELECT now() AS now, t.id, t.org_id AS "orgId", t.flow_id AS "flowId", t.version, t.settings FROM triggers t
-        WHERE EXISTS (SELECT 1 FROM trigger_deliveries d WHERE d.trigger_id = t.id AND d.outcome = 'queued')
-          AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.trigger_id = t.id AND e.status IN ${sqlList(UNFINISHED)})
-        LIMIT 1 FOR UPDATE OF t SKIP LOCKED`;
-      if (!trigger) return undefined;
-      const [slot] = await tx.$queryRaw<{ id: string; scheduledAt: Date }[]>`
-        SELECT id, scheduled_at AS "scheduledAt" FROM trigger_deliveries WHERE trigger_id = ${trigger.id}::uuid AND outcome = 'queued'
-        ORDER BY scheduled_at LIMIT 1`;
-      const executionId = await startSlot(tx, this.#runs, trigger, slot!.id, slot!.scheduledAt);
-      await tx.$executeRaw`UPDATE trigger_deliveries SET outcome = 'started', execution_id = ${executionId}::uuid, fired_at = now() WHERE id = ${slot!.id}::uuid`;
-      return { started: [executionId], outcomes: [{ outcome: 'started' as const, lateMs: trigger.now.getTime() - slot!.scheduledAt.getTime() }] };
-    });
-    if (!fired) return false;
-    this.#told(fired);
+    let slotId: string | undefined;
+    try {
+      const fired = await this.#db().$transaction(async (tx) => {
+        const [trigger] = await tx.$queryRaw<(TriggerRow & { now: Date })[]>`
+          SELECT now() AS now, t.id, t.org_id AS "orgId", t.flow_id AS "flowId", t.version, t.settings FROM triggers t
+          WHERE t.enabled AND EXISTS (SELECT 1 FROM trigger_deliveries d WHERE d.trigger_id = t.id AND d.outcome = 'queued')
+            AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.trigger_id = t.id AND e.status IN ${sqlList(UNFINISHED)})
+          ORDER BY t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED`;
+        if (!trigger) return undefined;
+        const [slot] = (await tx.$queryRaw<{ id: string; scheduledAt: Date }[]>`
+          SELECT id, scheduled_at AS "scheduledAt" FROM trigger_deliveries WHERE trigger_id = ${trigger.id}::uuid AND outcome = 'queued'
+          ORDER BY scheduled_at LIMIT 1`) as [{ id: string; scheduledAt: Date }];
+        slotId = slot.id;
+        const executionId = await startSlot(tx, this.#runs, trigger, slot.id, slot.scheduledAt);
+        await tx.$executeRaw`UPDATE trigger_deliveries SET outcome = 'started', execution_id = ${executionId}::uuid, fired_at = now() WHERE id = ${slot.id}::uuid`;
+        return { started: [executionId], outcomes: [{ outcome: 'started' as const, lateMs: trigger.now.getTime() - slot.scheduledAt.getTime() }] };
+      });
+      if (!fired) return false;
+      this.#told(fired);
+    } catch (error) {
+      if (!(error instanceof ProblemError) || slotId === undefined) throw error;
+      // It cannot start (the organization's queue is full, its flow is gone): skipped, so that the ones after it may.
+      await this.#db()
+        .$executeRaw`UPDATE trigger_deliveries SET outcome = 'skipped', reason = ${error.message} WHERE id = ${slotId}::uuid AND outcome = 'queued'`;
+    }
     return true;
   }
 
@@ -147,7 +183,7 @@ export class ScheduleTicker {
  * to its next slot after `now`. A slot already recorded (by a ticker that got there first) is
  * left as it is.
  */
-async function fireSlots(tx: Transaction, runs: Runs, trigger: TriggerRow, now: Date): Promise<Fired> {
+async function fireSlots(tx: Transaction, runs: Runs, trigger: TriggerRow, now: Date, skipReason?: string): Promise<Fired> {
   const settings = fromJsonText<ScheduleSettings>(trigger.settings);
   const due = dueSlots(settings, trigger.nextFireAt!, now, CATCH_UP_CAP);
   const plan = catchUpPlan(due.slots, now, settings.catchUp, ON_TIME_GRACE_MS);
@@ -163,14 +199,8 @@ async function fireSlots(tx: Transaction, runs: Runs, trigger: TriggerRow, now: 
     { unfinished: number; queued: number },
   ];
   for (const slot of plan.fire) {
-    const busy = unfinished > 0 || queued > 0;
-    const outcome: Outcome = !busy || settings.overlap === 'allow' ? 'started' : settings.overlap === 'queue' && queued < QUEUE_CAP ? 'queued' : 'skipped';
-    const reason =
-      outcome !== 'skipped'
-        ? null
-        : settings.overlap === 'queue'
-          ? `${QUEUE_CAP} slots already wait for this trigger's earlier runs`
-          : 'a run this trigger started earlier was unfinished';
+    const { outcome, reason } =
+      skipReason === undefined ? overlapOutcome(settings.overlap, unfinished > 0 || queued > 0, queued) : { outcome: 'skipped' as const, reason: skipReason };
     const deliveryId = await recordSlot(tx, trigger, slot, outcome, reason);
     if (!deliveryId) continue;
     fired.outcomes.push({ outcome, lateMs: lateness(slot) });
@@ -185,6 +215,14 @@ async function fireSlots(tx: Transaction, runs: Runs, trigger: TriggerRow, now: 
   await tx.$executeRaw`UPDATE triggers SET next_fire_at = ${nextSlot(settings, now)}, last_fire_at = COALESCE(${last ?? null}::timestamptz, last_fire_at)
     WHERE id = ${trigger.id}::uuid`;
   return fired;
+}
+
+/** What a due slot does by the trigger's overlap policy, while its earlier runs are unfinished (busy) or not. */
+function overlapOutcome(overlap: ScheduleSettings['overlap'], busy: boolean, queued: number): { outcome: Outcome; reason: string | null } {
+  if (!busy || overlap === 'allow') return { outcome: 'started', reason: null };
+  if (overlap === 'queue' && queued < QUEUE_CAP) return { outcome: 'queued', reason: null };
+  const reason = overlap === 'queue' ? `${QUEUE_CAP} slots already wait for this trigger's earlier runs` : 'a run this trigger started earlier was unfinished';
+  return { outcome: 'skipped', reason };
 }
 
 /** Records a slot's delivery; its id, or undefined when the slot was recorded before. */
