@@ -722,7 +722,8 @@ export interface paths {
         /**
          * Create a trigger
          * @description A trigger starts runs of a flow when a webhook arrives (`type: webhook`, with `webhook`)
-         *     or when a schedule fires (`type: schedule`, with `schedule`). Any member may create one.
+         *     or when a schedule fires (`type: schedule`, with `schedule`). Any member may create one;
+         *     an organization has at most 100 (`409` beyond).
          *     A webhook trigger with a `signature` whose `secret` is not given gets a new one, shown in
          *     this answer only; keep it, it is never shown again.
          */
@@ -858,8 +859,10 @@ export interface paths {
          *     - **Answer.** `respond: accepted` answers `202` with the delivery and its run.
          *       `respond: output` waits up to 30 seconds for the run: `200` with its `output` when
          *       it completed, `502` when it failed or was cancelled, `202` when it is still running.
-         *     - **Limits.** A body of at most 1 MiB (`413`), and 600 requests a minute per trigger on
-         *       each API node (`429`).
+         *     - **Limits.** A body of at most 1 MiB (`413`), a form of at most 1000 fields (`400`),
+         *       and 600 requests a minute per trigger on each API node (`429`). An address whose
+         *       requests keep naming no trigger is refused (`429`) for the rest of the minute. A full
+         *       queue of the trigger's organization answers `429` too.
          */
         post: operations["receiveWebhook"];
         delete?: never;
