@@ -28,16 +28,22 @@ export async function ownPostgres(t: Test, { durable = false } = {}): Promise<Ow
   const dataDir = join(tmpdir(), `tolstoy-fault-${randomUUID()}`);
   const embedded = await startEmbeddedPostgres({ dataDir, ephemeral: !durable });
   await applyMigrations(embedded.url);
-  const signal = (name: string) => {
-    const pids = processes(embedded.dataDir);
-    if (pids.length > 0) execFileSync('kill', [`-${name}`, ...pids.map(String)]);
+  const signal = (name: NodeJS.Signals) => {
+    for (const pid of processes(embedded.dataDir)) {
+      try {
+        process.kill(pid, name);
+      } catch (error) {
+        // A backend that ended after ps listed it (its client closed the connection).
+        if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+      }
+    }
   };
   t.teardown(async () => {
-    signal('CONT');
+    signal('SIGCONT');
     await embedded.stop();
     await rm(embedded.dataDir, { recursive: true, force: true });
   });
-  return { ...embedded, stall: () => signal('STOP'), resume: () => signal('CONT'), kill: () => signal('KILL') };
+  return { ...embedded, stall: () => signal('SIGSTOP'), resume: () => signal('SIGCONT'), kill: () => signal('SIGKILL') };
 }
 
 /** The postmaster and every backend it started. */
