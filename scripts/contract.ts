@@ -61,6 +61,7 @@ export async function runContract(args: string[], databaseUrl?: string, mode: Au
   try {
     const base = await app.listen({ port: 0, host: '127.0.0.1' });
     const tenant = await createTenant(base);
+    const hook = await createHook(base, tenant, mode);
     console.log(`Contract run (TOLSTOY_AUTH=${mode}) against ${base} as member ${tenant.userId} of organization ${tenant.orgId}`);
     const code = await schemathesis(
       bin,
@@ -81,7 +82,7 @@ export async function runContract(args: string[], databaseUrl?: string, mode: Au
         reportDir,
         ...args,
       ],
-      { TOLSTOY_CONTRACT_MEMBER: tenant.userId, ...(mode === 'keys' && { TOLSTOY_OPERATOR_TOKEN: adminToken }) },
+      { TOLSTOY_CONTRACT_MEMBER: tenant.userId, TOLSTOY_CONTRACT_HOOK: hook, ...(mode === 'keys' && { TOLSTOY_OPERATOR_TOKEN: adminToken }) },
     );
     const report = await latestReport(reportDir);
     console.log(`JUnit report: ${report}`);
@@ -118,7 +119,9 @@ function reportChains(answered: Map<string, number>): number {
     ['ApiKey', ['createApiKey', 'getApiKey', 'deleteApiKey']],
     ['FlowVersion', ['createFlow', 'listFlowVersions', 'getFlowVersion']],
     ['Execution', ['startExecution', 'getExecution', 'cancelExecution', 'retryExecution']],
-    ['Trigger', ['createTrigger', 'getTrigger', 'updateTrigger', 'deleteTrigger', 'receiveWebhook']],
+    ['Trigger', ['createTrigger', 'getTrigger', 'updateTrigger', 'deleteTrigger']],
+    // The public hook, sent to the run's own webhook (TOLSTOY_CONTRACT_HOOK) by the hooks.
+    ['Webhook', ['receiveWebhook']],
   ];
   console.log('Stateful chains (successful calls by id, reached only through links):');
   const missing: string[] = [];
@@ -164,6 +167,21 @@ async function createTenant(base: string): Promise<Tenant> {
   });
   const body = (await response.json()) as { id: string; owner: { id: string }; apiKey: { key: string } };
   return { orgId: body.id, userId: body.owner.id, key: body.apiKey.key };
+}
+
+/** A webhook trigger of the run's tenant, unsigned, for the hooks to send deliveries to: its token. */
+async function createHook(base: string, tenant: Tenant, mode: AuthMode): Promise<string> {
+  const credentials = mode === 'keys' ? { authorization: `Bearer ${tenant.key}` } : { 'x-org-id': tenant.orgId, 'x-user-id': tenant.userId };
+  const post = async (path: string, body: object) => {
+    const response = await fetch(`${base}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...credentials },
+      body: JSON.stringify(body),
+    });
+    return (await response.json()) as { id: string; webhook: { token: string } };
+  };
+  const flow = await post('/flows', { name: 'Contract hook' });
+  return (await post('/triggers', { flowId: flow.id, name: 'Contract hook', type: 'webhook' })).webhook.token;
 }
 
 /**
