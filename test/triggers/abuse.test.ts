@@ -14,11 +14,14 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const patch = { 'content-type': 'application/merge-patch+json' };
 
 t.test("a schedule whose runs cannot be queued skips its slots, and holds up no other organization's", async (t) => {
-  // One run of an organization at a time, two queued at most: three hanging runs fill the queue.
+  // One run of an organization at a time, two queued at most: a hanging run, then as many as fit.
   const w = await world(t, { orgQueueLimit: 2, orgConcurrency: 1, concurrency: 4 });
   const hang = await w.action({ endpoint: '/hang/forever', method: 'GET' });
   const stuck = await w.flow({ steps: [{ key: 'hang', actionId: hang, timeoutMs: 60_000 }] });
-  for (let i = 0; i < 3; i++) await w.send({ method: 'POST', url: `/flows/${stuck.id}/executions`, payload: {} });
+  const start = () => w.send({ method: 'POST', url: `/flows/${stuck.id}/executions`, payload: {} });
+  await start();
+  while ((await w.db.execution.count({ where: { flowId: stuck.id, status: 'running' } })) === 0) await sleep(20);
+  while ((await start()).statusCode !== 429) {}
   const full = (
     await w.send({
       method: 'POST',

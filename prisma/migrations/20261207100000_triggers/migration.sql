@@ -49,6 +49,8 @@ CREATE UNIQUE INDEX "trigger_deliveries_trigger_id_dedupe_key_key" ON "trigger_d
 CREATE UNIQUE INDEX "trigger_deliveries_trigger_id_scheduled_at_key" ON "trigger_deliveries"("trigger_id", "scheduled_at");
 CREATE INDEX "trigger_deliveries_org_id_trigger_id_id_idx" ON "trigger_deliveries"("org_id", "trigger_id", "id");
 CREATE INDEX "trigger_deliveries_trigger_id_outcome_idx" ON "trigger_deliveries"("trigger_id", "outcome");
+-- Whether any slot waits (overlap: queue) is asked by every ticker at every tick.
+CREATE INDEX "trigger_deliveries_outcome_idx" ON "trigger_deliveries"("outcome");
 ALTER TABLE "trigger_deliveries" ADD CONSTRAINT "trigger_deliveries_trigger_id_fkey" FOREIGN KEY ("trigger_id") REFERENCES "triggers"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 
 ALTER TABLE "executions" ADD COLUMN "trigger_id" UUID;

@@ -24,6 +24,8 @@ export const TICK_MAX_MS = 5000;
 const QUEUE_POLL_MS = 1000;
 /** The most slots of one trigger waiting for its earlier runs (overlap `queue`); more are skipped. */
 export const QUEUE_CAP = 10;
+/** How soon a ticker looks again at slots still due after its round (another ticker holds them, or they failed). */
+const BUSY_RETRY_MS = 100;
 /** The most organizations a round of firing serves (one trigger each) before it looks again. */
 const ROUND_ORGANIZATIONS = 100;
 
@@ -98,21 +100,27 @@ export class ScheduleTicker {
   /**
    * Fires one due trigger of each organization that has some (the most overdue of each), so that
    * an organization with many schedules delays no other's by more than a round; false when none
-   * was due.
+   * could be fired (none was due, or the database failed each: the ticker sleeps, then looks again).
    */
   async #fireRound(): Promise<boolean> {
     const due = await this.#db().$queryRaw<{ id: string }[]>`
       SELECT id FROM (SELECT DISTINCT ON (org_id) id, next_fire_at FROM triggers WHERE next_fire_at <= now() ORDER BY org_id, next_fire_at) first
       ORDER BY next_fire_at LIMIT ${ROUND_ORGANIZATIONS}`;
+    let fired = false;
     for (const { id } of due) {
       if (this.#stopped) break;
-      await this.#fire(id);
+      fired = (await this.#fire(id)) || fired;
     }
-    return due.length > 0;
+    return fired;
   }
 
-  /** Fires a trigger's due slots, unless another ticker holds it; one whose slots cannot start skips them. */
-  async #fire(triggerId: string): Promise<void> {
+  /**
+   * Fires a trigger's due slots, unless another ticker holds it. Slots that cannot start (the
+   * organization's queue is full, its flow is gone) are recorded as skipped, so that they hold up
+   * neither this trigger's next slots nor any other trigger; a failure of the database leaves them
+   * due, for the next round. False when nothing was recorded.
+   */
+  async #fire(triggerId: string): Promise<boolean> {
     const fire = (skipReason?: string) =>
       this.#db().$transaction(async (tx) => {
         const [due] = await tx.$queryRaw<(TriggerRow & { now: Date })[]>`
@@ -120,16 +128,17 @@ export class ScheduleTicker {
           FROM triggers WHERE id = ${triggerId}::uuid AND next_fire_at <= now() FOR UPDATE SKIP LOCKED`;
         return due ? fireSlots(tx, this.#runs, due, due.now, skipReason) : undefined;
       });
-    let fired: Fired | undefined;
     try {
-      fired = await fire();
+      const fired = await fire().catch((error: unknown) => {
+        if (error instanceof ProblemError) return fire(error.message);
+        throw error;
+      });
+      if (fired) this.#told(fired);
+      return fired !== undefined;
     } catch (error) {
-      // A slot that cannot start (the organization's queue is full, its flow is gone) must hold
-      // up neither this trigger's next slots nor any other trigger: it is recorded as skipped.
-      if (!(error instanceof ProblemError)) this.#log.error({ err: error, triggerId }, 'a schedule could not fire; its due slots are skipped');
-      fired = await fire(error instanceof ProblemError ? error.message : 'its run could not be stored');
+      this.#log.error({ err: error, triggerId }, 'a schedule could not fire; it is tried again next round');
+      return false;
     }
-    if (fired) this.#told(fired);
   }
 
   /** Starts the oldest queued slot of one trigger whose earlier runs have all finished; false when none can start. */
@@ -168,7 +177,9 @@ export class ScheduleTicker {
       SELECT (EXTRACT(EPOCH FROM (SELECT min(next_fire_at) FROM triggers) - now()) * 1000)::float8 AS ms,
         EXISTS (SELECT 1 FROM trigger_deliveries WHERE outcome = 'queued') AS queued`;
     const longest = next?.queued ? QUEUE_POLL_MS : TICK_MAX_MS;
-    return Math.max(0, Math.min(longest, next?.ms ?? longest));
+    // Still due after a round: held by another ticker, or failing; looked at again shortly.
+    const ms = next?.ms ?? longest;
+    return ms <= 0 ? BUSY_RETRY_MS : Math.min(longest, ms);
   }
 
   #told({ started, outcomes }: Fired): void {
