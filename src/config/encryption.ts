@@ -35,13 +35,15 @@ async function developmentKey(file: string): Promise<Buffer> {
   return key;
 }
 
-/** Refuses to start when stored credentials were sealed with a key that is not configured. */
+/** Refuses to start when stored credentials (tools', webhooks' secrets) were sealed with a key that is not configured. */
 export async function checkStoredCredentials(db: Database, keyring: Keyring): Promise<void> {
-  const rows = await db.$queryRaw<{ id: string }[]>`SELECT DISTINCT split_part(credentials, '.', 2) AS id FROM tools WHERE credentials IS NOT NULL`;
+  const rows = await db.$queryRaw<{ id: string }[]>`
+    SELECT split_part(credentials, '.', 2) AS id FROM tools WHERE credentials IS NOT NULL
+    UNION SELECT split_part(secret, '.', 2) FROM triggers WHERE secret IS NOT NULL`;
   const unknown = rows.map((row) => row.id).filter((id) => !keyring.knows(id));
   if (unknown.length === 0) return;
   throw new KeyError(
-    `Tool credentials in the database were encrypted with key ${unknown.join(', ')}, but TOLSTOY_ENCRYPTION_KEY is key ${keyring.currentId}: ` +
+    `Tool credentials or webhook secrets in the database were encrypted with key ${unknown.join(', ')}, but TOLSTOY_ENCRYPTION_KEY is key ${keyring.currentId}: ` +
       'set TOLSTOY_ENCRYPTION_KEY to that key, or, while rotating, set the new key there and the old one in TOLSTOY_ENCRYPTION_KEY_PREVIOUS, then run npm run credentials:rotate.',
   );
 }

@@ -5,7 +5,7 @@
 // the same moment cannot both start a run (the second waits for the first's commit, then sees it).
 import { v7 as uuidv7 } from 'uuid';
 import { ProblemError } from '../contract/problems.ts';
-import type { Keyring } from '../crypto/keyring.ts';
+import { CredentialsError, type Keyring } from '../crypto/keyring.ts';
 import { type Database, fromJsonText, toJsonText } from '../db/client.ts';
 import type { RunOwner } from '../engine/runs/runs.ts';
 import type { Trigger as TriggerRow } from '../generated/prisma/client.ts';
@@ -45,7 +45,7 @@ export async function takeDelivery(db: Database, runs: RunOwner, keyring: Keyrin
   const headers = lowerCased(request.headers);
   const refuse = (problem: ProblemError) => reject(db, trigger, request, keptHeaders(headers, settings), problem);
   if (settings.signature) {
-    const secret = keyring.openSecret(trigger.secret!, { orgId: trigger.orgId, triggerId: trigger.id });
+    const secret = openSecret(keyring, trigger);
     const problem = signatureProblem(settings.signature, secret, request.body, headers, now);
     if (problem) await refuse(new ProblemError('bad-signature', problem));
   }
@@ -98,6 +98,16 @@ export async function takeDelivery(db: Database, runs: RunOwner, keyring: Keyrin
       throw error;
     });
   return { ...taken, respond: settings.respond };
+}
+
+/** The trigger's secret; one this node cannot open (a key rotated away) is the service's fault, and the sender's to retry (503). */
+function openSecret(keyring: Keyring, trigger: TriggerRow): string {
+  try {
+    return keyring.openSecret(trigger.secret!, { orgId: trigger.orgId, triggerId: trigger.id });
+  } catch (error) {
+    if (!(error instanceof CredentialsError)) throw error;
+    throw new ProblemError('service-unavailable', 'This webhook cannot check signatures right now; retry later.', { retryAfterSeconds: 60 });
+  }
 }
 
 const NO_WEBHOOK = () => new ProblemError('not-found', 'No webhook at this address.');

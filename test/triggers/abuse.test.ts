@@ -13,6 +13,12 @@ import { buildTestApp, call, createTenant, testAuth } from '../helper.ts';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const patch = { 'content-type': 'application/merge-patch+json' };
 
+/** A schedule of `member`'s flow, every second, its runs allowed to overlap. */
+async function everySecond(app: Parameters<typeof call>[0], member: Parameters<typeof call>[1], flowId: string) {
+  const payload = { flowId, name: 'Tick', type: 'schedule', schedule: { cron: '* * * * * *', overlap: 'allow' } };
+  return (await call(app, member, { method: 'POST', url: '/triggers', payload })).data;
+}
+
 t.test("a schedule whose runs cannot be queued skips its slots, and holds up no other organization's", async (t) => {
   // One run of an organization at a time, two queued at most: a hanging run, then as many as fit.
   const w = await world(t, { orgQueueLimit: 2, orgConcurrency: 1, concurrency: 4 });
@@ -35,13 +41,7 @@ t.test("a schedule whose runs cannot be queued skips its slots, and holds up no 
     await call(w.app, other, { method: 'POST', url: '/actions', payload: { toolId: tool.id, name: 'E', key: 'e', method: 'POST', endpoint: '/echo/e' } })
   ).data;
   const flow = (await call(w.app, other, { method: 'POST', url: '/flows', payload: { name: 'F', steps: [{ key: 'e', actionId: action.id }] } })).data;
-  const theirs = (
-    await call(w.app, other, {
-      method: 'POST',
-      url: '/triggers',
-      payload: { flowId: flow.id, name: 'Tick', type: 'schedule', schedule: { cron: '* * * * * *', overlap: 'allow' } },
-    })
-  ).data;
+  const theirs = await everySecond(w.app, other, flow.id);
   await sleep(3300);
   const skipped = (await w.send({ method: 'GET', url: `/triggers/${full.id}/deliveries` })).data.items;
   t.ok(skipped.length >= 2, `the full organization's slots are reached (${skipped.length})`);
@@ -70,13 +70,7 @@ t.test("many schedules of one organization delay no slot of another's", async (t
   );
   const other = await createTenant(w.app, 'Other');
   const otherFlow = (await call(w.app, other, { method: 'POST', url: '/flows', payload: { name: 'Nothing' } })).data;
-  const theirs = (
-    await call(w.app, other, {
-      method: 'POST',
-      url: '/triggers',
-      payload: { flowId: otherFlow.id, name: 'Tick', type: 'schedule', schedule: { cron: '* * * * * *', overlap: 'allow' } },
-    })
-  ).data;
+  const theirs = await everySecond(w.app, other, otherFlow.id);
   await sleep(4300);
   await call(w.app, other, { method: 'PATCH', url: `/triggers/${theirs.id}`, payload: { enabled: false }, headers: patch });
   const slots = (await call(w.app, other, { method: 'GET', url: `/triggers/${theirs.id}/deliveries` })).data.items

@@ -218,3 +218,14 @@ t.test('a replayed create answers the trigger without its secret, which is shown
   const stored = await w.db.idempotencyKey.findMany({ where: { orgId: w.member.orgId } });
   t.notMatch(JSON.stringify(stored), first.data.webhook.signature.secret.slice(6), 'the secret is not kept with the key');
 });
+
+t.test('a secret this node cannot open answers 503, for the sender to retry, and runs nothing', async (t) => {
+  const hook = await trigger({ signature: { scheme: 'hmac-sha256', secret: 'rotated-away' } });
+  const sealed = (await w.db.trigger.findUniqueOrThrow({ where: { id: hook.id } })).secret!;
+  // Sealed under a key this process does not have, as after a rotation that forgot it.
+  await w.db.trigger.update({ where: { id: hook.id }, data: { secret: sealed.replace(/^v1\.[0-9a-f]{8}\./, 'v1.00000000.') } });
+  const answer = await deliver(hook.webhook, '{}', { 'x-signature': createHmac('sha256', 'rotated-away').update('{}').digest('hex') });
+  t.equal(answer.statusCode, 503);
+  t.equal(answer.headers['retry-after'], '60');
+  t.equal(await w.db.execution.count({ where: { triggerId: hook.id } }), 0);
+});
