@@ -45,9 +45,12 @@ function spawnServer(
   return { child, output: () => output, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
-export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
+export async function startServer(env: Record<string, string>, attempts = 3): Promise<ServerProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const { child, output, exited } = spawnServer(env, port);
+  // A port found free can be handed out again before the server binds it (its own metrics
+  // listener on port 0 took it once): such a start is tried again, its metrics elsewhere.
+  const lostPort = async () => (await exited) !== 0 && output().includes('the address is in use') && attempts > 1;
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) break;
@@ -59,6 +62,7 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
       return { process: child, base, output, exited };
     await new Promise((r) => setTimeout(r, 100));
   }
+  if (child.exitCode !== null && (await lostPort())) return startServer({ ...env, PORT: String(port) }, attempts - 1);
   child.kill('SIGKILL');
   throw new Error(`the server did not start: ${output()}`);
 }
