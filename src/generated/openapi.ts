@@ -664,10 +664,39 @@ export interface paths {
         put?: never;
         /**
          * Cancel a queued or running execution
-         * @description The step in flight has its request aborted within a second and becomes `cancelled`, as
-         *     do the steps after it. A finished execution cannot be cancelled (`409`).
+         * @description The steps in flight have their requests aborted within a second and become `cancelled`,
+         *     as do the steps after them; its sub-flows' runs, and theirs, are cancelled with it. A
+         *     finished execution cannot be cancelled (`409`).
          */
         post: operations["cancelExecution"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/executions/{id}/signals/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+                /** @description The signal's name, as a `waitFor` step names it. */
+                name: components["schemas"]["SignalName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a signal to a queued or running execution
+         * @description Resumes the `waitFor` step waiting for a signal of this name, if one waits; otherwise the
+         *     signal is kept, and the next step that waits for it takes it at once (signals of one name
+         *     are taken oldest first, one per step). The same role as cancelling is needed. A finished
+         *     execution takes no signal (`409`), nor one with 1,000 signals not yet taken.
+         */
+        post: operations["signalExecution"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1225,22 +1254,30 @@ export interface components {
             items: components["schemas"]["Action"][];
             nextCursor: components["schemas"]["NextCursor"];
         };
+        /**
+         * @description One step: its `key`, its common options (`if`, `continueOnError`), and exactly one kind,
+         *     given by the one field of its kind: `actionId` (an action's call, with `inputs`,
+         *     `timeoutMs` and `retry`), `transform`, `switch`, `forEach`, `parallel`, `sleep`, `waitFor`
+         *     or `flow`. Steps nest (in `switch`, `forEach` and `parallel`) at most 4 deep, and a flow
+         *     holds at most 500 steps in all.
+         */
         FlowStep: {
             /**
-             * @description Unique within the flow; later steps refer to this step's results as `steps.<key>`, or
-             *     `steps["<key>"]` when the key is not a name (letters, digits and `_`, not first a digit):
-             *     `steps.get-user` would read as `steps.get` minus `user`.
+             * @description Unique within the whole flow, nested steps included; later steps refer to this step's
+             *     results as `steps.<key>`, or `steps["<key>"]` when the key is not a name (letters,
+             *     digits and `_`, not first a digit): `steps.get-user` would read as `steps.get` minus `user`.
              * @example read
              */
             key: components["schemas"]["Key"];
-            /** @description The action's `id`, as `POST /actions` answered it. */
-            actionId: components["schemas"]["Id"];
+            /** @description An action step calls this action (its `id`, as `POST /actions` answered it). */
+            actionId?: components["schemas"]["Id"];
             /**
-             * @description The action's inputs, as a [JSON-e](https://json-e.js.org) template over `input`,
-             *     `steps` and `execution`; `{}` when omitted. Each step before is seen as
-             *     `steps.<key>.status` (its state: `completed`, `failed` or `skipped`),
-             *     `steps.<key>.httpStatus` (its answer's HTTP status, `null` when none came),
-             *     `steps.<key>.output` and `steps.<key>.headers`.
+             * @description An action step's inputs, as a [JSON-e](https://json-e.js.org) template over `input`,
+             *     `trigger`, `steps` and `execution` (and `item` and `index` inside a `forEach`); `{}`
+             *     when omitted. Each step before is seen as `steps.<key>.status` (its state:
+             *     `completed`, `failed` or `skipped`), `steps.<key>.httpStatus` (its answer's HTTP
+             *     status, `null` when none came or it is not an action), `steps.<key>.output` and
+             *     `steps.<key>.headers`; a switch also as `steps.<key>.case`.
              * @example {
              *       "id": {
              *         "$eval": "input.orgId"
@@ -1252,7 +1289,106 @@ export interface components {
             timeoutMs?: components["schemas"]["StepTimeout"];
             retry?: components["schemas"]["StepRetry"];
             continueOnError?: components["schemas"]["ContinueOnError"];
+            /**
+             * @description A JSON-e template over the same context as `inputs`; its rendered value is the step's output. No call is made.
+             * @example {
+             *       "total": {
+             *         "$eval": "steps.a.output.count + steps.b.output.count"
+             *       }
+             *     }
+             */
+            transform?: components["schemas"]["JsonValue"];
+            switch?: components["schemas"]["SwitchStep"];
+            forEach?: components["schemas"]["ForEachStep"];
+            parallel?: components["schemas"]["ParallelStep"];
+            sleep?: components["schemas"]["SleepStep"];
+            waitFor?: components["schemas"]["WaitForStep"];
+            flow?: components["schemas"]["SubFlowStep"];
+        } & (unknown | unknown | unknown | unknown | unknown | unknown | unknown | unknown);
+        /**
+         * @description Runs the steps of the first case whose `if` holds, or `default` when none does (nothing
+         *     when there is no `default`). Its output is that branch's last completed step's output;
+         *     templates see the branch that ran as `steps.<key>.case` (the case's index, or `"default"`).
+         */
+        SwitchStep: {
+            cases: {
+                /**
+                 * @description A JSON-e expression over the same context as `inputs`.
+                 * @example input.plan == 'pro'
+                 */
+                if: string;
+                steps: components["schemas"]["FlowSteps"];
+            }[];
+            default?: components["schemas"]["FlowSteps"];
         };
+        /**
+         * @description Runs `steps` once per item of the array `items` gives (at most 10,000 items), at most
+         *     `concurrency` items at once, in item order. Inside, templates also see `item` and `index`,
+         *     and `steps.<innerKey>` is this iteration's step. Its output is an array with one entry per
+         *     item, in item order: each iteration's last completed step's output. An item whose steps
+         *     fail fails the loop (no item is begun after it; those in flight finish first).
+         */
+        ForEachStep: {
+            /**
+             * @description A JSON-e expression over the same context as `inputs` that gives an array.
+             * @example steps.rows.output.items
+             */
+            items: string;
+            /**
+             * @description Items run at once.
+             * @default 1
+             */
+            concurrency?: number;
+            steps: components["schemas"]["NonEmptyFlowSteps"];
+        };
+        /**
+         * @description Runs its branches at once, each a list of steps run in order. Its output is an object
+         *     with each branch's last completed step's output under the branch's name. A branch that
+         *     fails fails the step, once the steps in flight in the others have finished (none is begun after).
+         */
+        ParallelStep: {
+            branches: {
+                [key: string]: components["schemas"]["NonEmptyFlowSteps"];
+            };
+        };
+        /**
+         * @description Waits `ms` milliseconds, or until the time `until` gives (a time past does not wait), at
+         *     most a year. The run holds no worker while it waits, and the wait survives restarts. Its output is `null`.
+         */
+        SleepStep: {
+            ms?: number;
+            /**
+             * @description A JSON-e expression over the same context as `inputs` giving an ISO 8601 time with its offset.
+             * @example input.remindAt
+             */
+            until?: string;
+        };
+        /**
+         * @description Waits for a signal of this name (`POST /executions/{id}/signals/{name}`); its output is
+         *     the signal's `payload`. Signals sent before the step waits are kept, and taken one per
+         *     step, oldest first. After `timeoutMs` without one the step fails (`continueOnError`
+         *     applies). The run holds no worker while it waits.
+         */
+        WaitForStep: {
+            signal: components["schemas"]["SignalName"];
+            /** @default 86400000 */
+            timeoutMs?: number;
+        };
+        /**
+         * @description Runs another flow of the organization as a child execution and waits for it without
+         *     holding a worker; its output is the child's output, and the child's failure (or
+         *     cancellation) fails the step. Children record their parent; cancelling the parent cancels
+         *     them. Runs nest at most 5 deep: a child beyond that fails its step.
+         */
+        SubFlowStep: {
+            flowId: components["schemas"]["Id"];
+            /** @description The child flow's version; its current version when the step runs, when omitted. */
+            version?: number;
+            /** @description The child's input, as a JSON-e template over the same context as `inputs`; `{}` when omitted. */
+            input?: components["schemas"]["JsonObject"];
+        };
+        /** @example approval */
+        SignalName: string;
         /**
          * @description A JSON-e expression over the same context as `inputs`; when it is false, the step is `skipped`. `null` (the default) runs the step always.
          * @example input.notify
@@ -1287,19 +1423,55 @@ export interface components {
         ContinueOnError: boolean;
         /** @description The steps, run in this order. */
         FlowSteps: components["schemas"]["FlowStep"][];
-        /** @description A step as stored, with every option's value. */
+        /** @description The steps, run in this order. */
+        NonEmptyFlowSteps: components["schemas"]["FlowStep"][];
+        /**
+         * @description A step as stored, with every option's value: an action step has `actionId`, `inputs`,
+         *     `timeoutMs` and `retry`; the other kinds have their own field instead, their nested steps stored alike.
+         */
         StoredFlowStep: {
             key: components["schemas"]["Key"];
-            actionId: components["schemas"]["Id"];
-            inputs: components["schemas"]["JsonObject"];
+            actionId?: components["schemas"]["Id"];
+            inputs?: components["schemas"]["JsonObject"];
             if: components["schemas"]["StepCondition"];
-            timeoutMs: components["schemas"]["StepTimeout"];
-            retry: {
+            timeoutMs?: components["schemas"]["StepTimeout"];
+            retry?: {
                 maxAttempts: number;
                 initialDelayMs: number;
                 maxDelayMs: number;
             };
             continueOnError: boolean;
+            transform?: components["schemas"]["JsonValue"];
+            switch?: {
+                cases: {
+                    if: string;
+                    steps: components["schemas"]["StoredFlowStep"][];
+                }[];
+                default: components["schemas"]["StoredFlowStep"][];
+            };
+            forEach?: {
+                items: string;
+                concurrency: number;
+                steps: components["schemas"]["StoredFlowStep"][];
+            };
+            parallel?: {
+                branches: {
+                    [key: string]: components["schemas"]["StoredFlowStep"][];
+                };
+            };
+            sleep?: {
+                ms?: number;
+                until?: string;
+            };
+            waitFor?: {
+                signal: string;
+                timeoutMs: number;
+            };
+            flow?: {
+                flowId: components["schemas"]["Id"];
+                version: number | null;
+                input: components["schemas"]["JsonObject"];
+            };
         };
         /**
          * @description A JSON-e template for the execution's `output`, over the same context as the steps'
@@ -1566,12 +1738,20 @@ export interface components {
          * @description What started the run: `api`, a member's call (`POST /flows/{id}/executions`, or a
          *     retry), with `userId`; `webhook`, a delivery to a webhook trigger, with `id` (the
          *     trigger's) and `deliveryId`; `schedule`, a slot of a schedule trigger, with `id`,
-         *     `deliveryId` and `scheduledAt`. A replayed delivery's run has `replay: true`. Templates
-         *     see it as `trigger`.
+         *     `deliveryId` and `scheduledAt`; `flow`, a sub-flow's step of a parent execution, with
+         *     `executionId` and `step` (the step's path). A replayed delivery's run has `replay: true`.
+         *     Templates see it as `trigger`.
          */
         RunTrigger: {
             /** @enum {string} */
-            type: "api" | "webhook" | "schedule";
+            type: "api" | "webhook" | "schedule" | "flow";
+            /**
+             * Format: uuid
+             * @description For a sub-flow (`flow`), the parent execution.
+             */
+            executionId?: string;
+            /** @description For a sub-flow (`flow`), the path of the parent's step that started it. */
+            step?: string;
             /**
              * Format: uuid
              * @description The member who called (or replayed a delivery).
@@ -1593,6 +1773,19 @@ export interface components {
              */
             scheduledAt?: string;
             replay?: boolean;
+        };
+        SignalCreate: {
+            /** @description What the `waitFor` step gives as its output; `null` when omitted. At most 64 KiB as JSON. */
+            payload?: components["schemas"]["JsonValue"];
+        };
+        Signal: {
+            id: components["schemas"]["Id"];
+            executionId: components["schemas"]["Id"];
+            name: components["schemas"]["SignalName"];
+            payload: components["schemas"]["JsonValue"];
+            /** @description The path of the `waitFor` step that took it; `null` while none has. */
+            takenBy: string | null;
+            createdAt: components["schemas"]["Timestamp"];
         };
         ExecutionRetry: {
             /**
@@ -1667,18 +1860,47 @@ export interface components {
             startedAt: components["schemas"]["NullableTimestamp"];
             finishedAt: components["schemas"]["NullableTimestamp"];
             updatedAt: components["schemas"]["Timestamp"];
-            /** @description Every step, in order (absent from lists). */
+            /** @description For a sub-flow's run, the parent execution and the path of the step that started it. */
+            parent?: {
+                /** Format: uuid */
+                executionId: string;
+                step: string;
+            } | null;
+            /** @description How many step runs the execution has, nested ones included (absent from lists). */
+            stepCount?: number;
+            /**
+             * @description The step runs, in the order they began, nested ones included (a loop's iterations,
+             *     branches), each with its `path`; at most the first 1,000 of them (absent from lists).
+             *     `stepCount` says how many there are; every attempt of every step run is in the
+             *     execution logs (`GET /execution-logs?executionId=`), which page through them all.
+             */
             steps?: components["schemas"]["ExecutionStep"][];
         };
         ExecutionStep: {
             /**
-             * @description The step's identity within its run: its `key` for a step of the flow's top level. It
-             *     names the step in `fromStep`, in the execution logs' `stepKey`, and in the
-             *     `Idempotency-Key: <executionId>:<path>` its requests carry.
+             * @description The step's identity within its run: its `key` for a step of the flow's top level;
+             *     `<loop>[<index>].<key>` inside a `forEach` iteration, `<parallel>.<branch>.<key>` inside
+             *     a branch, `<switch>.<key>` inside a switch's branch. It names the step in the execution
+             *     logs' `stepKey` and in the `Idempotency-Key: <executionId>:<path>` its requests carry.
              */
             path: string;
             key: components["schemas"]["Key"];
-            actionId: components["schemas"]["Id"];
+            /** @enum {string} */
+            kind: "action" | "transform" | "switch" | "forEach" | "parallel" | "sleep" | "waitFor" | "flow";
+            /**
+             * Format: uuid
+             * @description The action an action step calls; `null` for the other kinds.
+             */
+            actionId: string | null;
+            /** @description What later steps see as `steps.<key>.output` (an action's answer's body); `null` until the step completes. */
+            output: components["schemas"]["JsonValue"];
+            /** @description For a switch, the index of the case that ran, or `"default"`. */
+            case?: number | string | null;
+            /**
+             * Format: uuid
+             * @description For a sub-flow step, the child execution.
+             */
+            childExecutionId?: string | null;
             status: components["schemas"]["StepState"];
             /**
              * @description Attempts made so far: each is counted when its request is sent (a step that fails
@@ -4271,6 +4493,8 @@ export interface operations {
                 flowId?: components["schemas"]["Id"];
                 /** @description Only the runs in this state. */
                 status?: components["schemas"]["ExecutionState"];
+                /** @description Only the sub-flow runs this execution started. */
+                parentId?: components["schemas"]["Id"];
                 /** @description Only the runs started after this instant. */
                 createdAfter?: string;
                 /** @description Only the runs started before this instant. */
@@ -4372,6 +4596,61 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Execution"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    signalExecution: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry. Within 24 hours, the same request (same member, path and
+                 *     body) with the same key in this organization changes nothing and answers what the first
+                 *     one did: its status, headers and body, with `Idempotent-Replayed: true`. The key with
+                 *     another request answers `422`; a request sent while the first is still being handled
+                 *     answers `409` (retry it). A request that failed kept nothing, so its key may be used again.
+                 *     Creating an API key is not replayed, since its secret is shown once and not kept: a retry
+                 *     answers `409` naming the key the first request made. Use a random value, such as a UUID,
+                 *     per logical request.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+                /** @description The signal's name, as a `waitFor` step names it. */
+                name: components["schemas"]["SignalName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SignalCreate"];
+            };
+        };
+        responses: {
+            /** @description The signal, kept; `takenBy` says which step took it, once one has. */
+            202: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Signal"];
                 };
             };
             400: components["responses"]["BadRequest"];
