@@ -74,6 +74,7 @@ export const handlers: Handlers = {
   listExecutions: executions.listExecutions,
   getExecution: executions.getExecution,
   cancelExecution: idempotent('cancelExecution', executions.cancelExecution),
+  signalExecution: idempotent('signalExecution', executions.signalExecution),
   retryExecution: executions.retryExecution,
   listExecutionLogs: executionLogs.listExecutionLogs,
   createExecutionLog: idempotent('createExecutionLog', executionLogs.createExecutionLog),

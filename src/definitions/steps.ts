@@ -61,7 +61,11 @@ function escapeKey(name: string): string {
 }
 
 /** Every step of the tree, depth first in the written order, with its pointer and depth (1 at the top). */
-export function* everyStep<S extends Holder<S> & { key: string }>(steps: readonly S[], pointer = '/steps', depth = 1): Generator<{ step: S; pointer: string; depth: number }> {
+export function* everyStep<S extends Holder<S> & { key: string }>(
+  steps: readonly S[],
+  pointer = '/steps',
+  depth = 1,
+): Generator<{ step: S; pointer: string; depth: number }> {
   for (const [index, step] of steps.entries()) {
     const at = `${pointer}/${index}`;
     yield { step, pointer: at, depth };
@@ -85,7 +89,10 @@ export function storedStep(step: StepInput): StoredStep {
     case 'transform':
       return { ...common, transform: step.transform ?? null };
     case 'switch':
-      return { ...common, switch: { cases: step.switch!.cases.map((branch) => ({ if: branch.if, steps: stored(branch.steps) })), default: stored(step.switch!.default) } };
+      return {
+        ...common,
+        switch: { cases: step.switch!.cases.map((branch) => ({ if: branch.if, steps: stored(branch.steps) })), default: stored(step.switch!.default) },
+      };
     case 'forEach':
       return { ...common, forEach: { items: step.forEach!.items, concurrency: step.forEach!.concurrency ?? 1, steps: stored(step.forEach!.steps) } };
     case 'parallel':

@@ -13,6 +13,9 @@ export interface TemplateContext {
   trigger: Record<string, unknown>;
   steps: Record<string, TemplateStep>;
   execution: { id: string; flowId: string; flowVersion: number };
+  /** Inside a forEach: this iteration's item and its index. */
+  item?: unknown;
+  index?: number;
 }
 
 /**
@@ -25,6 +28,8 @@ export interface TemplateStep {
   httpStatus: number | null;
   output: unknown;
   headers: Record<string, string>;
+  /** A switch's case that ran: its index, or "default". */
+  case?: number | 'default';
 }
 
 export class TemplateError extends Error {}

@@ -2,20 +2,15 @@
 // attempts, as their execution logs keep them, and its output. A run holds in memory what it
 // stored (the templates see every step's output), and a resumed run reads it all back, so the
 // budget bounds what a run holds, what it stores, and what GET /executions/{id} loads and answers.
-import type { Failure, Transition } from './runs/progress.ts';
+import type { Changes, Failure, StepWrite } from './runs/progress.ts';
 
 // A failure's message may quote what failed: a template error the value it could not use, an
 // endpoint that leaves its base URL its inputs; megabytes a step, which the budget does not count.
 const MESSAGE_LENGTH = 1000;
 
-/** The transition with its failures' messages cut to MESSAGE_LENGTH characters, saying how long they were. */
-export function withShortMessages(transition: Transition): Transition {
-  const { settle, finish } = transition;
-  return {
-    ...transition,
-    ...(settle?.error && { settle: { ...settle, error: shortened(settle.error) } }),
-    ...(finish?.error && { finish: { ...finish, error: shortened(finish.error) } }),
-  };
+/** The write with its failure's message cut to MESSAGE_LENGTH characters, saying how long it was. */
+export function withShortMessages(write: StepWrite): StepWrite {
+  return write.error ? { ...write, error: shortened(write.error) } : write;
 }
 
 function shortened(failure: Failure): Failure {
@@ -38,33 +33,45 @@ export class Budget {
   }
 
   /**
-   * The transition as it may be recorded: counted against the budget, or, when it would go past
-   * it, one that fails the step and the run, storing neither its inputs nor its answer.
+   * The changes as they may be recorded: counted against the budget, or, when a step run's write
+   * would go past it, changes that fail that step run and the run, storing neither its inputs nor its answer.
    */
-  charge(transition: Transition): Transition {
-    const { settle, finish } = transition;
-    const stepBytes = sizeOf(settle?.inputs) + sizeOf(settle?.response);
-    if (settle && this.#used + stepBytes > this.#limit) {
-      const error = this.#exceeded(`Step ${settle.path}'s attempt`, stepBytes, settle.path);
-      return {
-        settle: { ...settle, status: 'failed', wakeAt: undefined, inputs: {}, request: undefined, response: undefined, error },
-        finish: { status: 'failed', error },
-      };
+  charge(changes: Changes): { changes: Changes; spent: boolean } {
+    const finish = changes.finish && { ...changes.finish, ...(changes.finish.error && { error: shortened(changes.finish.error) }) };
+    let stepBytes = 0;
+    for (const write of changes.writes) {
+      const bytes = sizeOf(write.log?.inputs) + sizeOf(write.response) + sizeOf(write.output);
+      if (this.#used + stepBytes + bytes > this.#limit) {
+        const error = this.#exceeded(`Step ${write.path}'s attempt`, bytes, stepBytes, write.path);
+        const failed: StepWrite = {
+          ...write,
+          status: 'failed',
+          wakeAt: undefined,
+          request: undefined,
+          response: undefined,
+          output: undefined,
+          state: undefined,
+          error,
+          log: { status: 'failed', inputs: {} },
+        };
+        return { changes: { writes: [failed], finish: { status: 'failed', error } }, spent: true };
+      }
+      stepBytes += bytes;
     }
     const outputBytes = sizeOf(finish?.output);
     if (this.#used + stepBytes + outputBytes > this.#limit) {
       this.#used += stepBytes;
-      return { ...transition, finish: { status: 'failed', error: this.#exceeded('The output', outputBytes) } };
+      return { changes: { ...changes, finish: { status: 'failed', error: this.#exceeded('The output', outputBytes, 0) } }, spent: true };
     }
     this.#used += stepBytes + outputBytes;
-    return transition;
+    return { changes: { ...changes, finish }, spent: false };
   }
 
-  #exceeded(what: string, bytes: number, step?: string): Failure {
+  #exceeded(what: string, bytes: number, pending: number, step?: string): Failure {
     return {
       code: 'budget-exceeded',
       message:
-        `${what} would store ${bytes} bytes, and the execution's attempts already stored ${this.#used}: past its budget of ` +
+        `${what} would store ${bytes} bytes, and the execution's attempts already stored ${this.#used + pending}: past its budget of ` +
         `${this.#limit} bytes (TOLSTOY_EXECUTION_BUDGET_BYTES). Steps that answer less (a page, a filter) keep a run within it.`,
       ...(step && { step }),
     };

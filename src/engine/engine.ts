@@ -16,6 +16,7 @@ import { Runs } from './runs/runs.ts';
 export interface Engine {
   runs: Runs;
   boss: PgBoss;
+  queue: RunQueue;
   worker: RunWorker | undefined;
   /** Drains the worker within `deadlineMs` (see RunWorker.stop), then closes the queue. */
   stop(deadlineMs: number): Promise<void>;
@@ -49,6 +50,7 @@ export async function startEngine({ database, directUrl, keyring, settings, time
   return {
     runs,
     boss,
+    queue,
     worker,
     async stop(deadlineMs) {
       await Promise.all([worker?.stop(deadlineMs), ticker?.stop()]);

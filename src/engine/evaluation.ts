@@ -17,7 +17,7 @@ const validators = new Validators(options.schemaCacheSize);
 // Its parent gone (stopped, or killed), it has nothing left to do.
 process.on('disconnect', () => process.exit(0));
 process.on('message', (task: EvaluationTask) => {
-  const outcome = task.kind === 'step' ? evaluateStep(task) : rendered(task.template, task.context, 'output');
+  const outcome = task.kind === 'step' ? evaluateStep(task) : task.kind === 'value' ? evaluateValue(task) : rendered(task.template, task.context, 'output');
   process.send?.({ id: task.id, outcome });
 });
 
@@ -27,15 +27,21 @@ function begin(id: number, phase: Phase): void {
   process.send?.({ id, phase });
 }
 
-function evaluateStep(task: Extract<EvaluationTask, { kind: 'step' }>): Evaluated {
-  if (task.condition !== null) {
-    try {
-      if (!holds(task.condition, task.context)) return { status: 'skipped' };
-    } catch (error) {
-      return templateFailure(error, 'if');
-    }
-    begin(task.id, 'inputs');
+/** Whether the step's condition holds: undefined when it does (or it has none), else why not. */
+function conditionFails(task: { id: number; condition: string | null; context: TemplateContext }): Evaluated | undefined {
+  if (task.condition === null) return undefined;
+  try {
+    if (!holds(task.condition, task.context)) return { status: 'skipped' };
+  } catch (error) {
+    return templateFailure(error, 'if');
   }
+  begin(task.id, 'inputs');
+  return undefined;
+}
+
+function evaluateStep(task: Extract<EvaluationTask, { kind: 'step' }>): Evaluated {
+  const unmet = conditionFails(task);
+  if (unmet) return unmet;
   const inputs = rendered(task.inputs, task.context, 'inputs');
   if (inputs.status !== 'ready') return inputs;
   const { value } = inputs;
@@ -56,16 +62,30 @@ function evaluateStep(task: Extract<EvaluationTask, { kind: 'step' }>): Evaluate
   return inputs;
 }
 
+function evaluateValue(task: Extract<EvaluationTask, { kind: 'value' }>): Evaluated {
+  const unmet = conditionFails(task);
+  if (unmet) return unmet;
+  if (task.choice === undefined) return rendered(task.template, task.context, 'inputs', task.where);
+  for (const [index, condition] of task.choice.entries()) {
+    try {
+      if (holds(condition, task.context)) return { status: 'ready', value: index };
+    } catch (error) {
+      return templateFailure(error, 'inputs', `${task.where}[${index}].if`);
+    }
+  }
+  return { status: 'ready', value: -1 };
+}
+
 /** The template rendered, unless it fails or renders more than the limit allows. */
-function rendered(template: unknown, context: TemplateContext, phase: 'inputs' | 'output'): Evaluated {
+function rendered(template: unknown, context: TemplateContext, phase: 'inputs' | 'output', where: string = phase): Evaluated {
   let value: unknown;
   try {
-    value = render(template, context, phase);
+    value = render(template, context, where);
   } catch (error) {
     return templateFailure(error, phase);
   }
   if (jsonBytes(value) > options.resultLimitBytes) {
-    const message = `${phase}: the template renders more than TOLSTOY_TEMPLATE_RESULT_LIMIT_BYTES (${options.resultLimitBytes} bytes of JSON)`;
+    const message = `${where}: the template renders more than TOLSTOY_TEMPLATE_RESULT_LIMIT_BYTES (${options.resultLimitBytes} bytes of JSON)`;
     return { status: 'failed', phase, code: 'template-limit', message };
   }
   return { status: 'ready', value };
@@ -80,7 +100,8 @@ function jsonBytes(value: unknown): number {
   }
 }
 
-function templateFailure(error: unknown, phase: Phase): Evaluated {
+function templateFailure(error: unknown, phase: Phase, where?: string): Evaluated {
   if (!(error instanceof TemplateError)) throw error;
-  return { status: 'failed', phase, code: 'template-error', message: error.message };
+  const message = where === undefined ? error.message : error.message.replace(/^if/, where);
+  return { status: 'failed', phase, code: 'template-error', message };
 }

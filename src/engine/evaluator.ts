@@ -33,8 +33,21 @@ export interface StepTemplates {
   schema: Record<string, unknown> | undefined;
 }
 
+/**
+ * What a step of another kind than an action evaluates: its condition, then a template rendered
+ * (`template`, named `where` in messages), or the index of the first of `choice`'s conditions that
+ * holds (-1 when none does).
+ */
+export interface ValueTemplates {
+  condition: string | null;
+  where: string;
+  template?: unknown;
+  choice?: string[];
+}
+
 export type EvaluationTask =
   | ({ id: number; kind: 'step'; context: TemplateContext } & StepTemplates)
+  | ({ id: number; kind: 'value'; context: TemplateContext } & ValueTemplates)
   | { id: number; kind: 'output'; template: unknown; context: TemplateContext };
 
 type Message = { ready: true } | { id: number; phase: Phase } | { id: number; outcome: Evaluated };
@@ -75,6 +88,11 @@ export class Evaluator {
   /** A step's condition, then its inputs rendered and checked: skipped, the inputs, or why not. */
   step(orgId: string, templates: StepTemplates, context: TemplateContext): Promise<Evaluated> {
     return this.#evaluate(orgId, { id: ++this.#ids, kind: 'step', context, ...templates });
+  }
+
+  /** A step's condition, then its value (a transform, a loop's items, a switch's case…): skipped, the value, or why not. */
+  value(orgId: string, templates: ValueTemplates, context: TemplateContext): Promise<Evaluated> {
+    return this.#evaluate(orgId, { id: ++this.#ids, kind: 'value', context, ...templates });
   }
 
   /** A flow's output template rendered. */

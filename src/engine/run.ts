@@ -1,46 +1,69 @@
-// Runs one execution for as long as there is something to do now: the planner (plan.ts) decides
-// what runs next from the flow version and what is recorded; this module does it, one step at a
-// time, each transition recorded before the next step starts (so a run resumed after a crash
-// repeats no completed step). A step that waits for its next attempt is recorded with a timer in
-// the queue, and the run is handed back: it holds no worker while it waits.
+// One worker's turn with an execution: it claims the run, asks the planner (plan.ts) what to do,
+// and does it, several step runs at once when a loop or parallel branches allow (each kind in
+// kinds.ts). Every change is recorded before what follows it starts, so a run resumed after a crash
+// repeats no settled step run; only those in flight at the crash are sent again, with the same
+// Idempotency-Key. When nothing can be done now, the run is parked (runs/waits.ts): it holds no
+// worker while it waits for a time, a signal or a sub-flow's run.
 import type { Database, Transaction } from '../db/client.ts';
+import type { StepKind, StoredStep } from '../definitions/steps.ts';
 import type { TemplateContext, TemplateStep } from '../definitions/templates.ts';
 import { inSpan } from '../observability/tracing.ts';
-import type { StoredStep } from '../resources/flows.ts';
 import { Budget, BudgetSpent, withShortMessages } from './budget.ts';
 import type { RunQueue } from './jobs/queue.ts';
-import { type Decision, lastCompleted, nextStep, pathOf, type StepRecord } from './plan.ts';
-import { type ClaimedRun, claimRun, type Failure, recordTransition, recordWait, type Settlement, type StepProgress, type Transition } from './runs/progress.ts';
+import { beginStep, type KindTools, type KnownStep } from './kinds.ts';
+import { type Begin, newMemo, type Plan, plan } from './plan.ts';
+import { type Changes, type ClaimedRun, claimRun, type Failure, LostRun, recordChanges, type StepProgress, type StepWrite } from './runs/progress.ts';
 import { isSettled } from './runs/statuses.ts';
-import { type Attempt, attemptStep, type StepTools } from './step.ts';
+import { park, wakeParent } from './runs/waits.ts';
 import { scrubbed } from './toolAuth.ts';
 
 /** How a worker's turn with an execution ended. */
 export type Outcome =
   /** Finished, or nothing was left to do (cancelled, finished before). */
   | 'done'
-  /** A step waits: the queue holds a timer that hands the run to a worker when it is due. */
+  /** It waits: parked, with a timer in the queue for when a step is due. */
   | 'waiting'
-  /** Given back unfinished (the worker is stopping): another worker goes on from the last completed step. */
+  /** Given back unfinished (the worker is stopping): another worker goes on from what is recorded. */
   | 'released'
   /** Taken from this worker (cancelled, or its job handed on): it stopped writing. */
   | 'lost';
 
-// The longest wait before another attempt, even when an answer's Retry-After asks for longer.
-const MAX_RETRY_WAIT_MS = 300_000;
+/** Step runs one execution may have, nested ones included. */
+export const MAX_STEP_RUNS = 20_000;
+
+/** Rung when there is news for a run in a turn (a signal, a sub-flow's run that ended). */
+export class Bell {
+  #waiters: (() => void)[] = [];
+  #rung = false;
+
+  ring(): void {
+    this.#rung = true;
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  /** Whether it rang since the last call, which resets it. */
+  take(): boolean {
+    const rung = this.#rung;
+    this.#rung = false;
+    return rung;
+  }
+
+  next(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+}
 
 export interface RunSignals {
   /** Aborted when the execution is cancelled. */
   cancel: AbortSignal;
   /** Aborted when the worker must stop now (its drain ran out of time). */
   shutdown: AbortSignal;
-  /** Whether the worker is draining: finish the step in flight, start no other. */
+  /** Whether the worker is draining: finish the step runs in flight, begin no other. */
   stopping: () => boolean;
-  /**
-   * Ends this turn's job in `tx`, the transaction that sets the run's timer: the run then has
-   * one live job, the timer, whatever happens to this worker after the commit.
-   */
+  /** Ends this turn's job in `tx`, the transaction that parks the run. */
   handBack: (tx: Transaction) => Promise<void>;
+  /** Rings when news for the run is heard. */
+  news: Bell;
 }
 
 /** What one run may consume: TOLSTOY_EXECUTION_BUDGET_BYTES and TOLSTOY_STEP_RESUME_LIMIT. */
@@ -49,125 +72,21 @@ export interface RunLimits {
   resumeLimit: number;
 }
 
-/** What a worker lends a run: the tools of its steps, and the queue that holds its timers. */
-export interface RunTools extends StepTools {
+/** What a worker lends a run: the tools of its steps, and the queue that holds its timers and sub-flows' runs. */
+export interface RunTools extends KindTools {
   queue: RunQueue;
-}
-
-function runExecution(db: Database, executionId: string, tools: RunTools, signals: RunSignals, limits: RunLimits): Promise<Outcome> {
-  return inSpan('execution', { 'tolstoy.execution_id': executionId }, () => runClaimed(db, executionId, tools, signals, limits));
-}
-
-async function runClaimed(db: Database, executionId: string, tools: RunTools, signals: RunSignals, limits: RunLimits): Promise<Outcome> {
-  // The claim counts an attempt of the step it begins, which is then sent even while draining.
-  if (signals.stopping()) return 'released';
-  const run = await claimRun(db, executionId);
-  if (!run) return 'done';
-  const context = contextOf(run);
-  const recorded = new Map(run.progress.map((step): [string, StepRecord] => [step.path, recordOf(step)]));
-  const signal = AbortSignal.any([signals.cancel, signals.shutdown]);
-  // Credentials the run's steps sent: neither the templates nor the record ever see them.
-  const secrets = new Set<string>();
-  const budget = new Budget(limits.budgetBytes, run.stored);
-  const record = async (transition: Transition) => {
-    const scrubbedTransition = withShortMessages(scrubbed(transition, secrets));
-    const charged = budget.charge(scrubbedTransition);
-    const { settle } = charged;
-    const waits = settle?.status === 'waiting' && settle.wakeAt !== undefined && !charged.finish;
-    const owned = waits
-      ? await recordWait(db, run, { ...settle, wakeAt: settle.wakeAt! }, async (tx) => {
-          await tools.queue.wakeAt(tx, run, settle.wakeAt!);
-          await signals.handBack(tx);
-        })
-      : await recordTransition(db, run, charged);
-    owned || lostRun();
-    if (charged !== scrubbedTransition) throw new BudgetSpent();
-    if (waits) tools.queue.queued(run.id, settle.wakeAt);
-    return true as const;
-  };
-  if (run.begun !== null && run.resumes > limits.resumeLimit) {
-    await record(crashLoop(run, run.begun, limits.resumeLimit));
-    return 'done';
-  }
-  let decision = nextStep(run.steps, recorded, run.claimedAt);
-  // The claim began the first open step that is due, which is the one the planner runs.
-  if (decision.kind === 'run' && decision.path !== run.begun) await record({ begin: decision.path });
-  let settlement: Settlement | undefined;
-  while (decision.kind === 'run') {
-    const { path, step } = decision;
-    const progress = run.progress.find((p) => p.path === path) ?? { path, status: 'pending', wakeAt: null, attempts: 0, response: null };
-    const ran = await runStep(run, step, path, progress, context, tools, { signal, signals, secrets });
-    if (ran === 'released') return 'released';
-    settlement = ran.settlement;
-    recorded.set(path, { status: settlement.status, wakeAt: settlement.wakeAt ?? null });
-    // A step that waits ends the turn, however short its wait: its timer hands the run back.
-    decision = settlement.status === 'waiting' ? { kind: 'wait', path, until: settlement.wakeAt! } : nextStep(run.steps, recorded, new Date());
-    if (decision.kind !== 'run') break;
-    // Draining: the next step is left pending, uncounted, for the worker that takes the run on.
-    if (signals.stopping()) {
-      await record({ settle: settlement });
-      return 'released';
-    }
-    await record({ settle: settlement, begin: decision.path });
-  }
-  return endTurn(run, decision, settlement, context, tools, record);
-}
-
-/** Records the end of a turn: the run finished, failed, or waits. */
-async function endTurn(
-  run: ClaimedRun,
-  decision: Exclude<Decision, { kind: 'run' }>,
-  settlement: Settlement | undefined,
-  context: TemplateContext,
-  tools: RunTools,
-  record: (transition: Transition) => Promise<true>,
-): Promise<Outcome> {
-  switch (decision.kind) {
-    case 'complete':
-      await record({ settle: settlement, finish: await finishing(run, context, tools) });
-      return 'done';
-    case 'fail': {
-      const key = stepAt(run, decision.path).key;
-      const failure = settlement?.path === decision.path ? settlement.error : undefined;
-      const error: Failure = { code: 'step-failed', message: `Step ${key} failed: ${failure?.message ?? 'unknown error'}`, step: key };
-      await record({ settle: settlement, finish: { status: 'failed', error } });
-      return 'done';
-    }
-    case 'wait':
-      if (settlement) await record({ settle: settlement });
-      return 'waiting';
-    case 'stopped':
-      return 'done';
-  }
-}
-
-class LostRun extends Error {}
-
-function stepAt(run: ClaimedRun, path: string): StoredStep {
-  return run.steps.find((step) => pathOf(step.key) === path)!;
-}
-
-/** Fails a run whose step was cut short more often than the limit: its worker died each time (for lack of memory, say). */
-function crashLoop(run: ClaimedRun, path: string, resumeLimit: number): Transition {
-  const key = stepAt(run, path).key;
-  const error: Failure = {
-    code: 'interrupted',
-    message:
-      `Step ${key} was cut short ${run.resumes} times: its worker stopped each time, as when it runs out of memory. The run fails rather than ` +
-      `take down another worker (TOLSTOY_STEP_RESUME_LIMIT is ${resumeLimit}).`,
-    step: key,
-  };
-  return { settle: { path, status: 'failed', error }, finish: { status: 'failed', error } };
-}
-
-function lostRun(): never {
-  throw new LostRun('The execution is no longer this worker’s to run.');
 }
 
 /** Runs `execution`, turning a lost run into its outcome. */
 export async function runOrLose(db: Database, executionId: string, tools: RunTools, signals: RunSignals, limits: RunLimits): Promise<Outcome> {
   try {
-    return await runExecution(db, executionId, tools, signals, limits);
+    return await inSpan('execution', { 'tolstoy.execution_id': executionId }, async () => {
+      // The claim takes the run; nothing is begun while draining.
+      if (signals.stopping()) return 'released';
+      const run = await claimRun(db, executionId);
+      if (!run) return 'done';
+      return await new Turn(db, run, tools, signals, limits).go();
+    });
   } catch (error) {
     if (error instanceof LostRun) return 'lost';
     // Failed for going past its budget: recorded, so done.
@@ -176,117 +95,351 @@ export async function runOrLose(db: Database, executionId: string, tools: RunToo
   }
 }
 
-interface StepResult {
-  settlement: Settlement;
+/** A step run as this turn knows it: its record, and what templates see of it. */
+interface Known extends KnownStep {
+  kind: StepKind;
+  httpStatus: number | null;
+  headers: Record<string, string>;
+  resumes: number;
 }
 
-/**
- * One attempt of a step: its condition, inputs and their check in one bounded evaluation, then
- * the call. An attempt that may be tried again comes back `waiting`, with when.
- */
-async function runStep(
-  run: ClaimedRun,
-  step: StoredStep,
-  path: string,
-  progress: StepProgress,
-  context: TemplateContext,
-  tools: StepTools,
-  { signal, signals, secrets }: { signal: AbortSignal; signals: RunSignals; secrets: Set<string> },
-): Promise<StepResult | 'released'> {
-  const templates = { condition: step.if, inputs: step.inputs, schema: run.actions.get(step.actionId)?.inputSchema };
-  const evaluated = await tools.evaluator.step(run.orgId, templates, context);
-  if (evaluated.status === 'failed' && evaluated.phase === 'if') {
-    const failure = { code: evaluated.code, message: evaluated.message };
-    return { settlement: { path, status: 'failed', error: failure, durationMs: 0 } };
+class Turn {
+  readonly #db: Database;
+  readonly #run: ClaimedRun;
+  readonly #tools: RunTools;
+  readonly #signals: RunSignals;
+  readonly #limits: RunLimits;
+  readonly #known = new Map<string, Known>();
+  /** A loop's items, by its path. */
+  readonly #items = new Map<string, unknown[]>();
+  readonly #inFlight = new Map<string, Promise<void>>();
+  readonly #memo = newMemo();
+  /** Credentials the run's steps sent: neither the templates nor the record ever see them. */
+  readonly #secrets = new Set<string>();
+  readonly #budget: Budget;
+  readonly #abort: AbortSignal;
+  #failure: unknown;
+  #settled: (() => void) | undefined;
+  /** Changes waiting for the statement in progress: recorded together, in the next. */
+  #batch: { changes: Changes; done: (owned: boolean) => void; failed: (error: unknown) => void }[] = [];
+  #writing: Promise<void> | undefined;
+
+  constructor(db: Database, run: ClaimedRun, tools: RunTools, signals: RunSignals, limits: RunLimits) {
+    this.#db = db;
+    this.#run = run;
+    this.#tools = tools;
+    this.#signals = signals;
+    this.#limits = limits;
+    this.#budget = new Budget(limits.budgetBytes, run.stored);
+    this.#abort = AbortSignal.any([signals.cancel, signals.shutdown]);
+    for (const step of run.progress) this.#learn(step);
   }
-  if (evaluated.status === 'skipped') {
-    context.steps[step.key] = { status: 'skipped', httpStatus: null, output: null, headers: {} };
-    return { settlement: { path, status: 'skipped' } };
-  }
-  // The attempt begun now is the next after those recorded; a step resumed after a crash gets it
-  // even past its maxAttempts, because the outcome of the attempt the crash cut short is unknown.
-  const attempt = progress.attempts + 1;
-  const maxAttempts = Math.max(step.retry.maxAttempts, attempt);
-  const attributes = { 'tolstoy.step': path, 'tolstoy.action_id': step.actionId, 'tolstoy.attempt': attempt };
-  const result = await inSpan(`step ${path}`, attributes, async (span) => {
-    const attempted = await attemptStep(run, step, path, evaluated, tools, signal);
-    span.setAttribute('tolstoy.status', attempted.status);
-    return attempted;
-  });
-  tools.attempted(step.actionId, result.status, result.durationMs);
-  for (const secret of result.secrets ?? []) secrets.add(secret);
-  // Stopped now: nothing is recorded, so the attempt is made again elsewhere.
-  if (signals.shutdown.aborted) return 'released';
-  const settlement = settlementOf(path, result);
-  const waitMs = result.retryable && attempt < maxAttempts && !signals.cancel.aborted ? delayBefore(attempt + 1, step, result) : undefined;
-  // The failed attempt is recorded now; the next is counted when the timer hands the run back,
-  // as it is sent, so that a run lost during the wait counts no attempt unsent.
-  if (waitMs !== undefined) return { settlement: { ...settlement, status: 'waiting', wakeAt: new Date(Date.now() + waitMs) } };
-  // Scrubbed before templates see it: an API that echoes a credential cannot hand it, whole
-  // or sliced, to a later step's request.
-  const response = result.response && scrubbed(result.response, secrets);
-  context.steps[step.key] = { status: result.status, httpStatus: response?.status ?? null, output: response?.body ?? null, headers: response?.headers ?? {} };
-  return { settlement };
-}
 
-function settlementOf(path: string, attempt: Attempt): Settlement {
-  return {
-    path,
-    status: attempt.status,
-    inputs: attempt.inputs ?? {},
-    request: attempt.request,
-    response: attempt.response,
-    error: attempt.error,
-    durationMs: attempt.durationMs,
-  };
-}
-
-/** Exponential backoff with jitter, capped; longer when the answer's Retry-After asks for it. */
-export function delayBefore(attempt: number, step: StoredStep, result: Pick<Attempt, 'retryAfterMs'>): number {
-  const exponential = Math.min(step.retry.maxDelayMs, step.retry.initialDelayMs * 2 ** (attempt - 2));
-  const jittered = exponential / 2 + Math.random() * (exponential / 2);
-  return Math.min(MAX_RETRY_WAIT_MS, Math.max(jittered, result.retryAfterMs ?? 0));
-}
-
-function recordOf(progress: StepProgress): StepRecord {
-  return { status: progress.status, wakeAt: progress.wakeAt === null ? null : new Date(progress.wakeAt) };
-}
-
-/** What the templates see, with the steps already settled (a resumed run, a rerun's reused steps). */
-function contextOf(run: ClaimedRun): TemplateContext {
-  const context: TemplateContext = {
-    input: run.input,
-    trigger: run.trigger,
-    steps: {},
-    execution: { id: run.id, flowId: run.flowId, flowVersion: run.flowVersion },
-  };
-  const progress = new Map(run.progress.map((step) => [step.path, step]));
-  for (const step of run.steps) {
-    const recorded = progress.get(pathOf(step.key));
-    if (!recorded || !isSettled(recorded.status, step.continueOnError)) break;
-    const response = recorded.response;
-    context.steps[step.key] = {
-      status: recorded.status as TemplateStep['status'],
+  #learn(step: StepProgress): void {
+    const response = step.response;
+    this.#known.set(step.path, {
+      kind: step.kind,
+      status: step.status,
+      wakeAt: step.wakeAt === null ? null : new Date(step.wakeAt),
+      output: step.kind === 'action' ? (response?.body ?? null) : step.output,
+      error: step.error,
       httpStatus: response?.status ?? null,
-      output: response?.body ?? null,
       headers: response?.headers ?? {},
+      resumes: step.resumes,
+      attempts: step.attempts,
+      ...(step.state?.childId && { childId: step.state.childId }),
+      ...(step.state?.case !== undefined && { case: step.state.case }),
+      ...(step.state?.items && { itemCount: step.state.items.length }),
+    });
+    if (step.state?.items) this.#items.set(step.path, step.state.items);
+  }
+
+  async go(): Promise<Outcome> {
+    // News may have come while no turn ran: the waiting steps look once.
+    let news = true;
+    let now = this.#run.claimedAt;
+    for (;;) {
+      if (this.#failure !== undefined) throw this.#failure;
+      const next = plan(this.#run.steps, this.#known, now, new Set(this.#inFlight.keys()), this.#memo);
+      if (next.conclude.length > 0) {
+        await this.#conclude(next);
+        continue;
+      }
+      if (next.outcome !== 'active' && this.#inFlight.size === 0) return this.#finish(next);
+      if (!this.#signals.stopping()) {
+        for (const begin of next.begin) if (!this.#inFlight.has(begin.path)) this.#start(begin, false);
+        if (news) for (const wait of next.waits) if (wait.kind === 'waitFor' || wait.kind === 'flow') this.#recheck(wait);
+      }
+      news = this.#signals.news.take();
+      if (this.#inFlight.size > 0) {
+        await this.#nextEvent(next);
+        news ||= this.#signals.news.take();
+        now = new Date();
+        continue;
+      }
+      // Draining: steps left to begin are for the worker that takes the run on.
+      if (this.#signals.stopping() && next.begin.length > 0) return 'released';
+      if (news && !this.#signals.stopping()) continue;
+      const parked = await this.#park(next);
+      if (parked === 'parked') return 'waiting';
+      news = true;
+      now = new Date();
+    }
+  }
+
+  /** Waits for a step run to settle, the next step due, or news. */
+  async #nextEvent(current: Plan): Promise<void> {
+    const due = current.waits.map((wait) => wait.until?.getTime() ?? Number.POSITIVE_INFINITY);
+    const earliest = Math.min(...due);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        this.#settled = resolve;
+      }),
+      this.#signals.news.next(),
+      ...(Number.isFinite(earliest) ? [new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, earliest - Date.now()))))] : []),
+    ]);
+    clearTimeout(timer);
+  }
+
+  #start(begin: Begin, recheck: boolean): void {
+    const work = this.#work(begin, recheck)
+      .catch((error) => {
+        this.#failure ??= error;
+      })
+      .finally(() => {
+        this.#inFlight.delete(begin.path);
+        this.#settled?.();
+      });
+    this.#inFlight.set(begin.path, work);
+  }
+
+  /** A waiting waitFor or sub-flow step looks whether its signal or its child's end came. */
+  #recheck(wait: Begin): void {
+    if (!this.#inFlight.has(wait.path)) this.#start(wait, true);
+  }
+
+  async #work(begin: Begin, recheck: boolean): Promise<void> {
+    const known = this.#known.get(begin.path);
+    const isNew = !known;
+    if (isNew && this.#known.size >= MAX_STEP_RUNS) {
+      const error: Failure = {
+        code: 'too-many-steps',
+        message: `The execution reached ${MAX_STEP_RUNS} step runs, its limit; it fails rather than grow without bound.`,
+        step: begin.path,
+      };
+      await this.#write({
+        writes: [{ path: begin.path, key: begin.step.key, kind: begin.kind, status: 'failed', error }],
+        finish: { status: 'failed', error },
+      });
+      throw new BudgetSpent();
+    }
+    // A step found running that nothing here runs was cut short: its worker stopped mid-step.
+    const resumed = known?.status === 'running' && known.kind === 'action';
+    if (resumed && known.resumes + 1 > this.#limits.resumeLimit) return this.#crashLoop(begin, known.resumes + 1);
+    await beginStep(
+      {
+        run: this.#run,
+        db: this.#db,
+        tools: this.#tools,
+        signal: this.#abort,
+        shutdown: this.#signals.shutdown,
+        cancel: this.#signals.cancel,
+        context: this.#contextOf(begin),
+        record: known ?? null,
+        recheck,
+        secrets: this.#secrets,
+        write: (changes) => this.#write(changes),
+        written: (write) => this.#remember(write),
+        items: (path, items) => this.#items.set(path, items),
+      },
+      begin,
+    );
+  }
+
+  async #crashLoop(begin: Begin, resumes: number): Promise<void> {
+    const error: Failure = {
+      code: 'interrupted',
+      message:
+        `Step ${begin.path} was cut short ${resumes} times: its worker stopped each time, as when it runs out of memory. The run fails rather than ` +
+        `take down another worker (TOLSTOY_STEP_RESUME_LIMIT is ${this.#limits.resumeLimit}).`,
+      step: begin.path,
+    };
+    await this.#write({ writes: [{ path: begin.path, key: begin.step.key, kind: begin.kind, status: 'failed', error }], finish: { status: 'failed', error } });
+    throw new BudgetSpent();
+  }
+
+  /** What the templates of a step run see: the run, the steps before it, its loop's item. */
+  #contextOf(begin: Begin): TemplateContext {
+    const run = this.#run;
+    const steps: Record<string, TemplateStep> = {};
+    for (const [key, path] of begin.scope.visible) steps[key] = this.#view(path);
+    const context: TemplateContext = {
+      input: run.input,
+      trigger: run.trigger,
+      steps,
+      execution: { id: run.id, flowId: run.flowId, flowVersion: run.flowVersion },
+    };
+    const iteration = begin.scope.iteration;
+    if (iteration) {
+      context.item = this.#items.get(iteration.loop)?.[iteration.index] ?? null;
+      context.index = iteration.index;
+    }
+    return context;
+  }
+
+  #view(path: string): TemplateStep {
+    const known = this.#known.get(path);
+    return {
+      status: (known?.status ?? 'skipped') as TemplateStep['status'],
+      httpStatus: known?.httpStatus ?? null,
+      output: known?.output ?? null,
+      headers: known?.headers ?? {},
+      ...(known?.case !== undefined && { case: known.case }),
     };
   }
-  return context;
-}
 
-/** The output template rendered, or the last completed step's output. */
-async function finishing(run: ClaimedRun, context: TemplateContext, tools: StepTools): Promise<Transition['finish']> {
-  if (run.outputTemplate === null) {
-    const last = lastCompleted(run.steps, completedOf(run, context));
-    return { status: 'completed', output: last === undefined ? null : (context.steps[stepAt(run, last).key]?.output ?? null) };
+  async #conclude(current: Plan): Promise<void> {
+    const writes: StepWrite[] = current.conclude.map((conclusion) => ({
+      path: conclusion.path,
+      key: this.#keyOf(conclusion.path),
+      kind: this.#known.get(conclusion.path)!.kind,
+      status: conclusion.status,
+      output: conclusion.status === 'completed' ? conclusion.output : undefined,
+      error: conclusion.error,
+    }));
+    const cancelUnder = current.conclude.filter((conclusion) => conclusion.cancelsOpen).map((conclusion) => conclusion.path);
+    await this.#write({ writes, cancelUnder });
+    for (const [path, known] of this.#known) {
+      if (
+        cancelUnder.some((holder) => path.startsWith(`${holder}.`) || path.startsWith(`${holder}[`)) &&
+        !isSettled(known.status, false) &&
+        known.status !== 'failed'
+      )
+        known.status = 'cancelled';
+    }
   }
-  const output = await tools.evaluator.output(run.orgId, run.outputTemplate, context);
-  if (output.status === 'failed') return { status: 'failed', error: { code: output.code, message: output.message } };
-  return { status: 'completed', output: output.status === 'ready' ? output.value : null };
+
+  #keyOf(path: string): string {
+    return path.slice(Math.max(path.lastIndexOf('.'), path.lastIndexOf(']') + 1) + 1) || path;
+  }
+
+  /** Records changes, several step runs' together when they come while a statement is in progress. */
+  #write(changes: Changes): Promise<void> {
+    const { changes: charged, spent } = this.#charge(changes);
+    const written = new Promise<boolean>((done, failed) => this.#batch.push({ changes: charged, done, failed }));
+    this.#writing ??= this.#flush();
+    return written.then((owned) => {
+      owned || lost();
+      if (spent) throw new BudgetSpent();
+      for (const write of charged.writes) this.#remember(write);
+    });
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#batch.length > 0) {
+      const batch = takeBatch(this.#batch);
+      const merged: Changes = {
+        writes: batch.flatMap((entry) => entry.changes.writes),
+        cancelUnder: batch.flatMap((entry) => entry.changes.cancelUnder ?? []),
+        finish: batch.find((entry) => entry.changes.finish)?.changes.finish,
+      };
+      try {
+        const owned = merged.finish && this.#run.parentId ? await this.#finishChild(merged) : await recordChanges(this.#db, this.#run, merged);
+        for (const entry of batch) entry.done(owned);
+      } catch (error) {
+        for (const entry of batch) entry.failed(error);
+      }
+    }
+    this.#writing = undefined;
+  }
+
+  /** A sub-flow's run ends in the transaction that wakes its parent. */
+  #finishChild(changes: Changes): Promise<boolean> {
+    return this.#db.$transaction(async (tx) => {
+      const owned = await recordChanges(tx as unknown as Database, this.#run, changes);
+      if (owned) await wakeParent(tx, this.#tools.queue, this.#run.id);
+      return owned;
+    });
+  }
+
+  /** The changes as they may be recorded: scrubbed of credentials, messages cut, and within the run's budget. */
+  #charge(changes: Changes): { changes: Changes; spent: boolean } {
+    const writes = changes.writes.map((write) => withShortMessages(scrubbed(write, this.#secrets)));
+    return this.#budget.charge({ ...changes, writes });
+  }
+
+  #remember(write: StepWrite): void {
+    const known = this.#known.get(write.path);
+    const keep = write.keep === true && known !== undefined;
+    const response = write.response as { status?: number; headers?: Record<string, string>; body?: unknown } | undefined;
+    this.#known.set(write.path, {
+      kind: write.kind,
+      status: write.status,
+      wakeAt: write.wakeAt ?? null,
+      output: keep ? known.output : write.kind === 'action' ? (response?.body ?? null) : (write.output ?? null),
+      error: keep ? known.error : (write.error ?? null),
+      httpStatus: keep ? known.httpStatus : (response?.status ?? null),
+      headers: keep ? known.headers : (response?.headers ?? {}),
+      resumes: known?.resumes ?? 0,
+      attempts: (known?.attempts ?? 0) + (write.attempt ? 1 : 0),
+      ...((write.state?.childId ?? known?.childId) !== undefined && { childId: write.state?.childId ?? known?.childId }),
+      ...((write.state?.case ?? known?.case) !== undefined && { case: write.state?.case ?? known?.case }),
+      ...((write.state?.items ?? known?.itemCount) !== undefined && { itemCount: write.state?.items?.length ?? known?.itemCount }),
+    });
+  }
+
+  /** Records how the run ended: completed (with its output), failed, or nothing (stopped from outside). */
+  async #finish(current: Plan): Promise<Outcome> {
+    if (current.outcome === 'stopped') return 'done';
+    if (current.outcome === 'fail') {
+      const path = current.failed!;
+      const cause = this.#known.get(path)?.error;
+      const error: Failure = { code: 'step-failed', message: `Step ${path} failed: ${cause?.message ?? 'unknown error'}`, step: path };
+      await this.#write({ writes: [], finish: { status: 'failed', error } });
+      return 'done';
+    }
+    await this.#write({ writes: [], finish: await this.#output(current) });
+    return 'done';
+  }
+
+  /** The output template rendered over the top-level steps, or the last completed one's output. */
+  async #output(current: Plan): Promise<NonNullable<Changes['finish']>> {
+    const run = this.#run;
+    if (run.outputTemplate === null)
+      return { status: 'completed', output: current.last === undefined ? null : (this.#known.get(current.last)?.output ?? null) };
+    const visible = new Map(run.steps.filter((step: StoredStep) => this.#known.has(step.key)).map((step) => [step.key, step.key]));
+    const context = this.#contextOf({ path: '', step: run.steps[0]!, kind: 'action', scope: { visible } });
+    const output = await this.#tools.evaluator.output(run.orgId, run.outputTemplate, context);
+    if (output.status === 'failed') return { status: 'failed', error: { code: output.code, message: output.message } };
+    return { status: 'completed', output: output.status === 'ready' ? output.value : null };
+  }
+
+  /** Parks the run until its earliest due step, or until news. */
+  async #park(current: Plan): Promise<'parked' | 'news'> {
+    const times = current.waits.map((wait) => wait.until).filter((until): until is Date => until !== null);
+    const until = times.length === 0 ? null : new Date(Math.min(...times.map((time) => time.getTime())));
+    const parked = await this.#db.$transaction((tx) => park(tx, this.#run, until, this.#tools.queue, this.#signals.handBack));
+    if (parked === 'lost') lost();
+    if (parked === 'parked' && until) this.#tools.queue.queued(this.#run.id, until);
+    return parked;
+  }
 }
 
-/** The steps' states as the templates see them, for the planner's choice of the last completed. */
-function completedOf(run: ClaimedRun, context: TemplateContext): Map<string, StepRecord> {
-  return new Map(run.steps.map((step): [string, StepRecord] => [pathOf(step.key), { status: context.steps[step.key]?.status ?? 'pending' }]));
+/** The next changes to record in one statement: those of distinct step runs, in order. */
+function takeBatch<T extends { changes: Changes }>(pending: T[]): T[] {
+  const paths = new Set<string>();
+  let count = 0;
+  for (const entry of pending) {
+    const mine = entry.changes.writes.map((write) => write.path);
+    if (count > 0 && (mine.some((path) => paths.has(path)) || entry.changes.finish)) break;
+    for (const path of mine) paths.add(path);
+    count++;
+    if (entry.changes.finish) break;
+  }
+  return pending.splice(0, count);
+}
+
+function lost(): never {
+  throw new LostRun();
 }

@@ -8,8 +8,8 @@
 // - the other inputs go in the query string for GET and DELETE (an array as repeated parameters,
 //   an object as JSON), and as the JSON body otherwise.
 
+import type { StoredStep } from '../definitions/steps.ts';
 import { routesRequest, staysUnder } from '../definitions/toolRequests.ts';
-import type { StoredStep } from '../resources/flows.ts';
 import type { Evaluated, Evaluator } from './evaluator.ts';
 import { type Outbound, OutboundError, type OutboundRequest, type OutboundResponse } from './outbound.ts';
 import type { ActionCall, ClaimedRun, Failure } from './runs/progress.ts';
@@ -60,7 +60,7 @@ export async function attemptStep(
   if (evaluated.status === 'failed') return fail(evaluated.code, evaluated.message, evaluated.value === undefined ? {} : { inputs: evaluated.value });
   if (evaluated.status !== 'ready') throw new Error(`Step ${step.key} was skipped; it has no attempt.`);
   const inputs = evaluated.value;
-  const action = run.actions.get(step.actionId);
+  const action = run.actions.get(step.actionId!);
   if (!action) return fail('action-missing', `The action ${step.actionId} was deleted; the step cannot run.`, { inputs });
   // Refused when the action is written; an action stored before that rule fails here.
   const routing = Object.keys(action.headers).find(routesRequest);
@@ -81,7 +81,7 @@ export async function attemptStep(
   const shown = { ...authenticated.shown, body: request.body === undefined ? null : JSON.parse(request.body) };
   const { secrets } = authenticated;
   try {
-    const response = await tools.outbound.call(authenticated.request, signal, step.timeoutMs);
+    const response = await tools.outbound.call(authenticated.request, signal, step.timeoutMs ?? 30_000);
     if (response.status >= 200 && response.status < 300) {
       return { status: 'completed', inputs, request: shown, response, retryable: false, durationMs: elapsed(), secrets };
     }

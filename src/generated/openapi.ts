@@ -1304,7 +1304,23 @@ export interface components {
             sleep?: components["schemas"]["SleepStep"];
             waitFor?: components["schemas"]["WaitForStep"];
             flow?: components["schemas"]["SubFlowStep"];
-        } & (unknown | unknown | unknown | unknown | unknown | unknown | unknown | unknown);
+        } & ({
+            actionId: unknown;
+        } | {
+            transform: unknown;
+        } | {
+            switch: unknown;
+        } | {
+            forEach: unknown;
+        } | {
+            parallel: unknown;
+        } | {
+            sleep: unknown;
+        } | {
+            waitFor: unknown;
+        } | {
+            flow: unknown;
+        });
         /**
          * @description Runs the steps of the first case whose `if` holds, or `default` when none does (nothing
          *     when there is no `default`). Its output is that branch's last completed step's output;
@@ -1861,7 +1877,7 @@ export interface components {
             finishedAt: components["schemas"]["NullableTimestamp"];
             updatedAt: components["schemas"]["Timestamp"];
             /** @description For a sub-flow's run, the parent execution and the path of the step that started it. */
-            parent?: {
+            parent: {
                 /** Format: uuid */
                 executionId: string;
                 step: string;

@@ -62,6 +62,7 @@ function finiteOnly(validate: ValidateFunction): Validate {
  */
 export function adaptRequestSchema(route: RouteOptions): void {
   route.schema ??= {};
+  nameRecursiveSchemas(route.schema, `urn:tolstoy:${route.method}:${route.url}`);
   const schema = route.schema as Record<string, JsonSchema | undefined>;
   const content = schema.body?.content as Record<string, { schema: JsonSchema }> | undefined;
   // An operation that reads any body (a webhook) takes any query too: both are its sender's.
@@ -76,6 +77,17 @@ export function adaptRequestSchema(route: RouteOptions): void {
   }
   if (schema.headers) schema.headers = lowerCaseHeaderNames(schema.headers);
   schema.querystring = { type: 'object', ...schema.querystring, additionalProperties: false };
+}
+
+// fastify-openapi-glue gives every recursive schema (a flow's nested steps) the same $id, which
+// AJV refuses to compile twice: each gets one of its own, named by its route and place.
+const GLUE_ID = 'http://example.com/fastifySchema';
+
+function nameRecursiveSchemas(node: unknown, name: string): void {
+  if (typeof node !== 'object' || node === null) return;
+  const schema = node as Record<string, unknown>;
+  if (schema.$id === GLUE_ID) schema.$id = name;
+  for (const [key, value] of Object.entries(schema)) if (key !== '$id') nameRecursiveSchemas(value, `${name}/${encodeURIComponent(key)}`);
 }
 
 interface JsonSchema {

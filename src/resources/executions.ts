@@ -2,9 +2,10 @@
 // cancels and reruns them; this module answers the API: what a run looks like, starting one and
 // waiting for it (`Prefer: wait`), and reading them.
 
+import { v7 as uuidv7 } from 'uuid';
 import type { ServiceContext } from '../contract/handlers.ts';
 import { Answer, type Handler } from '../contract/handlers.ts';
-import { conflict, notFound } from '../contract/problems.ts';
+import { conflict, invalidFields, notFound } from '../contract/problems.ts';
 import { fromJsonText, type Transaction } from '../db/client.ts';
 import { EXECUTION_COLUMNS, type StoredRun } from '../engine/runs/start.ts';
 import { isFinished } from '../engine/runs/statuses.ts';
@@ -18,7 +19,10 @@ export type Execution = components['schemas']['Execution'];
 type ExecutionStep = components['schemas']['ExecutionStep'];
 type Trigger = components['schemas']['Trigger'];
 
-export function toExecution(row: ExecutionRow, steps?: StepRow[]): Execution {
+/** Step runs an execution's answer lists; the execution logs page through every attempt of them all. */
+export const STEPS_SHOWN = 1000;
+
+export function toExecution(row: ExecutionRow, steps?: StepRow[], stepCount?: number): Execution {
   return {
     id: row.id,
     orgId: row.orgId,
@@ -31,27 +35,34 @@ export function toExecution(row: ExecutionRow, steps?: StepRow[]): Execution {
     retryOf: row.retryOf,
     retryFromStep: row.retryFromStep,
     trigger: fromJsonText<Trigger>(row.trigger),
+    parent: row.parentId === null ? null : { executionId: row.parentId, step: row.parentStep ?? '' },
     createdBy: row.createdBy,
     createdAt: row.createdAt.toISOString(),
     startedAt: row.startedAt?.toISOString() ?? null,
     finishedAt: row.finishedAt?.toISOString() ?? null,
     updatedAt: row.updatedAt.toISOString(),
-    ...(steps && { steps: steps.map(toExecutionStep) }),
+    ...(steps && { stepCount: stepCount ?? steps.length, steps: steps.slice(0, STEPS_SHOWN).map(toExecutionStep) }),
   };
 }
 
 function toExecutionStep(row: StepRow): ExecutionStep {
+  const response = row.response === null ? null : fromJsonText<{ body: unknown }>(row.response);
+  const state = row.state === null ? {} : fromJsonText<{ case?: number | 'default'; childId?: string }>(row.state);
   return {
     path: row.path,
     key: row.key,
+    kind: row.kind as ExecutionStep['kind'],
     actionId: row.actionId,
+    output: row.kind === 'action' ? (row.status === 'completed' ? (response?.body ?? null) : null) : row.output === null ? null : fromJsonText(row.output),
+    ...(state.case !== undefined && { case: state.case }),
+    ...(state.childId !== undefined && { childExecutionId: state.childId }),
     status: row.status,
     attempts: row.attempts,
     startedAt: row.startedAt?.toISOString() ?? null,
     finishedAt: row.finishedAt?.toISOString() ?? null,
     durationMs: row.durationMs,
     request: row.request === null ? null : fromJsonText(row.request),
-    response: row.response === null ? null : fromJsonText(row.response),
+    response: response as ExecutionStep['response'],
     error: row.error === null ? null : fromJsonText(row.error),
     reusedFrom: row.reusedFrom,
     wakeAt: row.wakeAt?.toISOString() ?? null,
@@ -123,19 +134,23 @@ export const retryExecution: Handler<'retryExecution'> = async ({ params, header
   );
 };
 
-/** The execution with its steps, in one query (a row per step). */
+/** The execution with its first step runs and their count, in one query (a row per step run). */
 async function currentWithSteps(db: Transaction, id: string): Promise<Execution> {
-  const rows = await db.$queryRaw<(ExecutionRow & { step: StepRow | null })[]>`
-    SELECT ${EXECUTION_COLUMNS}, CASE WHEN s.execution_id IS NULL THEN NULL ELSE json_build_object(
-      'path', s.path, 'key', s.key, 'actionId', s.action_id, 'status', s.status, 'attempts', s.attempts, 'startedAt', s.started_at, 'finishedAt', s.finished_at,
-      'durationMs', s.duration_ms, 'request', s.request, 'response', s.response, 'error', s.error, 'reusedFrom', s.reused_from, 'wakeAt', s.wake_at) END AS step
-    FROM executions e LEFT JOIN execution_steps s ON s.execution_id = e.id WHERE e.id = ${id}::uuid ORDER BY s.position`;
+  const rows = await db.$queryRaw<(ExecutionRow & { step: StepRow | null; stepCount: number })[]>`
+    SELECT ${EXECUTION_COLUMNS}, (SELECT count(*)::int FROM execution_steps c WHERE c.execution_id = e.id) AS "stepCount",
+      CASE WHEN s.execution_id IS NULL THEN NULL ELSE json_build_object(
+      'path', s.path, 'key', s.key, 'kind', s.kind, 'actionId', s.action_id, 'status', s.status, 'attempts', s.attempts, 'startedAt', s.started_at, 'finishedAt', s.finished_at,
+      'durationMs', s.duration_ms, 'request', s.request, 'response', s.response, 'output', s.output, 'state', s.state, 'error', s.error, 'reusedFrom', s.reused_from,
+      'wakeAt', s.wake_at) END AS step
+    FROM executions e LEFT JOIN LATERAL (
+      SELECT * FROM execution_steps s WHERE s.execution_id = e.id ORDER BY s.position LIMIT ${STEPS_SHOWN}
+    ) s ON true WHERE e.id = ${id}::uuid ORDER BY s.position`;
   const [first] = rows;
   if (!first) throw notFound('execution', id);
   const steps = rows.flatMap(({ step }) =>
     step === null ? [] : [{ ...step, startedAt: timestamp(step.startedAt), finishedAt: timestamp(step.finishedAt), wakeAt: timestamp(step.wakeAt) } as StepRow],
   );
-  return toExecution(first, steps);
+  return toExecution(first, steps, first.stepCount);
 }
 
 /** A timestamp as json_build_object writes it, as the Date it is. */
@@ -144,9 +159,10 @@ function timestamp(value: Date | string | null): Date | null {
 }
 
 export const listExecutions: Handler<'listExecutions'> = async ({ query }, { db, reader }) => {
-  const { flowId, status, createdAfter, createdBefore } = query;
+  const { flowId, status, parentId, createdAfter, createdBefore } = query;
   const filters = [
     flowId === undefined ? Prisma.empty : Prisma.sql`AND e.flow_id = ${flowId}::uuid`,
+    parentId === undefined ? Prisma.empty : Prisma.sql`AND e.parent_id = ${parentId}::uuid`,
     status === undefined ? Prisma.empty : Prisma.sql`AND e.status = ${status}::execution_state`,
     createdAfter === undefined ? Prisma.empty : Prisma.sql`AND e.created_at > ${new Date(createdAfter)}`,
     createdBefore === undefined ? Prisma.empty : Prisma.sql`AND e.created_at < ${new Date(createdBefore)}`,
@@ -158,7 +174,10 @@ export const listExecutions: Handler<'listExecutions'> = async ({ query }, { db,
 
 export const getExecution: Handler<'getExecution'> = async ({ params, headers }, { db, reader, runs }) => {
   const read = async () => {
-    const row = await db.execution.findFirst({ where: { id: params.id, ...reader.scope }, include: { steps: { orderBy: { position: 'asc' } } } });
+    const row = await db.execution.findFirst({
+      where: { id: params.id, ...reader.scope },
+      include: { steps: { orderBy: { position: 'asc' }, take: STEPS_SHOWN }, _count: { select: { steps: true } } },
+    });
     return reader.one(row, () => notFound('execution', params.id));
   };
   const wait = waitOf(headers.prefer);
@@ -179,8 +198,8 @@ export const getExecution: Handler<'getExecution'> = async ({ params, headers },
   }
 };
 
-function withStepsOf(row: ExecutionRow & { steps: StepRow[] }): [ExecutionRow, StepRow[]] {
-  return [row, row.steps];
+function withStepsOf(row: ExecutionRow & { steps: StepRow[]; _count: { steps: number } }): [ExecutionRow, StepRow[], number] {
+  return [row, row.steps, row._count.steps];
 }
 
 export const cancelExecution: Handler<'cancelExecution'> = async ({ params }, { db, tenant, runs }) => {
@@ -194,4 +213,35 @@ export const cancelExecution: Handler<'cancelExecution'> = async ({ params }, { 
   }
   runs.cancelled(params.id);
   return currentWithSteps(db, params.id);
+};
+
+/** Signals a run holds not yet taken, at most: a run that takes none cannot be made to store more. */
+export const SIGNALS_PENDING_LIMIT = 1000;
+/** The largest signal payload, as JSON. */
+export const SIGNAL_PAYLOAD_LIMIT_BYTES = 65_536;
+
+export const signalExecution: Handler<'signalExecution'> = async ({ params, body }, { db, tenant, runs }) => {
+  const payload = (body as { payload?: unknown } | undefined)?.payload ?? null;
+  if (Buffer.byteLength(JSON.stringify(payload)) > SIGNAL_PAYLOAD_LIMIT_BYTES) {
+    throw invalidFields('unprocessable-content', [
+      { in: 'body', pointer: '/payload', message: `is more than ${SIGNAL_PAYLOAD_LIMIT_BYTES} bytes as JSON; a signal carries at most 64 KiB` },
+    ]);
+  }
+  const signal = { id: uuidv7(), orgId: tenant.orgId, executionId: params.id, name: params.name, payload };
+  const createdAt = await db.$transaction(async (tx) => {
+    // The run's row lock orders the signal against its worker parking it, or finishing it.
+    const [run] = await tx.$queryRaw<{ status: string; pending: number; now: Date }[]>`
+      SELECT status::text, now() AS now, (SELECT count(*)::int FROM execution_signals g WHERE g.execution_id = e.id AND g.taken_by IS NULL) AS pending
+      FROM executions e WHERE org_id = ${tenant.orgId}::uuid AND id = ${params.id}::uuid FOR UPDATE`;
+    if (!run) throw notFound('execution', params.id);
+    if (isFinished(run.status)) throw conflict(`Execution ${params.id} is ${run.status}; only a queued or running execution takes signals.`);
+    if (run.pending >= SIGNALS_PENDING_LIMIT) {
+      throw conflict(
+        `Execution ${params.id} holds ${SIGNALS_PENDING_LIMIT} signals that no step has taken, its limit; send more once its waitFor steps take some.`,
+      );
+    }
+    await runs.signal(tx, signal);
+    return run.now;
+  });
+  return new Answer(202, { ...signal, takenBy: null, createdAt: createdAt.toISOString() }, {});
 };

@@ -2,8 +2,7 @@
 // attempt may take, how large an answer may be, and what continueOnError changes.
 import t from 'tap';
 import { freePort } from '../../src/db/embedded.ts';
-import { delayBefore } from '../../src/engine/run.ts';
-import type { StoredStep } from '../../src/resources/flows.ts';
+import { delayBefore } from '../../src/engine/kinds.ts';
 import { world } from './world.ts';
 
 const w = await world(t, { responseLimitBytes: 64 * 1024 });
@@ -126,14 +125,14 @@ t.test('continueOnError goes on to the next step, and the output is the last com
 });
 
 t.test('waits between attempts double, with jitter, up to a cap', async (t) => {
-  const step = { retry: { maxAttempts: 10, initialDelayMs: 100, maxDelayMs: 1000 } } as StoredStep;
+  const retry = { initialDelayMs: 100, maxDelayMs: 1000 };
   for (let attempt = 2; attempt <= 6; attempt++) {
     const exponential = Math.min(1000, 100 * 2 ** (attempt - 2));
     for (let i = 0; i < 50; i++) {
-      const delay = delayBefore(attempt, step, {});
+      const delay = delayBefore(attempt, retry, {});
       t.ok(delay >= exponential / 2 && delay <= exponential, `attempt ${attempt}: ${delay} in [${exponential / 2}, ${exponential}]`);
     }
   }
-  t.equal(delayBefore(2, step, { retryAfterMs: 5000 }), 5000, 'Retry-After wins when longer');
-  t.equal(delayBefore(2, step, { retryAfterMs: 3_600_000 }), 300_000, 'but never more than 5 minutes');
+  t.equal(delayBefore(2, retry, { retryAfterMs: 5000 }), 5000, 'Retry-After wins when longer');
+  t.equal(delayBefore(2, retry, { retryAfterMs: 3_600_000 }), 300_000, 'but never more than 5 minutes');
 });

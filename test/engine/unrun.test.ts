@@ -2,7 +2,7 @@
 // step that failed it, and those of a run abandoned by the engine, are `not_run`, a final state,
 // never attempted.
 import t from 'tap';
-import { abandonRun, claimRun } from '../../src/engine/runs/progress.ts';
+import { abandonRun, claimRun, recordChanges } from '../../src/engine/runs/progress.ts';
 import { buildTestApp } from '../helper.ts';
 import { world } from './world.ts';
 
@@ -50,12 +50,17 @@ t.test('a run the engine abandons: the step it was in fails with its error, the 
   const flow = await local.flow({ steps: ['a', 'b', 'c'].map((key) => ({ key, actionId: echo })) });
   const error = { code: 'interrupted', message: 'The execution was interrupted too often.' };
   const queued = (await local.send({ method: 'POST', url: `/flows/${flow.id}/executions`, payload: {} })).data;
-  await abandonRun(app.db, queued.id, error);
+  await abandonRun(app.db, app.engine.queue, queued.id, error);
   const abandoned = (await local.send({ method: 'GET', url: `/executions/${queued.id}` })).data;
   t.match(abandoned, { status: 'failed', error, steps: [{ status: 'not_run' }, { status: 'not_run' }, { status: 'not_run' }] });
   const running = (await local.send({ method: 'POST', url: `/flows/${flow.id}/executions`, payload: {} })).data;
-  t.ok(await claimRun(app.db, running.id), 'a worker began its first step');
-  await abandonRun(app.db, running.id, error);
+  const claimed = await claimRun(app.db, running.id);
+  t.ok(claimed, 'a worker took the run');
+  t.ok(
+    await recordChanges(app.db, claimed!, { writes: [{ path: 'a', key: 'a', kind: 'action', status: 'running', attempt: true, keep: true }] }),
+    'and began its first step',
+  );
+  await abandonRun(app.db, app.engine.queue, running.id, error);
   const cut = (await local.send({ method: 'GET', url: `/executions/${running.id}` })).data;
   t.match(cut, { status: 'failed', steps: [{ key: 'a', status: 'failed', error, finishedAt: String }, { status: 'not_run' }, { status: 'not_run' }] });
 });

@@ -18,7 +18,7 @@ import type { Database, Transaction } from '../../db/client.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { Evaluator } from '../evaluator.ts';
 import { Outbound } from '../outbound.ts';
-import { type RunLimits, type RunTools, runOrLose } from '../run.ts';
+import { Bell, type RunLimits, type RunTools, runOrLose } from '../run.ts';
 import type { RunChanges } from '../runs/changes.ts';
 import { abandonRun } from '../runs/progress.ts';
 import { isFinished } from '../runs/statuses.ts';
@@ -46,6 +46,7 @@ type Job = JobWithMetadata<JobData>;
 interface InFlight {
   job: Job;
   cancel: AbortController;
+  news: Bell;
   done: Promise<unknown>;
 }
 
@@ -113,7 +114,7 @@ export class RunWorker {
     queue.onQueued = (_executionId, at) => (at === undefined ? this.#signal() : this.#timerSet(at));
     // A run that finished while in flight here was cancelled (or handed on and finished elsewhere): its step stops.
     this.#stopHearing = [
-      changes.subscribe(({ executionId, status }) => isFinished(status) && this.#abort(executionId)),
+      changes.subscribe(({ executionId, status }) => (status === 'news' ? this.#tellNews(executionId) : isFinished(status) && this.#abort(executionId))),
       changes.watch(() => [...this.#inFlight.values()].map((flight) => flight.job.data.executionId)),
     ];
     this.#stopListening = await listenForRuns(boss, () => this.#signal()).catch((error) => {
@@ -188,6 +189,11 @@ export class RunWorker {
     }
   }
 
+  /** Tells the turn of an execution in flight here that there is news for it (a signal, a sub-flow's end). */
+  #tellNews(executionId: string): void {
+    for (const flight of this.#inFlight.values()) if (flight.job.data.executionId === executionId) flight.news.ring();
+  }
+
   /** Aborts the step in flight of an execution that finished elsewhere (cancelled). */
   #abort(executionId: string): void {
     for (const flight of this.#inFlight.values()) if (flight.job.data.executionId === executionId) flight.cancel.abort();
@@ -196,22 +202,23 @@ export class RunWorker {
   // By job: after a crash, a run's timer and its lapsed job may both be taken; the lease lets one write.
   #run(job: Job): void {
     const cancel = new AbortController();
-    const done = this.#work(job, cancel.signal).finally(() => {
+    const news = new Bell();
+    const done = this.#work(job, cancel.signal, news).finally(() => {
       this.#inFlight.delete(job.id);
       // A slot is free: runs may be waiting for one.
       this.#signal();
     });
-    this.#inFlight.set(job.id, { job, cancel, done });
+    this.#inFlight.set(job.id, { job, cancel, news, done });
   }
 
-  async #work(job: Job, cancel: AbortSignal): Promise<void> {
+  async #work(job: Job, cancel: AbortSignal, news: Bell): Promise<void> {
     const { executionId } = job.data;
     const { db, log, boss } = this.#options;
     try {
       const handBack = async (tx: Transaction) => {
         await boss.complete(EXECUTIONS, { id: job.id, retryCount: job.retryCount }, null, { db: fromPrisma(tx) });
       };
-      const signals = { cancel, shutdown: this.#shutdown.signal, stopping: () => this.#stopping, handBack };
+      const signals = { cancel, shutdown: this.#shutdown.signal, stopping: () => this.#stopping, handBack, news };
       const outcome = await runOrLose(db(), executionId, this.#tools, signals, this.#limits);
       // Released: failing the job hands it to the queue, which gives it to another worker.
       if (outcome === 'released') throw new Error(`Execution ${executionId} released by a stopping worker.`);
@@ -225,7 +232,9 @@ export class RunWorker {
       else log.warn({ executionId, attempt: job.retryCount + 1, err: error }, 'execution interrupted; it will resume from its last completed step');
       // The queue's last try: the run cannot be left "running" for ever.
       if (job.retryCount + 1 >= RETRY_LIMIT) {
-        await abandonRun(db(), executionId, { code: 'interrupted', message: 'The execution was interrupted too often.' }).catch(() => undefined);
+        await abandonRun(db(), this.#options.queue, executionId, { code: 'interrupted', message: 'The execution was interrupted too often.' }).catch(
+          () => undefined,
+        );
       }
       // A job that could not be failed lapses when its heartbeat stops, and is retried all the same.
       await boss.fail(EXECUTIONS, job.id, { message: (error as Error).message }).catch(() => undefined);

@@ -18,7 +18,8 @@ export const FALLBACK_POLL_MS = 500;
 
 export interface RunChange {
   executionId: string;
-  status: ExecutionStatus;
+  /** Its new status, or `news`: something a step of the run waits for came (a signal, a sub-flow's end). */
+  status: ExecutionStatus | 'news';
 }
 
 type Listener = (change: RunChange) => void;
@@ -100,7 +101,7 @@ export class RunChanges {
 
   #heard(payload: string | undefined): void {
     const [executionId, status] = (payload ?? '').split(':');
-    if (executionId && status) this.announce({ executionId, status: status as ExecutionStatus });
+    if (executionId && status) this.announce({ executionId, status: status as RunChange['status'] });
   }
 
   /** Looks up the finished runs among those watched, and announces them. */

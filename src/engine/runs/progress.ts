@@ -1,15 +1,17 @@
 // An execution's progress, as the worker records it. Each call is one statement (one round trip):
-// claiming a run, and each step's transition, which also starts the next step, logs the attempt
-// and, at the end, finishes the execution. Every write is fenced by the lease the claim took, and
-// by the execution still running: a worker that lost its job, or whose run was cancelled,
-// writes nothing more (and learns so from the answer). A step that waits is recorded with the
-// queue's timer for it, in one transaction (recordWait).
+// claiming a run, and recording changes: the step runs begun, settled or waiting, their attempts'
+// logs, the steps cancelled under a failed loop or branch, and at the end the execution's outcome.
+// Every write is fenced by the lease the claim took, and by the execution still running: a worker
+// that lost its job, or whose run was cancelled, writes nothing more (and learns so from the
+// answer). Handing a waiting run back, with its timer, is in waits.ts.
 import { v7 as uuidv7 } from 'uuid';
-import type { Database, Transaction } from '../../db/client.ts';
+import type { Database } from '../../db/client.ts';
 import { toJsonText } from '../../db/client.ts';
-import type { StoredStep } from '../../resources/flows.ts';
+import type { StepKind, StoredStep } from '../../definitions/steps.ts';
+import type { RunQueue } from '../jobs/queue.ts';
 import { RUN_CHANGES } from './changes.ts';
 import { OPEN_STEP, type StepStatus, sqlList, UNFINISHED } from './statuses.ts';
+import { wakeParent } from './waits.ts';
 
 export interface ClaimedRun {
   id: string;
@@ -20,15 +22,15 @@ export interface ClaimedRun {
   /** What started it (src/engine/runs/start.ts), as templates see it. */
   trigger: Record<string, unknown>;
   createdBy: string | null;
+  /** For a sub-flow's run, its parent execution. */
+  parentId: string | null;
+  /** How deep in sub-flows it runs: 0 for a run started otherwise. */
+  depth: number;
   lease: string;
   steps: StoredStep[];
   outputTemplate: Record<string, unknown> | null;
-  /** Each step's state as the claim found it: a resumed run skips what completed, and goes on from there. */
+  /** Each step run's state as the claim found it: a resumed run skips what is settled, and goes on from there. */
   progress: StepProgress[];
-  /** The path of the step the claim began (its first not yet settled, when due), or null when it began none. */
-  begun: string | null;
-  /** How often the begun step was resumed after its worker stopped mid-step, this claim included. */
-  resumes: number;
   /** Bytes the run's attempts stored before this claim (their inputs and responses, as logged), and the answers of the steps a retry reused. */
   stored: number;
   /** The actions the steps call, with their tools, by action id. */
@@ -39,11 +41,26 @@ export interface ClaimedRun {
 
 export interface StepProgress {
   path: string;
+  kind: StepKind;
   status: StepStatus;
   /** When a waiting step is due. */
   wakeAt: string | null;
   attempts: number;
+  /** How often a worker stopped in the middle of it. */
+  resumes: number;
   response: { status: number; headers: Record<string, string>; body: unknown } | null;
+  output: unknown;
+  error: Failure | null;
+  /** What its kind keeps: a loop's items, a switch's case, a sub-flow's child, the signal awaited. */
+  state: StepState | null;
+}
+
+/** What a step of a kind other than an action keeps while it runs. */
+export interface StepState {
+  items?: unknown[];
+  case?: number | 'default';
+  childId?: string;
+  signal?: string;
 }
 
 export interface ActionCall {
@@ -64,50 +81,38 @@ interface ClaimRow {
   input: string;
   trigger: string;
   created_by: string | null;
+  parent_id: string | null;
+  depth: number;
   steps: string;
   output_template: string | null;
-  progress: StepProgress[] | null;
-  begun: string | null;
-  resumes: number | null;
+  progress: (Omit<StepProgress, 'output' | 'state'> & { output: string | null; state: string | null })[] | null;
   stored: number;
   actions: (Omit<ActionCall, 'headers' | 'inputSchema'> & { headers: string; inputSchema: string })[] | null;
 }
 
-/**
- * Takes the run for this worker (a new lease) and begins its first step not yet settled, or
- * answers null when there is nothing left to run. A step is settled when it completed, was
- * skipped, or failed with continueOnError: one that failed otherwise finished its execution, so
- * the first step still open (pending, running, or waiting and due) is the one to go on with. A
- * step that waits and is not due is not begun: the queue holds a job for when it is.
- */
+/** Takes the run for this worker (a new lease), with every step run's state; null when there is nothing left to run. */
 export async function claimRun(db: Database, executionId: string): Promise<ClaimedRun | null> {
   const lease = uuidv7();
   const [row] = await db.$queryRaw<ClaimRow[]>`
     WITH claimed AS (
       UPDATE executions SET status = 'running', lease = ${lease}::uuid, started_at = COALESCE(started_at, now()), updated_at = now()
       WHERE id = ${executionId}::uuid AND status IN ${sqlList(UNFINISHED)}
-      RETURNING id, org_id, flow_id, flow_version, input, trigger, created_by
-    ),
-    begun AS (
-      -- A step found running was cut short: its worker stopped (or was killed) mid-step.
-      UPDATE execution_steps SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now()), wake_at = NULL,
-        resumes = resumes + CASE WHEN status = 'running' THEN 1 ELSE 0 END
-      WHERE execution_id = ${executionId}::uuid AND EXISTS (SELECT 1 FROM claimed) AND (status <> 'waiting' OR wake_at <= now())
-        AND path = (SELECT path FROM execution_steps WHERE execution_id = ${executionId}::uuid AND status IN ${sqlList(OPEN_STEP)} ORDER BY position LIMIT 1)
-      RETURNING path, resumes
+      RETURNING id, org_id, flow_id, flow_version, input, trigger, created_by, parent_id, depth
     )
-    -- progress is read as it was before this statement began the step.
-    SELECT now() AS now, c.id, c.org_id, c.flow_id, c.flow_version, c.input, c.trigger, c.created_by, v.steps, v.output AS output_template, (SELECT path FROM begun) AS begun, (SELECT resumes FROM begun) AS resumes,
+    SELECT now() AS now, c.id, c.org_id, c.flow_id, c.flow_version, c.input, c.trigger, c.created_by, c.parent_id, c.depth, v.steps, v.output AS output_template,
       (SELECT COALESCE(sum(octet_length(l.inputs) + COALESCE(octet_length(l.outputs), 0)), 0)::float8 FROM execution_logs l
         WHERE l.org_id = c.org_id AND l.execution_id = c.id::text AND l.written_by_engine)
       -- A retry holds the answers of the steps it reuses: without them, each retry would hold a budget more.
-      + (SELECT COALESCE(sum(octet_length(s.response)), 0)::float8 FROM execution_steps s WHERE s.execution_id = c.id AND s.reused_from IS NOT NULL) AS stored,
-      (SELECT json_agg(json_build_object('path', s.path, 'status', s.status, 'wakeAt', s.wake_at, 'attempts', s.attempts, 'response', s.response::json) ORDER BY s.position)
+      + (SELECT COALESCE(sum(COALESCE(octet_length(s.response), 0) + COALESCE(octet_length(s.output), 0)), 0)::float8 FROM execution_steps s WHERE s.execution_id = c.id AND s.reused_from IS NOT NULL)
+      -- The outputs of loops, switches and parallel steps, which no log keeps.
+      + (SELECT COALESCE(sum(octet_length(s.output)), 0)::float8 FROM execution_steps s WHERE s.execution_id = c.id AND s.reused_from IS NULL AND s.kind IN ('switch', 'forEach', 'parallel')) AS stored,
+      (SELECT json_agg(json_build_object('path', s.path, 'kind', s.kind, 'status', s.status, 'wakeAt', s.wake_at, 'attempts', s.attempts, 'resumes', s.resumes,
+          'response', s.response::json, 'output', s.output, 'error', s.error::json, 'state', s.state) ORDER BY s.position)
         FROM execution_steps s WHERE s.execution_id = c.id) AS progress,
       (SELECT json_agg(json_build_object('id', a.id, 'method', a.method, 'endpoint', a.endpoint, 'headers', a.headers, 'inputSchema', a.input_schema,
           'tool', json_build_object('id', t.id, 'baseUrl', t.base_url, 'authType', t.auth_type, 'credentials', t.credentials)))
         FROM actions a JOIN tools t ON t.org_id = a.org_id AND t.id = a.tool_id
-        WHERE a.org_id = c.org_id AND a.id IN (SELECT (step->>'actionId')::uuid FROM json_array_elements(v.steps::json) AS step)) AS actions
+        WHERE a.org_id = c.org_id AND a.id::text IN (SELECT id #>> '{}' FROM jsonb_path_query(v.steps::jsonb, 'lax $.**.actionId') AS id)) AS actions
     FROM claimed c JOIN flow_versions v ON v.org_id = c.org_id AND v.flow_id = c.flow_id AND v.version = c.flow_version`;
   if (!row) return null;
   return {
@@ -119,17 +124,28 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
     input: JSON.parse(row.input),
     trigger: JSON.parse(row.trigger),
     createdBy: row.created_by,
+    parentId: row.parent_id,
+    depth: row.depth,
     lease,
     steps: JSON.parse(row.steps),
     outputTemplate: row.output_template === null ? null : JSON.parse(row.output_template),
-    progress: row.progress ?? [],
-    begun: row.begun,
-    resumes: row.resumes ?? 0,
+    progress: (row.progress ?? []).map((step) => ({
+      ...step,
+      output: step.output === null ? null : JSON.parse(step.output),
+      state: step.state === null ? null : JSON.parse(step.state),
+    })),
     stored: row.stored,
     actions: new Map(
       (row.actions ?? []).map((action) => [action.id, { ...action, headers: JSON.parse(action.headers), inputSchema: JSON.parse(action.inputSchema) }]),
     ),
   };
+}
+
+/** Thrown when the run is no longer this worker's to write: cancelled, or taken by another worker. */
+export class LostRun extends Error {
+  constructor() {
+    super('The execution is no longer this worker’s to run.');
+  }
 }
 
 export interface Failure {
@@ -138,60 +154,112 @@ export interface Failure {
   step?: string;
 }
 
-/** How one attempt (or a skip) of a step ended, as recorded. */
-export interface Settlement {
+/**
+ * A change of one step run, as recorded: the state it takes, with what its attempt sent and
+ * received. `attempt` counts an attempt made now (one found running is then counted as resumed);
+ * `keep` keeps the last attempt's record (a new attempt begins); `log` writes the attempt's
+ * execution log.
+ */
+export interface StepWrite {
   path: string;
-  /** `waiting` when the step will be tried again (at `wakeAt`). */
-  status: 'waiting' | 'completed' | 'failed' | 'skipped' | 'cancelled';
-  wakeAt?: Date;
+  key: string;
+  kind: StepKind;
+  actionId?: string | null;
+  status: StepStatus;
+  attempt?: boolean;
+  keep?: boolean;
+  wakeAt?: Date | null;
   request?: unknown;
   response?: unknown;
+  output?: unknown;
   error?: Failure;
   durationMs?: number;
-  /** What the attempt's execution log keeps: the inputs it was given. */
-  inputs?: unknown;
+  state?: StepState;
+  /** The attempt's execution log: its status, and the inputs it was given. */
+  log?: { status: 'completed' | 'failed' | 'skipped' | 'cancelled'; inputs: unknown };
 }
 
-export interface Transition {
-  settle?: Settlement;
-  /** The path of the step whose attempt is sent now: its attempt is counted. */
-  begin?: string;
+export interface Changes {
+  writes: StepWrite[];
+  /** Step runs whose open descendants end `cancelled` (a loop or parallel step that failed). */
+  cancelUnder?: string[];
   finish?: { status: 'completed' | 'failed'; output?: unknown; error?: Failure };
 }
 
-/** Records a transition in one statement; false when the run is no longer this worker's to write. */
-export async function recordTransition(db: Database, run: ClaimedRun, { settle, begin, finish }: Transition): Promise<boolean> {
-  const path = settle?.path ?? null;
-  const next = begin ?? null;
+const FINAL_STEP = ['completed', 'failed', 'skipped', 'cancelled', 'not_run'];
+
+/** Records changes in one statement; false when the run is no longer this worker's to write. */
+export async function recordChanges(db: Database, run: ClaimedRun, { writes, cancelUnder = [], finish }: Changes): Promise<boolean> {
   const text = (value: unknown) => (value === undefined ? null : toJsonText(value as object));
-  // A step that waits for another attempt logs the attempt that failed.
-  const logStatus = settle ? (settle.status === 'waiting' ? 'failed' : settle.status) : null;
-  // Stored twice (the step, its log): made into text once.
-  const outputs = settle?.response === undefined ? null : text(settle.response);
+  const rows = writes.map((write, n) => ({
+    n,
+    path: write.path,
+    key: write.key,
+    kind: write.kind,
+    action_id: write.actionId ?? null,
+    status: write.status,
+    count: write.attempt ? 1 : 0,
+    keep: write.keep === true,
+    final: FINAL_STEP.includes(write.status),
+    wake_at: write.wakeAt?.toISOString() ?? null,
+    request: text(write.request),
+    response: text(write.response),
+    output: text(write.output),
+    error: text(write.error),
+    duration_ms: write.durationMs ?? null,
+    state: text(write.state),
+    log_id: write.log ? uuidv7() : null,
+    log_status: write.log?.status ?? null,
+    log_inputs: write.log ? (text(write.log.inputs) ?? '{}') : null,
+  }));
   const [row] = await db.$queryRaw<{ owned: number }[]>`
     WITH owner AS (
       SELECT id, org_id, flow_id, created_by FROM executions
       WHERE id = ${run.id}::uuid AND lease = ${run.lease}::uuid AND status = 'running' FOR UPDATE
     ),
-    settled AS (
-      UPDATE execution_steps SET status = ${settle?.status ?? 'pending'}::step_state, wake_at = ${settle?.wakeAt ?? null}::timestamptz,
-        finished_at = CASE WHEN ${settle?.status ?? null}::text <> 'waiting' THEN now() END,
-        duration_ms = ${settle?.durationMs ?? null}::int, request = ${text(settle?.request)}, response = ${outputs},
-        error = ${text(settle?.error)},
-        -- A skipped step was begun (its condition is read after), but never attempted.
-        attempts = CASE WHEN ${settle?.status ?? null}::text = 'skipped' THEN 0 ELSE attempts END,
-        started_at = CASE WHEN ${settle?.status ?? null}::text = 'skipped' THEN NULL ELSE started_at END
-      WHERE execution_id = ${run.id}::uuid AND path = ${path}::text AND EXISTS (SELECT 1 FROM owner)
+    w AS (
+      SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS w(n int, path text, key text, kind text, action_id uuid, status text, count int, keep boolean,
+        final boolean, wake_at timestamptz, request text, response text, output text, error text, duration_ms int, state text, log_id uuid, log_status text, log_inputs text)
+      WHERE EXISTS (SELECT 1 FROM owner)
     ),
-    begun AS (
-      UPDATE execution_steps SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now()), wake_at = NULL
-      WHERE execution_id = ${run.id}::uuid AND path = ${next}::text AND EXISTS (SELECT 1 FROM owner)
+    base AS (SELECT COALESCE(max(position), -1) + 1 AS p FROM execution_steps WHERE execution_id = ${run.id}::uuid),
+    -- New step runs are inserted; those recorded before are updated (this statement's UPDATE does not see the rows it inserts).
+    inserted AS (
+      INSERT INTO execution_steps (execution_id, path, position, org_id, key, kind, action_id, status, attempts, started_at, finished_at, duration_ms, request, response, output, error, state, wake_at)
+      SELECT ${run.id}::uuid, w.path, base.p + w.n, ${run.orgId}::uuid, w.key, w.kind, w.action_id, w.status::step_state, CASE WHEN w.status = 'skipped' THEN 0 ELSE w.count END,
+        CASE WHEN w.status <> 'skipped' THEN now() END, CASE WHEN w.final THEN now() END, w.duration_ms, w.request, w.response, w.output, w.error, w.state, w.wake_at
+      FROM w, base
+      ON CONFLICT (execution_id, path) DO NOTHING
+    ),
+    updated AS (
+      UPDATE execution_steps s SET
+        status = w.status::step_state,
+        wake_at = w.wake_at,
+        -- A skipped step was never attempted.
+        attempts = CASE WHEN w.status = 'skipped' THEN 0 ELSE s.attempts + w.count END,
+        resumes = s.resumes + CASE WHEN w.count = 1 AND s.status = 'running' THEN 1 ELSE 0 END,
+        started_at = CASE WHEN w.status = 'skipped' THEN NULL ELSE COALESCE(s.started_at, now()) END,
+        finished_at = CASE WHEN w.final THEN now() END,
+        duration_ms = CASE WHEN w.keep THEN s.duration_ms ELSE w.duration_ms END,
+        request = CASE WHEN w.keep THEN s.request ELSE w.request END,
+        response = CASE WHEN w.keep THEN s.response ELSE w.response END,
+        output = CASE WHEN w.keep THEN s.output ELSE w.output END,
+        error = CASE WHEN w.keep THEN s.error ELSE w.error END,
+        state = COALESCE(w.state, s.state)
+      FROM w WHERE s.execution_id = ${run.id}::uuid AND s.path = w.path
     ),
     logged AS (
       INSERT INTO execution_logs (id, org_id, flow_id, user_id, execution_id, step_key, status, inputs, outputs, error, duration_ms, updated_at)
-      SELECT ${uuidv7()}::uuid, org_id, flow_id, created_by, id::text, ${path}::text, ${logStatus}::execution_status,
-        ${text(settle?.inputs) ?? '{}'}, ${outputs}, ${text(settle?.error)}, ${settle?.durationMs ?? null}::int, now()
-      FROM owner WHERE ${logStatus}::text IS NOT NULL
+      SELECT w.log_id, owner.org_id, owner.flow_id, owner.created_by, owner.id::text, w.path, w.log_status::execution_status,
+        w.log_inputs, COALESCE(w.response, w.output), w.error, w.duration_ms, now()
+      FROM w, owner WHERE w.log_status IS NOT NULL
+    ),
+    cancelled AS (
+      UPDATE execution_steps SET status = 'cancelled', wake_at = NULL, finished_at = now()
+      WHERE execution_id = ${run.id}::uuid AND status IN ${sqlList(OPEN_STEP)} AND EXISTS (SELECT 1 FROM owner)
+        AND EXISTS (SELECT 1 FROM unnest(${cancelUnder}::text[]) AS holder
+          WHERE left(path, length(holder) + 1) IN (holder || '.', holder || '['))
+        AND NOT EXISTS (SELECT 1 FROM w WHERE w.path = execution_steps.path)
     ),
     finished AS (
       UPDATE executions SET status = ${finish?.status ?? null}::execution_state, output = ${text(finish?.output)}, error = ${text(finish?.error)},
@@ -201,50 +269,37 @@ export async function recordTransition(db: Database, run: ClaimedRun, { settle, 
     ),
     -- A plain SELECT: it runs because the final SELECT counts it.
     notified AS (SELECT pg_notify(${RUN_CHANGES}, id || ':' || status) FROM finished),
-    -- The steps the execution ended before (a step failed) never run: that is final too.
+    -- The steps the execution ended before never run, and those it ended during (a budget spent) end with it: that is final too.
     unrun AS (
-      UPDATE execution_steps SET status = 'not_run'
-      WHERE execution_id = ${run.id}::uuid AND status = 'pending' AND ${finish?.status ?? null}::text IS NOT NULL AND EXISTS (SELECT 1 FROM owner)
+      UPDATE execution_steps SET status = CASE WHEN status = 'pending' THEN 'not_run' ELSE 'cancelled' END::step_state, wake_at = NULL
+      WHERE execution_id = ${run.id}::uuid AND status IN ${sqlList(OPEN_STEP)} AND ${finish?.status ?? null}::text IS NOT NULL AND EXISTS (SELECT 1 FROM owner)
+        AND NOT EXISTS (SELECT 1 FROM w WHERE w.path = execution_steps.path)
     )
     SELECT (SELECT count(*) FROM owner)::int AS owned, (SELECT count(*) FROM notified)::int AS notified`;
   return (row?.owned ?? 0) > 0;
 }
 
 /**
- * Records that a step waits until `settle.wakeAt`, and sets the queue's timer for that moment
- * (`startTimer`), in one transaction: the run holds no worker while it waits, and neither a crash
- * nor a restart loses the wait or shortens it. False when the run is no longer this worker's.
+ * Fails a run that cannot go on (its flow version or an action vanished, the queue gave up): its
+ * open step runs fail with the same error (those not begun are `not_run`), and its parent, if it is
+ * a sub-flow's run, hears of it.
  */
-export async function recordWait(
-  db: Database,
-  run: ClaimedRun,
-  settle: Settlement & { wakeAt: Date },
-  startTimer: (tx: Transaction) => Promise<void>,
-): Promise<boolean> {
-  return db.$transaction(async (tx) => {
-    if (!(await recordTransition(tx as unknown as Database, run, { settle }))) return false;
-    await startTimer(tx);
-    return true;
+export async function abandonRun(db: Database, queue: RunQueue, executionId: string, error: Failure): Promise<void> {
+  await db.$transaction(async (tx) => {
+    const [abandoned] = await tx.$queryRaw<{ id: string }[]>`
+      WITH abandoned AS (
+        UPDATE executions SET status = 'failed', error = ${toJsonText(error)}, finished_at = now(), updated_at = now(), lease = NULL
+        WHERE id = ${executionId}::uuid AND status IN ${sqlList(UNFINISHED)}
+        RETURNING id
+      ), ended AS (
+        -- A waiting step was in the middle of its attempts: it fails with the run, like a running one.
+        UPDATE execution_steps SET status = CASE WHEN status = 'pending' THEN 'not_run' ELSE 'failed' END::step_state, wake_at = NULL,
+          error = CASE WHEN status = 'pending' THEN error ELSE ${toJsonText(error)} END, finished_at = CASE WHEN status = 'pending' THEN NULL ELSE now() END
+        WHERE execution_id IN (SELECT id FROM abandoned) AND status IN ${sqlList(OPEN_STEP)}
+      )
+      SELECT id, pg_notify(${RUN_CHANGES}, id || ':failed')::text AS notified FROM abandoned`;
+    if (abandoned) await wakeParent(tx, queue, executionId);
   });
-}
-
-/**
- * Fails a run that cannot go on (its flow version or an action vanished, the queue gave up): the
- * step it was in fails with the same error, and the steps after it are `not_run`.
- */
-export async function abandonRun(db: Database, executionId: string, error: Failure): Promise<void> {
-  await db.$executeRaw`
-    WITH abandoned AS (
-      UPDATE executions SET status = 'failed', error = ${toJsonText(error)}, finished_at = now(), updated_at = now(), lease = NULL
-      WHERE id = ${executionId}::uuid AND status IN ${sqlList(UNFINISHED)}
-      RETURNING id
-    ), ended AS (
-      -- A waiting step was in the middle of its attempts: it fails with the run, like a running one.
-      UPDATE execution_steps SET status = CASE WHEN status = 'pending' THEN 'not_run' ELSE 'failed' END::step_state, wake_at = NULL,
-        error = CASE WHEN status = 'pending' THEN error ELSE ${toJsonText(error)} END, finished_at = CASE WHEN status = 'pending' THEN NULL ELSE now() END
-      WHERE execution_id IN (SELECT id FROM abandoned) AND status IN ${sqlList(OPEN_STEP)}
-    )
-    SELECT pg_notify(${RUN_CHANGES}, id || ':failed') FROM abandoned`;
 }
 
 /** How many runs of the organization wait in the queue (they have not started). */

@@ -7,9 +7,10 @@ import type { RunQueue } from '../jobs/queue.ts';
 import { cancelRun } from './cancel.ts';
 import type { RunChanges } from './changes.ts';
 import { type NewRun, type Rerun, type StoredRun, storeRerun, storeRun } from './start.ts';
+import { keepSignal } from './waits.ts';
 
 /** What the API's handlers may do with runs. */
-export type RunOwner = Pick<Runs, 'start' | 'rerun' | 'started' | 'cancel' | 'cancelled' | 'finished'>;
+export type RunOwner = Pick<Runs, 'start' | 'rerun' | 'started' | 'cancel' | 'cancelled' | 'finished' | 'signal'>;
 
 export class Runs {
   readonly #queue: RunQueue;
@@ -41,12 +42,17 @@ export class Runs {
 
   /** Cancels a queued or running run; false when there is none to cancel. */
   cancel(db: Database, request: { orgId: string; executionId: string; by: string }): Promise<boolean> {
-    return cancelRun(db, request);
+    return cancelRun(db, this.#queue, request);
   }
 
   /** After the commit of a cancel: a worker of this process aborts the run's step in flight at once (others hear of it within a second). */
   cancelled(executionId: string): void {
     this.#changes.announce({ executionId, status: 'cancelled' });
+  }
+
+  /** Keeps a signal for a queued or running run and wakes it, in `tx`, which holds the run's row lock. */
+  signal(tx: Transaction, signal: Parameters<typeof keepSignal>[2]): Promise<void> {
+    return keepSignal(tx, this.#queue, signal);
   }
 
   /** Whether the run finishes within `ms` (or before `stop`); listening starts at the call. */

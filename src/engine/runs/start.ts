@@ -5,16 +5,19 @@
 import { v7 as uuidv7 } from 'uuid';
 import { conflict, notFound, unprocessable } from '../../contract/problems.ts';
 import { fromJsonText, type Transaction, toJsonText } from '../../db/client.ts';
+import { KINDS, kindOf, type StoredStep } from '../../definitions/steps.ts';
 import { type Execution as ExecutionRow, Prisma, type ExecutionStep as StepRow } from '../../generated/prisma/client.ts';
-import type { StoredStep } from '../../resources/flows.ts';
-import { pathOf } from '../plan.ts';
 import { isReusable, type StepStatus } from './statuses.ts';
 
 /** What started a run: a member's call, or a delivery of a webhook or schedule trigger (replayed by a member). */
 export type Trigger =
   | { type: 'api'; userId: string }
   | { type: 'webhook'; id: string; deliveryId: string; replay?: true; userId?: string }
-  | { type: 'schedule'; id: string; deliveryId: string; scheduledAt: string; replay?: true; userId?: string };
+  | { type: 'schedule'; id: string; deliveryId: string; scheduledAt: string; replay?: true; userId?: string }
+  | { type: 'flow'; executionId: string; step: string };
+
+/** How deep sub-flows' runs nest: a run started by a step of a run this deep is refused. */
+export const MAX_RUN_DEPTH = 5;
 
 export interface NewRun {
   orgId: string;
@@ -23,30 +26,40 @@ export interface NewRun {
   version?: number;
   input: Record<string, unknown>;
   trigger: Trigger;
+  /** A sub-flow's run: its parent's depth, one more than which it has. */
+  parentDepth?: number;
 }
 
 export type StoredRun = ExecutionRow & { steps: StepRow[] };
 
 // An execution's columns under the names of Prisma's model, so that raw rows read as its rows.
 export const EXECUTION_COLUMNS = Prisma.sql`e.id, e.org_id AS "orgId", e.flow_id AS "flowId", e.flow_version AS "flowVersion", e.status::text AS status,
-  e.input, e.output, e.error, e.retry_of AS "retryOf", e.retry_from_step AS "retryFromStep", e.trigger, e.trigger_id AS "triggerId", e.created_by AS "createdBy",
+  e.input, e.output, e.error, e.retry_of AS "retryOf", e.retry_from_step AS "retryFromStep", e.trigger, e.trigger_id AS "triggerId", e.parent_id AS "parentId", e.parent_step AS "parentStep", e.depth, e.timer_at AS "timerAt", e.created_by AS "createdBy",
   e.created_at AS "createdAt", e.started_at AS "startedAt", e.finished_at AS "finishedAt", e.updated_at AS "updatedAt"`;
 
 /** The member behind a trigger, if a member started the run. */
 function memberOf(trigger: Trigger): string | null {
-  return trigger.userId ?? null;
+  return 'userId' in trigger ? (trigger.userId ?? null) : null;
 }
 
 function triggerIdOf(trigger: Trigger): string | null {
-  return trigger.type === 'api' ? null : trigger.id;
+  return trigger.type === 'webhook' || trigger.type === 'schedule' ? trigger.id : null;
 }
+
+// A step's kind, in SQL: the first of its kind's fields that it has (an action's is actionId).
+const KIND_SQL = Prisma.raw(
+  `CASE WHEN step.value ? 'actionId' THEN 'action' ${KINDS.filter((kind) => kind !== 'action')
+    .map((kind) => `WHEN step.value ? '${kind}' THEN '${kind}'`)
+    .join(' ')} END`,
+);
 
 /**
  * Stores a queued execution of the flow's current (or given) version, with a pending row per
  * step, in one statement.
  */
-export async function storeRun(tx: Transaction, { orgId, flowId, version, input, trigger }: NewRun): Promise<StoredRun> {
+export async function storeRun(tx: Transaction, { orgId, flowId, version, input, trigger, parentDepth }: NewRun): Promise<StoredRun> {
   const id = uuidv7();
+  const parent = trigger.type === 'flow' ? trigger : undefined;
   const [row] = await tx.$queryRaw<(ExecutionRow & { currentVersion: number | null; steps: string | null })[]>`
     WITH flow AS (
       SELECT version FROM flows WHERE org_id = ${orgId}::uuid AND id = ${flowId}::uuid AND deleted_at IS NULL
@@ -55,13 +68,14 @@ export async function storeRun(tx: Transaction, { orgId, flowId, version, input,
       WHERE org_id = ${orgId}::uuid AND flow_id = ${flowId}::uuid AND version = COALESCE(${version ?? null}::int, (SELECT version FROM flow))
         AND EXISTS (SELECT 1 FROM flow)
     ), e AS (
-      INSERT INTO executions (id, org_id, flow_id, flow_version, input, trigger, trigger_id, created_by, updated_at)
-      SELECT ${id}::uuid, ${orgId}::uuid, ${flowId}::uuid, version, ${toJsonText(input)}, ${toJsonText(trigger)}, ${triggerIdOf(trigger)}::uuid, ${memberOf(trigger)}::uuid, now() FROM snapshot
+      INSERT INTO executions (id, org_id, flow_id, flow_version, input, trigger, trigger_id, created_by, parent_id, parent_step, depth, updated_at)
+      SELECT ${id}::uuid, ${orgId}::uuid, ${flowId}::uuid, version, ${toJsonText(input)}, ${toJsonText(trigger)}, ${triggerIdOf(trigger)}::uuid, ${memberOf(trigger)}::uuid,
+        ${parent?.executionId ?? null}::uuid, ${parent?.step ?? null}, ${parentDepth === undefined ? 0 : parentDepth + 1}, now() FROM snapshot
       RETURNING *
     ), pending AS (
-      INSERT INTO execution_steps (execution_id, path, position, org_id, key, action_id)
-      SELECT ${id}::uuid, step.value->>'key', step.position - 1, ${orgId}::uuid, step.value->>'key', (step.value->>'actionId')::uuid
-      FROM snapshot, json_array_elements(snapshot.steps::json) WITH ORDINALITY AS step(value, position)
+      INSERT INTO execution_steps (execution_id, path, position, org_id, key, kind, action_id)
+      SELECT ${id}::uuid, step.value->>'key', step.position - 1, ${orgId}::uuid, step.value->>'key', ${KIND_SQL}, (step.value->>'actionId')::uuid
+      FROM snapshot, jsonb_array_elements(snapshot.steps::jsonb) WITH ORDINALITY AS step(value, position)
     )
     SELECT (SELECT version FROM flow) AS "currentVersion", (SELECT steps FROM snapshot), ${EXECUTION_COLUMNS}
     FROM (SELECT 1) AS one LEFT JOIN e ON true`;
@@ -74,11 +88,14 @@ export async function storeRun(tx: Transaction, { orgId, flowId, version, input,
 function pendingStep(executionId: string, orgId: string, position: number, step: StoredStep): StepRow {
   return {
     executionId,
-    path: pathOf(step.key),
+    path: step.key,
     position,
     orgId,
     key: step.key,
-    actionId: step.actionId,
+    kind: kindOf(step),
+    actionId: step.actionId ?? null,
+    output: null,
+    state: null,
     status: 'pending',
     attempts: 0,
     resumes: 0,
@@ -134,11 +151,14 @@ export async function storeRerun(tx: Transaction, rerun: Rerun): Promise<StoredR
   const from = startOfRerun(steps, recorded, fromStep, version);
   const id = uuidv7();
   const rows = steps.map((step, position): StepRow => {
-    const path = pathOf(step.key);
-    const before = recorded.get(path);
+    const before = recorded.get(step.key);
     if (position < from && before) return { ...before, executionId: id, position, reusedFrom: before.reusedFrom ?? original.id };
     return pendingStep(id, orgId, position, step);
   });
+  // The step runs nested in a reused step (a loop's iterations, branches) are reused with it.
+  const reused = steps.slice(0, from).map((step) => step.key);
+  const nested = original.steps.filter((step) => reused.some((key) => isUnder(step.path, key)));
+  rows.push(...nested.map((step, n): StepRow => ({ ...step, executionId: id, position: steps.length + n, reusedFrom: step.reusedFrom ?? original.id })));
   const input = rerun.input ?? fromJsonText<Record<string, unknown>>(original.input);
   const row = await tx.execution.create({
     data: {
@@ -157,9 +177,14 @@ export async function storeRerun(tx: Transaction, rerun: Rerun): Promise<StoredR
   return { ...row, steps: rows };
 }
 
+/** Whether the step run at `path` is nested in the one at `holder`. */
+export function isUnder(path: string, holder: string): boolean {
+  return path.startsWith(`${holder}.`) || path.startsWith(`${holder}[`);
+}
+
 /** The position (in `steps`) the rerun starts at; every step before it must be reusable. */
 function startOfRerun(steps: StoredStep[], recorded: Map<string, { status: StepStatus }>, fromStep: string | undefined, version: number): number {
-  const paths = steps.map((step) => pathOf(step.key));
+  const paths = steps.map((step) => step.key);
   const firstUnfinished = paths.findIndex((path) => !isReusable(recorded.get(path)?.status ?? 'pending'));
   if (fromStep === undefined) return firstUnfinished === -1 ? paths.length : firstUnfinished;
   const from = paths.indexOf(fromStep);

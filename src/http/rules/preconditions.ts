@@ -99,6 +99,7 @@ export function transactional<C extends ServiceContext>(tx: Transaction, context
       start: (queue, run) => runs.start(queue, run),
       rerun: (queue, rerun) => runs.rerun(queue, rerun),
       cancel: (db, request) => runs.cancel(db, request),
+      signal: (queue, signal) => runs.signal(queue, signal),
       finished: (id, ms, stop) => runs.finished(id, ms, stop),
       started: (id) => news.push(() => runs.started(id)),
       cancelled: (id) => news.push(() => runs.cancelled(id)),
