@@ -23,6 +23,8 @@ export interface Received {
   aborted: boolean;
   /** When it arrived (ms since the epoch). */
   at: number;
+  /** When its answer ended or the client went away; undefined while it is in flight. */
+  doneAt?: number;
 }
 
 export interface Target {
@@ -53,6 +55,7 @@ export async function startTarget(): Promise<Target> {
     received.push(entry);
     response.on('close', () => {
       if (!response.writableFinished) entry.aborted = true;
+      entry.doneAt = Date.now();
     });
     const [, kind, arg] = url.pathname.split('/');
     const key = `${kind}:${entry.headers['idempotency-key'] ?? ''}:${url.pathname}`;
@@ -110,6 +113,20 @@ export async function startTarget(): Promise<Target> {
         server.close(() => resolve());
       }),
   };
+}
+
+/** The most requests of `received` in flight at once. */
+export function peakInFlight(received: Received[]): number {
+  const events = received.flatMap((entry) => [
+    [entry.at, 1],
+    [entry.doneAt ?? Number.POSITIVE_INFINITY, -1],
+  ]);
+  // An answer that ended in the same millisecond another arrived ended first.
+  events.sort((a, b) => a[0]! - b[0]! || a[1]! - b[1]!);
+  let current = 0;
+  let peak = 0;
+  for (const [, change] of events) peak = Math.max(peak, (current += change!));
+  return peak;
 }
 
 function token(request: IncomingMessage, response: ServerResponse, text: string, issue: () => number) {
