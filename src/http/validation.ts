@@ -12,6 +12,9 @@ const COMMON: Options = {
   verbose: true,
   useDefaults: true,
   strict: true,
+  // A step's kinds are a oneOf of branches that only require the field of their kind, which the
+  // properties beside the oneOf define (FlowStep): strict mode would have each branch define it again.
+  strictRequired: false,
   // OpenAPI 3.1 writes nullable values as a union: type: [string, 'null'].
   allowUnionTypes: true,
   // OpenAPI annotations that are not JSON Schema keywords, and what a pattern expects in words.
@@ -71,11 +74,19 @@ export function adaptRequestSchema(route: RouteOptions): void {
   }
   if (content) {
     const [mediaType, body] = Object.entries(content)[0]!;
-    schema.body = body.schema;
+    schema.body = ownId(body.schema, route);
     route.preValidation = [...[route.preValidation ?? []].flat(), refuseOtherMediaTypes(mediaType)];
   }
   if (schema.headers) schema.headers = lowerCaseHeaderNames(schema.headers);
   schema.querystring = { type: 'object', ...schema.querystring, additionalProperties: false };
+}
+
+// fastify-openapi-glue gives every recursive schema (a flow's steps hold steps) this one $id, which
+// AJV takes once: each route's body gets an $id of its own, against which its `#/…` references resolve.
+const GLUE_ID = 'http://example.com/fastifySchema';
+
+function ownId(schema: JsonSchema, route: RouteOptions): JsonSchema {
+  return schema.$id === GLUE_ID ? { ...schema, $id: `${GLUE_ID}/${[route.method].flat().join(',')}${route.url}` } : schema;
 }
 
 interface JsonSchema {
