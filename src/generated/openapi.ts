@@ -1394,10 +1394,7 @@ export interface components {
          * @example input.notify
          */
         StepCondition: string | null;
-        /**
-         * @description How long one attempt may take, in milliseconds, from connecting to the last byte of the answer.
-         * @default 30000
-         */
+        /** @description How long one attempt of an action step may take, in milliseconds, from connecting to the last byte of the answer; 30000 when omitted. */
         StepTimeout: number;
         /**
          * @description How often a failed attempt is tried again. Network errors, timeouts, `408`, `429` and `5xx`
@@ -1861,7 +1858,7 @@ export interface components {
             finishedAt: components["schemas"]["NullableTimestamp"];
             updatedAt: components["schemas"]["Timestamp"];
             /** @description For a sub-flow's run, the parent execution and the path of the step that started it. */
-            parent?: {
+            parent: {
                 /** Format: uuid */
                 executionId: string;
                 step: string;
