@@ -4,8 +4,8 @@
 // X-Org-ID and X-User-ID, the first time its owner's API key, and the command that runs the flow.
 import { readConfig } from '../src/config/config.ts';
 import { createDatabase, toJsonText } from '../src/db/client.ts';
+import { storedStep } from '../src/definitions/steps.ts';
 import { keyRecord } from '../src/resources/apiKeys.ts';
-import { storedStep } from '../src/resources/flows.ts';
 
 const DEMO = 'Tolstoy Demo';
 const DEMO_FLOW = 'Read my organization';

@@ -40,14 +40,14 @@ const EACH_OF_REDUCE = /^each\(([a-zA-Z_][a-zA-Z0-9_]*),\s*([a-zA-Z_][a-zA-Z0-9_
 const BY = /^by\(([a-zA-Z_][a-zA-Z0-9_]*)\)$/;
 const IDENTIFIER = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
-/** The mistakes of a template (step inputs, the flow's output) that sees `steps`. */
+/** The mistakes of a template (an action's inputs, a transform, a sub-flow's input, the flow's output) that sees `steps`. */
 export function templateProblems(template: unknown, steps: StepKeys, budget: TokenBudget): TemplateProblem[] {
   const problems: TemplateProblem[] = [];
   walk(template, '', { steps, budget, names: new Set() }, problems);
   return problems;
 }
 
-/** The mistakes of a step's condition, an expression. */
+/** The mistakes of a field that is one expression: a condition, a forEach's items, a sleep's until. */
 export function conditionProblems(condition: string, steps: StepKeys, budget: TokenBudget): string[] {
   return expressionProblems(condition, { steps, budget, names: new Set() }).problems;
 }

@@ -68,14 +68,22 @@ export class TokenBudget {
 
 /** What every template sees: the run's names and JSON-e's functions (and `now`). */
 const GLOBALS = new Set(['input', 'trigger', 'steps', 'execution', 'now', ...Object.keys(addBuiltins({}))]);
-const STEP_FIELDS = ['output', 'status', 'httpStatus', 'headers'];
+const STEP_FIELDS = ['output', 'status', 'httpStatus', 'headers', 'case'];
+/** What a template inside a forEach sees besides: the iteration's item and its index. */
+const LOOP_NAMES = ['item', 'index'];
 const EXECUTION_FIELDS = ['id', 'flowId', 'flowVersion'];
 const IDENTIFIER = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
-/** The steps of the flow, and how many of them run before the template being checked. */
+/** What a template sees of the flow's steps where it is (flowChecks.ts says which steps run before which). */
 export interface StepKeys {
+  /** Every key of the flow, nested steps' included. */
   all: readonly string[];
-  before: number;
+  /** The keys of the steps that have run when the template is rendered. */
+  visible: ReadonlySet<string>;
+  /** The step whose template it is; none for the flow's output. */
+  self?: string;
+  /** Whether it is rendered inside a forEach's iteration, where it sees `item` and `index` too. */
+  inLoop?: boolean;
 }
 
 /** The names an expression sees: the globals, those a `$let`, `$map`… binds, or any name at all (a `$let` whose names are computed). */
@@ -168,8 +176,9 @@ function visitAll(nodes: (Node | null | undefined)[], at: Visit): void {
 
 function known(name: string, at: Visit): void {
   if (bound(name, at.scope) || GLOBALS.has(name) || at.misread) return;
+  if (at.scope.steps.inLoop && LOOP_NAMES.includes(name)) return;
   at.problems.push(
-    `refers to \`${name}\`, which no template sees (they see input, steps, execution, and the names a $let, $map, $reduce, $find or $sort binds)`,
+    `refers to \`${name}\`, which no template sees (they see input, trigger, steps, execution, now, item and index inside a forEach, and the names a $let, $map, $reduce, $find or $sort binds)`,
   );
 }
 
@@ -220,17 +229,16 @@ function stepOf(node: Node | null | undefined, scope: Scope): string | undefined
 
 /** A reference to the step `key`, written `steps.<key>` from `start` in the source, or in brackets. */
 function step(key: string, at: Visit, start?: number): void {
-  const { all, before } = at.scope.steps;
+  const { all, visible } = at.scope.steps;
   // `steps.get-user` reads as `steps.get - user`: name the key that was meant.
   const meant = start === undefined ? undefined : longestKeyAt(at.source, start, all, key);
   if (meant !== undefined) {
-    const where = all.indexOf(meant) < before ? '' : `; ${whereIs(meant, at.scope.steps)}`;
+    const where = visible.has(meant) ? '' : `; ${whereIs(meant, at.scope.steps)}`;
     at.problems.push(`reads steps.${meant} as steps.${key} followed by "${meant.slice(key.length)}": refer to step "${meant}" as steps["${meant}"]${where}`);
     at.misread = true;
     return;
   }
-  const index = all.indexOf(key);
-  if (index === -1 || index >= before) at.problems.push(`refers to step "${key}", ${whereIs(key, at.scope.steps)}`);
+  if (!visible.has(key)) at.problems.push(`refers to step "${key}", ${whereIs(key, at.scope.steps)}`);
 }
 
 function longestKeyAt(source: string, start: number, all: readonly string[], read: string): string | undefined {
@@ -238,9 +246,10 @@ function longestKeyAt(source: string, start: number, all: readonly string[], rea
   return candidates.sort((a, b) => b.length - a.length)[0];
 }
 
-function whereIs(key: string, { all, before }: StepKeys): string {
-  const index = all.indexOf(key);
-  if (index === -1) return 'which this flow does not have';
-  if (index === before) return 'which is this step itself: a step sees the steps before it';
-  return `which is step ${index} and does not run before this: a template sees the steps before it`;
+function whereIs(key: string, { all, self }: StepKeys): string {
+  if (!all.includes(key)) return 'which this flow does not have';
+  if (key === self) return 'which is this step itself: a step sees the steps before it';
+  // The output sees every step of the top level: one it does not see is nested in one of them.
+  if (self === undefined) return "which runs inside another step: the flow's output sees the steps of its top level";
+  return 'which does not run before this step: a template sees the steps before it in its own list and those before the steps that hold it';
 }

@@ -1410,10 +1410,7 @@ export interface components {
          * @example input.notify
          */
         StepCondition: string | null;
-        /**
-         * @description How long one attempt may take, in milliseconds, from connecting to the last byte of the answer.
-         * @default 30000
-         */
+        /** @description How long one attempt of an action step may take, in milliseconds, from connecting to the last byte of the answer; 30000 when omitted. */
         StepTimeout: number;
         /**
          * @description How often a failed attempt is tried again. Network errors, timeouts, `408`, `429` and `5xx`

@@ -49,10 +49,13 @@ function resolveAlternatives(issues: Issue[]): Issue[] {
   let kept = issues;
   const alternatives = issues.filter((issue) => issue.keyword === 'oneOf' || issue.keyword === 'anyOf');
   for (const alternative of alternatives.sort((a, b) => b.schemaPath.length - a.schemaPath.length)) {
-    // More than one branch fitting is an error of its own, said as it is.
-    if (alternative.params.passingSchemas) continue;
     const prefix = `${alternative.schemaPath}/`;
     const within = (issue: Issue) => issue.schemaPath.startsWith(prefix) && isWithin(issue.instancePath, alternative.instancePath);
+    // More than one branch fitting is an error of its own, said as it is: the other branches' errors are beside the point.
+    if (alternative.params.passingSchemas) {
+      kept = kept.filter((issue) => !within(issue));
+      continue;
+    }
     const branches = Map.groupBy(kept.filter(within), (issue) => issue.schemaPath.slice(prefix.length).split('/')[0]!);
     const fitting = [...branches.values()].filter((errors) => !errors.some((issue) => misfits(issue, alternative.instancePath)));
     const closest = new Set(fitting.sort((a, b) => a.length - b.length)[0]);
@@ -133,10 +136,10 @@ function messageOf(issue: Issue, issues: Issue[]): string {
     case 'minProperties':
       return params.limit === 1 ? knownFields(schema, 'must set at least one field') : `must have at least ${params.limit} fields`;
     case 'maxProperties':
-      return `must have at most ${params.limit} fields`;
+      return params.limit === 1 ? knownFields(schema, 'must set at most one field') : `must have at most ${params.limit} fields`;
     case 'oneOf':
     case 'anyOf':
-      return `must be one of: ${((schema[keyword] ?? []) as Schema[]).map(branchOf).join('; ')}`;
+      return alternativesMessage(keyword, (schema[keyword] ?? []) as Schema[]);
     case 'not':
       return 'is not allowed here';
     default:
@@ -189,6 +192,22 @@ function nameProblem(issue: Issue, issues: Issue[]): string {
     .filter((other) => other.schemaPath.startsWith(prefix) && other.instancePath === issue.instancePath && other.propertyName === name)
     .sort((a, b) => rankOf(a) - rankOf(b))[0];
   return inner ? messageOf(inner, issues) : 'is not allowed';
+}
+
+/**
+ * What a oneOf or anyOf takes, in words. Branches that each only require a field (a flow step's
+ * kinds: `actionId`, `transform`…) say which of those fields the value must have.
+ */
+function alternativesMessage(keyword: 'oneOf' | 'anyOf', branches: Schema[]): string {
+  const fields = branches.map(requiredOnly);
+  if (fields.every((field) => field !== undefined)) return `must have ${keyword === 'oneOf' ? 'exactly' : 'at least'} one of ${fields.join(', ')}`;
+  return `must be one of: ${branches.map(branchOf).join('; ')}`;
+}
+
+/** The one field a branch requires, when that is all it says (besides its title). */
+function requiredOnly(branch: Schema): string | undefined {
+  const { required, title, ...rest } = branch;
+  return Array.isArray(required) && required.length === 1 && Object.keys(rest).length === 0 ? String(required[0]) : undefined;
 }
 
 /** A branch of a oneOf or anyOf in words: its title and fields, or its type. */

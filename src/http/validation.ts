@@ -12,6 +12,9 @@ const COMMON: Options = {
   verbose: true,
   useDefaults: true,
   strict: true,
+  // A step's kinds are a oneOf of branches that only require the field of their kind, which the
+  // properties beside the oneOf define (FlowStep): strict mode would have each branch define it again.
+  strictRequired: false,
   // OpenAPI 3.1 writes nullable values as a union: type: [string, 'null'].
   allowUnionTypes: true,
   // OpenAPI annotations that are not JSON Schema keywords, and what a pattern expects in words.

@@ -7,18 +7,18 @@ import type { Handler } from '../contract/handlers.ts';
 import { type FieldError, invalidFields, notFound, ProblemError } from '../contract/problems.ts';
 import { type Database, fromJsonText, toJsonText } from '../db/client.ts';
 import { brokenForeignKey } from '../db/errors.ts';
-import { type FlowDocument, type FlowProblems, flowProblems } from '../definitions/flowChecks.ts';
+import { type FlowDocument, type FlowProblems, flowProblems, type Referents, type Step } from '../definitions/flowChecks.ts';
+import { everyStep, MAX_FLOW_STEPS, type StepInput, type StoredStep, storedStep } from '../definitions/steps.ts';
 import type { components } from '../generated/openapi.ts';
 import { type Flow as FlowRow, type FlowVersion as FlowVersionRow, Prisma } from '../generated/prisma/client.ts';
 import { boundedPageSql, toBoundedPage } from './pagination.ts';
 
+// The engine and its tests still import a step's stored shape from here (its home is definitions/steps.ts).
+export type { StoredStep };
+
 type Flow = components['schemas']['Flow'];
 type FlowVersion = components['schemas']['FlowVersion'];
-export type StoredStep = components['schemas']['StoredFlowStep'];
-type StepInput = components['schemas']['FlowStep'];
 type FlowFields = Partial<components['schemas']['FlowCreate']>;
-
-export const STEP_DEFAULTS = { timeoutMs: 30_000, retry: { maxAttempts: 1, initialDelayMs: 1000, maxDelayMs: 30_000 }, continueOnError: false };
 
 export function toFlow(row: FlowRow): Flow {
   return {
@@ -122,9 +122,7 @@ export const updateFlow: Handler<'updateFlow'> = async ({ params, body }, { db, 
             const updated = await update(tx as Database);
             if (!updated) return undefined;
             await tx.flowStep.deleteMany({ where: { flowId: updated.id } });
-            await tx.flowStep.createMany({
-              data: steps.map((step, position) => ({ flowId: updated.id, orgId, position, key: step.key, actionId: step.actionId })),
-            });
+            await tx.flowStep.createMany({ data: stepRows(steps).map((row) => ({ ...row, flowId: updated.id, orgId })) });
             return updated;
           });
     if (!row) throw notFound('flow', params.id);
@@ -168,19 +166,6 @@ export const getFlowVersion: Handler<'getFlowVersion'> = async ({ params }, { db
   return toFlowVersion(row);
 };
 
-/** A step as stored and run: every option with its value. */
-export function storedStep(step: StepInput): StoredStep {
-  return {
-    key: step.key,
-    actionId: step.actionId,
-    inputs: step.inputs ?? {},
-    if: step.if ?? null,
-    timeoutMs: step.timeoutMs ?? STEP_DEFAULTS.timeoutMs,
-    retry: { ...STEP_DEFAULTS.retry, ...step.retry },
-    continueOnError: step.continueOnError ?? STEP_DEFAULTS.continueOnError,
-  };
-}
-
 function documentColumns(steps: StepInput[], output: FlowFields['output']) {
   return { steps: toJsonText(steps.map(storedStep)), output: output ? toJsonText(output) : null };
 }
@@ -189,22 +174,42 @@ function versionColumns(row: { name: string; description?: string | null; steps:
   return { name: row.name, description: row.description ?? null, steps: row.steps, output: row.output ?? null };
 }
 
-/** A reference row per step, for the database's integrity checks (see schema.prisma). */
+/**
+ * A reference row per step of the whole tree, nested ones included, for the database's integrity
+ * checks (see schema.prisma): keys unique in the flow, and the actions that steps call kept.
+ */
+function stepRows(steps: StepInput[]) {
+  return [...everyStep(steps)].map(({ step }, position) => ({ position, key: step.key, actionId: step.actionId ?? null }));
+}
+
 function stepRefs(steps: StepInput[]) {
-  const refs = steps.map((step, position) => ({ position, key: step.key, actionId: step.actionId }));
-  return refs.length > 0 ? { createMany: { data: refs } } : {};
+  const rows = stepRows(steps);
+  return rows.length > 0 ? { createMany: { data: rows } } : {};
 }
 
 /**
- * Every step must call an action of this organization, and the steps and their templates must make
- * sense (src/definitions/flowChecks.ts): what fails every run of the flow is refused; what may, is warned of.
+ * Every action step must call an action of this organization, every sub-flow step run one of its
+ * flows, and the steps and their templates must make sense (src/definitions/flowChecks.ts): what
+ * fails every run of the flow is refused; what may, is warned of.
  */
 async function checkFlow(db: Database, orgId: string, flow: FlowDocument): Promise<FlowProblems> {
-  const actionIds = flow.given.includes('steps') ? [...new Set(flow.steps.map((step) => step.actionId))] : [];
-  const actions = actionIds.length === 0 ? [] : await db.action.findMany({ where: { orgId, id: { in: actionIds } }, select: { id: true, endpoint: true } });
-  const problems = flowProblems(flow, new Map(actions.map((action) => [action.id, action.endpoint])));
+  const steps = flow.given.includes('steps') ? [...everyStep(flow.steps)].map(({ step }) => step) : [];
+  // A flow of too many steps is refused for that alone, before what they name is looked up.
+  const referents = steps.length > MAX_FLOW_STEPS ? { endpoints: new Map(), flows: new Set<string>() } : await referentsOf(db, orgId, steps);
+  const problems = flowProblems(flow, referents);
   if (problems.errors.length > 0) throw invalidFields('unprocessable-content', problems.errors);
   return problems;
+}
+
+/** The actions and flows of the organization that the steps name. */
+async function referentsOf(db: Database, orgId: string, steps: Step[]): Promise<Referents> {
+  const actionIds = [...new Set(steps.flatMap((step) => (step.actionId ? [step.actionId] : [])))];
+  const flowIds = [...new Set(steps.flatMap((step) => (step.flow ? [step.flow.flowId] : [])))];
+  const [actions, flows] = await Promise.all([
+    actionIds.length === 0 ? [] : db.action.findMany({ where: { orgId, id: { in: actionIds } }, select: { id: true, endpoint: true } }),
+    flowIds.length === 0 ? [] : db.flow.findMany({ where: { orgId, id: { in: flowIds }, ...live }, select: { id: true } }),
+  ]);
+  return { endpoints: new Map(actions.map((action) => [action.id, action.endpoint])), flows: new Set(flows.map((row) => row.id)) };
 }
 
 /**

@@ -32,14 +32,15 @@ t.test('a reference to a step that does not exist, comes later, or is the step i
     {
       in: 'body',
       pointer: '/steps/1/inputs/text',
-      message: '${steps.third.output.name}: refers to step "third", which is step 2 and does not run before this: a template sees the steps before it',
+      message:
+        '${steps.third.output.name}: refers to step "third", which does not run before this step: a template sees the steps before it in its own list and those before the steps that hold it',
     },
     { in: 'body', pointer: '/steps/2/if', message: 'refers to step "third", which is this step itself: a step sees the steps before it' },
   ]);
   t.match(response.data.detail, /body\/steps\/0\/inputs\/name\/\$eval: `steps\.nope\.output\.name` refers to step "nope"/);
   const bracketed = await save([{ key: 'a', inputs: { x: { $eval: 'steps["later"].output' } } }, { key: 'later' }]);
   t.equal(bracketed.statusCode, 422, 'in brackets too');
-  t.match(bracketed.data.errors, [{ pointer: '/steps/0/inputs/x/$eval', message: /refers to step "later", which is step 1/ }]);
+  t.match(bracketed.data.errors, [{ pointer: '/steps/0/inputs/x/$eval', message: /refers to step "later", which does not run before this step/ }]);
 });
 
 t.test('the output template sees every step, and only those', async (t) => {

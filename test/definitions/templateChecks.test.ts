@@ -21,7 +21,7 @@ const context = {
   steps: { a: { output: { items: [{ name: 'x' }], n: 2 }, status: 200, headers: { 'content-type': 'application/json' } } },
   execution: { id: 'e1', flowId: 'f1', flowVersion: 1 },
 };
-const keys = { all: ['a', 'b', 'c'], before: 1 };
+const keys = { all: ['a', 'b', 'c'], visible: new Set(['a']), self: 'b' };
 const check = (template: unknown) => templateProblems(template, keys, new TokenBudget());
 const renders = (template: unknown) => {
   try {

@@ -31,7 +31,16 @@ const credentials = [
 // Bodies each operation's schema accepts, together holding every field the schema has.
 const tools = credentials.map((value) => ({ name: 'N', description: 'D', baseUrl: 'https://x.io', authType: 'bearer', credentials: value }));
 const actions = [{ toolId: tool.id, name: 'N', key: 'k', description: 'D', method: 'GET', endpoint: '/x', headers: { 'X-A': 'b' }, inputSchema: {} }];
-const flows = [{ name: 'N', description: 'D', steps: [step], output: null }];
+// A step of each kind first (the fields of an array's first item are the ones broken), holding steps of its own.
+const ofEachKind = [
+  { key: 'b', transform: { x: 1 } },
+  { key: 'c', switch: { cases: [{ if: 'true', steps: [step] }], default: [{ ...structuredClone(step), key: 'c2' }] } },
+  { key: 'd', forEach: { items: 'input.list', concurrency: 2, steps: [step] } },
+  { key: 'e', parallel: { branches: { crm: [step] } } },
+  { key: 'g', waitFor: { signal: 'approval', timeoutMs: 1000 } },
+  { key: 'h', flow: { flowId: ID, version: 1, input: {} } },
+];
+const flows = [{ name: 'N', description: 'D', steps: [step], output: null }, ...ofEachKind.map((first) => ({ name: 'N', steps: [first] }))];
 const logs = [{ flowId: ID, executionId: 'r', stepKey: 's', status: 'queued', inputs: {}, outputs: null, error: { message: 'm', code: 'c' }, durationMs: 1 }];
 const users = [{ email: 'a@example.com', name: 'N', role: 'member' }];
 const webhook = {
@@ -62,6 +71,7 @@ const validBodies: Record<string, Record<string, unknown>[]> = {
   updateExecutionLog: logs,
   patchExecutionLog: logs,
   startExecution: [{ input: {}, version: 1 }],
+  signalExecution: [{ payload: { approved: true } }],
   retryExecution: [{ fromStep: 'a', input: {}, version: 1 }, { version: 'latest' }],
   createTrigger: triggers.map((trigger) => ({ flowId: ID, type: 'webhook', ...trigger })),
   updateTrigger: triggers,
@@ -125,7 +135,10 @@ function objectCases(schema: Schema, value: Record<string, unknown>, pointer: st
       expected: new RegExp(`^is not a known field; the fields are ${fields}$`),
     });
   }
+  // A step's kind is the one field of its kind that it has (a oneOf of required fields): another kind's would make it two.
+  const otherKinds = (schema.oneOf ?? []).flatMap((branch: Schema) => branch.required ?? []).filter((name: string) => !(name in value));
   for (const [name, property] of Object.entries<Schema>(schema.properties ?? {})) {
+    if (otherKinds.includes(name)) continue;
     const field = deref(property);
     cases.push(...breakersOf(field, `${pointer}/${name}`));
     const child = value[name];
@@ -139,7 +152,9 @@ function objectCases(schema: Schema, value: Record<string, unknown>, pointer: st
 /** The object schema, of a oneOf's branches at any depth, that `value` takes. */
 function branchFor(schema: Schema, value: Record<string, unknown>): Schema {
   schema = deref(schema);
-  return schema.oneOf ? schema.oneOf.map((branch: Schema) => branchFor(branch, value)).find((branch: Schema) => fits(branch, value)) : schema;
+  // A oneOf beside the object's own fields only says which of them it has (a flow step's kind).
+  if (!schema.oneOf || schema.properties) return schema;
+  return schema.oneOf.map((branch: Schema) => branchFor(branch, value)).find((branch: Schema) => fits(branch, value));
 }
 
 const fits = (branch: Schema | undefined, value: Record<string, unknown>) =>
@@ -157,7 +172,7 @@ function withValue(body: Record<string, unknown>, pointer: string, value: unknow
   return copy;
 }
 
-const urlOf = (path: string) => path.replace('{id}', ID).replace('{version}', '1').replace('{deliveryId}', ID);
+const urlOf = (path: string) => path.replace('{id}', ID).replace('{version}', '1').replace('{deliveryId}', ID).replace('{name}', 'approval');
 
 async function expectOneError(t: Test, request: Parameters<typeof call>[2], part: string, { label, pointer, expected }: Case) {
   const response = await call(app, acme, request);
