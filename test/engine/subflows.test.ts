@@ -70,10 +70,10 @@ t.test('a flow that calls itself stops at the depth limit, with a message that s
   const updated = await w.send({
     method: 'PUT',
     url: `/flows/${flow.id}`,
-    payload: { name: 'Recursive', steps: [{ key: 'self', flow: { flowId: flow.id, input: { depth: { $eval: '(input.depth || 0) + 1' } } } }] },
+    payload: { name: 'Recursive', steps: [{ key: 'self', flow: { flowId: flow.id, input: { depth: { $eval: 'input.depth + 1' } } } }] },
   });
   t.equal(updated.statusCode, 200, updated.body);
-  const done = await w.run(flow.id);
+  const done = await w.run(flow.id, { input: { depth: 0 } });
   t.equal(done.status, 'failed');
   let deepest = done;
   for (let depth = 0; depth < 10; depth++) {
@@ -81,6 +81,6 @@ t.test('a flow that calls itself stops at the depth limit, with a message that s
     if (children.length === 0) break;
     deepest = (await w.send({ method: 'GET', url: `/executions/${children[0].id}` })).data;
   }
-  t.match(deepest, { input: { depth: 5 }, steps: [{ status: 'failed', error: { code: 'too-deep', message: /runs nest at most 5 deep/ } }] });
+  t.match(deepest, { input: { depth: 5 }, parent: { step: 'self' }, steps: [{ status: 'failed', error: { code: 'too-deep', message: /runs nest at most 5 deep/ } }] });
   t.match(done.error, { message: /Its sub-flow's run .* failed/ });
 });
