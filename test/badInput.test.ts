@@ -56,6 +56,7 @@ const validBodies: Record<string, Record<string, unknown>> = {
   createTrigger: { flowId: flow.id, name: 'N', type: 'webhook' },
   updateTrigger: { name: 'N' },
   patchTrigger: { name: 'N' },
+  signalExecution: { payload: { approved: true } },
 };
 
 // A webhook takes any body, as its sender sends it (test/triggers/webhooks.test.ts).
@@ -63,7 +64,7 @@ const withBody = operations.filter((op) => op.operation.requestBody && !op.opera
 // The media type each body is sent as: JSON, or a JSON merge patch for PATCH.
 const typeOf = (operationId: string) => Object.keys(withBody.find((op) => op.operationId === operationId)!.operation.requestBody.content)[0]!;
 const withId = operations.filter((op) => op.path.includes('{id}'));
-const urlOf = (path: string) => path.replace('{id}', ids[path.split('/')[1]!]!);
+const urlOf = (path: string) => path.replace('{id}', ids[path.split('/')[1]!]!).replace('{name}', 'approval');
 const counts = () =>
   Promise.all([
     db.organization.count(),

@@ -1304,23 +1304,7 @@ export interface components {
             sleep?: components["schemas"]["SleepStep"];
             waitFor?: components["schemas"]["WaitForStep"];
             flow?: components["schemas"]["SubFlowStep"];
-        } & ({
-            actionId: unknown;
-        } | {
-            transform: unknown;
-        } | {
-            switch: unknown;
-        } | {
-            forEach: unknown;
-        } | {
-            parallel: unknown;
-        } | {
-            sleep: unknown;
-        } | {
-            waitFor: unknown;
-        } | {
-            flow: unknown;
-        });
+        } & (unknown | unknown | unknown | unknown | unknown | unknown | unknown | unknown);
         /**
          * @description Runs the steps of the first case whose `if` holds, or `default` when none does (nothing
          *     when there is no `default`). Its output is that branch's last completed step's output;
