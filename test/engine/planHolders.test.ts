@@ -4,7 +4,7 @@
 import t from 'tap';
 import type { StoredStep } from '../../src/definitions/steps.ts';
 import { newMemo, type StepRecord } from '../../src/engine/plan.ts';
-import { action, completed, failed, forEachOf, LATER, parallelOf, pathsOf, planOf, running, sleep, switchOf } from './planSteps.ts';
+import { action, completed, EARLIER, failed, forEachOf, LATER, parallelOf, pathsOf, planOf, running, sleep, switchOf } from './planSteps.ts';
 
 t.test('switch', async (t) => {
   const steps = [action('a'), switchOf('route', [[action('x'), action('y')], [action('z')], []], [action('d')]), action('after')];
@@ -222,6 +222,38 @@ t.test('parallel', async (t) => {
     t.same(after.conclude, [
       { path: 'p', status: 'failed', error: { code: 'step-failed', message: 'step p.a.a1 failed: boom', step: 'p.a.a1' }, cancelsOpen: true },
     ]);
+  });
+});
+
+t.test('a failed list waits for the steps in flight in its holder, whatever they were recorded as', async (t) => {
+  const steps = [parallelOf('p', { a: [action('a1')], b: [action('b1')] })];
+  const failure = { path: 'p', status: 'failed', error: { code: 'step-failed', message: 'step p.a.a1 failed: boom', step: 'p.a.a1' }, cancelsOpen: true };
+
+  t.test('a step begun but not recorded yet', async (t) => {
+    const plan = planOf(steps, { p: running(), 'p.a.a1': failed() }, { inFlight: ['p.b.b1'] });
+    t.same([plan.conclude, plan.outcome], [[], 'active']);
+  });
+
+  t.test('a waiting step due and begun again', async (t) => {
+    const plan = planOf(steps, { p: running(), 'p.a.a1': failed(), 'p.b.b1': { status: 'waiting', wakeAt: EARLIER } }, { inFlight: ['p.b.b1'] });
+    t.same([plan.conclude, plan.outcome], [[], 'active']);
+  });
+
+  t.test('a step cut short is begun again, and the holder fails once it ends', async (t) => {
+    const records: Record<string, StepRecord> = { p: running(), 'p.a.a1': failed(), 'p.b.b1': running() };
+    const resumed = planOf(steps, records);
+    t.same([pathsOf(resumed.begin), resumed.conclude], [['p.b.b1'], []], 'nothing runs it: it would hold the run forever');
+    const again = planOf(steps, records, { inFlight: ['p.b.b1'] });
+    t.same([pathsOf(again.begin), again.conclude], [[], []], 'while it runs again');
+    records['p.b.b1'] = completed();
+    t.same(planOf(steps, records).conclude, [failure]);
+  });
+
+  t.test('each wait and each conclusion in it is listed once', async (t) => {
+    const tree = [parallelOf('p', { a: [action('a1')], b: [sleep('b1')], c: [switchOf('s', [[]])] })];
+    const plan = planOf(tree, { p: running(), 'p.a.a1': failed(), 'p.b.b1': { status: 'waiting', wakeAt: LATER }, 'p.c.s': running({ case: 0 }) });
+    t.same(pathsOf(plan.waits), ['p.b.b1']);
+    t.same(plan.conclude, [{ path: 'p.c.s', status: 'completed', output: null, cancelsOpen: false }]);
   });
 });
 
