@@ -165,14 +165,17 @@ const HOLDERS: readonly StepKind[] = ['switch', 'forEach', 'parallel'];
  * steps running in it have ended, and those that only wait are cancelled.
  */
 function holder(step: StoredStep, kind: StepKind, path: string, record: StepRecord, scope: Scope, walk: Walk, mayBegin: boolean): SequenceState {
-  const local: Walk = { ...walk, plan: { ...walk.plan, begin: [] } };
+  // What its lists plan is kept apart: once one failed, they are walked again, beginning nothing.
+  const local: Walk = { ...walk, plan: emptied(walk.plan) };
   let states = lists(step, kind, path, record, scope, local, mayBegin);
   const failed = () => states.find((state): state is Extract<SequenceState, { state: 'failed' }> => state.state === 'failed');
   if (failed() && mayBegin) {
-    local.plan.begin = [];
+    local.plan = emptied(walk.plan);
     states = lists(step, kind, path, record, scope, local, false);
   }
   walk.plan.begin.push(...local.plan.begin);
+  walk.plan.conclude.push(...local.plan.conclude);
+  walk.plan.waits.push(...local.plan.waits);
   if (states.some((state) => state.state === 'busy')) return { state: 'busy' };
   const failure = failed();
   if (failure) {
@@ -182,6 +185,10 @@ function holder(step: StoredStep, kind: StepKind, path: string, record: StepReco
   if (states.some((state) => state.state === 'stopped')) return { state: 'stopped' };
   if (states.some((state) => state.state === 'parked')) return { state: 'parked' };
   return concluded(walk, { path, status: 'completed', output: outputOf(kind, step, path, record, states, walk), cancelsOpen: false });
+}
+
+function emptied(plan: Plan): Plan {
+  return { ...plan, begin: [], conclude: [], waits: [] };
 }
 
 function concluded(walk: Walk, conclusion: Conclusion): SequenceState {
