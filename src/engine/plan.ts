@@ -128,6 +128,8 @@ function sequence(steps: readonly StoredStep[], outer: Scope, pathOf: (key: stri
 /** A step that is not settled: what it does now. */
 function open(step: StoredStep, path: string, record: StepRecord, scope: Scope, walk: Walk, mayBegin: boolean): SequenceState {
   const kind = kindOf(step);
+  // Begun by this turn and not recorded running yet: a failed list waits for it as for one running.
+  if (!mayBegin && walk.inFlight.has(path) && (record.status === 'pending' || record.status === 'waiting')) return { state: 'busy' };
   switch (record.status) {
     case 'failed':
       return { state: 'failed', path, error: record.error };
@@ -151,7 +153,8 @@ function open(step: StoredStep, path: string, record: StepRecord, scope: Scope, 
     default: {
       // running
       if (HOLDERS.includes(kind)) return holder(step, kind, path, record, scope, walk, mayBegin);
-      if (!walk.inFlight.has(path) && mayBegin) walk.plan.begin.push({ path, step, kind, scope });
+      // Cut short: it begins again, in a failed list too, which could not end while it is running.
+      if (!walk.inFlight.has(path)) walk.plan.begin.push({ path, step, kind, scope });
       return { state: 'busy' };
     }
   }
