@@ -234,6 +234,12 @@ t.test('a failed list waits for the steps in flight in its holder, whatever they
     t.same([plan.conclude, plan.outcome], [[], 'active']);
   });
 
+  t.test('a loop’s iteration begun but not recorded yet', async (t) => {
+    const loop = [forEachOf('each', 2, [action('x')])];
+    const plan = planOf(loop, { each: running({ itemCount: 3 }), 'each[0].x': failed() }, { inFlight: ['each[1].x'] });
+    t.same([pathsOf(plan.begin), plan.conclude, plan.outcome], [[], [], 'active']);
+  });
+
   t.test('a waiting step due and begun again', async (t) => {
     const plan = planOf(steps, { p: running(), 'p.a.a1': failed(), 'p.b.b1': { status: 'waiting', wakeAt: EARLIER } }, { inFlight: ['p.b.b1'] });
     t.same([plan.conclude, plan.outcome], [[], 'active']);
