@@ -228,7 +228,8 @@ function iterations(step: StoredStep, path: string, record: StepRecord, scope: S
       continue;
     }
     const pathOf = (key: string) => childPath(path, key, { index });
-    if (!walk.recorded.has(pathOf(firstKey)) && (!mayBegin || open >= loop.concurrency)) {
+    const begun = walk.recorded.has(pathOf(firstKey)) || walk.inFlight.has(pathOf(firstKey));
+    if (!begun && (!mayBegin || open >= loop.concurrency)) {
       // Items left to begin keep the loop open, unless one failed: a failure ends it without them.
       states.push({ state: 'parked' });
       break;
