@@ -240,6 +240,16 @@ t.test('a failed list waits for the steps in flight in its holder, whatever they
     t.same([pathsOf(plan.begin), plan.conclude, plan.outcome], [[], [], 'active']);
   });
 
+  t.test('iterations recorded after one whose beginning a crash lost', async (t) => {
+    // Begun together, iterations record their first step in any order: a crash can leave the first unrecorded.
+    const loop = [forEachOf('each', 3, [action('x')])];
+    const records: Record<string, StepRecord> = { each: running({ itemCount: 3 }), 'each[1].x': running(), 'each[2].x': failed() };
+    const holding = planOf(loop, records, { inFlight: ['each[1].x'] });
+    t.same([pathsOf(holding.begin), holding.conclude], [[], []], 'the first does not begin again');
+    records['each[1].x'] = completed();
+    t.match(planOf(loop, records).conclude, [{ path: 'each', status: 'failed', error: { step: 'each[2].x' } }]);
+  });
+
   t.test('a waiting step due and begun again', async (t) => {
     const plan = planOf(steps, { p: running(), 'p.a.a1': failed(), 'p.b.b1': { status: 'waiting', wakeAt: EARLIER } }, { inFlight: ['p.b.b1'] });
     t.same([plan.conclude, plan.outcome], [[], 'active']);

@@ -96,7 +96,7 @@ class Walk {
       for (const begin of next.begin) if (!this.inFlight.has(begin.path)) this.start(begin);
       this.checkLoops();
       this.now = new Date(this.now.getTime() + below(this.random, 1500));
-      if (this.crashes && this.inFlight.size > 0 && this.random() < 0.03) this.crash();
+      if (this.crashes && this.inFlight.size > 0 && this.random() < 0.2) this.crash();
       else if (this.inFlight.size > 0 && this.random() < 0.85) this.end(pick(this.random, [...this.inFlight.values()]));
       else if (!this.newsOrTime(next) && this.inFlight.size === 0) return 'stuck';
     }
@@ -105,17 +105,38 @@ class Walk {
 
   /** What the plan must never say. */
   check(next: Plan): void {
+    for (const [what, list] of Object.entries({ begin: next.begin, waits: next.waits, conclude: next.conclude })) {
+      const twice = list.map((entry) => entry.path).filter((path, index, all) => all.indexOf(path) !== index);
+      if (twice.length > 0) this.problems.push(`${twice} twice in one plan's ${what}`);
+    }
     const paths = next.begin.map((begin) => begin.path);
-    if (new Set(paths).size !== paths.length) this.problems.push(`a path begins twice in one plan: ${paths}`);
     for (const path of paths) {
       const status = this.recorded.get(path)?.status;
       if (status === 'running' && this.inFlight.has(path)) this.problems.push(`${path} begins while it runs`);
       if (status !== undefined && !['pending', 'running', 'waiting'].includes(status)) this.problems.push(`${path} begins, recorded ${status}`);
+      const failure = status !== 'running' && this.failedAbove(path);
+      if (failure) this.problems.push(`${path} begins after ${failure} failed`);
     }
     for (const conclusion of next.conclude) {
       const busy = [...this.inFlight.keys()].filter((path) => under(conclusion.path, path));
       if (busy.length > 0) this.problems.push(`${conclusion.path} concludes ${conclusion.status} while ${busy} run`);
     }
+  }
+
+  /** A step failed (without continueOnError) in a list of a running holder above `path`: nothing new begins in that holder. */
+  failedAbove(path: string): string | undefined {
+    for (const [failure, record] of this.recorded) {
+      if (record.status !== 'failed' || this.keys.get(keyOf(failure))!.continueOnError) continue;
+      const holder = this.holderOf(failure);
+      if (holder !== undefined && this.recorded.get(holder)?.status === 'running' && under(holder, path)) return failure;
+    }
+    return undefined;
+  }
+
+  /** The holder whose list a step run is in: the deepest step run above it. */
+  holderOf(path: string): string | undefined {
+    const above = [...this.recorded.keys()].filter((holder) => under(holder, path));
+    return above.sort((a, b) => b.length - a.length)[0];
   }
 
   /** No loop has more iterations open (begun, not over) than its concurrency. */
@@ -202,11 +223,13 @@ class Walk {
     this.memo = newMemo();
   }
 
-  /** The run's end agrees with the record: complete when every top-level step is settled, failed at a step recorded failed. */
+  /** The run's end agrees with the record: complete when every top-level step is settled (its output the last completed one's), failed at a step recorded failed. */
   checkEnd(end: Plan): void {
     if (end.outcome === 'complete') {
       const open = this.steps.filter((step) => !isSettled(this.recorded.get(step.key)?.status ?? 'pending', step.continueOnError));
       if (open.length > 0) this.problems.push(`complete with ${open.map((step) => step.key)} not settled`);
+      const last = this.steps.findLast((step) => this.recorded.get(step.key)?.status === 'completed')?.key;
+      if (end.last !== last) this.problems.push(`complete with ${end.last} as the last completed step, not ${last}`);
     } else if (end.outcome === 'fail') {
       const step = this.steps.find((top) => top.key === end.failed);
       if (!step || this.recorded.get(step.key)?.status !== 'failed' || step.continueOnError) this.problems.push(`fails at ${end.failed}`);
