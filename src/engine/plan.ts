@@ -212,7 +212,8 @@ function lists(step: StoredStep, kind: StepKind, path: string, record: StepRecor
 
 /**
  * A forEach's iterations: those begun go on, and new ones begin, lowest index first, while fewer
- * than `concurrency` are open. Iterations begin in order, so the first not begun ends the walk.
+ * than `concurrency` are open. Iterations begin in order, so the first not begun ends the walk
+ * (but in a failed loop, which looks at every item).
  */
 function iterations(step: StoredStep, path: string, record: StepRecord, scope: Scope, walk: Walk, mayBegin: boolean): SequenceState[] {
   const loop = step.forEach!;
@@ -232,7 +233,10 @@ function iterations(step: StoredStep, path: string, record: StepRecord, scope: S
     if (!begun && (!mayBegin || open >= loop.concurrency)) {
       // Items left to begin keep the loop open, unless one failed: a failure ends it without them.
       states.push({ state: 'parked' });
-      break;
+      if (mayBegin) break;
+      // Begun together, iterations record their beginnings in any order: a crash may have lost this
+      // one's and kept later ones', which a failed loop waits for. (While it may begin, none came later.)
+      continue;
     }
     const state = sequence(loop.steps, { visible: scope.visible, iteration: { loop: path, index } }, pathOf, walk, mayBegin);
     if (state.state === 'done') finished.add(index);
