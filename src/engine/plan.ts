@@ -128,6 +128,8 @@ function sequence(steps: readonly StoredStep[], outer: Scope, pathOf: (key: stri
 /** A step that is not settled: what it does now. */
 function open(step: StoredStep, path: string, record: StepRecord, scope: Scope, walk: Walk, mayBegin: boolean): SequenceState {
   const kind = kindOf(step);
+  // Begun by this turn and not recorded running yet: a failed list waits for it as for one running.
+  if (!mayBegin && walk.inFlight.has(path) && (record.status === 'pending' || record.status === 'waiting')) return { state: 'busy' };
   switch (record.status) {
     case 'failed':
       return { state: 'failed', path, error: record.error };
@@ -151,7 +153,8 @@ function open(step: StoredStep, path: string, record: StepRecord, scope: Scope, 
     default: {
       // running
       if (HOLDERS.includes(kind)) return holder(step, kind, path, record, scope, walk, mayBegin);
-      if (!walk.inFlight.has(path) && mayBegin) walk.plan.begin.push({ path, step, kind, scope });
+      // Cut short: it begins again, in a failed list too, which could not end while it is running.
+      if (!walk.inFlight.has(path)) walk.plan.begin.push({ path, step, kind, scope });
       return { state: 'busy' };
     }
   }
@@ -165,14 +168,17 @@ const HOLDERS: readonly StepKind[] = ['switch', 'forEach', 'parallel'];
  * steps running in it have ended, and those that only wait are cancelled.
  */
 function holder(step: StoredStep, kind: StepKind, path: string, record: StepRecord, scope: Scope, walk: Walk, mayBegin: boolean): SequenceState {
-  const local: Walk = { ...walk, plan: { ...walk.plan, begin: [] } };
+  // What its lists plan is kept apart: once one failed, they are walked again, beginning nothing.
+  const local: Walk = { ...walk, plan: emptied(walk.plan) };
   let states = lists(step, kind, path, record, scope, local, mayBegin);
   const failed = () => states.find((state): state is Extract<SequenceState, { state: 'failed' }> => state.state === 'failed');
   if (failed() && mayBegin) {
-    local.plan.begin = [];
+    local.plan = emptied(walk.plan);
     states = lists(step, kind, path, record, scope, local, false);
   }
   walk.plan.begin.push(...local.plan.begin);
+  walk.plan.conclude.push(...local.plan.conclude);
+  walk.plan.waits.push(...local.plan.waits);
   if (states.some((state) => state.state === 'busy')) return { state: 'busy' };
   const failure = failed();
   if (failure) {
@@ -182,6 +188,10 @@ function holder(step: StoredStep, kind: StepKind, path: string, record: StepReco
   if (states.some((state) => state.state === 'stopped')) return { state: 'stopped' };
   if (states.some((state) => state.state === 'parked')) return { state: 'parked' };
   return concluded(walk, { path, status: 'completed', output: outputOf(kind, step, path, record, states, walk), cancelsOpen: false });
+}
+
+function emptied(plan: Plan): Plan {
+  return { ...plan, begin: [], conclude: [], waits: [] };
 }
 
 function concluded(walk: Walk, conclusion: Conclusion): SequenceState {
@@ -202,7 +212,8 @@ function lists(step: StoredStep, kind: StepKind, path: string, record: StepRecor
 
 /**
  * A forEach's iterations: those begun go on, and new ones begin, lowest index first, while fewer
- * than `concurrency` are open. Iterations begin in order, so the first not begun ends the walk.
+ * than `concurrency` are open. Iterations begin in order, so the first not begun ends the walk
+ * (but in a failed loop, which looks at every item).
  */
 function iterations(step: StoredStep, path: string, record: StepRecord, scope: Scope, walk: Walk, mayBegin: boolean): SequenceState[] {
   const loop = step.forEach!;
@@ -218,10 +229,14 @@ function iterations(step: StoredStep, path: string, record: StepRecord, scope: S
       continue;
     }
     const pathOf = (key: string) => childPath(path, key, { index });
-    if (!walk.recorded.has(pathOf(firstKey)) && (!mayBegin || open >= loop.concurrency)) {
+    const begun = walk.recorded.has(pathOf(firstKey)) || walk.inFlight.has(pathOf(firstKey));
+    if (!begun && (!mayBegin || open >= loop.concurrency)) {
       // Items left to begin keep the loop open, unless one failed: a failure ends it without them.
       states.push({ state: 'parked' });
-      break;
+      if (mayBegin) break;
+      // Begun together, iterations record their beginnings in any order: a crash may have lost this
+      // one's and kept later ones', which a failed loop waits for. (While it may begin, none came later.)
+      continue;
     }
     const state = sequence(loop.steps, { visible: scope.visible, iteration: { loop: path, index } }, pathOf, walk, mayBegin);
     if (state.state === 'done') finished.add(index);
