@@ -40,6 +40,7 @@ export interface Begin {
 /** A step holding others whose outcome is decided: its children are over. */
 export interface Conclusion {
   path: string;
+  key: string;
   status: 'completed' | 'failed';
   output?: unknown;
   error?: { code: string; message: string; step?: string };
@@ -183,11 +184,11 @@ function holder(step: StoredStep, kind: StepKind, path: string, record: StepReco
   const failure = failed();
   if (failure) {
     const message = `step ${failure.path} failed: ${failure.error?.message ?? 'unknown error'}`;
-    return concluded(walk, { path, status: 'failed', error: { code: 'step-failed', message, step: failure.path }, cancelsOpen: true });
+    return concluded(walk, { path, key: step.key, status: 'failed', error: { code: 'step-failed', message, step: failure.path }, cancelsOpen: true });
   }
   if (states.some((state) => state.state === 'stopped')) return { state: 'stopped' };
   if (states.some((state) => state.state === 'parked')) return { state: 'parked' };
-  return concluded(walk, { path, status: 'completed', output: outputOf(kind, step, path, record, states, walk), cancelsOpen: false });
+  return concluded(walk, { path, key: step.key, status: 'completed', output: outputOf(kind, step, path, record, states, walk), cancelsOpen: false });
 }
 
 function emptied(plan: Plan): Plan {
@@ -218,8 +219,8 @@ function lists(step: StoredStep, kind: StepKind, path: string, record: StepRecor
 function iterations(step: StoredStep, path: string, record: StepRecord, scope: Scope, walk: Walk, mayBegin: boolean): SequenceState[] {
   const loop = step.forEach!;
   const count = record.itemCount ?? 0;
-  let finished = walk.memo.finishedIterations.get(path);
-  if (!finished) walk.memo.finishedIterations.set(path, (finished = new Set()));
+  const finished = walk.memo.finishedIterations.get(path) ?? new Set<number>();
+  walk.memo.finishedIterations.set(path, finished);
   const states: SequenceState[] = [];
   let open = 0;
   const firstKey = loop.steps[0]!.key;

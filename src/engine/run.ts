@@ -12,8 +12,9 @@ import { Budget, BudgetSpent, withShortMessages } from './budget.ts';
 import type { RunQueue } from './jobs/queue.ts';
 import { beginStep, type KindTools, type KnownStep } from './kinds.ts';
 import { type Begin, newMemo, type Plan, plan } from './plan.ts';
+import { cancelRun } from './runs/cancel.ts';
 import { type Changes, type ClaimedRun, claimRun, type Failure, LostRun, recordChanges, type StepProgress, type StepWrite } from './runs/progress.ts';
-import { isSettled } from './runs/statuses.ts';
+import { isUnder } from './runs/start.ts';
 import { park, wakeParent } from './runs/waits.ts';
 import { scrubbed } from './toolAuth.ts';
 
@@ -302,7 +303,7 @@ class Turn {
   async #conclude(current: Plan): Promise<void> {
     const writes: StepWrite[] = current.conclude.map((conclusion) => ({
       path: conclusion.path,
-      key: this.#keyOf(conclusion.path),
+      key: conclusion.key,
       kind: this.#known.get(conclusion.path)!.kind,
       status: conclusion.status,
       output: conclusion.status === 'completed' ? conclusion.output : undefined,
@@ -311,17 +312,15 @@ class Turn {
     const cancelUnder = current.conclude.filter((conclusion) => conclusion.cancelsOpen).map((conclusion) => conclusion.path);
     await this.#write({ writes, cancelUnder });
     for (const [path, known] of this.#known) {
-      if (
-        cancelUnder.some((holder) => path.startsWith(`${holder}.`) || path.startsWith(`${holder}[`)) &&
-        !isSettled(known.status, false) &&
-        known.status !== 'failed'
-      )
-        known.status = 'cancelled';
+      const holder = cancelUnder.find((under) => isUnder(path, under));
+      if (holder === undefined || !['pending', 'running', 'waiting'].includes(known.status)) continue;
+      known.status = 'cancelled';
+      // A sub-flow step cancelled with its holder takes its child run with it.
+      if (known.kind === 'flow' && known.childId) {
+        const by = `the failure of step ${holder} of its parent execution ${this.#run.id}`;
+        await cancelRun(this.#db, this.#tools.queue, { orgId: this.#run.orgId, executionId: known.childId, by });
+      }
     }
-  }
-
-  #keyOf(path: string): string {
-    return path.slice(Math.max(path.lastIndexOf('.'), path.lastIndexOf(']') + 1) + 1) || path;
   }
 
   /** Records changes, several step runs' together when they come while a statement is in progress. */

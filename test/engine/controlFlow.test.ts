@@ -16,7 +16,10 @@ t.test('transform: its output is the rendered template; its if, its failure and 
       { key: 'sum', transform: { total: { $eval: 'input.a + input.b' }, label: 'total of ${input.a}' } },
       { key: 'never', transform: 1, if: 'input.a > 100' },
       { key: 'broken', transform: { $eval: 'input.missing.field' }, continueOnError: true },
-      { key: 'after', transform: { sum: { $eval: 'steps.sum.output.total' }, skipped: { $eval: 'steps.never.status' }, broken: { $eval: 'steps.broken.status' } } },
+      {
+        key: 'after',
+        transform: { sum: { $eval: 'steps.sum.output.total' }, skipped: { $eval: 'steps.never.status' }, broken: { $eval: 'steps.broken.status' } },
+      },
     ],
   });
   const execution = await w.run(flow.id, { input: { a: 2, b: 3 } });
@@ -26,7 +29,16 @@ t.test('transform: its output is the rendered template; its if, its failure and 
   t.match(steps.get('never'), { status: 'skipped', output: null });
   t.match(steps.get('broken'), { status: 'failed', error: { code: 'template-error', message: /input\.missing|missing/ } });
   t.same(execution.output, { sum: 5, skipped: 'skipped', broken: 'failed' });
-  const stopped = await w.run((await w.flow({ steps: [{ key: 'bad', transform: { $eval: 'input.nothing.here' } }, { key: 'next', transform: 1 }] })).id);
+  const stopped = await w.run(
+    (
+      await w.flow({
+        steps: [
+          { key: 'bad', transform: { $eval: 'input.nothing.here' } },
+          { key: 'next', transform: 1 },
+        ],
+      })
+    ).id,
+  );
   t.match(stopped, { status: 'failed', error: { code: 'step-failed', step: 'bad' }, steps: [{ status: 'failed' }, { status: 'not_run' }] });
 });
 
@@ -69,7 +81,23 @@ t.test('switch: a failing step in its branch fails it, unless continueOnError; a
   t.match(byKey(failed).get('then'), { status: 'not_run' });
   const tolerated = await w.run((await w.flow({ steps: steps(true) })).id);
   t.match(tolerated, { status: 'completed', output: 'failed' });
-  const bad = await w.run((await w.flow({ steps: [{ key: 'sw2', switch: { cases: [{ if: 'true', steps: [{ key: 'a', transform: 1 }] }, { if: 'input.x.y', steps: [{ key: 'b', transform: 2 }] }] } }] })).id);
+  const bad = await w.run(
+    (
+      await w.flow({
+        steps: [
+          {
+            key: 'sw2',
+            switch: {
+              cases: [
+                { if: 'true', steps: [{ key: 'a', transform: 1 }] },
+                { if: 'input.x.y', steps: [{ key: 'b', transform: 2 }] },
+              ],
+            },
+          },
+        ],
+      })
+    ).id,
+  );
   t.match(bad, { status: 'completed', output: 1 }, 'a later case is not read once one holds');
   const unreadable = await w.run((await w.flow({ steps: [{ key: 'sw3', switch: { cases: [{ if: 'input.x.y', steps: [{ key: 'c', transform: 1 }] }] } }] })).id);
   t.match(unreadable, { status: 'failed', steps: [{ path: 'sw3', status: 'failed', error: { code: 'template-error', message: /switch\.cases\[0\]\.if/ } }] });
@@ -108,14 +136,19 @@ t.test('forEach: one run of its steps per item, item and index seen, output in i
 });
 
 t.test('forEach: never more than `concurrency` items in flight, counted at the target', async (t) => {
-  const flow = await w.flow({ steps: [{ key: 'loop', forEach: { items: 'input.items', concurrency: 3, steps: [{ key: 'call', actionId: slow, inputs: { i: { $eval: 'item' } } }] } }] });
+  const flow = await w.flow({
+    steps: [{ key: 'loop', forEach: { items: 'input.items', concurrency: 3, steps: [{ key: 'call', actionId: slow, inputs: { i: { $eval: 'item' } } }] } }],
+  });
   const execution = await w.run(flow.id, { input: { items: Array.from({ length: 12 }, (_, i) => i) } });
   t.equal(execution.status, 'completed');
   const calls = w.target.received.filter((call) => call.headers['idempotency-key']?.startsWith(`${execution.id}:loop[`));
   t.equal(calls.length, 12, 'each item called once');
   t.equal(peakInFlight(calls), 3, 'three at once, never more');
   t.same(
-    calls.map((call) => (call.body as { i: number }).i).slice(0, 3).sort(),
+    calls
+      .map((call) => (call.body as { i: number }).i)
+      .slice(0, 3)
+      .sort(),
     [0, 1, 2],
     'the lowest items begin first',
   );
@@ -128,7 +161,10 @@ t.test('forEach: a failing item fails the loop and begins no later item; continu
       continueOnError,
       forEach: {
         items: 'input.items',
-        steps: [{ key: 'maybe', actionId: echo, inputs: { i: { $eval: 'item' } } }, { key: 'check', transform: { $eval: 'item < 2 && 1 || input.missing.x' } }],
+        steps: [
+          { key: 'maybe', actionId: echo, inputs: { i: { $eval: 'item' } } },
+          { key: 'check', transform: { $eval: 'item < 2 && 1 || input.missing.x' } },
+        ],
       },
     },
     { key: 'after', transform: { $eval: 'steps.items.status' } },
@@ -136,14 +172,25 @@ t.test('forEach: a failing item fails the loop and begins no later item; continu
   const failed = await w.run((await w.flow({ steps: steps(false) })).id, { input: { items: [0, 1, 2, 3, 4] } });
   t.match(failed, { status: 'failed', error: { step: 'items', message: /step items\[2\]\.check failed/ } });
   const sent = w.target.received.filter((call) => call.headers['idempotency-key']?.startsWith(`${failed.id}:items[`));
-  t.same(sent.map((call) => (call.body as { i: number }).i), [0, 1, 2], 'no item begun after the one that failed');
+  t.same(
+    sent.map((call) => (call.body as { i: number }).i),
+    [0, 1, 2],
+    'no item begun after the one that failed',
+  );
   const tolerated = await w.run((await w.flow({ steps: steps(true) })).id, { input: { items: [0, 1, 2, 3] } });
   t.match(tolerated, { status: 'completed', output: 'failed' });
 });
 
 t.test('forEach: retry applies to the steps inside, each item with its own Idempotency-Key', async (t) => {
   const flaky = await w.action({ endpoint: '/flaky/1/each' });
-  const flow = await w.flow({ steps: [{ key: 'retried', forEach: { items: '[1, 2, 3]', concurrency: 3, steps: [{ key: 'call', actionId: flaky, retry: { maxAttempts: 2, initialDelayMs: 10 } }] } }] });
+  const flow = await w.flow({
+    steps: [
+      {
+        key: 'retried',
+        forEach: { items: '[1, 2, 3]', concurrency: 3, steps: [{ key: 'call', actionId: flaky, retry: { maxAttempts: 2, initialDelayMs: 10 } }] },
+      },
+    ],
+  });
   const execution = await w.run(flow.id);
   t.equal(execution.status, 'completed');
   for (const index of [0, 1, 2]) {
@@ -160,7 +207,10 @@ t.test('parallel: branches run at once; its output holds each branch’s last; a
         key: 'both',
         parallel: {
           branches: {
-            crm: [{ key: 'lookup', actionId: slow, inputs: { who: 'crm' } }, { key: 'crmName', transform: { $eval: 'steps.lookup.output.body.who' } }],
+            crm: [
+              { key: 'lookup', actionId: slow, inputs: { who: 'crm' } },
+              { key: 'crmName', transform: { $eval: 'steps.lookup.output.body.who' } },
+            ],
             billing: [{ key: 'invoice', actionId: slow, inputs: { who: 'billing' } }],
           },
         },
@@ -173,7 +223,22 @@ t.test('parallel: branches run at once; its output holds each branch’s last; a
   const calls = w.target.received.filter((call) => call.headers['idempotency-key']?.startsWith(`${execution.id}:both.`));
   t.same(calls.map((call) => call.headers['idempotency-key']).sort(), [`${execution.id}:both.billing.invoice`, `${execution.id}:both.crm.lookup`]);
   t.equal(peakInFlight(calls), 2, 'both branches were in flight at once');
-  const broken = await w.flow({ steps: [{ key: 'par', parallel: { branches: { good: [{ key: 'ok', actionId: slow }], bad: [{ key: 'ko', actionId: failing }, { key: 'never', transform: 1 }] } } }] });
+  const broken = await w.flow({
+    steps: [
+      {
+        key: 'par',
+        parallel: {
+          branches: {
+            good: [{ key: 'ok', actionId: slow }],
+            bad: [
+              { key: 'ko', actionId: failing },
+              { key: 'never', transform: 1 },
+            ],
+          },
+        },
+      },
+    ],
+  });
   const failed = await w.run(broken.id);
   t.match(failed, { status: 'failed', error: { step: 'par', message: /step par\.bad\.ko failed/ } });
   t.match(byKey(failed).get('par.good.ok'), { status: 'completed' }, 'the branch in flight finished');
@@ -193,7 +258,15 @@ t.test('nesting: a forEach inside a parallel branch, a switch inside a forEach',
                 key: 'route',
                 forEach: {
                   items: "['x', 'y']",
-                  steps: [{ key: 'which', switch: { cases: [{ if: "item == 'x'", steps: [{ key: 'isX', transform: 'X' }] }], default: [{ key: 'notX', transform: { $eval: 'index' } }] } }],
+                  steps: [
+                    {
+                      key: 'which',
+                      switch: {
+                        cases: [{ if: "item == 'x'", steps: [{ key: 'isX', transform: 'X' }] }],
+                        default: [{ key: 'notX', transform: { $eval: 'index' } }],
+                      },
+                    },
+                  ],
                 },
               },
             ],
@@ -210,7 +283,12 @@ t.test('nesting: a forEach inside a parallel branch, a switch inside a forEach',
 });
 
 t.test('sleep: waits without a worker, then completes; a time past does not wait; a bad time fails', async (t) => {
-  const flow = await w.flow({ steps: [{ key: 'nap', sleep: { ms: 600 } }, { key: 'woke', transform: 'awake' }] });
+  const flow = await w.flow({
+    steps: [
+      { key: 'nap', sleep: { ms: 600 } },
+      { key: 'woke', transform: 'awake' },
+    ],
+  });
   const started = await w.send({ method: 'POST', url: `/flows/${flow.id}/executions`, payload: {} });
   let sleeping: { steps: { path: string; status: string; wakeAt: string | null }[] } | undefined;
   for (let i = 0; i < 40 && !sleeping; i++) {
@@ -225,11 +303,16 @@ t.test('sleep: waits without a worker, then completes; a time past does not wait
   const past = await w.run((await w.flow({ steps: [{ key: 'past', sleep: { until: 'input.at' } }] })).id, { input: { at: '2020-01-01T00:00:00Z' } });
   t.match(past, { status: 'completed', steps: [{ status: 'completed' }] });
   const bad = await w.run((await w.flow({ steps: [{ key: 'bad', sleep: { until: 'input.at' } }] })).id, { input: { at: 'tomorrow' } });
-  t.match(bad, { status: 'failed', steps: [{ error: { message: 'sleep.until: gives "tomorrow", not an ISO 8601 time with its offset (such as 2026-12-24T09:00:00Z)' } }] });
+  t.match(bad, {
+    status: 'failed',
+    steps: [{ error: { message: 'sleep.until: gives "tomorrow", not an ISO 8601 time with its offset (such as 2026-12-24T09:00:00Z)' } }],
+  });
 });
 
 t.test('an execution with more than 1,000 step runs lists the first 1,000 and counts them all', async (t) => {
-  const flow = await w.flow({ steps: [{ key: 'many', forEach: { items: 'range(0, 1100)', concurrency: 20, steps: [{ key: 'n', transform: { $eval: 'item' } }] } }] });
+  const flow = await w.flow({
+    steps: [{ key: 'many', forEach: { items: 'range(0, 1100)', concurrency: 20, steps: [{ key: 'n', transform: { $eval: 'item' } }] } }],
+  });
   const execution = await w.run(flow.id);
   t.equal(execution.status, 'completed');
   t.equal(execution.stepCount, 1101);

@@ -61,7 +61,7 @@ function checkRuns(t: Test, { target }: Scene, rows: Awaited<ReturnType<typeof a
   let repeated = 0;
   for (const row of rows) {
     for (const step of row.steps) {
-      const requests = target.received.filter((r) => r.headers["idempotency-key"] === `${row.id}:${step.path}`);
+      const requests = target.received.filter((r) => r.headers['idempotency-key'] === `${row.id}:${step.path}`);
       const late = requests.filter((r) => r.at > step.finishedAt!.getTime());
       if (late.length > 0) t.fail(`${row.id}:${step.key} was called again after it completed`);
       if (requests.length > 1) repeated++;

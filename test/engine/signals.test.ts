@@ -6,7 +6,8 @@ import { world } from './world.ts';
 const w = await world(t);
 const signal = (executionId: string, name: string, payload?: unknown, headers: Record<string, string> = {}) =>
   w.send({ method: 'POST', url: `/executions/${executionId}/signals/${name}`, payload: payload === undefined ? {} : { payload }, headers });
-const start = async (flowId: string, input: Record<string, unknown> = {}) => (await w.send({ method: 'POST', url: `/flows/${flowId}/executions`, payload: { input } })).data.id as string;
+const start = async (flowId: string, input: Record<string, unknown> = {}) =>
+  (await w.send({ method: 'POST', url: `/flows/${flowId}/executions`, payload: { input } })).data.id as string;
 
 async function waitingOn(executionId: string, path: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
@@ -18,7 +19,12 @@ async function waitingOn(executionId: string, path: string): Promise<void> {
 }
 
 t.test('a signal sent during the wait resumes the step, its payload the output', async (t) => {
-  const flow = await w.flow({ steps: [{ key: 'approval', waitFor: { signal: 'approve', timeoutMs: 30_000 } }, { key: 'after', transform: { $eval: 'steps.approval.output.by' } }] });
+  const flow = await w.flow({
+    steps: [
+      { key: 'approval', waitFor: { signal: 'approve', timeoutMs: 30_000 } },
+      { key: 'after', transform: { $eval: 'steps.approval.output.by' } },
+    ],
+  });
   const id = await start(flow.id);
   await waitingOn(id, 'approval');
   const sent = await signal(id, 'approve', { by: 'ada' });
@@ -46,7 +52,9 @@ t.test('signals sent before the step waits are kept, and taken one per step in t
 });
 
 t.test('signals sent at once to many waiting steps: each step takes exactly one', async (t) => {
-  const flow = await w.flow({ steps: [{ key: 'each', forEach: { items: 'range(0, 6)', concurrency: 6, steps: [{ key: 'wait', waitFor: { signal: 'tick' } }] } }] });
+  const flow = await w.flow({
+    steps: [{ key: 'each', forEach: { items: 'range(0, 6)', concurrency: 6, steps: [{ key: 'wait', waitFor: { signal: 'tick' } }] } }],
+  });
   const id = await start(flow.id);
   for (let index = 0; index < 6; index++) await waitingOn(id, `each[${index}].wait`);
   const sent = await Promise.all(Array.from({ length: 6 }, (_, n) => signal(id, 'tick', n)));
@@ -71,7 +79,11 @@ t.test('a wait that times out fails its step; continueOnError goes on', async (t
   t.match(done, {
     status: 'failed',
     error: { step: 'strict' },
-    steps: [{ status: 'failed', error: { code: 'timeout', message: 'No signal "never" came within 300 ms.' } }, { status: 'completed', output: 'failed' }, { status: 'failed' }],
+    steps: [
+      { status: 'failed', error: { code: 'timeout', message: 'No signal "never" came within 300 ms.' } },
+      { status: 'completed', output: 'failed' },
+      { status: 'failed' },
+    ],
   });
 });
 
@@ -89,14 +101,29 @@ t.test('a finished execution takes no signal (409); an unknown one answers 404; 
 });
 
 t.test('Idempotency-Key: a retried signal is kept once and answers the first signal again', async (t) => {
-  const flow = await w.flow({ steps: [{ key: 'one', waitFor: { signal: 'once' } }, { key: 'two', waitFor: { signal: 'once', timeoutMs: 500 }, continueOnError: true }] });
+  const flow = await w.flow({
+    steps: [
+      { key: 'one', waitFor: { signal: 'once' } },
+      { key: 'two', waitFor: { signal: 'once', timeoutMs: 500 }, continueOnError: true },
+    ],
+  });
   const id = await start(flow.id);
   const first = await signal(id, 'once', 'a', { 'idempotency-key': 'signal-1' });
   const again = await signal(id, 'once', 'a', { 'idempotency-key': 'signal-1' });
   t.equal(again.headers['idempotent-replayed'], 'true');
   t.equal(again.data.id, first.data.id);
   const done = await w.finished(id);
-  t.match(done, { status: 'completed', steps: [{ status: 'completed', output: 'a' }, { status: 'failed', error: { code: 'timeout' } }] }, 'the second step got no copy');
+  t.match(
+    done,
+    {
+      status: 'completed',
+      steps: [
+        { status: 'completed', output: 'a' },
+        { status: 'failed', error: { code: 'timeout' } },
+      ],
+    },
+    'the second step got no copy',
+  );
 });
 
 t.test('a run holding 1,000 signals not taken refuses more', async (t) => {

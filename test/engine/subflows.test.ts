@@ -7,13 +7,24 @@ const w = await world(t);
 
 t.test('a sub-flow step starts the child, waits for it, and takes its output', async (t) => {
   const child = await w.flow({ name: 'Child', steps: [{ key: 'double', transform: { $eval: 'input.n * 2' } }] });
-  const parent = await w.flow({ steps: [{ key: 'call', flow: { flowId: child.id, input: { n: { $eval: 'input.n' } } } }, { key: 'plus', transform: { $eval: 'steps.call.output + 1' } }] });
+  const parent = await w.flow({
+    steps: [
+      { key: 'call', flow: { flowId: child.id, input: { n: { $eval: 'input.n' } } } },
+      { key: 'plus', transform: { $eval: 'steps.call.output + 1' } },
+    ],
+  });
   const done = await w.run(parent.id, { input: { n: 20 } });
   t.match(done, { status: 'completed', output: 41, parent: null });
   const step = done.steps[0];
   t.match(step, { kind: 'flow', status: 'completed', output: 40, childExecutionId: String });
   const childRun = (await w.send({ method: 'GET', url: `/executions/${step.childExecutionId}` })).data;
-  t.match(childRun, { status: 'completed', flowId: child.id, input: { n: 20 }, parent: { executionId: done.id, step: 'call' }, trigger: { type: 'flow', executionId: done.id, step: 'call' } });
+  t.match(childRun, {
+    status: 'completed',
+    flowId: child.id,
+    input: { n: 20 },
+    parent: { executionId: done.id, step: 'call' },
+    trigger: { type: 'flow', executionId: done.id, step: 'call' },
+  });
   const children = (await w.send({ method: 'GET', url: `/executions?parentId=${done.id}` })).data;
   t.same(
     children.items.map((item: { id: string }) => item.id),
@@ -24,9 +35,18 @@ t.test('a sub-flow step starts the child, waits for it, and takes its output', a
 t.test('a child’s failure fails its step (continueOnError applies); a missing flow fails it too', async (t) => {
   const failing = await w.action({ endpoint: '/status/500' });
   const child = await w.flow({ name: 'Failing child', steps: [{ key: 'boom', actionId: failing }] });
-  const parent = await w.flow({ steps: [{ key: 'call', flow: { flowId: child.id }, continueOnError: true }, { key: 'after', transform: { $eval: 'steps.call.status' } }] });
+  const parent = await w.flow({
+    steps: [
+      { key: 'call', flow: { flowId: child.id }, continueOnError: true },
+      { key: 'after', transform: { $eval: 'steps.call.status' } },
+    ],
+  });
   const done = await w.run(parent.id);
-  t.match(done, { status: 'completed', output: 'failed', steps: [{ status: 'failed', error: { code: 'child-failed', message: /Its sub-flow's run .* failed: Step boom failed/ } }, {}] });
+  t.match(done, {
+    status: 'completed',
+    output: 'failed',
+    steps: [{ status: 'failed', error: { code: 'child-failed', message: /Its sub-flow's run .* failed: Step boom failed/ } }, {}],
+  });
   const gone = await w.flow({ name: 'Gone', steps: [{ key: 'x', transform: 1 }] });
   const caller = await w.flow({ steps: [{ key: 'call', flow: { flowId: gone.id, version: 9 } }] });
   const refused = await w.run(caller.id);
@@ -48,7 +68,11 @@ t.test('cancelling the parent cancels its children and theirs', async (t) => {
   t.ok(grandchildId, 'the grandchild started');
   t.equal((await w.send({ method: 'POST', url: `/executions/${id}/cancel` })).statusCode, 200);
   const gone = (await w.send({ method: 'GET', url: `/executions/${grandchildId}` })).data;
-  t.match(gone, { status: 'cancelled', error: { code: 'cancelled', message: new RegExp(`Cancelled with its parent execution ${id}`) }, steps: [{ status: 'cancelled' }] });
+  t.match(gone, {
+    status: 'cancelled',
+    error: { code: 'cancelled', message: new RegExp(`Cancelled with its parent execution ${id}`) },
+    steps: [{ status: 'cancelled' }],
+  });
 });
 
 t.test('cancelling a child alone fails the parent’s step', async (t) => {
@@ -81,6 +105,10 @@ t.test('a flow that calls itself stops at the depth limit, with a message that s
     if (children.length === 0) break;
     deepest = (await w.send({ method: 'GET', url: `/executions/${children[0].id}` })).data;
   }
-  t.match(deepest, { input: { depth: 5 }, parent: { step: 'self' }, steps: [{ status: 'failed', error: { code: 'too-deep', message: /runs nest at most 5 deep/ } }] });
+  t.match(deepest, {
+    input: { depth: 5 },
+    parent: { step: 'self' },
+    steps: [{ status: 'failed', error: { code: 'too-deep', message: /runs nest at most 5 deep/ } }],
+  });
   t.match(done.error, { message: /Its sub-flow's run .* failed/ });
 });

@@ -125,7 +125,10 @@ export function peakInFlight(received: Received[]): number {
   events.sort((a, b) => a[0]! - b[0]! || a[1]! - b[1]!);
   let current = 0;
   let peak = 0;
-  for (const [, change] of events) peak = Math.max(peak, (current += change!));
+  for (const [, change] of events) {
+    current += change!;
+    peak = Math.max(peak, current);
+  }
   return peak;
 }
 

@@ -3,7 +3,7 @@
 // the only calls sent twice are those in flight at the kill, with the same Idempotency-Key.
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
-import { startTarget, type Target, peakInFlight } from '../engine/target.ts';
+import { peakInFlight, startTarget, type Target } from '../engine/target.ts';
 import { buildTestApp, call, createTenant, freshDatabaseUrl, type Member, type TestApp } from '../helper.ts';
 import { startWorker, type WorkerProcess } from '../process.ts';
 
@@ -26,7 +26,9 @@ async function scene(t: Test): Promise<Scene> {
   const member = await createTenant(app.app);
   const send = (options: Parameters<typeof call>[2]) => call(app.app, member, options);
   const tool = (await send({ method: 'POST', url: '/tools', payload: { name: 'T', baseUrl: target.url } })).data;
-  const action = (await send({ method: 'POST', url: '/actions', payload: { toolId: tool.id, name: 's', key: 'slow', method: 'POST', endpoint: '/slow/1000/item' } })).data;
+  const action = (
+    await send({ method: 'POST', url: '/actions', payload: { toolId: tool.id, name: 's', key: 'slow', method: 'POST', endpoint: '/slow/1000/item' } })
+  ).data;
   return { app, target, member, send, slowAction: action.id, workerEnv: { DATABASE_URL: url, TOLSTOY_ENCRYPTION_KEY: KEY, TOLSTOY_WORKER_CONCURRENCY: '5' } };
 }
 
@@ -47,7 +49,11 @@ async function until(what: string, check: () => boolean | Promise<boolean>, ms =
 }
 
 async function finished(s: Scene, id: string, ms = 90_000) {
-  await until(`execution ${id} finished`, async () => !['queued', 'running'].includes((await s.send({ method: 'GET', url: `/executions/${id}` })).data.status), ms);
+  await until(
+    `execution ${id} finished`,
+    async () => !['queued', 'running'].includes((await s.send({ method: 'GET', url: `/executions/${id}` })).data.status),
+    ms,
+  );
   return s.app.db.executionStep.findMany({ where: { executionId: id } });
 }
 
@@ -82,7 +88,15 @@ t.test('kill -9 in the middle of a forEach (40 items of 1 s, 5 at once)', async 
     await s.send({
       method: 'POST',
       url: '/flows',
-      payload: { name: 'Loop', steps: [{ key: 'each', forEach: { items: 'range(0, 40)', concurrency: 5, steps: [{ key: 'call', actionId: s.slowAction, inputs: { i: { $eval: 'item' } } }] } }] },
+      payload: {
+        name: 'Loop',
+        steps: [
+          {
+            key: 'each',
+            forEach: { items: 'range(0, 40)', concurrency: 5, steps: [{ key: 'call', actionId: s.slowAction, inputs: { i: { $eval: 'item' } } }] },
+          },
+        ],
+      },
     })
   ).data;
   const id = (await s.send({ method: 'POST', url: `/flows/${flow.id}/executions`, payload: {} })).data.id;
@@ -97,9 +111,7 @@ t.test('kill -9 in the middle of a forEach (40 items of 1 s, 5 at once)', async 
 t.test('kill -9 in the middle of parallel branches', async (t) => {
   const s = await scene(t);
   const first = await worker(t, s);
-  const branches = Object.fromEntries(
-    ['a', 'b', 'c', 'd'].map((name) => [name, ['1', '2', '3'].map((n) => ({ key: `${name}${n}`, actionId: s.slowAction }))]),
-  );
+  const branches = Object.fromEntries(['a', 'b', 'c', 'd'].map((name) => [name, ['1', '2', '3'].map((n) => ({ key: `${name}${n}`, actionId: s.slowAction }))]));
   const flow = (await s.send({ method: 'POST', url: '/flows', payload: { name: 'Branches', steps: [{ key: 'all', parallel: { branches } }] } })).data;
   const id = (await s.send({ method: 'POST', url: `/flows/${flow.id}/executions`, payload: {} })).data.id;
   await until('the second steps called', () => callsOf(s, id).length >= 6);
