@@ -32,7 +32,7 @@ t.test('switch', async (t) => {
     const records = { a: completed(), route: running({ case: 0 }), 'route.x': completed('X') };
     t.same(planOf(steps, { ...records, 'route.y': { status: 'running' } }, { inFlight: ['route.y'] }).conclude, [], 'not while a step runs');
     const done = planOf(steps, { ...records, 'route.y': completed('Y') });
-    t.same(done.conclude, [{ path: 'route', status: 'completed', output: 'Y', cancelsOpen: false }]);
+    t.same(done.conclude, [{ path: 'route', key: 'route', status: 'completed', output: 'Y', cancelsOpen: false }]);
     t.same([pathsOf(done.begin), done.outcome], [[], 'active'], 'the step after it waits for the conclusion to be recorded');
     t.same(planOf(steps, { ...records, 'route.y': { status: 'skipped' } }).conclude[0]?.output, 'X', 'a skipped step has no output');
     t.same(planOf(steps, { ...records, 'route.x': { status: 'skipped' }, 'route.y': { status: 'skipped' } }).conclude[0]?.output, null);
@@ -40,11 +40,13 @@ t.test('switch', async (t) => {
   });
 
   t.test('a case with no steps concludes at once, completed with output null', async (t) => {
-    t.same(planOf(steps, { a: completed(), route: running({ case: 2 }) }).conclude, [{ path: 'route', status: 'completed', output: null, cancelsOpen: false }]);
+    t.same(planOf(steps, { a: completed(), route: running({ case: 2 }) }).conclude, [
+      { path: 'route', key: 'route', status: 'completed', output: null, cancelsOpen: false },
+    ]);
     const bare = [switchOf('route', [[action('x')]])];
     t.same(
       planOf(bare, { route: running({ case: 'default' }) }).conclude,
-      [{ path: 'route', status: 'completed', output: null, cancelsOpen: false }],
+      [{ path: 'route', key: 'route', status: 'completed', output: null, cancelsOpen: false }],
       'nor a default',
     );
   });
@@ -65,7 +67,13 @@ t.test('switch', async (t) => {
     const plan = planOf(steps, { a: completed(), route: running({ case: 0 }), 'route.x': failed('no answer') });
     t.same(pathsOf(plan.begin), []);
     t.same(plan.conclude, [
-      { path: 'route', status: 'failed', error: { code: 'step-failed', message: 'step route.x failed: no answer', step: 'route.x' }, cancelsOpen: true },
+      {
+        path: 'route',
+        key: 'route',
+        status: 'failed',
+        error: { code: 'step-failed', message: 'step route.x failed: no answer', step: 'route.x' },
+        cancelsOpen: true,
+      },
     ]);
     const goesOn = [switchOf('route', [[action('x', true), action('y')]])];
     t.same(pathsOf(planOf(goesOn, { route: running({ case: 0 }), 'route.x': failed() }).begin), ['route.y'], 'unless it goes on on error');
@@ -92,7 +100,7 @@ t.test('forEach', async (t) => {
   });
 
   t.test('zero items concludes at once with []', async (t) => {
-    t.same(planOf(loop(3), { each: running({ itemCount: 0 }) }).conclude, [{ path: 'each', status: 'completed', output: [], cancelsOpen: false }]);
+    t.same(planOf(loop(3), { each: running({ itemCount: 0 }) }).conclude, [{ path: 'each', key: 'each', status: 'completed', output: [], cancelsOpen: false }]);
   });
 
   t.test('as iterations finish, the next ones begin in order, never more than concurrency open', async (t) => {
@@ -122,7 +130,7 @@ t.test('forEach', async (t) => {
       t.ok(inFlight.size <= 2, `${inFlight.size} open`);
     }
     const done = planOf(loop(2), records, { inFlight: [...inFlight], memo });
-    t.same(done.conclude, [{ path: 'each', status: 'completed', output: ['out 0', 'out 1', 'out 2', 'out 3', 'out 4'], cancelsOpen: false }]);
+    t.same(done.conclude, [{ path: 'each', key: 'each', status: 'completed', output: ['out 0', 'out 1', 'out 2', 'out 3', 'out 4'], cancelsOpen: false }]);
     t.same(planOf(loop(2), records).conclude, done.conclude, 'the same without the memo');
   });
 
@@ -150,13 +158,14 @@ t.test('forEach', async (t) => {
       'each[3].y': failed(),
     };
     const plan = planOf(loop(4, [action('x'), action('y', true)]), records);
-    t.same(plan.conclude, [{ path: 'each', status: 'completed', output: ['y0', 'x1', null, 'x3'], cancelsOpen: false }]);
+    t.same(plan.conclude, [{ path: 'each', key: 'each', status: 'completed', output: ['y0', 'x1', null, 'x3'], cancelsOpen: false }]);
   });
 
   t.test('an iteration that fails: no iteration begins after it, and the loop fails once none runs', async (t) => {
     const steps = loop(2, [action('x'), action('y')]);
     const failure = {
       path: 'each',
+      key: 'each',
       status: 'failed',
       error: { code: 'step-failed', message: 'step each[0].x failed: boom', step: 'each[0].x' },
       cancelsOpen: true,
@@ -174,7 +183,7 @@ t.test('forEach', async (t) => {
     const records = { each: running({ itemCount: 3 }), 'each[0].x': { status: 'waiting' as const, wakeAt: LATER }, 'each[1].x': failed() };
     const plan = planOf(loop(3, [sleep('x')]), records);
     t.same(pathsOf(plan.begin), []);
-    t.match(plan.conclude, [{ path: 'each', status: 'failed', error: { step: 'each[1].x' }, cancelsOpen: true }]);
+    t.match(plan.conclude, [{ path: 'each', key: 'each', status: 'failed', error: { step: 'each[1].x' }, cancelsOpen: true }]);
   });
 
   t.test('a failed iteration with continueOnError on its step is over, not failed', async (t) => {
@@ -208,7 +217,7 @@ t.test('parallel', async (t) => {
     const records = { p: running(), 'p.a.a1': completed('A1'), 'p.a.a2': completed('A2'), 'p.b.b1': completed('B1'), 'p.b.b2': { status: 'skipped' as const } };
     t.same(planOf(steps, { ...records, 'p.c.c1': { status: 'waiting', wakeAt: LATER } }).conclude, [], 'not while a branch waits');
     t.same(planOf(steps, { ...records, 'p.c.c1': completed(null) }).conclude, [
-      { path: 'p', status: 'completed', output: { a: 'A2', b: 'B1', c: null }, cancelsOpen: false },
+      { path: 'p', key: 'p', status: 'completed', output: { a: 'A2', b: 'B1', c: null }, cancelsOpen: false },
     ]);
   });
 
@@ -220,14 +229,20 @@ t.test('parallel', async (t) => {
     const after = planOf(steps, records);
     t.same(pathsOf(after.begin), [], 'b2 does not begin');
     t.same(after.conclude, [
-      { path: 'p', status: 'failed', error: { code: 'step-failed', message: 'step p.a.a1 failed: boom', step: 'p.a.a1' }, cancelsOpen: true },
+      { path: 'p', key: 'p', status: 'failed', error: { code: 'step-failed', message: 'step p.a.a1 failed: boom', step: 'p.a.a1' }, cancelsOpen: true },
     ]);
   });
 });
 
 t.test('a failed list waits for the steps in flight in its holder, whatever they were recorded as', async (t) => {
   const steps = [parallelOf('p', { a: [action('a1')], b: [action('b1')] })];
-  const failure = { path: 'p', status: 'failed', error: { code: 'step-failed', message: 'step p.a.a1 failed: boom', step: 'p.a.a1' }, cancelsOpen: true };
+  const failure = {
+    path: 'p',
+    key: 'p',
+    status: 'failed',
+    error: { code: 'step-failed', message: 'step p.a.a1 failed: boom', step: 'p.a.a1' },
+    cancelsOpen: true,
+  };
 
   t.test('a step begun but not recorded yet', async (t) => {
     const plan = planOf(steps, { p: running(), 'p.a.a1': failed() }, { inFlight: ['p.b.b1'] });
@@ -269,7 +284,7 @@ t.test('a failed list waits for the steps in flight in its holder, whatever they
     const tree = [parallelOf('p', { a: [action('a1')], b: [sleep('b1')], c: [switchOf('s', [[]])] })];
     const plan = planOf(tree, { p: running(), 'p.a.a1': failed(), 'p.b.b1': { status: 'waiting', wakeAt: LATER }, 'p.c.s': running({ case: 0 }) });
     t.same(pathsOf(plan.waits), ['p.b.b1']);
-    t.same(plan.conclude, [{ path: 'p.c.s', status: 'completed', output: null, cancelsOpen: false }]);
+    t.same(plan.conclude, [{ path: 'p.c.s', key: 's', status: 'completed', output: null, cancelsOpen: false }]);
   });
 });
 
@@ -286,9 +301,9 @@ t.test('nesting', async (t) => {
       [['p.a.each[2].x', { loop: 'p.a.each', index: 2 }]],
     );
     records['p.a.each[2].x'] = completed(2);
-    t.same(planOf(steps, records, { memo }).conclude, [{ path: 'p.a.each', status: 'completed', output: [0, 1, 2], cancelsOpen: false }]);
+    t.same(planOf(steps, records, { memo }).conclude, [{ path: 'p.a.each', key: 'each', status: 'completed', output: [0, 1, 2], cancelsOpen: false }]);
     records['p.a.each'] = completed([0, 1, 2]);
-    t.same(planOf(steps, records, { memo }).conclude, [{ path: 'p', status: 'completed', output: { a: [0, 1, 2], b: 'Y' }, cancelsOpen: false }]);
+    t.same(planOf(steps, records, { memo }).conclude, [{ path: 'p', key: 'p', status: 'completed', output: { a: [0, 1, 2], b: 'Y' }, cancelsOpen: false }]);
   });
 
   t.test('a switch in a loop: `each[1].route.y`', async (t) => {
@@ -310,11 +325,11 @@ t.test('nesting', async (t) => {
     );
     Object.assign(records, { 'each[0].route.z': completed('Z'), 'each[1].route.y': completed('Y') });
     t.same(planOf(steps, records).conclude, [
-      { path: 'each[0].route', status: 'completed', output: 'Z', cancelsOpen: false },
-      { path: 'each[1].route', status: 'completed', output: 'Y', cancelsOpen: false },
+      { path: 'each[0].route', key: 'route', status: 'completed', output: 'Z', cancelsOpen: false },
+      { path: 'each[1].route', key: 'route', status: 'completed', output: 'Y', cancelsOpen: false },
     ]);
     Object.assign(records, { 'each[0].route': completed('Z'), 'each[1].route': completed('Y') });
-    t.same(planOf(steps, records).conclude, [{ path: 'each', status: 'completed', output: ['Z', 'Y'], cancelsOpen: false }]);
+    t.same(planOf(steps, records).conclude, [{ path: 'each', key: 'each', status: 'completed', output: ['Z', 'Y'], cancelsOpen: false }]);
   });
 
   t.test('a step cut short deep inside is begun again', async (t) => {
