@@ -34,12 +34,13 @@ export const MAX_STEP_RUNS = 20_000;
 
 /** Rung when there is news for a run in a turn (a signal, a sub-flow's run that ended). */
 export class Bell {
-  #waiters: (() => void)[] = [];
+  #next: { rung: Promise<void>; ring: () => void } | undefined;
   #rung = false;
 
   ring(): void {
     this.#rung = true;
-    for (const wake of this.#waiters.splice(0)) wake();
+    this.#next?.ring();
+    this.#next = undefined;
   }
 
   /** Whether it rang since the last call, which resets it. */
@@ -49,8 +50,16 @@ export class Bell {
     return rung;
   }
 
+  /** When it next rings (one promise for all who wait meanwhile). */
   next(): Promise<void> {
-    return new Promise((resolve) => this.#waiters.push(resolve));
+    if (!this.#next) {
+      let ring = () => {};
+      const rung = new Promise<void>((resolve) => {
+        ring = resolve;
+      });
+      this.#next = { rung, ring };
+    }
+    return this.#next.rung;
   }
 }
 
