@@ -44,29 +44,47 @@ function rankOf(issue: Issue): number {
  * its type, fewest errors), so that `{"token": ""}` is told its token is empty rather than
  * every other branch's complaints. A value whose type or shape fits no branch gets one error
  * listing what the branches accept. Alternatives inside a branch are resolved before it is judged.
+ * Each issue is looked at once per alternative that holds it: a body of a hundred thousand steps
+ * that each fail a oneOf costs a pass over its issues, not one per step.
  */
 function resolveAlternatives(issues: Issue[]): Issue[] {
-  let kept = issues;
   const alternatives = issues.filter((issue) => issue.keyword === 'oneOf' || issue.keyword === 'anyOf');
+  if (alternatives.length === 0) return issues;
+  const branchIssues = issuesOfBranches(issues, alternatives);
+  const dropped = new Set<Issue>();
   for (const alternative of alternatives.sort((a, b) => b.schemaPath.length - a.schemaPath.length)) {
-    const prefix = `${alternative.schemaPath}/`;
-    const within = (issue: Issue) => issue.schemaPath.startsWith(prefix) && isWithin(issue.instancePath, alternative.instancePath);
+    const within = branchIssues.get(alternative)!.filter((issue) => !dropped.has(issue));
     // More than one branch fitting is an error of its own, said as it is: the other branches' errors are beside the point.
     if (alternative.params.passingSchemas) {
-      kept = kept.filter((issue) => !within(issue));
+      for (const issue of within) dropped.add(issue);
       continue;
     }
-    const branches = Map.groupBy(kept.filter(within), (issue) => issue.schemaPath.slice(prefix.length).split('/')[0]!);
+    const prefix = `${alternative.schemaPath}/`;
+    const branches = Map.groupBy(within, (issue) => issue.schemaPath.slice(prefix.length).split('/')[0]!);
     const fitting = [...branches.values()].filter((errors) => !errors.some((issue) => misfits(issue, alternative.instancePath)));
     const closest = new Set(fitting.sort((a, b) => a.length - b.length)[0]);
-    kept = kept.filter((issue) => (!within(issue) || closest.has(issue)) && (closest.size === 0 || issue !== alternative));
+    for (const issue of within) if (!closest.has(issue)) dropped.add(issue);
+    if (closest.size > 0) dropped.add(alternative);
   }
-  return kept;
+  return issues.filter((issue) => !dropped.has(issue));
 }
 
-/** Whether `path` is the value at `root` or inside it (the same schema applies to every item of an array). */
-function isWithin(path: string, root: string): boolean {
-  return path === root || path.startsWith(`${root}/`);
+/** The issues of each alternative's branches: under its schema, at its value or inside it. */
+function issuesOfBranches(issues: Issue[], alternatives: Issue[]): Map<Issue, Issue[]> {
+  const atPath = Map.groupBy(
+    alternatives.map((alternative) => ({ alternative, prefix: `${alternative.schemaPath}/` })),
+    ({ alternative }) => alternative.instancePath,
+  );
+  const found = new Map(alternatives.map((alternative) => [alternative, [] as Issue[]]));
+  for (const issue of issues) {
+    const path = issue.instancePath;
+    // The issue's value and each value that holds it, up to the root.
+    for (let end = path.length; ; end = path.lastIndexOf('/', end - 1)) {
+      for (const { alternative, prefix } of atPath.get(path.slice(0, end)) ?? []) if (issue.schemaPath.startsWith(prefix)) found.get(alternative)!.push(issue);
+      if (end <= 0) break;
+    }
+  }
+  return found;
 }
 
 /**
