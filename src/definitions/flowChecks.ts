@@ -106,6 +106,10 @@ function stepProblems(step: Step, at: string, place: Place, check: Check): void 
   const first = check.firstAt.get(step.key);
   if (first === undefined) check.firstAt.set(step.key, at);
   else error(`${at}/key`, `repeats the key "${step.key}" of the step at ${first}`);
+  // `p.x`'s step runs would read as those of a branch `x` of a step `p`, and the other way round.
+  const prefix = check.all.find((key) => step.key.startsWith(`${key}.`));
+  if (prefix !== undefined)
+    error(`${at}/key`, `begins with the key "${prefix}" and a dot, so the paths of their step runs could be read either way; rename one of them`);
   // The steps a step too deep holds are deeper still: the first too deep is the one to name.
   if (place.depth === MAX_NESTING + 1) error(at, `is nested ${place.depth} deep; steps nest at most ${MAX_NESTING} deep`);
   const kind = kindOf(step);

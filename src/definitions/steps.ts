@@ -73,6 +73,38 @@ export function* everyStep<S extends Holder<S> & { key: string }>(
   }
 }
 
+/**
+ * How many steps a body's `steps` holds, nested ones included, counted before the body is
+ * validated (its shape unchecked), up to just past `limit`: validating a body of thousands of
+ * nested steps that are each wrong costs the validator time that grows with their square.
+ */
+export function writtenStepCount(steps: unknown, limit = MAX_FLOW_STEPS): number {
+  let count = 0;
+  const lists: unknown[] = [steps];
+  while (lists.length > 0 && count <= limit) {
+    const list = lists.pop();
+    if (!Array.isArray(list)) continue;
+    for (const step of list) {
+      count++;
+      if (typeof step === 'object' && step !== null) lists.push(...heldLists(step as Record<string, unknown>));
+    }
+  }
+  return count;
+}
+
+/** The lists of steps a written step may hold, whatever its shape. */
+function heldLists(step: Record<string, unknown>): unknown[] {
+  const field = (value: unknown, name: string) => (typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[name] : undefined);
+  const cases = field(step.switch, 'cases');
+  const branches = field(step.parallel, 'branches');
+  return [
+    field(step.forEach, 'steps'),
+    field(step.switch, 'default'),
+    ...(Array.isArray(cases) ? cases.map((branch) => field(branch, 'steps')) : []),
+    ...(typeof branches === 'object' && branches !== null ? Object.values(branches) : []),
+  ];
+}
+
 /** A step as stored and run: every option with its value, its nested steps alike. */
 export function storedStep(step: StepInput): StoredStep {
   const common = { key: step.key, if: step.if ?? null, continueOnError: step.continueOnError ?? STEP_DEFAULTS.continueOnError };

@@ -3,8 +3,9 @@
 // stripped. Path, query and header values arrive as strings, so there types are coerced.
 import { Ajv2020, type ErrorObject, type Options, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import type { FastifySchemaCompiler, preValidationAsyncHookHandler, RouteOptions } from 'fastify';
-import { ProblemError } from '../contract/problems.ts';
+import type { FastifyRequest, FastifySchemaCompiler, preValidationAsyncHookHandler, RouteOptions } from 'fastify';
+import { invalidFields, ProblemError } from '../contract/problems.ts';
+import { MAX_FLOW_STEPS, writtenStepCount } from '../definitions/steps.ts';
 
 const COMMON: Options = {
   allErrors: true,
@@ -77,6 +78,7 @@ export function adaptRequestSchema(route: RouteOptions): void {
     const [mediaType, body] = Object.entries(content)[0]!;
     schema.body = body.schema;
     route.preValidation = [...[route.preValidation ?? []].flat(), refuseOtherMediaTypes(mediaType)];
+    if ((body.schema.properties as Record<string, unknown> | undefined)?.steps) route.preValidation.push(refuseTooManySteps);
   }
   if (schema.headers) schema.headers = lowerCaseHeaderNames(schema.headers);
   schema.querystring = { type: 'object', ...schema.querystring, additionalProperties: false };
@@ -105,6 +107,16 @@ function lowerCaseHeaderNames(schema: JsonSchema): JsonSchema {
     properties: Object.fromEntries(Object.entries(schema.properties ?? {}).map(([name, value]) => [name.toLowerCase(), value])),
     ...(schema.required && { required: schema.required.map((name) => name.toLowerCase()) }),
   };
+}
+
+/** A flow's body with more steps than a flow may hold is refused before the validator reads them. */
+async function refuseTooManySteps(request: FastifyRequest): Promise<void> {
+  const steps = (request.body as { steps?: unknown } | null)?.steps;
+  const count = writtenStepCount(steps);
+  if (count > MAX_FLOW_STEPS) {
+    const message = `hold more than ${MAX_FLOW_STEPS} steps, nested ones included; a flow holds at most ${MAX_FLOW_STEPS}`;
+    throw invalidFields('unprocessable-content', [{ in: 'body', pointer: '/steps', message }]);
+  }
 }
 
 function refuseOtherMediaTypes(mediaType: string): preValidationAsyncHookHandler {

@@ -33,6 +33,22 @@ t.test('a key is unique in the whole flow: a repeat anywhere in the tree is refu
   ]);
 });
 
+t.test('a key that begins with another key and a dot is refused: their step runs’ paths would read either way', async (t) => {
+  const refused = await save([
+    { key: 'p', parallel: { branches: { x: [transform('y')] } } },
+    { key: 'p.x', switch: { cases: [{ if: 'true', steps: [transform('z')] }] } },
+  ]);
+  t.equal(refused.statusCode, 422);
+  t.same(refused.data.errors, [
+    {
+      in: 'body',
+      pointer: '/steps/1/key',
+      message: 'begins with the key "p" and a dot, so the paths of their step runs could be read either way; rename one of them',
+    },
+  ]);
+  t.equal((await save([transform('a.b'), transform('a-b.c')])).statusCode, 201, 'keys with dots that begin with no other key are fine');
+});
+
 t.test('steps nest at most 4 deep: the first step too deep is named', async (t) => {
   const nested = (depth: number): unknown => (depth === 1 ? transform('leaf') : forEach(`loop${depth}`, [nested(depth - 1)]));
   t.equal((await save([nested(4)])).statusCode, 201, '4 deep is accepted');
@@ -51,7 +67,15 @@ t.test('a flow holds at most 500 steps, nested ones included', async (t) => {
   t.equal(await db.flowStep.count({ where: { flowId: full.data.id } }), 500, 'each with its reference row');
   const over = await save([{ key: 'p', parallel: { branches: branches([100, 100, 100, 100, 100]) } }]);
   t.equal(over.statusCode, 422);
-  t.same(over.data.errors, [{ in: 'body', pointer: '/steps', message: 'hold 501 steps, nested ones included; a flow holds at most 500' }]);
+  t.same(over.data.errors, [{ in: 'body', pointer: '/steps', message: 'hold more than 500 steps, nested ones included; a flow holds at most 500' }]);
+  // Thousands of nested steps, each wrong: counted before the validator reads them (its work grows with their square).
+  const wrong = Array.from({ length: 100 }, (_, loop) => ({
+    key: `l${loop}`,
+    forEach: { items: '[]', steps: Array.from({ length: 100 }, () => ({ nokind: true })) },
+  }));
+  const flood = await save(wrong);
+  t.equal(flood.statusCode, 422);
+  t.same(flood.data.errors, [{ in: 'body', pointer: '/steps', message: 'hold more than 500 steps, nested ones included; a flow holds at most 500' }]);
 });
 
 t.test('inputs, timeoutMs and retry apply to action steps only', async (t) => {
