@@ -1817,12 +1817,16 @@ export interface components {
              *     rendered more than its bounds allow), `invalid-inputs`, `validation-limit` (checking
              *     the inputs against the action's inputSchema took longer or needed more memory than
              *     allowed), `invalid-action`, `action-missing`, `credentials-error`, `blocked-target`,
-             *     `network-error`, `timeout`, `http-status`, `response-too-large`,
-             *     `response-too-deep` (its JSON nests deeper than 512 levels), `cancelled`,
-             *     `budget-exceeded` (the execution's attempts would store more than
+             *     `network-error`, `timeout` (an attempt's, or a waitFor's with no signal), `http-status`,
+             *     `response-too-large`, `response-too-deep` (its JSON nests deeper than 512 levels),
+             *     `cancelled`, `budget-exceeded` (the execution's attempts would store more than
              *     `TOLSTOY_EXECUTION_BUDGET_BYTES`), `interrupted` (its worker died while running the
-             *     step more than `TOLSTOY_STEP_RESUME_LIMIT` times), or, for an execution,
-             *     `step-failed`.
+             *     step more than `TOLSTOY_STEP_RESUME_LIMIT` times), `too-many-items` (a forEach's items
+             *     past 10,000), `too-many-steps` (an execution past 20,000 step runs), `too-deep` (a
+             *     sub-flow's run past 5 deep), `child-refused` (a sub-flow's run could not start),
+             *     `child-failed` and `child-cancelled` (a sub-flow's run did not complete), or
+             *     `step-failed`: for an execution, and for a switch, forEach or parallel step, a step
+             *     it held failed (`step` names it).
              */
             code: string;
             message: string;
@@ -1866,8 +1870,9 @@ export interface components {
             /** @description How many step runs the execution has, nested ones included (absent from lists). */
             stepCount?: number;
             /**
-             * @description The step runs, in the order they began, nested ones included (a loop's iterations,
-             *     branches), each with its `path`; at most the first 1,000 of them (absent from lists).
+             * @description The step runs, nested ones included (a loop's iterations, branches), each with its
+             *     `path`: the flow's top-level steps in its order first, then the nested step runs in
+             *     the order they began; at most the first 1,000 of them (absent from lists).
              *     `stepCount` says how many there are; every attempt of every step run is in the
              *     execution logs (`GET /execution-logs?executionId=`), which page through them all.
              */
@@ -1891,8 +1896,8 @@ export interface components {
             actionId: string | null;
             /** @description What later steps see as `steps.<key>.output` (an action's answer's body); `null` until the step completes. */
             output: components["schemas"]["JsonValue"];
-            /** @description For a switch, the index of the case that ran, or `"default"`. */
-            case?: number | string | null;
+            /** @description For a switch, the index of the case that ran, or `"default"`; `null` before it chose. */
+            case?: number | "default" | null;
             /**
              * Format: uuid
              * @description For a sub-flow step, the child execution.

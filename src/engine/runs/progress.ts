@@ -251,7 +251,8 @@ export async function recordChanges(db: Database, run: ClaimedRun, { writes, can
     logged AS (
       INSERT INTO execution_logs (id, org_id, flow_id, user_id, execution_id, step_key, status, inputs, outputs, error, duration_ms, updated_at)
       SELECT w.log_id, owner.org_id, owner.flow_id, owner.created_by, owner.id::text, w.path, w.log_status::execution_status,
-        w.log_inputs, COALESCE(w.response, w.output), w.error, w.duration_ms, now()
+        -- A log's outputs are an object: an action's answer, or another kind's output under "output".
+        w.log_inputs, COALESCE(w.response, CASE WHEN w.output IS NOT NULL THEN json_build_object('output', w.output::json)::text END), w.error, w.duration_ms, now()
       FROM w, owner WHERE w.log_status IS NOT NULL
     ),
     cancelled AS (

@@ -56,7 +56,7 @@ func main() {
 	check(err == nil, "create an action", err)
 	ok(action.StatusCode(), http.StatusCreated, "create an action", action.Body)
 
-	steps := tolstoy.FlowSteps{{Key: "post", ActionId: action.JSON201.Id, Inputs: &tolstoy.JsonObject{"channel": "#general"}}}
+	steps := tolstoy.FlowSteps{{Key: "post", ActionId: &action.JSON201.Id, Inputs: &tolstoy.JsonObject{"channel": "#general"}}}
 	flow, err := client.CreateFlowWithResponse(ctx, nil, tolstoy.FlowCreate{Name: "Announce", Steps: &steps})
 	check(err == nil, "create a flow", err)
 	ok(flow.StatusCode(), http.StatusCreated, "create a flow", flow.Body)
