@@ -29,6 +29,13 @@ t.test('transform: its output is the rendered template; its if, its failure and 
   t.match(steps.get('never'), { status: 'skipped', output: null });
   t.match(steps.get('broken'), { status: 'failed', error: { code: 'template-error', message: /input\.missing|missing/ } });
   t.same(execution.output, { sum: 5, skipped: 'skipped', broken: 'failed' });
+  const logs = await w.send({ method: 'GET', url: `/execution-logs?executionId=${execution.id}` });
+  t.equal(logs.statusCode, 200, 'the logs of other kinds of step are answered as their schema says');
+  t.match(
+    logs.data.items.find((log: { stepKey: string }) => log.stepKey === 'sum'),
+    { status: 'completed', outputs: { output: { total: 5, label: 'total of 2' } } },
+    'a transform’s log keeps its output under "output"',
+  );
   const stopped = await w.run(
     (
       await w.flow({
