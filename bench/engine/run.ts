@@ -10,9 +10,10 @@
 //      latency at half that rate. Tolstoy with one worker process, then two.
 //   C, crash: B at half rate with a worker killed (SIGKILL) every few seconds and started again:
 //      executions lost and completed steps repeated.
+//   D, a loop, and E, sleeping runs: Tolstoy alone (bench/engine/controlFlow.ts).
 // `npm run bench:engine -- --smoke` runs every scenario for a second or two (part of npm test),
 // n8n only when it is installed already. Options: --duration <s> (10), --rounds <n> (3),
-// --connections <n> (32), --tenants <n> (8), --no-n8n, --scenarios A,B,C (a part only: no report).
+// --connections <n> (32), --tenants <n> (8), --no-n8n, --scenarios A,B,C,D,E (a part only: no report).
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -23,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { freePort, startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { applyMigrations } from '../../src/db/migrations.ts';
+import { type Bench, controlFlowPlan, controlFlowReport, type Loop, type Sleeping, scenarioD, scenarioE } from './controlFlow.ts';
 import type { LoadFigures, LoadPlan, Target } from './load.ts';
 import { installN8n, N8N_VERSION, type N8nSetup, n8nChainTargets, n8nCompletions, n8nInstalled, n8nSyncTargets, setUpN8n, startN8n } from './n8n.ts';
 import { type CpuMeter, metered, peakRssMb } from './processes.ts';
@@ -43,7 +45,8 @@ import {
 } from './tolstoy.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const TARGETS = { syncVsN8n: 10, chainPerSecond: 300, chainP99Ms: 250, lost: 0, rssMb: 250 };
+export const TARGETS = { syncVsN8n: 10, chainPerSecond: 300, chainP99Ms: 250, lost: 0, rssMb: 250, loopItemsPerSecond: 150 };
+const SCENARIOS = ['A', 'B', 'C', 'D', 'E'];
 
 const { values: options } = parseArgs({
   options: {
@@ -53,7 +56,7 @@ const { values: options } = parseArgs({
     connections: { type: 'string', default: '32' },
     tenants: { type: 'string', default: '8' },
     'no-n8n': { type: 'boolean', default: false },
-    scenarios: { type: 'string', default: 'A,B,C' },
+    scenarios: { type: 'string', default: SCENARIOS.join(',') },
   },
 });
 const chosen = new Set(options.scenarios!.split(','));
@@ -66,6 +69,7 @@ const warmupSeconds = smoke ? 0 : 3;
 // How long runs may take to finish after the load stops: a killed worker's runs resume within about 20 s.
 const DRAIN_MS = 90_000;
 const KILL_EVERY_MS = smoke ? 1500 : 3000;
+const plan = controlFlowPlan(smoke);
 
 interface ProcessFigures {
   cpuMsPerExecution: number;
@@ -98,7 +102,8 @@ try {
   await new Promise((resolve) => echo.stdout!.once('data', resolve));
   await applyMigrations(database.url);
   const setup = await startTolstoy(database.url, SINGLE);
-  const tenants = await setUpTenants(setup.base, echoUrl, tenantCount).finally(() => setup.stop());
+  const tenants = await setUpTenants(setup.base, echoUrl, tenantCount, plan).finally(() => setup.stop());
+  const bench: Bench = { databaseUrl: database.url, tenants, rounds, warmUp: warmupSeconds > 0, connections, plan, measured, load };
   const n8n = await n8nPeer();
   const results = {
     date: new Date().toISOString(),
@@ -110,9 +115,14 @@ try {
     synchronous: chosen.has('A') ? await scenarioA(tenants, n8n) : undefined,
     throughput: chosen.has('B') ? await scenarioB(tenants, n8n) : undefined,
     crash: undefined as unknown,
+    loop: undefined as Loop | undefined,
+    sleeping: undefined as Sleeping | undefined,
   };
   if (chosen.has('C')) results.crash = await scenarioC(tenants, n8n, (results.throughput as any)?.tolstoy[TWO_WORKERS.name].executionsPerSecond ?? 100);
-  if (smoke || chosen.size < 3) {
+  if (chosen.has('D')) results.loop = await scenarioD(bench);
+  if (chosen.has('E')) results.sleeping = await scenarioE(bench);
+  if ((results.loop?.itemsMissing ?? 0) > 0 || (results.sleeping && results.sleeping.completed < plan.naps)) failed = failed || smoke;
+  if (smoke || SCENARIOS.some((scenario) => !chosen.has(scenario))) {
     await mkdir(join(ROOT, 'reports'), { recursive: true });
     await writeFile(join(ROOT, 'reports', 'bench-engine-smoke.json'), JSON.stringify(results, null, 2));
     console.log('The engine benchmark works: reports/bench-engine-smoke.json');
@@ -428,6 +438,8 @@ function report(results: any): string {
   const a = results.synchronous;
   const b = results.throughput;
   const c = results.crash.tolstoy;
+  const d: Loop = results.loop;
+  const e: Sleeping = results.sleeping;
   const processLine = (figures: Figures) =>
     Object.entries(figures.processes)
       .map(([name, p]) => `${name} ${p.cpuMsPerExecution} ms${p.peakRssMb === undefined ? '' : ` (${p.peakRssMb} MB)`}`)
@@ -476,7 +488,9 @@ function report(results: any): string {
     '|---:|---:|---:|---:|---:|---:|---:|---:|',
     `| ${c.startsPerSecond} | ${c.workersKilled} | ${c.accepted} | ${c.lost} ${check(c.lost === 0)} | ${c.completedStepsRepeated} ${check(c.completedStepsRepeated === 0)} | ${c.stepsResent} | ${c.p50Ms} | ${c.p99Ms} |`,
     '',
-    `Peak RSS of Tolstoy's processes: ${Math.max(peakRss(a.tolstoy), ...Object.values(b.tolstoy).map((f: any) => peakRss(f)))} MB (target under ${TARGETS.rssMb} MB).`,
+    ...controlFlowReport(d, e, results.settings.tenants, TARGETS.loopItemsPerSecond),
+    '',
+    `Peak RSS of Tolstoy's processes: ${Math.max(peakRss(a.tolstoy), ...Object.values(b.tolstoy).map((f: any) => peakRss(f)), peakRss(d as any), peakRss(e as any))} MB (target under ${TARGETS.rssMb} MB).`,
     '',
   ];
   // What profiling found and changed, written by hand.
