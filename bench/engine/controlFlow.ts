@@ -184,7 +184,7 @@ export interface Sleeping {
   p50Ms: number;
   p99Ms: number;
   /** The worker's RSS every RSS_EVERY_MS from before the first start to after the last completion. */
-  workerRssMb: { first: number; min: number; max: number; last: number; samples: number };
+  workerRssMb: { first: number; min: number; max: number; last: number; samples: number; every500Ms: number[] };
   processes: PerUnit<'cpuMsPerExecution'>;
 }
 
@@ -223,7 +223,14 @@ export async function scenarioE(bench: Bench): Promise<Sleeping> {
       unfinished: done.unfinished,
       p50Ms: done.p50Ms,
       p99Ms: done.p99Ms,
-      workerRssMb: { first: samples[0]!, min: Math.min(...samples), max: Math.max(...samples), last: samples.at(-1)!, samples: samples.length },
+      workerRssMb: {
+        first: samples[0]!,
+        min: Math.min(...samples),
+        max: Math.max(...samples),
+        last: samples.at(-1)!,
+        samples: samples.length,
+        every500Ms: samples,
+      },
       processes: perUnit('cpuMsPerExecution', cpu, done.completed, await peaks(processes)),
     };
     console.log(`E: ${JSON.stringify(sleeping)}`);
