@@ -170,6 +170,8 @@ async function loopEnd(databaseUrl: string, id: string): Promise<LoopEnd> {
 
 export interface Sleeping {
   runs: number;
+  /** The organizations the starts were spread over. */
+  organizations: number;
   sleepMs: number;
   workerConcurrency: number;
   /** Starts answered 202, and how long the starts took. */
@@ -213,6 +215,7 @@ export async function scenarioE(bench: Bench): Promise<Sleeping> {
     const done = await completions(bench.databaseUrl, since);
     const sleeping = {
       runs: bench.plan.naps,
+      organizations: bench.tenants.length,
       sleepMs: bench.plan.napMs,
       workerConcurrency: NAP_SLOTS,
       accepted: starts.ok,
@@ -263,7 +266,7 @@ function processLine(processes: Record<string, { peakRssMb?: number }>, cpuMs: (
 }
 
 /** The sections of ENGINE.md for D and E. */
-export function controlFlowReport(loop: Loop, sleeping: Sleeping, tenants: number, itemsPerSecondTarget: number): string[] {
+export function controlFlowReport(loop: Loop, sleeping: Sleeping, itemsPerSecondTarget: number): string[] {
   const worker = loop.processes['tolstoy worker 1']?.peakRssMb;
   const rss = sleeping.workerRssMb;
   const heldSlots = (sleeping.runs / sleeping.workerConcurrency) * (sleeping.sleepMs / 1000);
@@ -280,7 +283,7 @@ export function controlFlowReport(loop: Loop, sleeping: Sleeping, tenants: numbe
     '',
     `## E: sleeping runs, ${count(sleeping.runs)} runs of a ${sleeping.sleepMs / 1000} s sleep on one worker of ${sleeping.workerConcurrency} slots`,
     '',
-    `Tolstoy alone: n8n's Wait node keeps a wait under 65 s in its process, so it has no run of the same shape. ${count(sleeping.runs)} runs of a flow of two steps, a \`sleep\` of ${count(sleeping.sleepMs)} ms and a \`transform\`, started as fast as the API accepted them across ${tenants} organizations; API + 1 worker with \`TOLSTOY_WORKER_CONCURRENCY=${sleeping.workerConcurrency}\`; the worker's RSS read every 500 ms from before the first start to after the last completion.`,
+    `Tolstoy alone: n8n's Wait node keeps a wait under 65 s in its process, so it has no run of the same shape. ${count(sleeping.runs)} runs of a flow of two steps, a \`sleep\` of ${count(sleeping.sleepMs)} ms and a \`transform\`, started as fast as the API accepted them across ${sleeping.organizations} organizations; API + 1 worker with \`TOLSTOY_WORKER_CONCURRENCY=${sleeping.workerConcurrency}\`; the worker's RSS read every 500 ms from before the first start to after the last completion.`,
     '',
     '| runs | accepted | starts took, s | first start to last completion, s | completed | each run, p50 / p99 ms | worker RSS MB: first, min, max, last (samples) |',
     '|---:|---:|---:|---:|---:|---|---|',

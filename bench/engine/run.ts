@@ -13,10 +13,10 @@
 //   D, a loop, and E, sleeping runs: Tolstoy alone (bench/engine/controlFlow.ts).
 // `npm run bench:engine -- --smoke` runs every scenario for a second or two (part of npm test),
 // n8n only when it is installed already. Options: --duration <s> (10), --rounds <n> (3),
-// --connections <n> (32), --tenants <n> (8), --no-n8n, --scenarios A,B,C,D,E (a part only: no report).
+// --connections <n> (32), --tenants <n> (8), --no-n8n, --scenarios A,B,C,D,E (a part only: its
+// figures replace theirs in bench/results/engine.json, and the report says when each part ran).
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -24,10 +24,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { freePort, startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { applyMigrations } from '../../src/db/migrations.ts';
-import { type Bench, controlFlowPlan, controlFlowReport, type Loop, type Sleeping, scenarioD, scenarioE } from './controlFlow.ts';
+import { type Bench, controlFlowPlan, type Loop, type Sleeping, scenarioD, scenarioE } from './controlFlow.ts';
 import type { LoadFigures, LoadPlan, Target } from './load.ts';
 import { installN8n, N8N_VERSION, type N8nSetup, n8nChainTargets, n8nCompletions, n8nInstalled, n8nSyncTargets, setUpN8n, startN8n } from './n8n.ts';
 import { type CpuMeter, metered, peakRssMb } from './processes.ts';
+import { report, SCENARIOS, type Scenario, TARGETS, withPart } from './report.ts';
 import {
   type Completion,
   chainTargets,
@@ -45,8 +46,6 @@ import {
 } from './tolstoy.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const TARGETS = { syncVsN8n: 10, chainPerSecond: 300, chainP99Ms: 250, lost: 0, rssMb: 250, loopItemsPerSecond: 150 };
-const SCENARIOS = ['A', 'B', 'C', 'D', 'E'];
 
 const { values: options } = parseArgs({
   options: {
@@ -59,7 +58,7 @@ const { values: options } = parseArgs({
     scenarios: { type: 'string', default: SCENARIOS.join(',') },
   },
 });
-const chosen = new Set(options.scenarios!.split(','));
+const chosen = new Set(options.scenarios!.split(',') as Scenario[]);
 const smoke = options.smoke!;
 const seconds = smoke ? 2 : Number(options.duration);
 const rounds = smoke ? 1 : Number(options.rounds);
@@ -123,14 +122,18 @@ try {
   if (chosen.has('E')) results.sleeping = await scenarioE(bench);
   results.machine.loadAverage.end = loadAverage();
   if ((results.loop?.itemsMissing ?? 0) > 0 || (results.sleeping && results.sleeping.completed < plan.naps)) failed = failed || smoke;
-  if (smoke || SCENARIOS.some((scenario) => !chosen.has(scenario))) {
+  const part = SCENARIOS.filter((scenario) => chosen.has(scenario));
+  const whole = smoke ? undefined : part.length === SCENARIOS.length ? results : withPart(await earlierResults(), results, part);
+  if (!whole) {
     await mkdir(join(ROOT, 'reports'), { recursive: true });
     await writeFile(join(ROOT, 'reports', 'bench-engine-smoke.json'), JSON.stringify(results, null, 2));
-    console.log('The engine benchmark works: reports/bench-engine-smoke.json');
+    console.log(
+      `The engine benchmark works: reports/bench-engine-smoke.json${smoke ? '' : ' (no report: bench/results/engine.json lacks the other scenarios)'}`,
+    );
   } else {
     await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
-    await writeFile(join(ROOT, 'bench', 'results', 'engine.json'), `${JSON.stringify(results, null, 2)}\n`);
-    await writeFile(join(ROOT, 'bench', 'ENGINE.md'), report(results));
+    await writeFile(join(ROOT, 'bench', 'results', 'engine.json'), `${JSON.stringify(whole, null, 2)}\n`);
+    await writeFile(join(ROOT, 'bench', 'ENGINE.md'), report(whole));
     console.log('Wrote bench/results/engine.json and bench/ENGINE.md');
   }
 } catch (error) {
@@ -441,71 +444,12 @@ function machine() {
   };
 }
 
+/** The results of the last full run (with the parts run since), if any. */
+async function earlierResults(): Promise<any> {
+  return JSON.parse(await readFile(join(ROOT, 'bench', 'results', 'engine.json'), 'utf8').catch(() => '{}'));
+}
+
 /** The one-minute load average. */
 function loadAverage(): number {
   return round(os.loadavg()[0]!, 2);
-}
-
-function report(results: any): string {
-  const check = (ok: boolean) => (ok ? '✓' : '✗');
-  const a = results.synchronous;
-  const b = results.throughput;
-  const c = results.crash.tolstoy;
-  const d: Loop = results.loop;
-  const e: Sleeping = results.sleeping;
-  const processLine = (figures: Figures) =>
-    Object.entries(figures.processes)
-      .map(([name, p]) => `${name} ${p.cpuMsPerExecution} ms${p.peakRssMb === undefined ? '' : ` (${p.peakRssMb} MB)`}`)
-      .join(', ');
-  const peakRss = (figures: Figures) => Math.max(...Object.values(figures.processes).map((p) => p.peakRssMb ?? 0));
-  const lines = [
-    '# Engine benchmark results',
-    '',
-    `Generated by \`npm run bench:engine\` on ${results.date.slice(0, 10)}: Tolstoy's engine and n8n ${results.versions.n8n ?? '(not run)'} side by side, one at a time and alternately, on one embedded PostgreSQL 18 with durable settings, every flow step calling one local JSON echo server; the load came from a process of its own. ${results.settings.rounds} rounds of ${results.settings.seconds} s per system (after ${results.settings.warmupSeconds} s of warm-up), ${results.settings.connections} connections, ${results.settings.tenants} organizations. Figures are the median round; only ratios mean anything on a shared machine.`,
-    '',
-    `Machine: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memoryGb} GiB, ${results.machine.os}; Node.js ${results.versions.node}; load average (1 min) ${results.machine.loadAverage.start} when the run began, ${results.machine.loadAverage.end} when it ended.`,
-    '',
-    ...results.notes.map((line: string) => `> ${line}`),
-    '',
-    '## A: synchronous, a one-step flow answered when finished',
-    '',
-    '| system | executions/s | p50 ms | p99 ms | errors | CPU per execution (peak RSS) |',
-    '|---|---:|---:|---:|---:|---|',
-    ...Object.entries(a)
-      .filter(([name]) => name !== 'tolstoyVsN8n')
-      .map(([name, f]: [string, any]) => `| ${name} | ${f.executionsPerSecond} | ${f.p50Ms} | ${f.p99Ms} | ${f.errors} | ${processLine(f)} |`),
-    '',
-    a.tolstoyVsN8n === undefined
-      ? 'Tolstoy ran alone: no ratio.'
-      : `Tolstoy / n8n: **${a.tolstoyVsN8n}×** executions/s (target ${TARGETS.syncVsN8n}× ${check(a.tolstoyVsN8n >= TARGETS.syncVsN8n)}).`,
-    '',
-    '## B: throughput, a three-step flow started as fast as accepted',
-    '',
-    '| system | completed/s | p50 ms | p99 ms | at half the rate: starts/s, p50, p99 ms | errors | CPU per execution (peak RSS) |',
-    '|---|---:|---:|---:|---|---:|---|',
-    ...Object.entries(b.tolstoy).map(
-      ([layout, f]: [string, any]) =>
-        `| Tolstoy, ${layout} | ${f.executionsPerSecond} | ${f.p50Ms} | ${f.p99Ms} | ${f.halfRate.startsPerSecond}, ${f.halfRate.p50Ms}, ${f.halfRate.p99Ms} | ${f.errors} | ${processLine(f)} |`,
-    ),
-    ...(b.n8n
-      ? [
-          `| n8n | ${b.n8n.executionsPerSecond} | ${b.n8n.p50Ms} | ${b.n8n.p99Ms} | ${b.n8n.halfRate.startsPerSecond}, ${b.n8n.halfRate.p50Ms}, ${b.n8n.halfRate.p99Ms} | ${b.n8n.errors} | ${processLine(b.n8n)} |`,
-        ]
-      : []),
-    '',
-    `Targets: at least ${TARGETS.chainPerSecond} completed executions/s (${Math.max(...Object.values(b.tolstoy).map((f: any) => f.executionsPerSecond))} ${check(Math.max(...Object.values(b.tolstoy).map((f: any) => f.executionsPerSecond)) >= TARGETS.chainPerSecond)}), p99 under ${TARGETS.chainP99Ms} ms at half that rate (${Math.min(...Object.values(b.tolstoy).map((f: any) => f.halfRate.p99Ms))} ms ${check(Math.min(...Object.values(b.tolstoy).map((f: any) => f.halfRate.p99Ms)) < TARGETS.chainP99Ms)})${b.tolstoyVsN8n === undefined ? '' : `; Tolstoy (one worker) / n8n: **${b.tolstoyVsN8n}×**`}.`,
-    '',
-    '## C: crash, B at half rate with a worker killed every few seconds',
-    '',
-    '| starts/s | workers killed | accepted | lost | completed steps repeated | steps re-sent (outcome unknown) | p50 ms | p99 ms |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|',
-    `| ${c.startsPerSecond} | ${c.workersKilled} | ${c.accepted} | ${c.lost} ${check(c.lost === 0)} | ${c.completedStepsRepeated} ${check(c.completedStepsRepeated === 0)} | ${c.stepsResent} | ${c.p50Ms} | ${c.p99Ms} |`,
-    '',
-    ...controlFlowReport(d, e, results.settings.tenants, TARGETS.loopItemsPerSecond),
-    '',
-    `Peak RSS of Tolstoy's processes: ${Math.max(peakRss(a.tolstoy), ...Object.values(b.tolstoy).map((f: any) => peakRss(f)), peakRss(d as any), peakRss(e as any))} MB (target under ${TARGETS.rssMb} MB).`,
-    '',
-  ];
-  // What profiling found and changed, written by hand.
-  return [...lines, readFileSync(join(ROOT, 'bench', 'engine', 'notes.md'), 'utf8').trim(), ''].join('\n');
 }
