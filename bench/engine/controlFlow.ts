@@ -3,10 +3,11 @@
 //   D, a loop: one execution of a flow whose one step is a forEach over `range(0, 1000)`, 20 items
 //      at once, each an echo of its item, on an API node and one worker; items per second from the
 //      start request to the run's completion, `rounds` times, each after one unmeasured run of the
-//      same flow (but in --smoke).
+//      same flow (none in --smoke).
 //   E, sleeping runs: 1,000 runs of a 10 s sleep and a transform, started as fast as accepted, on
 //      one worker of 5 slots; seconds from the first start to the last completion, and the
-//      worker's RSS every 500 ms. A sleeping run holds no slot, so this takes about the sleep.
+//      worker's RSS every 500 ms. A sleeping run holds no slot: were it held, this would take
+//      1000 / 5 × 10 s = 2,000 s.
 import pg from 'pg';
 import type { LoadFigures, LoadPlan, Target } from './load.ts';
 import { type CpuMeter, peakRssMb, sampleRss } from './processes.ts';
