@@ -1,6 +1,7 @@
 // The engine benchmark must not rot either: its smoke run (seconds per scenario) starts Tolstoy
 // as production runs it, runs every scenario, and fails on any error, any execution lost or any
-// completed step repeated when workers are killed. n8n takes part only where it is installed.
+// completed step repeated when workers are killed, any loop item or sleeping run not completed.
+// n8n takes part only where it is installed.
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -22,6 +23,16 @@ t.test('npm run bench:engine -- --smoke', async (t) => {
   t.ok(crash.workersKilled >= 1 && crash.accepted > 0, 'C: workers were killed under load');
   t.equal(crash.lost, 0, 'C: no execution lost');
   t.equal(crash.completedStepsRepeated, 0, 'C: no completed step repeated');
+  const loop = results.loop;
+  t.equal(loop.status, 'completed', 'D: the loop completed');
+  t.equal(loop.itemsCompleted, loop.items, 'D: every item completed');
+  t.equal(loop.itemsMissing, 0, 'D: no item missing in any round');
+  t.ok(loop.itemsPerSecond > 0 && loop.processes['tolstoy worker 1'].peakRssMb > 0, "D: items per second and the worker's peak RSS");
+  const sleeping = results.sleeping;
+  t.equal(sleeping.accepted, sleeping.runs, 'E: every start accepted');
+  t.equal(sleeping.completed, sleeping.runs, 'E: every sleeping run completed');
+  t.ok(sleeping.seconds * 1000 >= sleeping.sleepMs, 'E: no run finished before its sleep');
+  t.ok(sleeping.workerRssMb.samples >= 2 && sleeping.workerRssMb.min > 0, "E: the worker's RSS was sampled");
   if (results.versions.n8n === null) t.match(results.notes.join(' '), /n8n/, 'says why n8n did not take part');
   else t.ok(results.synchronous.n8n.executions > 0, 'n8n answered too');
 });

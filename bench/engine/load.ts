@@ -1,9 +1,9 @@
 // The engine benchmark's load generator, a process of its own so that it shares no event loop
 // with a system under test. It sends POSTs that each start one execution, with a fresh `text` in
 // the body, either closed-loop (`connections` requests in flight, each sent as the one before
-// is answered) or at a fixed `rate` per second (open loop), for `seconds`, and prints its figures
-// as JSON: how many were sent and answered as expected, latencies, and the ids of the
-// executions started when asked.
+// is answered) or at a fixed `rate` per second (open loop), for `seconds` or `count` requests,
+// whichever ends first, and prints its figures as JSON: how many were sent and answered as
+// expected, latencies, and the ids of the executions started when asked.
 // Usage: node bench/engine/load.ts '<LoadPlan as JSON>'
 import { performance } from 'node:perf_hooks';
 import { Agent, request } from 'undici';
@@ -19,6 +19,8 @@ export interface LoadPlan {
   base: string;
   targets: Target[];
   seconds: number;
+  /** Stop after this many requests, sooner than `seconds` (none when omitted). */
+  count?: number;
   /** Closed loop with this many requests in flight, or… */
   connections: number;
   /** …this many requests a second, whatever the answers (at most `connections` in flight). */
@@ -104,19 +106,20 @@ function percentile(sorted: number[], p: number): number {
 
 const begin = performance.now();
 const deadline = begin + plan.seconds * 1000;
+const count = plan.count ?? Number.POSITIVE_INFINITY;
 let index = 0;
 if (plan.rate === undefined) {
   // Closed loop: each connection sends its next request once the last is answered.
   await Promise.all(
     Array.from({ length: plan.connections }, async () => {
-      while (performance.now() < deadline) await one(index++);
+      while (performance.now() < deadline && index < count) await one(index++);
     }),
   );
 } else {
   // Open loop: requests leave on schedule; the in-flight bound keeps a stalled system from piling up sockets.
   const inFlight = new Set<Promise<void>>();
   const interval = 1000 / plan.rate;
-  for (let next = begin; next < deadline; next += interval) {
+  for (let next = begin; next < deadline && index < count; next += interval) {
     const wait = next - performance.now();
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
     if (inFlight.size >= plan.connections) {

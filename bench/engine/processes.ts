@@ -40,6 +40,31 @@ export async function peakRssMb(pid: number): Promise<number> {
   return Number(status.match(/VmHWM:\s+(\d+) kB/)?.[1] ?? 0) / 1024;
 }
 
+/** The resident set size of the process now, in MB. */
+export async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  return Number(status.match(/VmRSS:\s+(\d+) kB/)?.[1] ?? 0) / 1024;
+}
+
+/** Reads the process's RSS every `everyMs` until stopped; `stop` answers the readings in order. */
+export function sampleRss(pid: number, everyMs: number): { stop(): Promise<number[]> } {
+  const samples: number[] = [];
+  let sampling = true;
+  const loop = (async () => {
+    while (sampling) {
+      samples.push(await rssMb(pid));
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
+    }
+  })();
+  return {
+    async stop() {
+      sampling = false;
+      await loop;
+      return samples;
+    },
+  };
+}
+
 /**
  * Counts CPU seconds of a set of processes and their descendants over a window. Each process is
  * counted up to its last reading, so processes that end during the window (a killed worker, the

@@ -10,12 +10,13 @@
 //      latency at half that rate. Tolstoy with one worker process, then two.
 //   C, crash: B at half rate with a worker killed (SIGKILL) every few seconds and started again:
 //      executions lost and completed steps repeated.
+//   D, a loop, and E, sleeping runs: Tolstoy alone (bench/engine/controlFlow.ts).
 // `npm run bench:engine -- --smoke` runs every scenario for a second or two (part of npm test),
 // n8n only when it is installed already. Options: --duration <s> (10), --rounds <n> (3),
-// --connections <n> (32), --tenants <n> (8), --no-n8n, --scenarios A,B,C (a part only: no report).
+// --connections <n> (32), --tenants <n> (8), --no-n8n, --scenarios A,B,C,D,E (a part only: its
+// figures replace theirs in bench/results/engine.json, and the report says when each part ran).
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -23,9 +24,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { freePort, startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { applyMigrations } from '../../src/db/migrations.ts';
+import { type Bench, controlFlowPlan, type Loop, type Sleeping, scenarioD, scenarioE } from './controlFlow.ts';
 import type { LoadFigures, LoadPlan, Target } from './load.ts';
 import { installN8n, N8N_VERSION, type N8nSetup, n8nChainTargets, n8nCompletions, n8nInstalled, n8nSyncTargets, setUpN8n, startN8n } from './n8n.ts';
 import { type CpuMeter, metered, peakRssMb } from './processes.ts';
+import { report, SCENARIOS, type Scenario, TARGETS, withPart } from './report.ts';
 import {
   type Completion,
   chainTargets,
@@ -43,7 +46,6 @@ import {
 } from './tolstoy.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const TARGETS = { syncVsN8n: 10, chainPerSecond: 300, chainP99Ms: 250, lost: 0, rssMb: 250 };
 
 const { values: options } = parseArgs({
   options: {
@@ -53,10 +55,10 @@ const { values: options } = parseArgs({
     connections: { type: 'string', default: '32' },
     tenants: { type: 'string', default: '8' },
     'no-n8n': { type: 'boolean', default: false },
-    scenarios: { type: 'string', default: 'A,B,C' },
+    scenarios: { type: 'string', default: SCENARIOS.join(',') },
   },
 });
-const chosen = new Set(options.scenarios!.split(','));
+const chosen = new Set(options.scenarios!.split(',') as Scenario[]);
 const smoke = options.smoke!;
 const seconds = smoke ? 2 : Number(options.duration);
 const rounds = smoke ? 1 : Number(options.rounds);
@@ -66,6 +68,7 @@ const warmupSeconds = smoke ? 0 : 3;
 // How long runs may take to finish after the load stops: a killed worker's runs resume within about 20 s.
 const DRAIN_MS = 90_000;
 const KILL_EVERY_MS = smoke ? 1500 : 3000;
+const plan = controlFlowPlan(smoke);
 
 interface ProcessFigures {
   cpuMsPerExecution: number;
@@ -98,7 +101,8 @@ try {
   await new Promise((resolve) => echo.stdout!.once('data', resolve));
   await applyMigrations(database.url);
   const setup = await startTolstoy(database.url, SINGLE);
-  const tenants = await setUpTenants(setup.base, echoUrl, tenantCount).finally(() => setup.stop());
+  const tenants = await setUpTenants(setup.base, echoUrl, tenantCount, plan).finally(() => setup.stop());
+  const bench: Bench = { databaseUrl: database.url, tenants, rounds, warmUp: warmupSeconds > 0, connections, plan, measured, load };
   const n8n = await n8nPeer();
   const results = {
     date: new Date().toISOString(),
@@ -110,16 +114,26 @@ try {
     synchronous: chosen.has('A') ? await scenarioA(tenants, n8n) : undefined,
     throughput: chosen.has('B') ? await scenarioB(tenants, n8n) : undefined,
     crash: undefined as unknown,
+    loop: undefined as Loop | undefined,
+    sleeping: undefined as Sleeping | undefined,
   };
   if (chosen.has('C')) results.crash = await scenarioC(tenants, n8n, (results.throughput as any)?.tolstoy[TWO_WORKERS.name].executionsPerSecond ?? 100);
-  if (smoke || chosen.size < 3) {
+  if (chosen.has('D')) results.loop = await scenarioD(bench);
+  if (chosen.has('E')) results.sleeping = await scenarioE(bench);
+  results.machine.loadAverage.end = loadAverage();
+  if ((results.loop?.itemsMissing ?? 0) > 0 || (results.sleeping && results.sleeping.completed < plan.naps)) failed = failed || smoke;
+  const part = SCENARIOS.filter((scenario) => chosen.has(scenario));
+  const whole = smoke ? undefined : part.length === SCENARIOS.length ? results : withPart(await earlierResults(), results, part);
+  if (!whole) {
     await mkdir(join(ROOT, 'reports'), { recursive: true });
     await writeFile(join(ROOT, 'reports', 'bench-engine-smoke.json'), JSON.stringify(results, null, 2));
-    console.log('The engine benchmark works: reports/bench-engine-smoke.json');
+    console.log(
+      `The engine benchmark works: reports/bench-engine-smoke.json${smoke ? '' : ' (no report: bench/results/engine.json lacks the other scenarios)'}`,
+    );
   } else {
     await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
-    await writeFile(join(ROOT, 'bench', 'results', 'engine.json'), `${JSON.stringify(results, null, 2)}\n`);
-    await writeFile(join(ROOT, 'bench', 'ENGINE.md'), report(results));
+    await writeFile(join(ROOT, 'bench', 'results', 'engine.json'), `${JSON.stringify(whole, null, 2)}\n`);
+    await writeFile(join(ROOT, 'bench', 'ENGINE.md'), report(whole));
     console.log('Wrote bench/results/engine.json and bench/ENGINE.md');
   }
 } catch (error) {
@@ -420,65 +434,22 @@ async function scenarioC(tenants: Tenant[], _n8n: N8nSetup | undefined, twoWorke
 // Report ----------------------------------------------------------------------------------------
 
 function machine() {
-  return { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memoryGb: Math.round(os.totalmem() / 2 ** 30), os: `${os.type()} ${os.release()}` };
+  return {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memoryGb: Math.round(os.totalmem() / 2 ** 30),
+    os: `${os.type()} ${os.release()}`,
+    // Other work on the machine shares its cores with the benchmark: its load when the run began and ended.
+    loadAverage: { start: loadAverage(), end: 0 },
+  };
 }
 
-function report(results: any): string {
-  const check = (ok: boolean) => (ok ? '✓' : '✗');
-  const a = results.synchronous;
-  const b = results.throughput;
-  const c = results.crash.tolstoy;
-  const processLine = (figures: Figures) =>
-    Object.entries(figures.processes)
-      .map(([name, p]) => `${name} ${p.cpuMsPerExecution} ms${p.peakRssMb === undefined ? '' : ` (${p.peakRssMb} MB)`}`)
-      .join(', ');
-  const peakRss = (figures: Figures) => Math.max(...Object.values(figures.processes).map((p) => p.peakRssMb ?? 0));
-  const lines = [
-    '# Engine benchmark results',
-    '',
-    `Generated by \`npm run bench:engine\` on ${results.date.slice(0, 10)}: Tolstoy's engine and n8n ${results.versions.n8n ?? '(not run)'} side by side, one at a time and alternately, on one embedded PostgreSQL 18 with durable settings, every flow step calling one local JSON echo server; the load came from a process of its own. ${results.settings.rounds} rounds of ${results.settings.seconds} s per system (after ${results.settings.warmupSeconds} s of warm-up), ${results.settings.connections} connections, ${results.settings.tenants} organizations. Figures are the median round; only ratios mean anything on a shared machine.`,
-    '',
-    `Machine: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memoryGb} GiB, ${results.machine.os}; Node.js ${results.versions.node}.`,
-    '',
-    ...results.notes.map((line: string) => `> ${line}`),
-    '',
-    '## A: synchronous, a one-step flow answered when finished',
-    '',
-    '| system | executions/s | p50 ms | p99 ms | errors | CPU per execution (peak RSS) |',
-    '|---|---:|---:|---:|---:|---|',
-    ...Object.entries(a)
-      .filter(([name]) => name !== 'tolstoyVsN8n')
-      .map(([name, f]: [string, any]) => `| ${name} | ${f.executionsPerSecond} | ${f.p50Ms} | ${f.p99Ms} | ${f.errors} | ${processLine(f)} |`),
-    '',
-    a.tolstoyVsN8n === undefined
-      ? 'Tolstoy ran alone: no ratio.'
-      : `Tolstoy / n8n: **${a.tolstoyVsN8n}×** executions/s (target ${TARGETS.syncVsN8n}× ${check(a.tolstoyVsN8n >= TARGETS.syncVsN8n)}).`,
-    '',
-    '## B: throughput, a three-step flow started as fast as accepted',
-    '',
-    '| system | completed/s | p50 ms | p99 ms | at half the rate: starts/s, p50, p99 ms | errors | CPU per execution (peak RSS) |',
-    '|---|---:|---:|---:|---|---:|---|',
-    ...Object.entries(b.tolstoy).map(
-      ([layout, f]: [string, any]) =>
-        `| Tolstoy, ${layout} | ${f.executionsPerSecond} | ${f.p50Ms} | ${f.p99Ms} | ${f.halfRate.startsPerSecond}, ${f.halfRate.p50Ms}, ${f.halfRate.p99Ms} | ${f.errors} | ${processLine(f)} |`,
-    ),
-    ...(b.n8n
-      ? [
-          `| n8n | ${b.n8n.executionsPerSecond} | ${b.n8n.p50Ms} | ${b.n8n.p99Ms} | ${b.n8n.halfRate.startsPerSecond}, ${b.n8n.halfRate.p50Ms}, ${b.n8n.halfRate.p99Ms} | ${b.n8n.errors} | ${processLine(b.n8n)} |`,
-        ]
-      : []),
-    '',
-    `Targets: at least ${TARGETS.chainPerSecond} completed executions/s (${Math.max(...Object.values(b.tolstoy).map((f: any) => f.executionsPerSecond))} ${check(Math.max(...Object.values(b.tolstoy).map((f: any) => f.executionsPerSecond)) >= TARGETS.chainPerSecond)}), p99 under ${TARGETS.chainP99Ms} ms at half that rate (${Math.min(...Object.values(b.tolstoy).map((f: any) => f.halfRate.p99Ms))} ms ${check(Math.min(...Object.values(b.tolstoy).map((f: any) => f.halfRate.p99Ms)) < TARGETS.chainP99Ms)})${b.tolstoyVsN8n === undefined ? '' : `; Tolstoy (one worker) / n8n: **${b.tolstoyVsN8n}×**`}.`,
-    '',
-    '## C: crash, B at half rate with a worker killed every few seconds',
-    '',
-    '| starts/s | workers killed | accepted | lost | completed steps repeated | steps re-sent (outcome unknown) | p50 ms | p99 ms |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|',
-    `| ${c.startsPerSecond} | ${c.workersKilled} | ${c.accepted} | ${c.lost} ${check(c.lost === 0)} | ${c.completedStepsRepeated} ${check(c.completedStepsRepeated === 0)} | ${c.stepsResent} | ${c.p50Ms} | ${c.p99Ms} |`,
-    '',
-    `Peak RSS of Tolstoy's processes: ${Math.max(peakRss(a.tolstoy), ...Object.values(b.tolstoy).map((f: any) => peakRss(f)))} MB (target under ${TARGETS.rssMb} MB).`,
-    '',
-  ];
-  // What profiling found and changed, written by hand.
-  return [...lines, readFileSync(join(ROOT, 'bench', 'engine', 'notes.md'), 'utf8').trim(), ''].join('\n');
+/** The results of the last full run (with the parts run since), if any. */
+async function earlierResults(): Promise<any> {
+  return JSON.parse(await readFile(join(ROOT, 'bench', 'results', 'engine.json'), 'utf8').catch(() => '{}'));
+}
+
+/** The one-minute load average. */
+function loadAverage(): number {
+  return round(os.loadavg()[0]!, 2);
 }

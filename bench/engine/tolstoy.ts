@@ -22,12 +22,22 @@ const flagsOf = (script: string) =>
 const ADMIN_TOKEN = randomBytes(32).toString('base64url');
 const ENCRYPTION_KEY = randomBytes(32).toString('base64');
 
-export type Layout = { name: 'one process'; workers: 0 } | { name: string; workers: 1 | 2 };
+/** A worker's `concurrency` (TOLSTOY_WORKER_CONCURRENCY) is its slots, the default's when omitted. */
+export type Layout = { name: 'one process'; workers: 0 } | { name: string; workers: 1 | 2; concurrency?: number };
 
 /** `npm start` alone, or an API-only node and one or two worker processes. */
 export const SINGLE: Layout = { name: 'one process', workers: 0 };
 export const ONE_WORKER: Layout = { name: 'API + 1 worker', workers: 1 };
 export const TWO_WORKERS: Layout = { name: 'API + 2 workers', workers: 2 };
+
+/** The sizes of the control-flow scenarios' flows. */
+export interface ControlFlowSizes {
+  /** Items of the loop flow's forEach, and how many it runs at once. */
+  loopItems: number;
+  loopConcurrency: number;
+  /** The nap flow's sleep. */
+  napMs: number;
+}
 
 export interface Tenant {
   key: string;
@@ -35,6 +45,10 @@ export interface Tenant {
   syncFlowId: string;
   /** Three steps, each templating what the one before received. */
   chainFlowId: string;
+  /** One forEach step over `range(0, loopItems)`, each item one echo of it. */
+  loopFlowId: string;
+  /** A sleep, then a transform. */
+  napFlowId: string;
 }
 
 export interface RunningTolstoy {
@@ -46,7 +60,7 @@ export interface RunningTolstoy {
   stop(): Promise<void>;
 }
 
-function environment(databaseUrl: string, port: number, worker: boolean): NodeJS.ProcessEnv {
+function environment(databaseUrl: string, port: number, worker: boolean, concurrency?: number): NodeJS.ProcessEnv {
   return {
     ...process.env,
     NODE_ENV: 'production',
@@ -64,6 +78,7 @@ function environment(databaseUrl: string, port: number, worker: boolean): NodeJS
     TOLSTOY_RATE_LIMIT_PER_KEY: '0',
     TOLSTOY_RATE_LIMIT_PER_ORG: '0',
     TOLSTOY_METRICS_PORT: 'off',
+    ...(concurrency === undefined ? {} : { TOLSTOY_WORKER_CONCURRENCY: String(concurrency) }),
   };
 }
 
@@ -105,7 +120,8 @@ function stopped(child: ChildProcess): Promise<void> {
 export async function startTolstoy(databaseUrl: string, layout: Layout): Promise<RunningTolstoy> {
   const port = await freePort();
   const api = await launch([...flagsOf('start'), 'dist/server.js'], environment(databaseUrl, port, layout.workers === 0), /Server listening/);
-  const startWorker = () => launch([...flagsOf('worker'), 'dist/worker.js'], environment(databaseUrl, port, true), /Worker running/);
+  const concurrency = layout.workers === 0 ? undefined : layout.concurrency;
+  const startWorker = () => launch([...flagsOf('worker'), 'dist/worker.js'], environment(databaseUrl, port, true, concurrency), /Worker running/);
   const workers = await Promise.all(Array.from({ length: layout.workers }, startWorker));
   return {
     base: `http://127.0.0.1:${port}`,
@@ -128,8 +144,8 @@ async function post(base: string, path: string, headers: Record<string, string>,
   return response.json();
 }
 
-/** Organizations, each with the echo server as a tool, its action, and the two flows. */
-export async function setUpTenants(base: string, echoUrl: string, count: number): Promise<Tenant[]> {
+/** Organizations, each with the echo server as a tool, its action, and the four flows. */
+export async function setUpTenants(base: string, echoUrl: string, count: number, sizes: ControlFlowSizes): Promise<Tenant[]> {
   const tenants: Tenant[] = [];
   for (let i = 0; i < count; i++) {
     const organization = await post(
@@ -156,7 +172,27 @@ export async function setUpTenants(base: string, echoUrl: string, count: number)
         { key: 'three', actionId: action.id, inputs: { text: '${steps.two.output.text}, thrice' } },
       ],
     });
-    tenants.push({ key: organization.apiKey.key, syncFlowId: sync.id, chainFlowId: chain.id });
+    const loop = await post(base, '/flows', auth, {
+      name: `A loop of ${sizes.loopItems} echoes`,
+      steps: [
+        {
+          key: 'each',
+          forEach: {
+            items: `range(0, ${sizes.loopItems})`,
+            concurrency: sizes.loopConcurrency,
+            steps: [{ key: 'call', actionId: action.id, inputs: { item: { $eval: 'item' } } }],
+          },
+        },
+      ],
+    });
+    const nap = await post(base, '/flows', auth, {
+      name: 'A nap, then a transform',
+      steps: [
+        { key: 'nap', sleep: { ms: sizes.napMs } },
+        { key: 'after', transform: 1 },
+      ],
+    });
+    tenants.push({ key: organization.apiKey.key, syncFlowId: sync.id, chainFlowId: chain.id, loopFlowId: loop.id, napFlowId: nap.id });
   }
   return tenants;
 }
@@ -187,8 +223,9 @@ export interface Completion {
   /** From the start's acceptance to the run's end, of those that completed. */
   p50Ms: number;
   p99Ms: number;
-  /** Completions per second, from the first start to the last completion. */
+  /** Completions per second, and seconds, from the first start to the last completion. */
   perSecond: number;
+  seconds: number;
 }
 
 /** One execution of a window, as a system recorded it. */
@@ -229,6 +266,7 @@ export function completionOf(rows: Outcome[]): Completion {
     p50Ms: at(50),
     p99Ms: at(99),
     perSecond: done.length > 0 ? done.length / ((last - first) / 1000) : 0,
+    seconds: done.length > 0 ? (last - first) / 1000 : 0,
   };
 }
 
