@@ -51,6 +51,8 @@ export interface StepRun {
   written: (write: StepWrite) => void;
   /** Keeps a loop's items for its iterations' templates. */
   items: (path: string, items: unknown[]) => void;
+  /** Runs a transaction of the step run's own, one at a time in its turn: they would all wait for the run's row lock, holding connections. */
+  transaction: <T>(work: (tx: Transaction) => Promise<T>) => Promise<T>;
 }
 
 export function beginStep(run: StepRun, begin: Begin): Promise<void> {
@@ -85,6 +87,8 @@ function failed(run: StepRun, begin: Begin, error: Failure, attempt = false): Pr
 
 /** Evaluates the step's condition and its value; undefined when the step was settled (skipped, failed). */
 async function evaluated(run: StepRun, begin: Begin, value: Omit<Parameters<StepTools['evaluator']['value']>[1], 'condition'>): Promise<unknown> {
+  // Nothing to evaluate: no trip to an evaluator process.
+  if (begin.step.if === null && value.template === null && value.choice === undefined) return { value: null };
   const outcome: Evaluated = await run.tools.evaluator.value(run.run.orgId, { condition: begin.step.if, ...value }, run.context);
   if (outcome.status === 'skipped') {
     await settle(run, begin, 'skipped');
@@ -279,7 +283,7 @@ async function childEnded(run: StepRun, begin: Begin): Promise<void> {
 }
 
 function inTransaction<T>(run: StepRun, work: (tx: Transaction) => Promise<T>): Promise<T> {
-  return run.db.$transaction(work);
+  return run.transaction(work);
 }
 
 /** Records a write in `tx`, fenced by the lease like every other. */

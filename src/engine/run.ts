@@ -133,6 +133,7 @@ class Turn {
   /** Changes waiting for the statement in progress: recorded together, in the next. */
   #batch: { changes: Changes; done: (owned: boolean) => void; failed: (error: unknown) => void }[] = [];
   #writing: Promise<void> | undefined;
+  #transactions: Promise<unknown> = Promise.resolve();
 
   constructor(db: Database, run: ClaimedRun, tools: RunTools, signals: RunSignals, limits: RunLimits) {
     this.#db = db;
@@ -261,6 +262,7 @@ class Turn {
         secrets: this.#secrets,
         write: (changes) => this.#write(changes),
         written: (write) => this.#remember(write),
+        transaction: (work) => this.#transaction(work),
         items: (path, items) => this.#items.set(path, items),
       },
       begin,
@@ -369,6 +371,13 @@ class Turn {
       if (owned) await wakeParent(tx, this.#tools.queue, this.#run.id);
       return owned;
     });
+  }
+
+  /** Runs `work` in a transaction once those begun before it in this turn have ended. */
+  #transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    const turn = this.#transactions.then(() => this.#db.$transaction(work));
+    this.#transactions = turn.catch(() => undefined);
+    return turn;
   }
 
   /** The changes as they may be recorded: scrubbed of credentials, messages cut, and within the run's budget. */

@@ -140,6 +140,11 @@ export class RunQueue {
     await this.#boss.send(EXECUTIONS, { executionId: execution.id } satisfies JobData, { db: fromPrisma(tx), group: { id: execution.orgId } });
   }
 
+  /** Takes a parked run up again now, in `tx` (news came for it); no queue limit, since it was queued before. */
+  async wake(tx: Transaction, execution: { id: string; orgId: string }): Promise<void> {
+    await this.#boss.send(EXECUTIONS, { executionId: execution.id } satisfies JobData, { db: fromPrisma(tx), group: { id: execution.orgId } });
+  }
+
   /** Sets a timer, in `tx`: the run is taken up again at `at`, by any worker. */
   async wakeAt(tx: Transaction, execution: { id: string; orgId: string }, at: Date): Promise<void> {
     await this.#boss.send(EXECUTIONS, { executionId: execution.id } satisfies JobData, { db: fromPrisma(tx), group: { id: execution.orgId }, startAfter: at });

@@ -61,8 +61,14 @@ export async function wake(tx: Transaction, queue: RunQueue, executionId: string
   const [run] = await tx.$queryRaw<{ id: string; org_id: string; parked: boolean }[]>`
     SELECT id, org_id, lease IS NULL AND status = 'running' AS parked FROM executions WHERE id = ${executionId}::uuid AND status IN ('queued', 'running') FOR UPDATE`;
   if (!run) return;
-  if (run.parked) await queue.wakeAt(tx, { id: run.id, orgId: run.org_id }, new Date());
-  else await tx.$executeRaw`SELECT pg_notify(${RUN_CHANGES}, ${executionId}::text || ':news')`;
+  if (!run.parked) {
+    await tx.$executeRaw`SELECT pg_notify(${RUN_CHANGES}, ${executionId}::text || ':news')`;
+    return;
+  }
+  // Woken once: news that comes before its job is taken finds it no longer parked (the claim
+  // takes a lease of its own, and its turn looks at every waiting step).
+  await tx.$executeRaw`UPDATE executions SET lease = gen_random_uuid() WHERE id = ${executionId}::uuid`;
+  await queue.wake(tx, { id: run.id, orgId: run.org_id });
 }
 
 /** Wakes the parent of a sub-flow's run that just ended, in the transaction that ended it. */
