@@ -260,6 +260,7 @@ class Turn {
         recheck,
         secrets: this.#secrets,
         write: (changes) => this.#write(changes),
+        charge: (changes) => this.#charge(changes),
         written: (write) => this.#remember(write),
         items: (path, items) => this.#items.set(path, items),
       },
