@@ -31,6 +31,12 @@ export type Outcome =
 
 /** Step runs one execution may have, nested ones included. */
 export const MAX_STEP_RUNS = 20_000;
+/**
+ * Step runs one execution has in flight at once: the largest concurrency of one loop. Loops nested
+ * in loops and parallel branches would otherwise multiply theirs (10 × 50 × 50), each call's answer
+ * held before the budget counts it.
+ */
+export const MAX_IN_FLIGHT = 50;
 
 /** Rung when there is news for a run in a turn (a signal, a sub-flow's run that ended). */
 export class Bell {
@@ -177,7 +183,7 @@ class Turn {
       }
       if (next.outcome !== 'active' && this.#inFlight.size === 0) return this.#finish(next);
       if (!this.#signals.stopping()) {
-        for (const begin of next.begin) if (!this.#inFlight.has(begin.path)) this.#start(begin, false);
+        for (const begin of next.begin) if (this.#inFlight.size < MAX_IN_FLIGHT && !this.#inFlight.has(begin.path)) this.#start(begin, false);
         if (news) for (const wait of next.waits) if (wait.kind === 'waitFor' || wait.kind === 'flow') this.#recheck(wait);
       }
       news = this.#signals.news.take();
