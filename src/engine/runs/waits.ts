@@ -54,6 +54,25 @@ async function hasNews(tx: Transaction, executionId: string): Promise<boolean> {
 }
 
 /**
+ * The waiting steps of the run that news is for: waitFor steps with a signal of their name to take
+ * (oldest steps first, as many as there are signals), sub-flow steps whose child run ended.
+ */
+export async function waitingWithNews(db: Pick<Transaction, '$queryRaw'>, executionId: string): Promise<Set<string>> {
+  const rows = await db.$queryRaw<{ path: string }[]>`
+    WITH pending AS (
+      SELECT name, count(*) AS signals FROM execution_signals WHERE execution_id = ${executionId}::uuid AND taken_by IS NULL GROUP BY name
+    ), waiting AS (
+      SELECT path, kind, state::json->>'signal' AS signal, state::json->>'childId' AS child,
+        row_number() OVER (PARTITION BY kind, state::json->>'signal' ORDER BY position) AS turn
+      FROM execution_steps WHERE execution_id = ${executionId}::uuid AND status = 'waiting' AND kind IN ('waitFor', 'flow')
+    )
+    SELECT w.path FROM waiting w LEFT JOIN pending p ON w.kind = 'waitFor' AND p.name = w.signal
+    WHERE (w.kind = 'waitFor' AND w.turn <= COALESCE(p.signals, 0))
+      OR (w.kind = 'flow' AND EXISTS (SELECT 1 FROM executions c WHERE c.id = w.child::uuid AND c.status IN ${sqlList(FINISHED)}))`;
+  return new Set(rows.map((row) => row.path));
+}
+
+/**
  * Tells a run there is news for it, in `tx`: a parked run gets a job now; a run in a turn hears of
  * it (and its parking finds it if it did not). Nothing for a finished run.
  */
