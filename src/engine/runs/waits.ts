@@ -74,14 +74,23 @@ export async function waitingWithNews(db: Pick<Transaction, '$queryRaw'>, execut
 
 /**
  * Tells a run there is news for it, in `tx`: a parked run gets a job now; a run in a turn hears of
- * it (and its parking finds it if it did not). Nothing for a finished run.
+ * it (and its parking finds it if it did not). Nothing for a finished run, nor for a parked run
+ * when the news is a signal no waiting step will take: a job would take the run up for nothing.
  */
-export async function wake(tx: Transaction, queue: RunQueue, executionId: string): Promise<void> {
+export async function wake(tx: Transaction, queue: RunQueue, executionId: string, signal?: string): Promise<void> {
   const [run] = await tx.$queryRaw<{ id: string; org_id: string; parked: boolean }[]>`
     SELECT id, org_id, lease IS NULL AND status = 'running' AS parked FROM executions WHERE id = ${executionId}::uuid AND status IN ('queued', 'running') FOR UPDATE`;
   if (!run) return;
-  if (run.parked) await queue.wakeAt(tx, { id: run.id, orgId: run.org_id }, new Date());
-  else await tx.$executeRaw`SELECT pg_notify(${RUN_CHANGES}, ${executionId}::text || ':news')`;
+  if (!run.parked) await tx.$executeRaw`SELECT pg_notify(${RUN_CHANGES}, ${executionId}::text || ':news')`;
+  else if (signal === undefined || (await isTaken(tx, executionId, signal))) await queue.wakeAt(tx, { id: run.id, orgId: run.org_id }, new Date());
+}
+
+/** Whether the waiting steps of a parked run will take every signal of this name kept for it, the latest included. */
+async function isTaken(tx: Transaction, executionId: string, name: string): Promise<boolean> {
+  const [row] = await tx.$queryRaw<{ taken: boolean }[]>`
+    SELECT (SELECT count(*) FROM execution_steps WHERE execution_id = ${executionId}::uuid AND status = 'waiting' AND kind = 'waitFor' AND state::json->>'signal' = ${name})
+      >= (SELECT count(*) FROM execution_signals WHERE execution_id = ${executionId}::uuid AND name = ${name} AND taken_by IS NULL) AS taken`;
+  return row?.taken === true;
 }
 
 /** Wakes the parent of a sub-flow's run that just ended, in the transaction that ended it. */
@@ -132,5 +141,5 @@ export async function keepSignal(
   await tx.$executeRaw`
     INSERT INTO execution_signals (id, org_id, execution_id, name, payload) VALUES
       (${signal.id}::uuid, ${signal.orgId}::uuid, ${signal.executionId}::uuid, ${signal.name}, ${toJsonText(signal.payload ?? null)})`;
-  await wake(tx, queue, signal.executionId);
+  await wake(tx, queue, signal.executionId, signal.name);
 }
