@@ -1,5 +1,6 @@
 // What one execution may store (TOLSTOY_EXECUTION_BUDGET_BYTES): the inputs and responses of its
-// attempts, as their execution logs keep them, and its output. A run holds in memory what it
+// attempts, as their execution logs keep them, the outputs of its other steps (a signal taken, a
+// transform), what their kinds keep (a loop's items), and its output. A run holds in memory what it
 // stored (the templates see every step's output), and a resumed run reads it all back, so the
 // budget bounds what a run holds, what it stores, and what GET /executions/{id} loads and answers.
 import type { Changes, Failure, StepWrite } from './runs/progress.ts';
@@ -40,7 +41,7 @@ export class Budget {
     const finish = changes.finish && { ...changes.finish, ...(changes.finish.error && { error: shortened(changes.finish.error) }) };
     let stepBytes = 0;
     for (const write of changes.writes) {
-      const bytes = sizeOf(write.log?.inputs) + sizeOf(write.response) + sizeOf(write.output);
+      const bytes = sizeOf(write.log?.inputs) + sizeOf(write.response) + sizeOf(write.output) + sizeOf(write.state);
       if (this.#used + stepBytes + bytes > this.#limit) {
         const error = this.#exceeded(`Step ${write.path}'s attempt`, bytes, stepBytes, write.path);
         const failed: StepWrite = {

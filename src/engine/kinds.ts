@@ -8,12 +8,13 @@ import type { Database, Transaction } from '../db/client.ts';
 import { MAX_ITEMS } from '../definitions/steps.ts';
 import type { TemplateContext } from '../definitions/templates.ts';
 import { inSpan } from '../observability/tracing.ts';
+import { BudgetSpent } from './budget.ts';
 import type { Evaluated } from './evaluator.ts';
 import type { RunQueue } from './jobs/queue.ts';
 import type { Begin, StepRecord } from './plan.ts';
 import { type Changes, type ClaimedRun, type Failure, LostRun, recordChanges, type StepWrite } from './runs/progress.ts';
 import { MAX_RUN_DEPTH, storeRun } from './runs/start.ts';
-import { childOutcome, takeSignal } from './runs/waits.ts';
+import { childOutcome, takeSignal, wakeParent } from './runs/waits.ts';
 import { type Attempt, attemptStep, type StepTools } from './step.ts';
 
 // The longest wait before another attempt, even when an answer's Retry-After asks for longer.
@@ -47,6 +48,8 @@ export interface StepRun {
   recheck: boolean;
   secrets: Set<string>;
   write: (changes: Changes) => Promise<void>;
+  /** The changes as they may be recorded in a transaction of the step run's own: scrubbed, and charged against the run's budget. */
+  charge: (changes: Changes) => { changes: Changes; spent: boolean };
   /** Told of a write recorded in a transaction of the step run's own (a signal taken, a child started). */
   written: (write: StepWrite) => void;
   /** Keeps a loop's items for its iterations' templates. */
@@ -222,11 +225,16 @@ async function waitFor(run: StepRun, begin: Begin): Promise<void> {
   const taken = await inTransaction(run, async (tx) => {
     const signal = await takeSignal(tx, run.run, begin.path, name);
     if (!signal) return undefined;
-    const write = writeOf(begin, 'completed', { output: signal.payload, log: { status: 'completed', inputs: {} } });
-    await record(tx, run, write);
-    return write;
+    // A payload is stored and held like an answer: past the budget, the step and the run fail.
+    const charged = run.charge({ writes: [writeOf(begin, 'completed', { output: signal.payload, log: { status: 'completed', inputs: {} } })] });
+    await record(tx, run, charged.changes);
+    return charged;
   });
-  if (taken) return run.written(taken);
+  if (taken) {
+    for (const write of taken.changes.writes) run.written(write);
+    if (taken.spent) throw new BudgetSpent();
+    return;
+  }
   const wakeAt = run.record?.wakeAt;
   if (waiting && wakeAt && wakeAt.getTime() <= Date.now()) {
     return failed(run, begin, { code: 'timeout', message: `No signal "${name}" came within ${timeoutMs} ms.` });
@@ -261,7 +269,7 @@ async function subFlow(run: StepRun, begin: Begin): Promise<void> {
       });
       await run.tools.queue.enqueue(tx, child);
       const write = writeOf(begin, 'waiting', { state: { childId: child.id } });
-      await record(tx, run, write);
+      await record(tx, run, { writes: [write] });
       return { childId: child.id, write };
     });
   } catch (error) {
@@ -286,7 +294,8 @@ function inTransaction<T>(run: StepRun, work: (tx: Transaction) => Promise<T>): 
   return run.transaction(work);
 }
 
-/** Records a write in `tx`, fenced by the lease like every other. */
-async function record(tx: Transaction, run: StepRun, write: StepWrite): Promise<void> {
-  if (!(await recordChanges(tx as unknown as Database, run.run, { writes: [write] }))) throw new LostRun();
+/** Records changes in `tx`, fenced by the lease like every other; a sub-flow's run they end wakes its parent. */
+async function record(tx: Transaction, run: StepRun, changes: Changes): Promise<void> {
+  if (!(await recordChanges(tx as unknown as Database, run.run, changes))) throw new LostRun();
+  if (changes.finish && run.run.parentId) await wakeParent(tx, run.tools.queue, run.run.id);
 }

@@ -11,11 +11,11 @@ import { inSpan } from '../observability/tracing.ts';
 import { Budget, BudgetSpent, withShortMessages } from './budget.ts';
 import type { RunQueue } from './jobs/queue.ts';
 import { beginStep, type KindTools, type KnownStep } from './kinds.ts';
-import { type Begin, newMemo, type Plan, plan } from './plan.ts';
+import { type Begin, newMemo, type Plan, plan, type Wait } from './plan.ts';
 import { cancelRun } from './runs/cancel.ts';
 import { type Changes, type ClaimedRun, claimRun, type Failure, LostRun, recordChanges, type StepProgress, type StepWrite } from './runs/progress.ts';
 import { isUnder } from './runs/start.ts';
-import { park, wakeParent } from './runs/waits.ts';
+import { park, waitingWithNews, wakeParent } from './runs/waits.ts';
 import { scrubbed } from './toolAuth.ts';
 
 /** How a worker's turn with an execution ended. */
@@ -31,6 +31,12 @@ export type Outcome =
 
 /** Step runs one execution may have, nested ones included. */
 export const MAX_STEP_RUNS = 20_000;
+/**
+ * Step runs one execution has in flight at once: the largest concurrency of one loop. Loops nested
+ * in loops and parallel branches would otherwise multiply theirs (10 × 50 × 50), each call's answer
+ * held before the budget counts it.
+ */
+export const MAX_IN_FLIGHT = 50;
 
 /** Rung when there is news for a run in a turn (a signal, a sub-flow's run that ended). */
 export class Bell {
@@ -170,6 +176,8 @@ class Turn {
     let news = true;
     let now = this.#run.claimedAt;
     for (;;) {
+      // News (a signal kept, a child run ended) is for the waiting steps that can take it: those look again.
+      const withNews = news && !this.#signals.stopping() ? await waitingWithNews(this.#db, this.#run.id) : undefined;
       if (this.#failure !== undefined) throw this.#failure;
       const next = plan(this.#run.steps, this.#known, now, new Set(this.#inFlight.keys()), this.#memo);
       if (next.conclude.length > 0) {
@@ -177,11 +185,12 @@ class Turn {
         continue;
       }
       if (next.outcome !== 'active' && this.#inFlight.size === 0) return this.#finish(next);
+      let unchecked = false;
       if (!this.#signals.stopping()) {
-        for (const begin of next.begin) if (!this.#inFlight.has(begin.path)) this.#start(begin, false);
-        if (news) for (const wait of next.waits) if (wait.kind === 'waitFor' || wait.kind === 'flow') this.#recheck(wait);
+        for (const begin of next.begin) if (this.#inFlight.size < MAX_IN_FLIGHT && !this.#inFlight.has(begin.path)) this.#start(begin, false);
+        if (withNews) unchecked = this.#recheck(next.waits, withNews);
       }
-      news = this.#signals.news.take();
+      news = this.#signals.news.take() || unchecked;
       if (this.#inFlight.size > 0) {
         await this.#nextEvent(next);
         news ||= this.#signals.news.take();
@@ -225,9 +234,14 @@ class Turn {
     this.#inFlight.set(begin.path, work);
   }
 
-  /** A waiting waitFor or sub-flow step looks whether its signal or its child's end came. */
-  #recheck(wait: Begin): void {
-    if (!this.#inFlight.has(wait.path)) this.#start(wait, true);
+  /** The waiting steps with news take it (a signal, their child's outcome); true when some must wait for a free place in flight. */
+  #recheck(waits: Wait[], withNews: ReadonlySet<string>): boolean {
+    for (const wait of waits) {
+      if (!withNews.has(wait.path) || this.#inFlight.has(wait.path)) continue;
+      if (this.#inFlight.size >= MAX_IN_FLIGHT) return true;
+      this.#start(wait, true);
+    }
+    return false;
   }
 
   async #work(begin: Begin, recheck: boolean): Promise<void> {
@@ -261,6 +275,7 @@ class Turn {
         recheck,
         secrets: this.#secrets,
         write: (changes) => this.#write(changes),
+        charge: (changes) => this.#charge(changes),
         written: (write) => this.#remember(write),
         transaction: (work) => this.#transaction(work),
         items: (path, items) => this.#items.set(path, items),

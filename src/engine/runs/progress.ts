@@ -31,7 +31,7 @@ export interface ClaimedRun {
   outputTemplate: Record<string, unknown> | null;
   /** Each step run's state as the claim found it: a resumed run skips what is settled, and goes on from there. */
   progress: StepProgress[];
-  /** Bytes the run's attempts stored before this claim (their inputs and responses, as logged), and the answers of the steps a retry reused. */
+  /** Bytes the run stored before this claim: its attempts' inputs and responses (as logged), holders' outputs, what its kinds keep (a loop's items), and the answers of the steps a retry reused. */
   stored: number;
   /** The actions the steps call, with their tools, by action id. */
   actions: Map<string, ActionCall>;
@@ -105,7 +105,9 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
       -- A retry holds the answers of the steps it reuses: without them, each retry would hold a budget more.
       + (SELECT COALESCE(sum(COALESCE(octet_length(s.response), 0) + COALESCE(octet_length(s.output), 0)), 0)::float8 FROM execution_steps s WHERE s.execution_id = c.id AND s.reused_from IS NOT NULL)
       -- The outputs of loops, switches and parallel steps, which no log keeps.
-      + (SELECT COALESCE(sum(octet_length(s.output)), 0)::float8 FROM execution_steps s WHERE s.execution_id = c.id AND s.reused_from IS NULL AND s.kind IN ('switch', 'forEach', 'parallel')) AS stored,
+      + (SELECT COALESCE(sum(octet_length(s.output)), 0)::float8 FROM execution_steps s WHERE s.execution_id = c.id AND s.reused_from IS NULL AND s.kind IN ('switch', 'forEach', 'parallel'))
+      -- What the kinds keep: a loop's items, which it holds for its iterations' templates.
+      + (SELECT COALESCE(sum(octet_length(s.state)), 0)::float8 FROM execution_steps s WHERE s.execution_id = c.id) AS stored,
       (SELECT json_agg(json_build_object('path', s.path, 'kind', s.kind, 'status', s.status, 'wakeAt', s.wake_at, 'attempts', s.attempts, 'resumes', s.resumes,
           'response', s.response::json, 'output', s.output, 'error', s.error::json, 'state', s.state) ORDER BY s.position)
         FROM execution_steps s WHERE s.execution_id = c.id) AS progress,

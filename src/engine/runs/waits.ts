@@ -54,10 +54,30 @@ async function hasNews(tx: Transaction, executionId: string): Promise<boolean> {
 }
 
 /**
- * Tells a run there is news for it, in `tx`: a parked run gets a job now; a run in a turn hears of
- * it (and its parking finds it if it did not). Nothing for a finished run.
+ * The waiting steps of the run that news is for: waitFor steps with a signal of their name to take
+ * (oldest steps first, as many as there are signals), sub-flow steps whose child run ended.
  */
-export async function wake(tx: Transaction, queue: RunQueue, executionId: string): Promise<void> {
+export async function waitingWithNews(db: Pick<Transaction, '$queryRaw'>, executionId: string): Promise<Set<string>> {
+  const rows = await db.$queryRaw<{ path: string }[]>`
+    WITH pending AS (
+      SELECT name, count(*) AS signals FROM execution_signals WHERE execution_id = ${executionId}::uuid AND taken_by IS NULL GROUP BY name
+    ), waiting AS (
+      SELECT path, kind, state::json->>'signal' AS signal, state::json->>'childId' AS child,
+        row_number() OVER (PARTITION BY kind, state::json->>'signal' ORDER BY position) AS turn
+      FROM execution_steps WHERE execution_id = ${executionId}::uuid AND status = 'waiting' AND kind IN ('waitFor', 'flow')
+    )
+    SELECT w.path FROM waiting w LEFT JOIN pending p ON w.kind = 'waitFor' AND p.name = w.signal
+    WHERE (w.kind = 'waitFor' AND w.turn <= COALESCE(p.signals, 0))
+      OR (w.kind = 'flow' AND EXISTS (SELECT 1 FROM executions c WHERE c.id = w.child::uuid AND c.status IN ${sqlList(FINISHED)}))`;
+  return new Set(rows.map((row) => row.path));
+}
+
+/**
+ * Tells a run there is news for it, in `tx`: a parked run gets a job now; a run in a turn hears of
+ * it (and its parking finds it if it did not). Nothing for a finished run, nor for a parked run
+ * when the news is a signal no waiting step will take: a job would take the run up for nothing.
+ */
+export async function wake(tx: Transaction, queue: RunQueue, executionId: string, signal?: string): Promise<void> {
   const [run] = await tx.$queryRaw<{ id: string; org_id: string; parked: boolean }[]>`
     SELECT id, org_id, lease IS NULL AND status = 'running' AS parked FROM executions WHERE id = ${executionId}::uuid AND status IN ('queued', 'running') FOR UPDATE`;
   if (!run) return;
@@ -65,10 +85,19 @@ export async function wake(tx: Transaction, queue: RunQueue, executionId: string
     await tx.$executeRaw`SELECT pg_notify(${RUN_CHANGES}, ${executionId}::text || ':news')`;
     return;
   }
+  if (signal !== undefined && !(await isTaken(tx, executionId, signal))) return;
   // Woken once: news that comes before its job is taken finds it no longer parked (the claim
   // takes a lease of its own, and its turn looks at every waiting step).
   await tx.$executeRaw`UPDATE executions SET lease = gen_random_uuid() WHERE id = ${executionId}::uuid`;
   await queue.wake(tx, { id: run.id, orgId: run.org_id });
+}
+
+/** Whether the waiting steps of a parked run will take every signal of this name kept for it, the latest included. */
+async function isTaken(tx: Transaction, executionId: string, name: string): Promise<boolean> {
+  const [row] = await tx.$queryRaw<{ taken: boolean }[]>`
+    SELECT (SELECT count(*) FROM execution_steps WHERE execution_id = ${executionId}::uuid AND status = 'waiting' AND kind = 'waitFor' AND state::json->>'signal' = ${name})
+      >= (SELECT count(*) FROM execution_signals WHERE execution_id = ${executionId}::uuid AND name = ${name} AND taken_by IS NULL) AS taken`;
+  return row?.taken === true;
 }
 
 /** Wakes the parent of a sub-flow's run that just ended, in the transaction that ended it. */
@@ -119,5 +148,5 @@ export async function keepSignal(
   await tx.$executeRaw`
     INSERT INTO execution_signals (id, org_id, execution_id, name, payload) VALUES
       (${signal.id}::uuid, ${signal.orgId}::uuid, ${signal.executionId}::uuid, ${signal.name}, ${toJsonText(signal.payload ?? null)})`;
-  await wake(tx, queue, signal.executionId);
+  await wake(tx, queue, signal.executionId, signal.name);
 }
