@@ -114,7 +114,8 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
       (SELECT json_agg(json_build_object('id', a.id, 'method', a.method, 'endpoint', a.endpoint, 'headers', a.headers, 'inputSchema', a.input_schema,
           'tool', json_build_object('id', t.id, 'baseUrl', t.base_url, 'authType', t.auth_type, 'credentials', t.credentials)))
         FROM actions a JOIN tools t ON t.org_id = a.org_id AND t.id = a.tool_id
-        WHERE a.org_id = c.org_id AND a.id::text IN (SELECT id #>> '{}' FROM jsonb_path_query(v.steps::jsonb, 'lax $.**.actionId') AS id)) AS actions
+        -- The ids of the steps' actions at any depth, read in their text: jsonb refuses a template holding U+0000.
+        WHERE a.org_id = c.org_id AND a.id::text IN (SELECT lower(id[1]) FROM regexp_matches(v.steps, '"actionId"[[:space:]]*:[[:space:]]*"([0-9a-fA-F-]{36})"', 'g') AS id)) AS actions
     FROM claimed c JOIN flow_versions v ON v.org_id = c.org_id AND v.flow_id = c.flow_id AND v.version = c.flow_version`;
   if (!row) return null;
   return {
