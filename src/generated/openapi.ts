@@ -1823,7 +1823,8 @@ export interface components {
              *     `TOLSTOY_EXECUTION_BUDGET_BYTES`), `interrupted` (its worker died while running the
              *     step more than `TOLSTOY_STEP_RESUME_LIMIT` times), `too-many-items` (a forEach's items
              *     past 10,000), `too-many-steps` (an execution past 20,000 step runs), `too-deep` (a
-             *     sub-flow's run past 5 deep), `child-refused` (a sub-flow's run could not start),
+             *     sub-flow's run past 5 deep), `too-many-runs` (a tree of sub-flows' runs past
+             *     `TOLSTOY_RUN_TREE_LIMIT`), `child-refused` (a sub-flow's run could not start),
              *     `child-failed` and `child-cancelled` (a sub-flow's run did not complete), or
              *     `step-failed`: for an execution, and for a switch, forEach or parallel step, a step
              *     it held failed (`step` names it).

@@ -19,6 +19,15 @@ export type Trigger =
 /** How deep sub-flows' runs nest: a run started by a step of a run this deep is refused. */
 export const MAX_RUN_DEPTH = 5;
 
+/**
+ * Counts a new run in the tree of sub-flows of `rootId`, on the root's row, in the transaction that
+ * starts it; false when the tree holds `limit` runs already (its root included).
+ */
+export async function countTreeRun(tx: Transaction, rootId: string, limit: number): Promise<boolean> {
+  const counted = await tx.$executeRaw`UPDATE executions SET tree_runs = tree_runs + 1 WHERE id = ${rootId}::uuid AND tree_runs < ${limit}`;
+  return counted > 0;
+}
+
 export interface NewRun {
   orgId: string;
   flowId: string;
@@ -28,13 +37,15 @@ export interface NewRun {
   trigger: Trigger;
   /** A sub-flow's run: its parent's depth, one more than which it has. */
   parentDepth?: number;
+  /** A sub-flow's run: the first run of its tree. */
+  rootId?: string;
 }
 
 export type StoredRun = ExecutionRow & { steps: StepRow[] };
 
 // An execution's columns under the names of Prisma's model, so that raw rows read as its rows.
 export const EXECUTION_COLUMNS = Prisma.sql`e.id, e.org_id AS "orgId", e.flow_id AS "flowId", e.flow_version AS "flowVersion", e.status::text AS status,
-  e.input, e.output, e.error, e.retry_of AS "retryOf", e.retry_from_step AS "retryFromStep", e.trigger, e.trigger_id AS "triggerId", e.parent_id AS "parentId", e.parent_step AS "parentStep", e.depth, e.timer_at AS "timerAt", e.created_by AS "createdBy",
+  e.input, e.output, e.error, e.retry_of AS "retryOf", e.retry_from_step AS "retryFromStep", e.trigger, e.trigger_id AS "triggerId", e.parent_id AS "parentId", e.parent_step AS "parentStep", e.depth, e.root_id AS "rootId", e.tree_runs AS "treeRuns", e.timer_at AS "timerAt", e.created_by AS "createdBy",
   e.created_at AS "createdAt", e.started_at AS "startedAt", e.finished_at AS "finishedAt", e.updated_at AS "updatedAt"`;
 
 /** The member behind a trigger, if a member started the run. */
@@ -51,7 +62,7 @@ function triggerIdOf(trigger: Trigger): string | null {
  * step. The version's steps are read in JavaScript, not as jsonb in SQL, which refuses a template
  * holding U+0000.
  */
-export async function storeRun(tx: Transaction, { orgId, flowId, version, input, trigger, parentDepth }: NewRun): Promise<StoredRun> {
+export async function storeRun(tx: Transaction, { orgId, flowId, version, input, trigger, parentDepth, rootId }: NewRun): Promise<StoredRun> {
   const [snapshot] = await tx.$queryRaw<{ currentVersion: number; version: number | null; steps: string | null }[]>`
     SELECT f.version AS "currentVersion", v.version, v.steps FROM flows f
     LEFT JOIN flow_versions v ON v.org_id = f.org_id AND v.flow_id = f.id AND v.version = COALESCE(${version ?? null}::int, f.version)
@@ -64,9 +75,9 @@ export async function storeRun(tx: Transaction, { orgId, flowId, version, input,
   const pending = steps.map(({ path, position, key, kind, actionId }) => ({ path, position, key, kind, action_id: actionId }));
   const [row] = await tx.$queryRaw<ExecutionRow[]>`
     WITH e AS (
-      INSERT INTO executions (id, org_id, flow_id, flow_version, input, trigger, trigger_id, created_by, parent_id, parent_step, depth, updated_at)
+      INSERT INTO executions (id, org_id, flow_id, flow_version, input, trigger, trigger_id, created_by, parent_id, parent_step, depth, root_id, updated_at)
       VALUES (${id}::uuid, ${orgId}::uuid, ${flowId}::uuid, ${snapshot.version}, ${toJsonText(input)}, ${toJsonText(trigger)}, ${triggerIdOf(trigger)}::uuid,
-        ${memberOf(trigger)}::uuid, ${parent?.executionId ?? null}::uuid, ${parent?.step ?? null}, ${parentDepth === undefined ? 0 : parentDepth + 1}, now())
+        ${memberOf(trigger)}::uuid, ${parent?.executionId ?? null}::uuid, ${parent?.step ?? null}, ${parentDepth === undefined ? 0 : parentDepth + 1}, ${rootId ?? null}::uuid, now())
       RETURNING *
     ), pending AS (
       INSERT INTO execution_steps (execution_id, path, position, org_id, key, kind, action_id)
