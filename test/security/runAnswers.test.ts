@@ -54,7 +54,7 @@ t.test('a rerun of a flow that came to hold U+0000 runs, instead of failing its 
 });
 
 t.test('the logs of nested step runs answer within their schema', async (t) => {
-  const [loop, holder, branch] = ['l', 'p', 'b'].map((letter) => letter.repeat(100));
+  const [loop, holder, branch] = ['l', 'p', 'b'].map((letter) => letter.repeat(100)) as [string, string, string];
   const flow = await w.flow({
     steps: [{ key: loop, forEach: { items: 'range(0, 12)', steps: [{ key: holder, parallel: { branches: { [branch]: [{ key: 'leaf', transform: 1 }] } } }] } }],
   });
