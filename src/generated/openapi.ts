@@ -925,6 +925,12 @@ export interface components {
          */
         Email: string;
         Key: string;
+        /**
+         * @description A step run's path (see ExecutionStep's `path`): a step's key for a step of the flow's top
+         *     level, such as `send-email`; `each[3].notify` in a loop's iteration, `both.crm.lookup` in a
+         *     parallel branch. A log written by hand names the step by its key.
+         */
+        StepPath: string;
         /** @description Any JSON object, nested at most 64 levels deep; kept exactly as sent. */
         JsonObject: {
             [key: string]: unknown;
@@ -1970,7 +1976,7 @@ export interface components {
              */
             writtenBy: "engine" | "member";
             executionId: components["schemas"]["ExecutionId"];
-            stepKey: components["schemas"]["Key"];
+            stepKey: components["schemas"]["StepPath"];
             status: components["schemas"]["ExecutionStatus"];
             inputs: components["schemas"]["JsonObject"];
             outputs: components["schemas"]["JsonObjectOrNull"];
