@@ -51,6 +51,7 @@ export async function runContract(args: string[], databaseUrl?: string, mode: Au
     executionBudgetBytes: 8 * 1024 * 1024,
     resumeLimit: 3,
     orgQueueLimit: 10_000_000,
+    runTreeLimit: 10_000,
     evaluation: EVALUATION,
   };
   const engine = await startEngine({ database, directUrl: url, keyring, settings, log: pino({ level: 'silent' }) });

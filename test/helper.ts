@@ -83,6 +83,7 @@ export const TEST_ENGINE: EngineSettings = {
   executionBudgetBytes: 8 * 1024 * 1024,
   resumeLimit: 3,
   orgQueueLimit: 1000,
+  runTreeLimit: 10_000,
   evaluation: EVALUATION,
 };
 

@@ -103,6 +103,7 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     executionBudgetBytes: whole('TOLSTOY_EXECUTION_BUDGET_BYTES', 2 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
     resumeLimit: whole('TOLSTOY_STEP_RESUME_LIMIT', 3, 1, 1000),
     orgQueueLimit: whole('TOLSTOY_ORG_QUEUE_LIMIT', 1000, 1, 10_000_000),
+    runTreeLimit: whole('TOLSTOY_RUN_TREE_LIMIT', 10_000, 1, 10_000_000),
     evaluation: {
       processes: whole('TOLSTOY_EVALUATORS', EVALUATION.processes, 1, 64),
       memoryMb: whole('TOLSTOY_EVALUATOR_MEMORY_MB', EVALUATION.memoryMb, 16, 4096),

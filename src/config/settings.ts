@@ -131,6 +131,8 @@ export interface EngineSettings {
   resumeLimit: number;
   /** Runs an organization may have queued at once; past it, starting or retrying one answers 429. */
   orgQueueLimit: number;
+  /** Runs one tree of sub-flows may hold, its root included; past it, the sub-flow step fails. */
+  runTreeLimit: number;
   evaluation: EvaluationSettings;
   /** Overrides the schedule of every maintenance job (src/engine/jobs/maintenance.ts); tests run them every few seconds. */
   maintenanceCron?: string;

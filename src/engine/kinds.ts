@@ -13,7 +13,7 @@ import type { Evaluated } from './evaluator.ts';
 import type { RunQueue } from './jobs/queue.ts';
 import type { Begin, StepRecord } from './plan.ts';
 import { type Changes, type ClaimedRun, type Failure, LostRun, recordChanges, type StepWrite } from './runs/progress.ts';
-import { MAX_RUN_DEPTH, storeRun } from './runs/start.ts';
+import { countTreeRun, MAX_RUN_DEPTH, storeRun } from './runs/start.ts';
 import { childOutcome, takeSignal, wakeParent } from './runs/waits.ts';
 import { type Attempt, attemptStep, type StepTools } from './step.ts';
 
@@ -50,6 +50,8 @@ export interface StepRun {
   write: (changes: Changes) => Promise<void>;
   /** The changes as they may be recorded in a transaction of the step run's own: scrubbed, and charged against the run's budget. */
   charge: (changes: Changes) => { changes: Changes; spent: boolean };
+  /** Runs the run's tree of sub-flows may hold (TOLSTOY_RUN_TREE_LIMIT). */
+  treeLimit: number;
   /** Told of a write recorded in a transaction of the step run's own (a signal taken, a child started). */
   written: (write: StepWrite) => void;
   /** Keeps a loop's items for its iterations' templates. */
@@ -256,6 +258,7 @@ async function subFlow(run: StepRun, begin: Begin): Promise<void> {
     return failed(run, begin, { code: 'too-deep', message });
   }
   const trigger = { type: 'flow' as const, executionId: run.run.id, step: begin.path };
+  const rootId = run.run.rootId ?? run.run.id;
   let started: { childId: string; write: StepWrite };
   try {
     started = await inTransaction(run, async (tx) => {
@@ -266,19 +269,29 @@ async function subFlow(run: StepRun, begin: Begin): Promise<void> {
         input: childInput as Record<string, unknown>,
         trigger,
         parentDepth: run.run.depth,
+        rootId,
       });
       await run.tools.queue.enqueue(tx, child);
       const write = writeOf(begin, 'waiting', { state: { childId: child.id } });
       await record(tx, run, { writes: [write] });
+      // Counted last, on the root's row: the locks go from a run to its ancestors, as when a child ends.
+      if (!(await countTreeRun(tx, rootId, run.treeLimit))) throw new TreeFull();
       return { childId: child.id, write };
     });
   } catch (error) {
+    if (error instanceof TreeFull) {
+      const message = `The runs of this tree of sub-flows (from execution ${rootId}) reached ${run.treeLimit}, its limit (TOLSTOY_RUN_TREE_LIMIT); it starts no other.`;
+      return failed(run, begin, { code: 'too-many-runs', message });
+    }
     if (!(error instanceof ProblemError)) throw error;
     return failed(run, begin, { code: 'child-refused', message: `The sub-flow's run could not start: ${error.message}` });
   }
   run.written(started.write);
   run.tools.queue.queued(started.childId);
 }
+
+/** Thrown to undo a child's start when its tree of runs is full. */
+class TreeFull extends Error {}
 
 /** A waiting sub-flow step: settled with its child's outcome once the child ended. */
 async function childEnded(run: StepRun, begin: Begin): Promise<void> {

@@ -76,17 +76,38 @@ function guardedLookup(): LookupFunction {
   };
 }
 
-/** Makes calls for steps; one per worker, so that connections to the same API are kept alive. */
+// Organizations whose connections a worker keeps; the one that called least recently lets its go.
+const KEPT_ORGANIZATIONS = 256;
+
+/**
+ * Makes calls for steps; one per worker, so that connections to the same API are kept alive. Each
+ * organization has connections of its own (64 to an origin): one organization's calls in flight,
+ * up to 50 in each of its runs, never hold those of another that calls the same API.
+ */
 export class Outbound {
   readonly #options: OutboundOptions;
-  readonly #agent: Agent;
+  /** By organization, the one that called last at the end. */
+  readonly #agents = new Map<string, Agent>();
 
   constructor(options: OutboundOptions) {
     this.#options = options;
-    this.#agent = new Agent({ connections: 64, ...(!options.allowPrivateTargets && { connect: { lookup: guardedLookup() } }) });
   }
 
-  async call(call: OutboundRequest, signal: AbortSignal, timeoutMs: number): Promise<OutboundResponse> {
+  #agentOf(orgId: string): Agent {
+    const agent =
+      this.#agents.get(orgId) ?? new Agent({ connections: 64, ...(!this.#options.allowPrivateTargets && { connect: { lookup: guardedLookup() } }) });
+    this.#agents.delete(orgId);
+    this.#agents.set(orgId, agent);
+    if (this.#agents.size > KEPT_ORGANIZATIONS) {
+      const [oldest, idle] = this.#agents.entries().next().value!;
+      this.#agents.delete(oldest);
+      // Its calls in flight end first.
+      void idle.close().catch(() => undefined);
+    }
+    return agent;
+  }
+
+  async call(orgId: string, call: OutboundRequest, signal: AbortSignal, timeoutMs: number): Promise<OutboundResponse> {
     const url = new URL(call.url);
     const host = url.hostname.replace(/^\[|\]$/g, '');
     if (!this.#options.allowPrivateTargets && isIP(host) && !isPublicAddress(host)) {
@@ -98,7 +119,7 @@ export class Outbound {
         method: call.method as 'GET',
         headers: call.headers,
         body: call.body,
-        dispatcher: this.#agent,
+        dispatcher: this.#agentOf(orgId),
         signal: AbortSignal.any([signal, deadline]),
       });
       const headers = Object.fromEntries(
@@ -131,8 +152,9 @@ export class Outbound {
     return Buffer.concat(chunks).toString('utf8');
   }
 
-  close(): Promise<void> {
-    return this.#agent.close();
+  async close(): Promise<void> {
+    await Promise.all([...this.#agents.values()].map((agent) => agent.close()));
+    this.#agents.clear();
   }
 }
 

@@ -82,10 +82,12 @@ export interface RunSignals {
   news: Bell;
 }
 
-/** What one run may consume: TOLSTOY_EXECUTION_BUDGET_BYTES and TOLSTOY_STEP_RESUME_LIMIT. */
+/** What one run may consume: TOLSTOY_EXECUTION_BUDGET_BYTES, TOLSTOY_STEP_RESUME_LIMIT and TOLSTOY_RUN_TREE_LIMIT. */
 export interface RunLimits {
   budgetBytes: number;
   resumeLimit: number;
+  /** Runs its tree of sub-flows may hold, its root included. */
+  treeLimit: number;
 }
 
 /** What a worker lends a run: the tools of its steps, and the queue that holds its timers and sub-flows' runs. */
@@ -276,6 +278,7 @@ class Turn {
         secrets: this.#secrets,
         write: (changes) => this.#write(changes),
         charge: (changes) => this.#charge(changes),
+        treeLimit: this.#limits.treeLimit,
         written: (write) => this.#remember(write),
         transaction: (work) => this.#transaction(work),
         items: (path, items) => this.#items.set(path, items),

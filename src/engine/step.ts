@@ -81,7 +81,7 @@ export async function attemptStep(
   const shown = { ...authenticated.shown, body: request.body === undefined ? null : JSON.parse(request.body) };
   const { secrets } = authenticated;
   try {
-    const response = await tools.outbound.call(authenticated.request, signal, step.timeoutMs ?? 30_000);
+    const response = await tools.outbound.call(run.orgId, authenticated.request, signal, step.timeoutMs ?? 30_000);
     if (response.status >= 200 && response.status < 300) {
       return { status: 'completed', inputs, request: shown, response, retryable: false, durationMs: elapsed(), secrets };
     }

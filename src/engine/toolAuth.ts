@@ -68,11 +68,11 @@ export class Authenticator {
       const encoded = Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64');
       return withHeader(request, 'authorization', `Basic ${encoded}`, [encoded, credentials.password]);
     }
-    const token = await this.#token(tool, credentials, signal);
+    const token = await this.#token(orgId, tool, credentials, signal);
     return withHeader(request, 'authorization', `Bearer ${token}`, [token, credentials.clientSecret]);
   }
 
-  async #token(tool: ActionCall['tool'], credentials: Extract<Credentials, { clientSecret: string }>, signal: AbortSignal): Promise<string> {
+  async #token(orgId: string, tool: ActionCall['tool'], credentials: Extract<Credentials, { clientSecret: string }>, signal: AbortSignal): Promise<string> {
     // Keyed by the sealed credentials too: new credentials get a new token.
     const cacheKey = createHash('sha256').update(`${tool.id} ${tool.credentials}`).digest('hex');
     const cached = this.#tokens.get(cacheKey);
@@ -82,6 +82,7 @@ export class Authenticator {
     let answer: Awaited<ReturnType<Outbound['call']>>;
     try {
       answer = await this.#outbound.call(
+        orgId,
         {
           method: 'POST',
           url: credentials.tokenUrl,

@@ -925,6 +925,12 @@ export interface components {
          */
         Email: string;
         Key: string;
+        /**
+         * @description A step run's path (see ExecutionStep's `path`): a step's key for a step of the flow's top
+         *     level, such as `send-email`; `each[3].notify` in a loop's iteration, `both.crm.lookup` in a
+         *     parallel branch. A log written by hand names the step by its key.
+         */
+        StepPath: string;
         /** @description Any JSON object, nested at most 64 levels deep; kept exactly as sent. */
         JsonObject: {
             [key: string]: unknown;
@@ -1823,7 +1829,8 @@ export interface components {
              *     `TOLSTOY_EXECUTION_BUDGET_BYTES`), `interrupted` (its worker died while running the
              *     step more than `TOLSTOY_STEP_RESUME_LIMIT` times), `too-many-items` (a forEach's items
              *     past 10,000), `too-many-steps` (an execution past 20,000 step runs), `too-deep` (a
-             *     sub-flow's run past 5 deep), `child-refused` (a sub-flow's run could not start),
+             *     sub-flow's run past 5 deep), `too-many-runs` (a tree of sub-flows' runs past
+             *     `TOLSTOY_RUN_TREE_LIMIT`), `child-refused` (a sub-flow's run could not start),
              *     `child-failed` and `child-cancelled` (a sub-flow's run did not complete), or
              *     `step-failed`: for an execution, and for a switch, forEach or parallel step, a step
              *     it held failed (`step` names it).
@@ -1969,7 +1976,7 @@ export interface components {
              */
             writtenBy: "engine" | "member";
             executionId: components["schemas"]["ExecutionId"];
-            stepKey: components["schemas"]["Key"];
+            stepKey: components["schemas"]["StepPath"];
             status: components["schemas"]["ExecutionStatus"];
             inputs: components["schemas"]["JsonObject"];
             outputs: components["schemas"]["JsonObjectOrNull"];

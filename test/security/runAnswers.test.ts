@@ -4,6 +4,9 @@
 //   PostgreSQL's jsonb refuses it, and starting the flow answered 500; a run of it started as a
 //   rerun stayed queued while its job failed at each claim, retried up to 1000 times. The flow
 //   starts (202) and its run completes, with the character in its output; so does the rerun.
+// - the execution logs of step runs in a loop or a branch, whose stepKey is the step run's path
+//   (`each[0].call`, up to 4 keys and indices long): GET /execution-logs answered them against its
+//   own schema, which gave stepKey the pattern and length of one key. They answer within it.
 // - a signal's name longer than 100 characters or with a `/` in it, a payload past 64 KiB, a
 //   `parentId` that is no id: 400, 422 and 400, never 500.
 // - a flow's body of 500 steps (the most), nested 4 deep, each with expressions as long as a body of
@@ -22,7 +25,7 @@ t.test('a template holding U+0000 starts, runs, and runs again', async (t) => {
     ],
   });
   const started = await w.app.inject({ method: 'POST', url: `/flows/${flow.id}/executions`, headers: w.member.headers, payload: {} });
-  t.equal(started.statusCode, 202, started.body.slice(0, 300));
+  t.equal(started.statusCode, 202, `the run starts${started.statusCode === 202 ? '' : `: ${started.body.slice(0, 300)}`}`);
   if (started.statusCode !== 202) return;
   const done = await w.finished(started.json().id);
   t.match(done, { status: 'completed', output: 'a\u0000b' });
@@ -48,6 +51,21 @@ t.test('a rerun of a flow that came to hold U+0000 runs, instead of failing its 
   const rerun = await w.send({ method: 'POST', url: `/executions/${first.id}/retry`, payload: { fromStep: 'then', version: 'latest' } });
   t.equal(rerun.statusCode, 202);
   t.match(await w.finished(rerun.data.id, 10_000), { status: 'completed', output: 'a\u0000b' });
+});
+
+t.test('the logs of nested step runs answer within their schema', async (t) => {
+  const [loop, holder, branch] = ['l', 'p', 'b'].map((letter) => letter.repeat(100)) as [string, string, string];
+  const flow = await w.flow({
+    steps: [{ key: loop, forEach: { items: 'range(0, 12)', steps: [{ key: holder, parallel: { branches: { [branch]: [{ key: 'leaf', transform: 1 }] } } }] } }],
+  });
+  const done = await w.run(flow.id);
+  t.equal(done.status, 'completed');
+  const logs = await w.send({ method: 'GET', url: `/execution-logs?executionId=${done.id}&limit=100` });
+  t.equal(logs.statusCode, 200);
+  t.ok(
+    logs.data.items.some((log: { stepKey: string }) => log.stepKey === `${loop}[11].${holder}.${branch}.leaf`),
+    'a log names its step run by its path',
+  );
 });
 
 t.test('signals and lists refuse what they cannot take, with 4xx', async (t) => {

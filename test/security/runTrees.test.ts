@@ -14,7 +14,6 @@
 //   each level, would reach 50^5 live runs. The runs of one tree (the root and every descendant) are
 //   bounded by TOLSTOY_RUN_TREE_LIMIT; the step that would start one more fails `too-many-runs`.
 import t from 'tap';
-import type { EngineSettings } from '../../src/config/settings.ts';
 import { world } from '../engine/world.ts';
 import { buildTestApp, call, createTenant, testAuth } from '../helper.ts';
 
@@ -105,8 +104,7 @@ t.test('sub-flows’ runs started faster than they are taken count against the q
 
 t.test('the runs of one tree of sub-flows are bounded, however slowly they start', async (t) => {
   // TOLSTOY_RUN_TREE_LIMIT: the runs of one tree, its root included.
-  const settings = { orgQueueLimit: 25, runTreeLimit: 50 } as Partial<EngineSettings>;
-  const fan = await world(t, settings);
+  const fan = await world(t, { orgQueueLimit: 25, runTreeLimit: 50 });
   const child = await fan.flow({ name: 'Sleeper', steps: [{ key: 'nap', sleep: { ms: 600_000 } }] });
   // Each second, twenty more children start, and each is taken (and parks) before the next second.
   const root = await fan.flow({

@@ -98,7 +98,8 @@ export class RunWorker {
   constructor(options: WorkerOptions) {
     this.#options = options;
     this.#outbound = new Outbound({ allowPrivateTargets: options.settings.allowPrivateTargets, responseLimitBytes: options.settings.responseLimitBytes });
-    this.#limits = { budgetBytes: options.settings.executionBudgetBytes, resumeLimit: options.settings.resumeLimit };
+    const { executionBudgetBytes: budgetBytes, resumeLimit, runTreeLimit: treeLimit } = options.settings;
+    this.#limits = { budgetBytes, resumeLimit, treeLimit };
     const attempts = options.metrics?.attempts;
     this.#tools = {
       queue: options.queue,

@@ -26,6 +26,8 @@ export interface ClaimedRun {
   parentId: string | null;
   /** How deep in sub-flows it runs: 0 for a run started otherwise. */
   depth: number;
+  /** For a sub-flow's run, the first run of its tree. */
+  rootId: string | null;
   lease: string;
   steps: StoredStep[];
   outputTemplate: Record<string, unknown> | null;
@@ -83,6 +85,7 @@ interface ClaimRow {
   created_by: string | null;
   parent_id: string | null;
   depth: number;
+  root_id: string | null;
   steps: string;
   output_template: string | null;
   progress: (Omit<StepProgress, 'output' | 'state'> & { output: string | null; state: string | null })[] | null;
@@ -97,9 +100,9 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
     WITH claimed AS (
       UPDATE executions SET status = 'running', lease = ${lease}::uuid, started_at = COALESCE(started_at, now()), updated_at = now()
       WHERE id = ${executionId}::uuid AND status IN ${sqlList(UNFINISHED)}
-      RETURNING id, org_id, flow_id, flow_version, input, trigger, created_by, parent_id, depth
+      RETURNING id, org_id, flow_id, flow_version, input, trigger, created_by, parent_id, depth, root_id
     )
-    SELECT now() AS now, c.id, c.org_id, c.flow_id, c.flow_version, c.input, c.trigger, c.created_by, c.parent_id, c.depth, v.steps, v.output AS output_template,
+    SELECT now() AS now, c.id, c.org_id, c.flow_id, c.flow_version, c.input, c.trigger, c.created_by, c.parent_id, c.depth, c.root_id, v.steps, v.output AS output_template,
       (SELECT COALESCE(sum(octet_length(l.inputs) + COALESCE(octet_length(l.outputs), 0)), 0)::float8 FROM execution_logs l
         WHERE l.org_id = c.org_id AND l.execution_id = c.id::text AND l.written_by_engine)
       -- A retry holds the answers of the steps it reuses: without them, each retry would hold a budget more.
@@ -114,7 +117,8 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
       (SELECT json_agg(json_build_object('id', a.id, 'method', a.method, 'endpoint', a.endpoint, 'headers', a.headers, 'inputSchema', a.input_schema,
           'tool', json_build_object('id', t.id, 'baseUrl', t.base_url, 'authType', t.auth_type, 'credentials', t.credentials)))
         FROM actions a JOIN tools t ON t.org_id = a.org_id AND t.id = a.tool_id
-        WHERE a.org_id = c.org_id AND a.id::text IN (SELECT id #>> '{}' FROM jsonb_path_query(v.steps::jsonb, 'lax $.**.actionId') AS id)) AS actions
+        -- The ids of the steps' actions at any depth, read in their text: jsonb refuses a template holding U+0000.
+        WHERE a.org_id = c.org_id AND a.id::text IN (SELECT lower(id[1]) FROM regexp_matches(v.steps, '"actionId"[[:space:]]*:[[:space:]]*"([0-9a-fA-F-]{36})"', 'g') AS id)) AS actions
     FROM claimed c JOIN flow_versions v ON v.org_id = c.org_id AND v.flow_id = c.flow_id AND v.version = c.flow_version`;
   if (!row) return null;
   return {
@@ -128,6 +132,7 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
     createdBy: row.created_by,
     parentId: row.parent_id,
     depth: row.depth,
+    rootId: row.root_id,
     lease,
     steps: JSON.parse(row.steps),
     outputTemplate: row.output_template === null ? null : JSON.parse(row.output_template),

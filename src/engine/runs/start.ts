@@ -5,7 +5,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import { conflict, notFound, unprocessable } from '../../contract/problems.ts';
 import { fromJsonText, type Transaction, toJsonText } from '../../db/client.ts';
-import { KINDS, kindOf, type StoredStep } from '../../definitions/steps.ts';
+import { kindOf, type StoredStep } from '../../definitions/steps.ts';
 import { type Execution as ExecutionRow, Prisma, type ExecutionStep as StepRow } from '../../generated/prisma/client.ts';
 import { isReusable, type StepStatus } from './statuses.ts';
 
@@ -19,6 +19,15 @@ export type Trigger =
 /** How deep sub-flows' runs nest: a run started by a step of a run this deep is refused. */
 export const MAX_RUN_DEPTH = 5;
 
+/**
+ * Counts a new run in the tree of sub-flows of `rootId`, on the root's row, in the transaction that
+ * starts it; false when the tree holds `limit` runs already (its root included).
+ */
+export async function countTreeRun(tx: Transaction, rootId: string, limit: number): Promise<boolean> {
+  const counted = await tx.$executeRaw`UPDATE executions SET tree_runs = tree_runs + 1 WHERE id = ${rootId}::uuid AND tree_runs < ${limit}`;
+  return counted > 0;
+}
+
 export interface NewRun {
   orgId: string;
   flowId: string;
@@ -28,13 +37,15 @@ export interface NewRun {
   trigger: Trigger;
   /** A sub-flow's run: its parent's depth, one more than which it has. */
   parentDepth?: number;
+  /** A sub-flow's run: the first run of its tree. */
+  rootId?: string;
 }
 
 export type StoredRun = ExecutionRow & { steps: StepRow[] };
 
 // An execution's columns under the names of Prisma's model, so that raw rows read as its rows.
 export const EXECUTION_COLUMNS = Prisma.sql`e.id, e.org_id AS "orgId", e.flow_id AS "flowId", e.flow_version AS "flowVersion", e.status::text AS status,
-  e.input, e.output, e.error, e.retry_of AS "retryOf", e.retry_from_step AS "retryFromStep", e.trigger, e.trigger_id AS "triggerId", e.parent_id AS "parentId", e.parent_step AS "parentStep", e.depth, e.timer_at AS "timerAt", e.created_by AS "createdBy",
+  e.input, e.output, e.error, e.retry_of AS "retryOf", e.retry_from_step AS "retryFromStep", e.trigger, e.trigger_id AS "triggerId", e.parent_id AS "parentId", e.parent_step AS "parentStep", e.depth, e.root_id AS "rootId", e.tree_runs AS "treeRuns", e.timer_at AS "timerAt", e.created_by AS "createdBy",
   e.created_at AS "createdAt", e.started_at AS "startedAt", e.finished_at AS "finishedAt", e.updated_at AS "updatedAt"`;
 
 /** The member behind a trigger, if a member started the run. */
@@ -46,43 +57,35 @@ function triggerIdOf(trigger: Trigger): string | null {
   return trigger.type === 'webhook' || trigger.type === 'schedule' ? trigger.id : null;
 }
 
-// A step's kind, in SQL: the first of its kind's fields that it has (an action's is actionId).
-const KIND_SQL = Prisma.raw(
-  `CASE WHEN step.value ? 'actionId' THEN 'action' ${KINDS.filter((kind) => kind !== 'action')
-    .map((kind) => `WHEN step.value ? '${kind}' THEN '${kind}'`)
-    .join(' ')} END`,
-);
-
 /**
  * Stores a queued execution of the flow's current (or given) version, with a pending row per
- * step, in one statement.
+ * step. The version's steps are read in JavaScript, not as jsonb in SQL, which refuses a template
+ * holding U+0000.
  */
-export async function storeRun(tx: Transaction, { orgId, flowId, version, input, trigger, parentDepth }: NewRun): Promise<StoredRun> {
+export async function storeRun(tx: Transaction, { orgId, flowId, version, input, trigger, parentDepth, rootId }: NewRun): Promise<StoredRun> {
+  const [snapshot] = await tx.$queryRaw<{ currentVersion: number; version: number | null; steps: string | null }[]>`
+    SELECT f.version AS "currentVersion", v.version, v.steps FROM flows f
+    LEFT JOIN flow_versions v ON v.org_id = f.org_id AND v.flow_id = f.id AND v.version = COALESCE(${version ?? null}::int, f.version)
+    WHERE f.org_id = ${orgId}::uuid AND f.id = ${flowId}::uuid AND f.deleted_at IS NULL`;
+  if (!snapshot) throw notFound('flow', flowId);
+  if (snapshot.version === null) throw unprocessable('/version', `flow ${flowId} has no version ${version}; its current version is ${snapshot.currentVersion}`);
   const id = uuidv7();
   const parent = trigger.type === 'flow' ? trigger : undefined;
-  const [row] = await tx.$queryRaw<(ExecutionRow & { currentVersion: number | null; steps: string | null })[]>`
-    WITH flow AS (
-      SELECT version FROM flows WHERE org_id = ${orgId}::uuid AND id = ${flowId}::uuid AND deleted_at IS NULL
-    ), snapshot AS (
-      SELECT version, steps FROM flow_versions
-      WHERE org_id = ${orgId}::uuid AND flow_id = ${flowId}::uuid AND version = COALESCE(${version ?? null}::int, (SELECT version FROM flow))
-        AND EXISTS (SELECT 1 FROM flow)
-    ), e AS (
-      INSERT INTO executions (id, org_id, flow_id, flow_version, input, trigger, trigger_id, created_by, parent_id, parent_step, depth, updated_at)
-      SELECT ${id}::uuid, ${orgId}::uuid, ${flowId}::uuid, version, ${toJsonText(input)}, ${toJsonText(trigger)}, ${triggerIdOf(trigger)}::uuid, ${memberOf(trigger)}::uuid,
-        ${parent?.executionId ?? null}::uuid, ${parent?.step ?? null}, ${parentDepth === undefined ? 0 : parentDepth + 1}, now() FROM snapshot
+  const steps = fromJsonText<StoredStep[]>(snapshot.steps!).map((step, position) => pendingStep(id, orgId, position, step));
+  const pending = steps.map(({ path, position, key, kind, actionId }) => ({ path, position, key, kind, action_id: actionId }));
+  const [row] = await tx.$queryRaw<ExecutionRow[]>`
+    WITH e AS (
+      INSERT INTO executions (id, org_id, flow_id, flow_version, input, trigger, trigger_id, created_by, parent_id, parent_step, depth, root_id, updated_at)
+      VALUES (${id}::uuid, ${orgId}::uuid, ${flowId}::uuid, ${snapshot.version}, ${toJsonText(input)}, ${toJsonText(trigger)}, ${triggerIdOf(trigger)}::uuid,
+        ${memberOf(trigger)}::uuid, ${parent?.executionId ?? null}::uuid, ${parent?.step ?? null}, ${parentDepth === undefined ? 0 : parentDepth + 1}, ${rootId ?? null}::uuid, now())
       RETURNING *
     ), pending AS (
       INSERT INTO execution_steps (execution_id, path, position, org_id, key, kind, action_id)
-      SELECT ${id}::uuid, step.value->>'key', step.position - 1, ${orgId}::uuid, step.value->>'key', ${KIND_SQL}, (step.value->>'actionId')::uuid
-      FROM snapshot, jsonb_array_elements(snapshot.steps::jsonb) WITH ORDINALITY AS step(value, position)
+      SELECT ${id}::uuid, step.path, step.position, ${orgId}::uuid, step.key, step.kind, step.action_id
+      FROM jsonb_to_recordset(${JSON.stringify(pending)}::jsonb) AS step(path text, position int, key text, kind text, action_id uuid)
     )
-    SELECT (SELECT version FROM flow) AS "currentVersion", (SELECT steps FROM snapshot), ${EXECUTION_COLUMNS}
-    FROM (SELECT 1) AS one LEFT JOIN e ON true`;
-  if (row?.currentVersion == null) throw notFound('flow', flowId);
-  if (row.id === null) throw unprocessable('/version', `flow ${flowId} has no version ${version}; its current version is ${row.currentVersion}`);
-  const steps = fromJsonText<StoredStep[]>(row.steps!).map((step, position) => pendingStep(id, orgId, position, step));
-  return { ...row, steps };
+    SELECT ${EXECUTION_COLUMNS} FROM e`;
+  return { ...row!, steps };
 }
 
 function pendingStep(executionId: string, orgId: string, position: number, step: StoredStep): StepRow {

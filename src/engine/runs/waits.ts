@@ -44,10 +44,10 @@ export async function park(
 async function hasNews(tx: Transaction, executionId: string): Promise<boolean> {
   const [row] = await tx.$queryRaw<{ news: boolean }[]>`
     SELECT EXISTS (
-      SELECT 1 FROM execution_steps s JOIN execution_signals g ON g.execution_id = s.execution_id AND g.name = s.state::jsonb->>'signal' AND g.taken_by IS NULL
+      SELECT 1 FROM execution_steps s JOIN execution_signals g ON g.execution_id = s.execution_id AND g.name = s.state::json->>'signal' AND g.taken_by IS NULL
       WHERE s.execution_id = ${executionId}::uuid AND s.status = 'waiting' AND s.kind = 'waitFor'
     ) OR EXISTS (
-      SELECT 1 FROM execution_steps s JOIN executions c ON c.id = (s.state::jsonb->>'childId')::uuid
+      SELECT 1 FROM execution_steps s JOIN executions c ON c.id = (s.state::json->>'childId')::uuid
       WHERE s.execution_id = ${executionId}::uuid AND s.status = 'waiting' AND s.kind = 'flow' AND c.status IN ${sqlList(FINISHED)}
     ) AS news`;
   return row?.news === true;
