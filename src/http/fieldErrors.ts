@@ -46,27 +46,56 @@ function rankOf(issue: Issue): number {
  * listing what the branches accept. Alternatives inside a branch are resolved before it is judged.
  */
 function resolveAlternatives(issues: Issue[]): Issue[] {
-  let kept = issues;
   const alternatives = issues.filter((issue) => issue.keyword === 'oneOf' || issue.keyword === 'anyOf');
-  for (const alternative of alternatives.sort((a, b) => b.schemaPath.length - a.schemaPath.length)) {
-    const prefix = `${alternative.schemaPath}/`;
-    const within = (issue: Issue) => issue.schemaPath.startsWith(prefix) && isWithin(issue.instancePath, alternative.instancePath);
+  alternatives.sort((a, b) => b.schemaPath.length - a.schemaPath.length);
+  const inside = issuesWithin(alternatives, issues);
+  const dropped = new Set<Issue>();
+  for (const alternative of alternatives) {
+    const within = inside.get(alternative)!.filter((issue) => !dropped.has(issue));
     // More than one branch fitting is an error of its own, said as it is: the other branches' errors are beside the point.
     if (alternative.params.passingSchemas) {
-      kept = kept.filter((issue) => !within(issue));
+      for (const issue of within) dropped.add(issue);
       continue;
     }
-    const branches = Map.groupBy(kept.filter(within), (issue) => issue.schemaPath.slice(prefix.length).split('/')[0]!);
+    const branches = Map.groupBy(within, (issue) => issue.schemaPath.slice(alternative.schemaPath.length + 1).split('/')[0]!);
     const fitting = [...branches.values()].filter((errors) => !errors.some((issue) => misfits(issue, alternative.instancePath)));
     const closest = new Set(fitting.sort((a, b) => a.length - b.length)[0]);
-    kept = kept.filter((issue) => (!within(issue) || closest.has(issue)) && (closest.size === 0 || issue !== alternative));
+    for (const issue of within) if (!closest.has(issue)) dropped.add(issue);
+    if (closest.size > 0) dropped.add(alternative);
   }
-  return kept;
+  return issues.filter((issue) => !dropped.has(issue));
 }
 
-/** Whether `path` is the value at `root` or inside it (the same schema applies to every item of an array). */
-function isWithin(path: string, root: string): boolean {
-  return path === root || path.startsWith(`${root}/`);
+/**
+ * Each alternative's issues: those under its schema path, at its value or inside it. Found from
+ * each issue's own paths, not by comparing every issue with every alternative: a body of half a
+ * million invalid steps has as many of both.
+ */
+function issuesWithin(alternatives: Issue[], issues: Issue[]): Map<Issue, Issue[]> {
+  const byPlace = new Map<string, Map<string, Issue[]>>();
+  for (const { schemaPath } of alternatives) byPlace.set(schemaPath, new Map());
+  for (const alternative of alternatives) {
+    const byValue = byPlace.get(alternative.schemaPath)!;
+    byValue.set(alternative.instancePath, [...(byValue.get(alternative.instancePath) ?? []), alternative]);
+  }
+  const inside = new Map(alternatives.map((alternative): [Issue, Issue[]] => [alternative, []]));
+  for (const issue of issues) {
+    for (const schemaPath of prefixesOf(issue.schemaPath).slice(0, -1)) {
+      const byValue = byPlace.get(schemaPath);
+      if (!byValue) continue;
+      for (const instancePath of prefixesOf(issue.instancePath))
+        for (const alternative of byValue.get(instancePath) ?? []) inside.get(alternative)!.push(issue);
+    }
+  }
+  return inside;
+}
+
+/** A path and every path it is inside: `#/a/b` is in `#/a` and `#`; `/steps/0` is in `/steps` and in the root, the empty path. */
+function prefixesOf(path: string): string[] {
+  const prefixes: string[] = [];
+  for (let end = path.indexOf('/'); end !== -1; end = path.indexOf('/', end + 1)) prefixes.push(path.slice(0, end));
+  prefixes.push(path);
+  return prefixes;
 }
 
 /**
