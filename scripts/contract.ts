@@ -119,7 +119,7 @@ function reportChains(answered: Map<string, number>): number {
     ]),
     ['ApiKey', ['createApiKey', 'getApiKey', 'deleteApiKey']],
     ['FlowVersion', ['createFlow', 'listFlowVersions', 'getFlowVersion']],
-    ['Execution', ['startExecution', 'getExecution', 'cancelExecution', 'retryExecution']],
+    ['Execution', ['startExecution', 'getExecution', 'cancelExecution', 'signalExecution', 'retryExecution']],
     ['Trigger', ['createTrigger', 'getTrigger', 'updateTrigger', 'deleteTrigger']],
     // The public hook, sent to the run's own webhook (TOLSTOY_CONTRACT_HOOK) by the hooks.
     ['Webhook', ['receiveWebhook']],

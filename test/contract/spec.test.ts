@@ -25,8 +25,8 @@ t.test('every operation has a unique operationId, a handler, a tag and a summary
   t.same(ids.sort(), Object.keys(handlers).sort(), 'handlers cover exactly the operations');
   t.equal(
     ids.filter((id) => !OPEN.includes(id)).length,
-    55,
-    'the 36 operations of the management API (6 of them PATCH), the 4 of API keys, the 7 of running flows and the 8 of triggers',
+    56,
+    'the 36 operations of the management API (6 of them PATCH), the 4 of API keys, the 8 of running flows and the 8 of triggers',
   );
   for (const { operationId, operation } of operations) {
     t.ok(operation.tags?.length, `${operationId} has a tag`);
@@ -89,11 +89,9 @@ t.test('every operation documents the errors it can answer', async (t) => {
       t.ok(statuses.includes('413') && statuses.includes('415'), `${operationId}: 413 and 415`);
     } else if (operation.requestBody) {
       // A rerun's body only changes what it runs; without one it goes on where the run stopped.
-      t.equal(
-        operation.requestBody.required === true,
-        operationId !== 'retryExecution',
-        `${operationId}: body ${operationId === 'retryExecution' ? 'optional' : 'required'}`,
-      );
+      // A signal's body is its payload, `null` without one.
+      const optional = ['retryExecution', 'signalExecution'].includes(operationId);
+      t.equal(operation.requestBody.required === true, !optional, `${operationId}: body ${optional ? 'optional' : 'required'}`);
       const mediaType = method === 'patch' ? 'application/merge-patch+json' : 'application/json';
       t.same(Object.keys(operation.requestBody.content), [mediaType], `${operationId}: a ${mediaType} body`);
       t.ok(statuses.includes('413') && statuses.includes('415'), `${operationId}: 413 and 415`);
@@ -101,7 +99,7 @@ t.test('every operation documents the errors it can answer', async (t) => {
     if (scoped) t.notOk(path.startsWith('/organizations'), operationId);
   }
   const scoped = operations.filter(({ operation }) => securityOf(operation).some((requirement) => 'organization' in requirement));
-  t.equal(scoped.length, 49, 'the 49 operations outside /organizations act inside one organization');
+  t.equal(scoped.length, 50, 'the 50 operations outside /organizations act inside one organization');
 });
 
 t.test('every create links to the get, update and delete of what it created', async (t) => {
@@ -121,13 +119,17 @@ t.test('every create links to the get, update and delete of what it created', as
   }
 });
 
-t.test('starting and retrying a run link to its get, cancel and retry', async (t) => {
+t.test('starting and retrying a run link to its get, cancel and signal', async (t) => {
   for (const operationId of ['startExecution', 'retryExecution']) {
     const { operation } = operations.find((op) => op.operationId === operationId)!;
     const accepted = operation.responses['202'];
     t.ok(accepted.headers?.Location, `${operationId}: Location header`);
     const linked = Object.values(accepted.links ?? {}).map((link: any) => link.operationId);
-    t.ok(linked.includes('getExecution') && linked.includes('cancelExecution'), `${operationId}: links`);
+    t.same(
+      ['getExecution', 'cancelExecution', 'signalExecution'].filter((target) => !linked.includes(target)),
+      [],
+      `${operationId}: links`,
+    );
   }
 });
 

@@ -76,7 +76,7 @@ t.test('every POST of a tenant declares the key, and is tested here', async (t) 
     .filter((operation) => operation.method === 'post' && !['createOrganization', 'receiveWebhook'].includes(operation.operationId))
     .map((o) => o.operationId);
   t.same(declared, tenantPosts.sort(), 'all but sign-up and webhooks');
-  t.same(declared, [...posts.map((post) => post.operationId), 'cancelExecution', 'createApiKey'].sort());
+  t.same(declared, [...posts.map((post) => post.operationId), 'cancelExecution', 'signalExecution', 'createApiKey'].sort());
 });
 
 for (const post of posts) {
@@ -109,6 +109,30 @@ t.test('cancelExecution: a retried cancel answers the first 200 again, not a 409
   t.equal(again.headers['idempotent-replayed'], 'true');
   t.same(again.data, first.data);
   t.equal((await send(`/executions/${hanging.id}/cancel`, undefined, randomUUID())).statusCode, 409, 'without the key, a second cancel is refused');
+});
+
+t.test('signalExecution: a retried signal answers the first 202 again and keeps one signal', async (t) => {
+  const parked = await w.flow({ steps: [{ key: 'gate', waitFor: { signal: 'never', timeoutMs: 60_000 } }] });
+  const waiting = (await w.send({ method: 'POST', url: `/flows/${parked.id}/executions`, payload: {} })).data;
+  const url = `/executions/${waiting.id}/signals/approval`;
+  const key = randomUUID();
+  const first = await send(url, { payload: { approved: true } }, key);
+  t.equal(first.statusCode, 202, first.body);
+  t.equal(first.headers['idempotent-replayed'], undefined);
+  const again = await send(url, { payload: { approved: true } }, key);
+  t.equal(again.statusCode, 202);
+  t.equal(again.headers['idempotent-replayed'], 'true');
+  t.same(again.data, first.data, 'the same signal, as it was then');
+  t.same(
+    (await w.db.executionSignal.findMany({ where: { executionId: waiting.id } })).map((signal) => signal.id),
+    [first.data.id],
+    'one signal kept',
+  );
+  const other = await send(url, { payload: { approved: false } }, key);
+  t.equal(other.statusCode, 422, 'the key with another payload');
+  t.match(other.data.detail, /was used for a different request/);
+  const renamed = await send(`/executions/${waiting.id}/signals/rejection`, { payload: { approved: true } }, key);
+  t.equal(renamed.statusCode, 422, 'the key with another signal name');
 });
 
 t.test('createApiKey: a retry makes no second key, and says the secret is not kept', async (t) => {

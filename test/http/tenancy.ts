@@ -8,7 +8,7 @@ import { operations } from '../contract.ts';
 import { bearer, buildTestApp, call, createTenant, type Member, MISSING_ID, testAuth } from '../helper.ts';
 
 export async function tenancyMatrix(mode: AuthMode): Promise<void> {
-  const { app } = await buildTestApp(t, {}, undefined, testAuth(mode));
+  const { app, db } = await buildTestApp(t, {}, undefined, testAuth(mode));
   const acme = await createTenant(app, 'Acme');
   const globex = await createTenant(app, 'Globex');
 
@@ -92,12 +92,14 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
   /** A body the operation would accept, were the resource the caller's own. */
   function payloadOf(path: string, method: string): object | undefined {
     if (path === '/flows/{id}/executions') return { input: {} };
+    if (path === '/executions/{id}/signals/{name}') return { payload: { approved: true } };
     if (method === 'put' || method === 'patch') return updates[collectionOf(path)];
     if (method === 'post' && !path.includes('{id}')) return creations[collectionOf(path)];
     return undefined;
   }
 
-  const urlOf = (path: string, id: string) => path.replace('{id}', id).replace('{version}', '1').replace('{deliveryId}', delivery.id);
+  const urlOf = (path: string, id: string) =>
+    path.replace('{id}', id).replace('{version}', '1').replace('{deliveryId}', delivery.id).replace('{name}', 'approval');
   // A PATCH sends its body as a JSON merge patch.
   const typeOf = (method: string): Record<string, string> => (method === 'patch' ? { 'content-type': 'application/merge-patch+json' } : {});
 
@@ -117,7 +119,7 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
   const before = await snapshot();
 
   t.test('every tenant-scoped operation is in the matrix', async (t) => {
-    t.equal(scoped.length, 49);
+    t.equal(scoped.length, 50);
     for (const { path } of scoped) t.ok(collectionOf(path) in owned, path);
   });
 
@@ -170,8 +172,11 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
   });
 
   t.test('an orgId in a body is never taken', async (t) => {
-    for (const { path } of scoped.filter((op) => op.method === 'post' && (!op.path.includes('{id}') || op.path.endsWith('/executions')))) {
-      const url = urlOf(path, flow.id);
+    const creates = scoped.filter(
+      (op) => op.method === 'post' && (!op.path.includes('{id}') || op.path.endsWith('/executions') || op.path.endsWith('/signals/{name}')),
+    );
+    for (const { path } of creates) {
+      const url = urlOf(path, owned[collectionOf(path)]!.id);
       const response = await call(app, globex, { method: 'POST', url, payload: { ...payloadOf(path, 'post'), orgId: acme.orgId } });
       t.equal(response.statusCode, 400, path);
       t.match(response.data.errors, [{ pointer: '/orgId', message: 'is not a known field' }]);
@@ -232,6 +237,7 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
       [[execution.id, 'queued']],
       'no run was started, cancelled or retried for Acme',
     );
+    t.equal(await db.executionSignal.count({ where: { executionId: execution.id } }), 0, "no signal was kept for Acme's run");
     t.equal((await call(app, acme, { method: 'GET', url: '/users' })).data.items.length, 2);
   });
 }

@@ -86,6 +86,8 @@ t.test('members do everything else: their own profile and keys, tools without cr
   t.equal(flow.statusCode, 201, 'build flows on a tool whose credentials they cannot see');
   const run = await call(app, member, { method: 'POST', url: `/flows/${flow.data.id}/executions`, payload: { input: {} } });
   t.equal(run.statusCode, 202, 'run a flow');
+  const signal = await call(app, member, { method: 'POST', url: `/executions/${run.data.id}/signals/approval`, payload: { payload: true } });
+  t.equal(signal.statusCode, 202, 'signal a run, with the role that cancels it');
   t.equal((await call(app, member, { method: 'POST', url: `/executions/${run.data.id}/cancel` })).statusCode, 200, 'cancel a run');
   t.equal((await call(app, member, { method: 'POST', url: `/executions/${run.data.id}/retry` })).statusCode, 202, 'retry a run');
 });

@@ -3,13 +3,14 @@
 //   must list Globex alone, never every organization;
 // - the same forged cursor on every other list operation of the contract: must list Globex's
 //   items alone, never Acme's;
-// - a cursor made from one of Acme's ids: must list nothing of Acme's either.
+// - a cursor made from one of Acme's ids: must list nothing of Acme's either;
+// - either cursor with Acme's run as the parentId filter: must list none of its sub-flow runs.
 import t from 'tap';
 import { encodeCursor } from '../../src/resources/pagination.ts';
 import { operations } from '../contract.ts';
 import { buildTestApp, call, createTenant, testAuth } from '../helper.ts';
 
-const { app } = await buildTestApp(t, {}, undefined, testAuth('keys'));
+const { app, db } = await buildTestApp(t, {}, undefined, testAuth('keys'));
 const acme = await createTenant(app, 'Acme');
 const globex = await createTenant(app, 'Globex');
 
@@ -20,7 +21,19 @@ const action = (
 ).data;
 const acmeFlow = (await call(app, acme, { method: 'POST', url: '/flows', payload: { name: 'Announce', steps: [{ key: 'post', actionId: action.id }] } })).data;
 await call(app, acme, { method: 'POST', url: '/execution-logs', payload: { flowId: acmeFlow.id, executionId: 'run-1', stepKey: 'post', status: 'completed' } });
-await call(app, acme, { method: 'POST', url: `/flows/${acmeFlow.id}/executions`, payload: { input: {} } });
+const acmeRun = (await call(app, acme, { method: 'POST', url: `/flows/${acmeFlow.id}/executions`, payload: { input: {} } })).data;
+// A sub-flow's run of Acme's run, stored as the engine stores one (no worker runs here): Globex filters by its parent.
+const child = await db.execution.create({
+  data: {
+    orgId: acme.orgId,
+    flowId: acmeFlow.id,
+    flowVersion: 1,
+    parentId: acmeRun.id,
+    parentStep: 'post',
+    depth: 1,
+    trigger: JSON.stringify({ type: 'flow', executionId: acmeRun.id, step: 'post' }),
+  },
+});
 const globexFlow = (await call(app, globex, { method: 'POST', url: '/flows', payload: { name: 'Mine' } })).data;
 // A webhook each, Acme's with a delivery: Globex lists its own trigger's deliveries.
 const hook = (flowId: string) => ({ method: 'POST' as const, url: '/triggers', payload: { flowId, name: 'Hook', type: 'webhook' } });
@@ -45,8 +58,19 @@ for (const cursor of [LAST, encodeCursor(acmeFlow.id)]) {
       t.equal(listed.statusCode, 200, url);
       t.same(listed.data.items.filter(isAcme), [], `${path}: nothing of Acme's`);
     }
+    const children = await call(app, globex, { method: 'GET', url: `/executions?parentId=${acmeRun.id}&limit=100&cursor=${cursor}` });
+    t.equal(children.statusCode, 200);
+    t.same(children.data.items, [], "filtered by Acme's run: none of its children");
   });
 }
+
+t.test("Acme itself finds its run's child by the same filter", async (t) => {
+  const children = await call(app, acme, { method: 'GET', url: `/executions?parentId=${acmeRun.id}` });
+  t.same(
+    children.data.items.map((item: { id: string }) => item.id),
+    [child.id],
+  );
+});
 
 t.test("the forged cursor lists Globex's organization alone", async (t) => {
   const listed = await call(app, globex, { method: 'GET', url: `/organizations?cursor=${LAST}` });
