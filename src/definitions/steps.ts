@@ -84,9 +84,11 @@ export function writtenStepCount(steps: unknown, limit = MAX_FLOW_STEPS): number
   while (lists.length > 0 && count <= limit) {
     const list = lists.pop();
     if (!Array.isArray(list)) continue;
+    // What is not an object is no step, and the validator refuses it cheaply.
     for (const step of list) {
+      if (typeof step !== 'object' || step === null) continue;
       count++;
-      if (typeof step === 'object' && step !== null) lists.push(...heldLists(step as Record<string, unknown>));
+      lists.push(...heldLists(step as Record<string, unknown>));
     }
   }
   return count;
@@ -111,12 +113,15 @@ export function storedStep(step: StepInput): StoredStep {
   const stored = (steps: StepInput[] | undefined) => (steps ?? []).map(storedStep);
   switch (kindOf(step)) {
     case 'action':
+      // In the order an action step has always been answered in.
       return {
-        ...common,
+        key: step.key,
         actionId: step.actionId,
         inputs: step.inputs ?? {},
+        if: common.if,
         timeoutMs: step.timeoutMs ?? STEP_DEFAULTS.timeoutMs,
         retry: { ...STEP_DEFAULTS.retry, ...step.retry },
+        continueOnError: common.continueOnError,
       };
     case 'transform':
       return { ...common, transform: step.transform ?? null };
