@@ -14,6 +14,8 @@
 //   of transactions for one signal.
 // - signals of a name no waiting step takes, sent to a parked run: each queued a job that took
 //   the run up (loading all its step runs) for nothing. Such a signal is kept without a job.
+// - runs that wait (for a signal, a sub-flow's run, a sleep; 20 of them and their 20 children) on a
+//   worker with 2 slots: none holds a slot, so another organization's run ends at once (holds).
 import t from 'tap';
 import { peakInFlight } from '../engine/target.ts';
 import { world } from '../engine/world.ts';
@@ -134,4 +136,37 @@ t.test('a signal no waiting step takes does not take the parked run up', async (
   t.equal((await jobs()) - before, 0, 'no job was queued for signals no step waits for');
   t.equal((await w.send({ method: 'POST', url: `/executions/${id}/signals/go`, payload: { payload: 'now' } })).statusCode, 202);
   t.match(await w.finished(id), { status: 'completed', output: 'now' }, 'a signal a step waits for still wakes it');
+});
+
+t.test('runs waiting for signals and sub-flows hold no slot from another organization', async (t) => {
+  const small = await world(t, { concurrency: 2, orgConcurrency: 2 });
+  const child = await small.flow({ name: 'Child', steps: [{ key: 'hold', waitFor: { signal: 'never', timeoutMs: 600_000 } }] });
+  const waiting = await small.flow({
+    steps: [
+      {
+        key: 'all',
+        parallel: {
+          branches: {
+            signal: [{ key: 'approval', waitFor: { signal: 'never', timeoutMs: 600_000 } }],
+            child: [{ key: 'call', flow: { flowId: child.id } }],
+            time: [{ key: 'nap', sleep: { ms: 600_000 } }],
+          },
+        },
+      },
+    ],
+  });
+  const ids: string[] = [];
+  for (let i = 0; i < 20; i++) ids.push((await small.send({ method: 'POST', url: `/flows/${waiting.id}/executions`, payload: {} })).data.id);
+  await until('every run and child waiting', async () => {
+    const [row] = await small.db.$queryRaw<{ count: number }[]>`SELECT count(*)::int AS count FROM execution_steps WHERE status = 'waiting'`;
+    return row!.count === 20 * 4 ? true : undefined;
+  });
+  const globex = await createTenant(small.app, 'Globex');
+  const asGlobex = (options: Parameters<typeof call>[2]) => call(small.app, globex, options);
+  const flow = await asGlobex({ method: 'POST', url: '/flows', payload: { name: 'Quick', steps: [{ key: 'one', transform: 1 }] } });
+  const started = Date.now();
+  const done = await asGlobex({ method: 'POST', url: `/flows/${flow.data.id}/executions`, payload: {}, headers: { prefer: 'wait=30' } });
+  t.equal(done.data.status, 'completed');
+  t.ok(Date.now() - started < 2000, `Globex's run took ${Date.now() - started} ms`);
+  for (const id of ids) await small.send({ method: 'POST', url: `/executions/${id}/cancel` });
 });
