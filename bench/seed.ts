@@ -66,8 +66,9 @@ export async function seed(url: string, scale: Scale): Promise<Fixture> {
       JOIN LATERAL (SELECT id FROM actions WHERE org_id = f.org_id ORDER BY id OFFSET p LIMIT 1) a ON true`);
     await client.query(`
       UPDATE flows f SET steps = (
-        SELECT json_agg(json_build_object('key', s.key, 'actionId', s.action_id, 'inputs', json_build_object('text', 'step ' || s.position || ' of ' || f.name, 'retries', 2),
-          'if', null, 'timeoutMs', 30000, 'retry', json_build_object('maxAttempts', 1, 'initialDelayMs', 1000, 'maxDelayMs', 30000), 'continueOnError', false) ORDER BY s.position)::text
+        SELECT json_agg(json_build_object('key', s.key, 'if', null, 'continueOnError', false, 'actionId', s.action_id,
+          'inputs', json_build_object('text', 'step ' || s.position || ' of ' || f.name, 'retries', 2),
+          'timeoutMs', 30000, 'retry', json_build_object('maxAttempts', 1, 'initialDelayMs', 1000, 'maxDelayMs', 30000)) ORDER BY s.position)::text
         FROM flow_steps s WHERE s.flow_id = f.id)`);
     // Each flow's first version, as a create through the API would store it.
     await client.query(`

@@ -113,15 +113,13 @@ export function storedStep(step: StepInput): StoredStep {
   const stored = (steps: StepInput[] | undefined) => (steps ?? []).map(storedStep);
   switch (kindOf(step)) {
     case 'action':
-      // In the order an action step has always been answered in.
+      // The order the API answers in: the fields every step has first (the schema's required ones).
       return {
-        key: step.key,
+        ...common,
         actionId: step.actionId,
         inputs: step.inputs ?? {},
-        if: common.if,
         timeoutMs: step.timeoutMs ?? STEP_DEFAULTS.timeoutMs,
         retry: { ...STEP_DEFAULTS.retry, ...step.retry },
-        continueOnError: common.continueOnError,
       };
     case 'transform':
       return { ...common, transform: step.transform ?? null };
