@@ -132,6 +132,8 @@ t.test('kill -9 while a sub-flow’s child run is in the middle of its steps', a
     return childId !== '' && callsOf(s, childId).length >= 2;
   });
   await killAndCheck(t, s, first, [childId]);
+  // The child's end wakes its parent, which then completes.
+  await finished(s, id);
   const done = (await s.send({ method: 'GET', url: `/executions/${id}` })).data;
   t.match(done, { status: 'completed', steps: [{ path: 'sub', status: 'completed', childExecutionId: childId }] });
 });
