@@ -105,9 +105,19 @@ function countSuccesses(app: FastifyInstance): Map<string, number> {
   const answered = new Map<string, number>();
   app.addHook('onResponse', async (request, reply) => {
     const operationId = (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId;
-    if (operationId && reply.statusCode < 300) answered.set(operationId, (answered.get(operationId) ?? 0) + 1);
+    if (operationId && (reply.statusCode < 300 || reachedFinished(operationId, reply.statusCode)))
+      answered.set(operationId, (answered.get(operationId) ?? 0) + 1);
   });
   return answered;
+}
+
+/**
+ * A signal reaches a run by an id an earlier start returned, but the fuzzer's runs finish within
+ * milliseconds, and a finished run takes no signal: its 409 (not the 404 of an id never created)
+ * shows the chain as a 202 would.
+ */
+function reachedFinished(operationId: string, status: number): boolean {
+  return operationId === 'signalExecution' && status === 409;
 }
 
 /** Prints, per resource, how often its read, update and delete by id succeeded; 1 when any never did. */
@@ -124,7 +134,7 @@ function reportChains(answered: Map<string, number>): number {
     // The public hook, sent to the run's own webhook (TOLSTOY_CONTRACT_HOOK) by the hooks.
     ['Webhook', ['receiveWebhook']],
   ];
-  console.log('Stateful chains (successful calls by id, reached only through links):');
+  console.log('Stateful chains (successful calls by id, reached only through links; a signal to a finished run counts):');
   const missing: string[] = [];
   for (const [resource, operationIds] of chains) {
     const counts = operationIds.map((operationId) => `${operationId} ${answered.get(operationId) ?? 0}`);
