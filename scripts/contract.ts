@@ -129,7 +129,7 @@ function reportChains(answered: Map<string, number>): number {
     ]),
     ['ApiKey', ['createApiKey', 'getApiKey', 'deleteApiKey']],
     ['FlowVersion', ['createFlow', 'listFlowVersions', 'getFlowVersion']],
-    ['Execution', ['startExecution', 'getExecution', 'cancelExecution', 'signalExecution', 'retryExecution']],
+    ['Execution', ['startExecution', 'getExecution', 'cancelExecution', 'retryExecution']],
     ['Trigger', ['createTrigger', 'getTrigger', 'updateTrigger', 'deleteTrigger']],
     // The public hook, sent to the run's own webhook (TOLSTOY_CONTRACT_HOOK) by the hooks.
     ['Webhook', ['receiveWebhook']],
