@@ -38,8 +38,8 @@ export async function expectedShape(schema: string): Promise<Shape> {
     const table = tableOf(model.name);
     const columns: Table['columns'] = {};
     for (const field of model.fields.filter((f: any) => f.kind !== 'object')) {
-      const type = field.kind === 'enum' ? enumNames.get(field.type)! : columnType(field.type, field.nativeType);
-      columns[field.dbName ?? field.name] = { type, nullable: !field.isRequired, default: columnDefault(field, type) };
+      const type = field.kind === 'enum' ? enumNames.get(field.type)! : columnType(field.type, field.nativeType) + (field.isList ? '[]' : '');
+      columns[field.dbName ?? field.name] = { type, nullable: !field.isRequired, default: columnDefault(field, type, table) };
     }
     const indexes: Table['indexes'] = {};
     for (const index of datamodel.indexes.filter((i: any) => i.model === model.name)) {
@@ -79,12 +79,13 @@ function columnType(type: string, nativeType: [string, string[]] | null): string
 }
 
 // Defaults the database holds; uuid() and @updatedAt are filled in by Prisma Client instead.
-function columnDefault(field: any, type: string): string | null {
+function columnDefault(field: any, type: string, table: string): string | null {
   const value = field.default;
   if (value === undefined || field.isUpdatedAt) return null;
   if (typeof value === 'object' && !Array.isArray(value)) {
     if (value.name === 'now') return 'CURRENT_TIMESTAMP';
     if (value.name === 'uuid' || value.name === 'cuid') return null;
+    if (value.name === 'autoincrement') return `nextval('${table}_${field.dbName ?? field.name}_seq'::regclass)`;
     throw new Error(`the drift test does not know the default ${value.name}(); teach it`);
   }
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
