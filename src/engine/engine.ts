@@ -6,6 +6,7 @@ import type { DatabaseTimeouts, EngineSettings } from '../config/settings.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { DatabaseConnection } from '../db/client.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { ErrorFlowStarter } from './jobs/errorFlows.ts';
 import { workMaintenance } from './jobs/maintenance.ts';
 import { openQueue, RunQueue } from './jobs/queue.ts';
 import { RunWorker } from './jobs/runWorker.ts';
@@ -47,13 +48,15 @@ export async function startEngine({ database, directUrl, keyring, settings, time
   if (settings.worker) await workMaintenance({ boss, db, log, cron: settings.maintenanceCron, ran: maintained });
   const ticker = settings.worker ? new ScheduleTicker({ db, boss, runs, log, metrics }) : undefined;
   await ticker?.start();
+  const errorFlows = settings.worker ? new ErrorFlowStarter({ db, boss, runs, log }) : undefined;
+  await errorFlows?.start();
   return {
     runs,
     boss,
     queue,
     worker,
     async stop(deadlineMs) {
-      await Promise.all([worker?.stop(deadlineMs), ticker?.stop()]);
+      await Promise.all([worker?.stop(deadlineMs), ticker?.stop(), errorFlows?.stop()]);
       // Settles the jobs of released runs, so that other workers take them up at once.
       await boss.stop({ graceful: true, timeout: 5000 }).catch(() => undefined);
       await changes.close();

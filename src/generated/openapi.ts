@@ -1490,6 +1490,7 @@ export interface components {
             version: number;
             steps: components["schemas"]["StoredFlowStep"][];
             output: components["schemas"]["FlowOutput"];
+            onFailure: components["schemas"]["OnFailure"];
             createdAt: components["schemas"]["Timestamp"];
             updatedAt: components["schemas"]["Timestamp"];
             /**
@@ -1504,13 +1505,28 @@ export interface components {
             description?: components["schemas"]["Description"];
             steps?: components["schemas"]["FlowSteps"];
             output?: components["schemas"]["FlowOutput"];
+            onFailure?: components["schemas"]["OnFailure"];
         };
         FlowUpdate: {
             name?: components["schemas"]["Name"];
             description?: components["schemas"]["Description"];
             steps?: components["schemas"]["FlowSteps"];
             output?: components["schemas"]["FlowOutput"];
+            onFailure?: components["schemas"]["OnFailure"];
         };
+        /**
+         * @description The error flow: when an execution of this flow fails (after its steps' retries), a worker
+         *     starts the flow `flowId` (its current version) once, with `{ "execution": <the failed
+         *     execution's summary> }` as input, the summary an `execution.failed` event carries (see
+         *     `webhooks`), and `trigger` `{ "type": "error", "executionId", "flowId" }` naming the cause.
+         *     An error flow's own failure, or a failure of a run under it, starts no other. It is part
+         *     of the version: a run uses the error flow its version named. A flow named here that is
+         *     deleted later starts nothing. `null` (the default): none.
+         */
+        OnFailure: {
+            /** @description A flow of this organization; the flow itself is allowed (its error runs start no other). */
+            flowId: components["schemas"]["Id"];
+        } | null;
         /** @description A page of flows, newest first: at most `limit` of them, and at most 4 MiB of their `steps` and `output` as JSON text (one larger flow alone); follow `nextCursor`. */
         FlowList: {
             items: components["schemas"]["Flow"][];
@@ -1526,6 +1542,7 @@ export interface components {
             description: components["schemas"]["Description"];
             steps: components["schemas"]["StoredFlowStep"][];
             output: components["schemas"]["FlowOutput"];
+            onFailure: components["schemas"]["OnFailure"];
             createdAt: components["schemas"]["Timestamp"];
         };
         /** @description A page of versions, newest first: at most `limit` of them, and at most 4 MiB of their `steps` and `output` as JSON text (one larger version alone); follow `nextCursor`. */
@@ -1742,17 +1759,23 @@ export interface components {
          *     retry), with `userId`; `webhook`, a delivery to a webhook trigger, with `id` (the
          *     trigger's) and `deliveryId`; `schedule`, a slot of a schedule trigger, with `id`,
          *     `deliveryId` and `scheduledAt`; `flow`, a sub-flow's step of a parent execution, with
-         *     `executionId` and `step` (the step's path). A replayed delivery's run has `replay: true`.
-         *     Templates see it as `trigger`.
+         *     `executionId` and `step` (the step's path); `error`, the error flow of a failed
+         *     execution (see `onFailure`), with `executionId` and `flowId` (the failed execution's). A
+         *     replayed delivery's run has `replay: true`. Templates see it as `trigger`.
          */
         RunTrigger: {
             /** @enum {string} */
-            type: "api" | "webhook" | "schedule" | "flow";
+            type: "api" | "webhook" | "schedule" | "flow" | "error";
             /**
              * Format: uuid
-             * @description For a sub-flow (`flow`), the parent execution.
+             * @description For a sub-flow (`flow`), the parent execution; for an error flow's run (`error`), the failed one.
              */
             executionId?: string;
+            /**
+             * Format: uuid
+             * @description For an error flow's run (`error`), the flow of the failed execution.
+             */
+            flowId?: string;
             /** @description For a sub-flow (`flow`), the path of the parent's step that started it. */
             step?: string;
             /**

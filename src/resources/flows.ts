@@ -4,7 +4,7 @@
 // its snapshot, and the audit trail stays.
 import { v7 as uuidv7 } from 'uuid';
 import type { Handler } from '../contract/handlers.ts';
-import { type FieldError, invalidFields, notFound, ProblemError } from '../contract/problems.ts';
+import { type FieldError, invalidFields, notFound, ProblemError, unprocessable } from '../contract/problems.ts';
 import { type Database, fromJsonText, toJsonText } from '../db/client.ts';
 import { brokenForeignKey } from '../db/errors.ts';
 import { type FlowDocument, type FlowProblems, flowProblems, type Referents, type Step } from '../definitions/flowChecks.ts';
@@ -29,6 +29,7 @@ export function toFlow(row: FlowRow): Flow {
     version: row.version,
     steps: fromJsonText(row.steps),
     output: row.output === null ? null : fromJsonText(row.output),
+    onFailure: onFailureOf(row),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -44,8 +45,13 @@ export function toFlowVersion(row: FlowVersionRow): FlowVersion {
     description: row.description,
     steps: fromJsonText(row.steps),
     output: row.output === null ? null : fromJsonText(row.output),
+    onFailure: onFailureOf(row),
     createdAt: row.createdAt.toISOString(),
   };
+}
+
+function onFailureOf(row: { onFailureFlowId: string | null }): Flow['onFailure'] {
+  return row.onFailureFlowId === null ? null : { flowId: row.onFailureFlowId };
 }
 
 const live = { deletedAt: null };
@@ -53,7 +59,7 @@ const live = { deletedAt: null };
 // A flow's columns under the names of Prisma's model, so that toFlow reads raw rows too. The
 // hottest reads and writes are single raw statements: Prisma's model queries cost several times
 // their SQL (bench/RESULTS.md).
-const FLOW_COLUMNS = Prisma.sql`id, org_id AS "orgId", name, description, version, steps, output, created_at AS "createdAt", updated_at AS "updatedAt", deleted_at AS "deletedAt"`;
+const FLOW_COLUMNS = Prisma.sql`id, org_id AS "orgId", name, description, version, steps, output, on_failure_flow_id AS "onFailureFlowId", created_at AS "createdAt", updated_at AS "updatedAt", deleted_at AS "deletedAt"`;
 
 export const listFlows: Handler<'listFlows'> = async ({ query }, { db, reader }) => {
   const from = Prisma.sql`FROM flows WHERE org_id = ${reader.tenant.orgId}::uuid ${reader.member} AND deleted_at IS NULL`;
@@ -62,9 +68,10 @@ export const listFlows: Handler<'listFlows'> = async ({ query }, { db, reader })
 };
 
 export const createFlow: Handler<'createFlow'> = async ({ body }, { db, tenant }) => {
-  const { steps = [], output, ...fields } = body;
+  const { steps = [], output, onFailure, ...fields } = body;
   const { warnings } = await checkFlow(db, tenant.orgId, { steps, output: output ?? null, given: ['steps', 'output'] });
-  const columns = { ...fields, ...documentColumns(steps, output) };
+  await checkErrorFlow(db, tenant.orgId, onFailure);
+  const columns = { ...fields, ...documentColumns(steps, output), onFailureFlowId: onFailure?.flowId ?? null };
   try {
     // One nested write, which Prisma runs in a transaction: the flow, its first version, the references.
     const row = await db.flow.create({
@@ -97,6 +104,7 @@ export const updateFlow: Handler<'updateFlow'> = async ({ params, body }, { db, 
   const { steps, output } = body;
   const { orgId } = tenant;
   const { warnings } = await checkFlow(db, orgId, await documentAfter(db, orgId, params.id, body));
+  await checkErrorFlow(db, orgId, body.onFailure);
   const set = (field: keyof typeof body, value: unknown) =>
     Object.hasOwn(body, field) ? Prisma.sql`${Prisma.raw(field)} = ${value}` : Prisma.sql`${Prisma.raw(field)} = ${Prisma.raw(field)}`;
   const update = async (tx: Database): Promise<FlowRow | undefined> => {
@@ -104,12 +112,13 @@ export const updateFlow: Handler<'updateFlow'> = async ({ params, body }, { db, 
       WITH f AS (
         UPDATE flows SET ${set('name', body.name)}, ${set('description', body.description ?? null)},
           ${set('steps', steps && toJsonText(steps.map(storedStep)))}, ${set('output', output ? toJsonText(output) : null)},
+          ${Object.hasOwn(body, 'onFailure') ? Prisma.sql`on_failure_flow_id = ${body.onFailure?.flowId ?? null}::uuid` : Prisma.sql`on_failure_flow_id = on_failure_flow_id`},
           version = version + 1, updated_at = now()
         WHERE org_id = ${orgId}::uuid AND id = ${params.id}::uuid AND deleted_at IS NULL
         RETURNING *
       ), snapshot AS (
-        INSERT INTO flow_versions (id, org_id, flow_id, version, name, description, steps, output)
-        SELECT ${uuidv7()}::uuid, org_id, id, version, name, description, steps, output FROM f
+        INSERT INTO flow_versions (id, org_id, flow_id, version, name, description, steps, output, on_failure_flow_id)
+        SELECT ${uuidv7()}::uuid, org_id, id, version, name, description, steps, output, on_failure_flow_id FROM f
       )
       SELECT ${FLOW_COLUMNS} FROM f`;
     return row;
@@ -145,8 +154,16 @@ export const deleteFlow: Handler<'deleteFlow'> = async ({ params }, { db, tenant
   });
 };
 
+/** An error flow must be a live flow of the organization (the flow itself included). */
+async function checkErrorFlow(db: Database, orgId: string, onFailure: FlowFields['onFailure']): Promise<void> {
+  if (!onFailure) return;
+  const [flow] = await db.$queryRaw<unknown[]>`
+    SELECT 1 FROM flows WHERE org_id = ${orgId}::uuid AND id = ${onFailure.flowId}::uuid AND deleted_at IS NULL`;
+  if (!flow) throw unprocessable('/onFailure/flowId', `names no flow of this organization: ${onFailure.flowId}`);
+}
+
 // A version's columns under the names of Prisma's model.
-const VERSION_COLUMNS = Prisma.sql`id, org_id AS "orgId", flow_id AS "flowId", version, name, description, steps, output, created_at AS "createdAt"`;
+const VERSION_COLUMNS = Prisma.sql`id, org_id AS "orgId", flow_id AS "flowId", version, name, description, steps, output, on_failure_flow_id AS "onFailureFlowId", created_at AS "createdAt"`;
 
 export const listFlowVersions: Handler<'listFlowVersions'> = async ({ params, query }, { db, reader }) => {
   const flow = await reader.one(await db.flow.findFirst({ where: { id: params.id, ...reader.scope, ...live }, select: { id: true } }), () =>
@@ -170,8 +187,8 @@ function documentColumns(steps: StepInput[], output: FlowFields['output']) {
   return { steps: toJsonText(steps.map(storedStep)), output: output ? toJsonText(output) : null };
 }
 
-function versionColumns(row: { name: string; description?: string | null; steps: string; output?: string | null }) {
-  return { name: row.name, description: row.description ?? null, steps: row.steps, output: row.output ?? null };
+function versionColumns(row: { name: string; description?: string | null; steps: string; output?: string | null; onFailureFlowId: string | null }) {
+  return { name: row.name, description: row.description ?? null, steps: row.steps, output: row.output ?? null, onFailureFlowId: row.onFailureFlowId };
 }
 
 /**

@@ -9,12 +9,13 @@ import { kindOf, type StoredStep } from '../../definitions/steps.ts';
 import { type Execution as ExecutionRow, Prisma, type ExecutionStep as StepRow } from '../../generated/prisma/client.ts';
 import { isReusable, type StepStatus } from './statuses.ts';
 
-/** What started a run: a member's call, or a delivery of a webhook or schedule trigger (replayed by a member). */
+/** What started a run: a member's call, a delivery of a webhook or schedule trigger (replayed by a member), a sub-flow's step, or a failed run (an error flow). */
 export type Trigger =
   | { type: 'api'; userId: string }
   | { type: 'webhook'; id: string; deliveryId: string; replay?: true; userId?: string }
   | { type: 'schedule'; id: string; deliveryId: string; scheduledAt: string; replay?: true; userId?: string }
-  | { type: 'flow'; executionId: string; step: string };
+  | { type: 'flow'; executionId: string; step: string }
+  | { type: 'error'; executionId: string; flowId: string };
 
 /** How deep sub-flows' runs nest: a run started by a step of a run this deep is refused. */
 export const MAX_RUN_DEPTH = 5;
