@@ -13,7 +13,18 @@ import type { RunQueue } from './jobs/queue.ts';
 import { beginStep, type KindTools, type KnownStep } from './kinds.ts';
 import { type Begin, newMemo, type Plan, plan, type Wait } from './plan.ts';
 import { cancelRun } from './runs/cancel.ts';
-import { type Changes, type ClaimedRun, claimRun, type Failure, LostRun, recordChanges, type StepProgress, type StepWrite } from './runs/progress.ts';
+import {
+  abandonRun,
+  type Changes,
+  type ClaimedRun,
+  claimRun,
+  type Failure,
+  LostRun,
+  recordChanges,
+  type StepProgress,
+  type StepWrite,
+} from './runs/progress.ts';
+import { freeSlots, takeSlot } from './runs/slots.ts';
 import { isUnder } from './runs/start.ts';
 import { park, waitingWithNews, wakeParent } from './runs/waits.ts';
 import { scrubbed } from './toolAuth.ts';
@@ -101,7 +112,7 @@ export async function runOrLose(db: Database, executionId: string, tools: RunToo
     return await inSpan('execution', { 'tolstoy.execution_id': executionId }, async () => {
       // The claim takes the run; nothing is begun while draining.
       if (signals.stopping()) return 'released';
-      const run = await claimRun(db, executionId);
+      const run = await claim(db, tools.queue, executionId);
       if (!run) return 'done';
       return await new Turn(db, run, tools, signals, limits).go();
     });
@@ -111,6 +122,23 @@ export async function runOrLose(db: Database, executionId: string, tools: RunToo
     if (error instanceof BudgetSpent) return 'done';
     throw error;
   }
+}
+
+/**
+ * Claims the run; for a queued run of a version with concurrency, only with a slot of its key, in
+ * the transaction that takes it. Null when there is nothing to run now: finished, waiting for a
+ * slot (its job ends, and the run that frees one wakes it), or failed for its key.
+ */
+async function claim(db: Database, queue: RunQueue, executionId: string): Promise<ClaimedRun | null> {
+  const run = await claimRun(db, executionId);
+  if (run) return run;
+  const claimed = await db.$transaction(async (tx) => {
+    const slot = await takeSlot(tx, queue, executionId);
+    return slot.outcome === 'go' ? { run: await claimRun(tx, executionId) } : slot;
+  });
+  if ('run' in claimed) return claimed.run;
+  if (claimed.outcome === 'fail') await abandonRun(db, queue, executionId, claimed.error);
+  return null;
 }
 
 /** A step run as this turn knows it: its record, and what templates see of it. */
@@ -373,7 +401,8 @@ class Turn {
         finish: batch.find((entry) => entry.changes.finish)?.changes.finish,
       };
       try {
-        const owned = merged.finish && this.#run.parentId ? await this.#finishChild(merged) : await recordChanges(this.#db, this.#run, merged);
+        const wakes = this.#run.parentId !== null || this.#run.concurrencyKey !== null;
+        const owned = merged.finish && wakes ? await this.#finishWaking(merged) : await recordChanges(this.#db, this.#run, merged);
         for (const entry of batch) entry.done(owned);
       } catch (error) {
         for (const entry of batch) entry.failed(error);
@@ -382,12 +411,14 @@ class Turn {
     this.#writing = undefined;
   }
 
-  /** A sub-flow's run ends in the transaction that wakes its parent. */
-  #finishChild(changes: Changes): Promise<boolean> {
+  /** A sub-flow's run ends in the transaction that wakes its parent; a run holding a slot, in the one that wakes the next run waiting for it. */
+  #finishWaking(changes: Changes): Promise<boolean> {
     return this.#db.$transaction(async (tx) => {
       const owned = await recordChanges(tx as unknown as Database, this.#run, changes);
-      if (owned) await wakeParent(tx, this.#tools.queue, this.#run.id);
-      return owned;
+      if (!owned) return false;
+      await wakeParent(tx, this.#tools.queue, this.#run.id);
+      await freeSlots(tx, this.#tools.queue, [this.#run.id]);
+      return true;
     });
   }
 
