@@ -85,6 +85,27 @@ t.test('without a key the limit holds per flow; a waiting run is queued and hold
   t.equal(peakInFlight(callsOf(w, 'whole')), 1, 'one in flight at a time');
 });
 
+t.test('a run parked on a sleep is running and keeps its slot', async (t) => {
+  const w = await world(t);
+  const actionId = await w.action({ endpoint: '/echo/after-nap' });
+  const flow = await w.flow({
+    steps: [
+      { key: 'nap', sleep: { ms: 1500 } },
+      { key: 'call', actionId },
+    ],
+    concurrency: { limit: 1 },
+  });
+  const sleeper = await start(w, flow.id, {});
+  const next = await start(w, flow.id, {});
+  await sleep(700);
+  const parked = (await w.send({ method: 'GET', url: `/executions/${sleeper}` })).data;
+  t.match(parked, { status: 'running', steps: [{ key: 'nap', status: 'waiting' }] }, 'the first run is parked, running');
+  t.equal((await w.send({ method: 'GET', url: `/executions/${next}` })).data.status, 'queued', 'the next one waits for its slot meanwhile');
+  const [first, second] = [await w.finished(sleeper), await w.finished(next)];
+  t.same([first.status, second.status], ['completed', 'completed']);
+  t.ok(Date.parse(second.startedAt) >= Date.parse(first.finishedAt), 'the second started once the first ended');
+});
+
 t.test('a cancelled waiting run wakes nobody; the next waiting one starts when the holder ends', async (t) => {
   const w = await world(t);
   const flowId = await slowFlow(w, 'cancel', 1500, { limit: 1, key: 'input.k' });

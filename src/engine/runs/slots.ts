@@ -86,8 +86,9 @@ export async function takeSlot(tx: Transaction, queue: RunQueue, executionId: st
     return { outcome: 'wait' };
   }
   // A lease of its own until the claim's: a running run without one reads as parked, and news would wake it twice.
+  // Started by the clock, not the transaction's start: under the lock, the order slots were taken in.
   await tx.$executeRaw`
-    UPDATE executions SET status = 'running', awaits_slot = false, lease = gen_random_uuid(), started_at = COALESCE(started_at, now()), updated_at = now()
+    UPDATE executions SET status = 'running', awaits_slot = false, lease = gen_random_uuid(), started_at = COALESCE(started_at, clock_timestamp()), updated_at = now()
     WHERE id = ${executionId}::uuid`;
   // Runs of the key refused while this one, older, was queued: they may take the slots left.
   await wakeWaiting(tx, queue, slots, slots.limit - state!.running - 1);
