@@ -2,7 +2,7 @@
 // `limit` runs of a flow hold a slot at once per key value; the others wait `queued`, in the
 // order they were created, holding no worker; other keys go on meanwhile.
 import t from 'tap';
-import { buildTestApp, freshDatabaseUrl, testEngine } from '../helper.ts';
+import { buildTestApp, call, freshDatabaseUrl, testEngine } from '../helper.ts';
 import { peakInFlight, type Received } from './target.ts';
 import { type World, world } from './world.ts';
 
@@ -199,6 +199,25 @@ t.test('the contract: limit and key are checked when the flow is written, and ve
   t.match(run, { status: 'completed', concurrencyKey: 'null' }, 'a key whose value is null is the key "null"');
   const unlimited = await w.run(flow.id, { input: {} });
   t.notOk('concurrencyKey' in unlimited, 'a run of a version without concurrency has no key');
+});
+
+t.test('a webhook delivery to an API process without a worker: its key is evaluated there, when the run is created', async (t) => {
+  const url = await freshDatabaseUrl(t);
+  const api = await buildTestApp(t, { worker: false }, url);
+  const w = await world(t, {}, api);
+  const flowId = await slowFlow(w, 'hooked', 10, { limit: 1, key: 'input.body.repo' });
+  const hook = (await w.send({ method: 'POST', url: '/triggers', payload: { flowId, name: 'Hook', type: 'webhook', webhook: {} } })).data;
+  const delivered = await call(w.app, undefined, {
+    method: 'POST',
+    url: `/hooks/${hook.webhook.token}`,
+    payload: JSON.stringify({ repo: 'tolstoy' }),
+    headers: { 'content-type': 'application/json' },
+  });
+  t.equal(delivered.statusCode, 202);
+  const queued = (await w.send({ method: 'GET', url: `/executions/${delivered.data.executionId}` })).data;
+  t.match(queued, { status: 'queued', concurrencyKey: '"tolstoy"' }, 'stored with its key before any worker saw it');
+  await testEngine(t, api.database, { worker: true });
+  t.equal((await w.finished(delivered.data.executionId)).status, 'completed');
 });
 
 t.test('the safety net wakes a run left waiting while a slot is free', async (t) => {
