@@ -13,18 +13,8 @@ import type { RunQueue } from './jobs/queue.ts';
 import { beginStep, type KindTools, type KnownStep } from './kinds.ts';
 import { type Begin, newMemo, type Plan, plan, type Wait } from './plan.ts';
 import { cancelRun } from './runs/cancel.ts';
-import {
-  abandonRun,
-  type Changes,
-  type ClaimedRun,
-  claimRun,
-  type Failure,
-  LostRun,
-  recordChanges,
-  type StepProgress,
-  type StepWrite,
-} from './runs/progress.ts';
-import { freeSlots, takeSlot } from './runs/slots.ts';
+import { type Changes, type ClaimedRun, claimWithSlot, type Failure, LostRun, recordChanges, type StepProgress, type StepWrite } from './runs/progress.ts';
+import { freeSlots } from './runs/slots.ts';
 import { isUnder } from './runs/start.ts';
 import { park, waitingWithNews, wakeParent } from './runs/waits.ts';
 import { scrubbed } from './toolAuth.ts';
@@ -112,7 +102,7 @@ export async function runOrLose(db: Database, executionId: string, tools: RunToo
     return await inSpan('execution', { 'tolstoy.execution_id': executionId }, async () => {
       // The claim takes the run; nothing is begun while draining.
       if (signals.stopping()) return 'released';
-      const run = await claim(db, tools.queue, executionId);
+      const run = await claimWithSlot(db, tools.queue, executionId);
       if (!run) return 'done';
       return await new Turn(db, run, tools, signals, limits).go();
     });
@@ -122,23 +112,6 @@ export async function runOrLose(db: Database, executionId: string, tools: RunToo
     if (error instanceof BudgetSpent) return 'done';
     throw error;
   }
-}
-
-/**
- * Claims the run; for a queued run of a version with concurrency, only with a slot of its key, in
- * the transaction that takes it. Null when there is nothing to run now: finished, waiting for a
- * slot (its job ends, and the run that frees one wakes it), or failed for its key.
- */
-async function claim(db: Database, queue: RunQueue, executionId: string): Promise<ClaimedRun | null> {
-  const run = await claimRun(db, executionId);
-  if (run) return run;
-  const claimed = await db.$transaction(async (tx) => {
-    const slot = await takeSlot(tx, queue, executionId);
-    return slot.outcome === 'go' ? { run: await claimRun(tx, executionId) } : slot;
-  });
-  if ('run' in claimed) return claimed.run;
-  if (claimed.outcome === 'fail') await abandonRun(db, queue, executionId, claimed.error);
-  return null;
 }
 
 /** A step run as this turn knows it: its record, and what templates see of it. */

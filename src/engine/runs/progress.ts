@@ -10,7 +10,7 @@ import { toJsonText } from '../../db/client.ts';
 import type { StepKind, StoredStep } from '../../definitions/steps.ts';
 import type { RunQueue } from '../jobs/queue.ts';
 import { RUN_CHANGES } from './changes.ts';
-import { freeSlots } from './slots.ts';
+import { freeSlots, takeSlot } from './slots.ts';
 import { OPEN_STEP, type StepStatus, sqlList, UNFINISHED } from './statuses.ts';
 import { wakeParent } from './waits.ts';
 
@@ -152,6 +152,23 @@ export async function claimRun(db: Pick<Database, '$queryRaw'>, executionId: str
       (row.actions ?? []).map((action) => [action.id, { ...action, headers: JSON.parse(action.headers), inputSchema: JSON.parse(action.inputSchema) }]),
     ),
   };
+}
+
+/**
+ * Claims the run; for a queued run of a version with concurrency, only with a slot of its key, in
+ * the transaction that takes it. Null when there is nothing to run now: finished, waiting for a
+ * slot (its job ends, and the run that frees one wakes it), or failed for its key.
+ */
+export async function claimWithSlot(db: Database, queue: RunQueue, executionId: string): Promise<ClaimedRun | null> {
+  const run = await claimRun(db, executionId);
+  if (run) return run;
+  const claimed = await db.$transaction(async (tx) => {
+    const slot = await takeSlot(tx, queue, executionId);
+    return slot.outcome === 'go' ? { run: await claimRun(tx, executionId) } : slot;
+  });
+  if ('run' in claimed) return claimed.run;
+  if (claimed.outcome === 'fail') await abandonRun(db, queue, executionId, claimed.error);
+  return null;
 }
 
 /** Thrown when the run is no longer this worker's to write: cancelled, or taken by another worker. */
