@@ -6,6 +6,7 @@ import type { DatabaseTimeouts, EngineSettings } from '../config/settings.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { DatabaseConnection } from '../db/client.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { Evaluator } from './evaluator.ts';
 import { ErrorFlowStarter } from './jobs/errorFlows.ts';
 import { workMaintenance } from './jobs/maintenance.ts';
 import { openQueue, RunQueue } from './jobs/queue.ts';
@@ -42,10 +43,12 @@ export async function startEngine({ database, directUrl, keyring, settings, time
   const queue = new RunQueue(boss, settings.orgQueueLimit);
   const changes = new RunChanges(boss, db, log);
   await changes.start();
-  const runs = new Runs(queue, changes);
-  const worker = settings.worker ? new RunWorker({ db, boss, queue, changes, keyring, settings, log, metrics }) : undefined;
+  // Its processes start when a task comes: in a process without a worker, when a run's concurrency key is evaluated.
+  const evaluator = new Evaluator(settings.evaluation);
+  const runs = new Runs(queue, changes, evaluator);
+  const worker = settings.worker ? new RunWorker({ db, boss, queue, changes, keyring, evaluator, settings, log, metrics }) : undefined;
   await worker?.start();
-  if (settings.worker) await workMaintenance({ boss, db, log, cron: settings.maintenanceCron, ran: maintained });
+  if (settings.worker) await workMaintenance({ boss, db, queue, log, cron: settings.maintenanceCron, ran: maintained });
   const ticker = settings.worker ? new ScheduleTicker({ db, boss, runs, log, metrics }) : undefined;
   await ticker?.start();
   const errorFlows = settings.worker ? new ErrorFlowStarter({ db, boss, runs, log }) : undefined;
@@ -57,6 +60,7 @@ export async function startEngine({ database, directUrl, keyring, settings, time
     worker,
     async stop(deadlineMs) {
       await Promise.all([worker?.stop(deadlineMs), ticker?.stop(), errorFlows?.stop()]);
+      evaluator.close();
       // Settles the jobs of released runs, so that other workers take them up at once.
       await boss.stop({ graceful: true, timeout: 5000 }).catch(() => undefined);
       await changes.close();

@@ -262,15 +262,19 @@ async function subFlow(run: StepRun, begin: Begin): Promise<void> {
   let started: { childId: string; write: StepWrite };
   try {
     started = await inTransaction(run, async (tx) => {
-      const child = await storeRun(tx, {
-        orgId: run.run.orgId,
-        flowId,
-        ...(version !== null && { version }),
-        input: childInput as Record<string, unknown>,
-        trigger,
-        parentDepth: run.run.depth,
-        rootId,
-      });
+      const child = await storeRun(
+        tx,
+        {
+          orgId: run.run.orgId,
+          flowId,
+          ...(version !== null && { version }),
+          input: childInput as Record<string, unknown>,
+          trigger,
+          parentDepth: run.run.depth,
+          rootId,
+        },
+        run.tools.evaluator,
+      );
       await run.tools.queue.enqueue(tx, child);
       const write = writeOf(begin, 'waiting', { state: { childId: child.id } });
       await record(tx, run, { writes: [write] });

@@ -13,7 +13,8 @@ import type { RunQueue } from './jobs/queue.ts';
 import { beginStep, type KindTools, type KnownStep } from './kinds.ts';
 import { type Begin, newMemo, type Plan, plan, type Wait } from './plan.ts';
 import { cancelRun } from './runs/cancel.ts';
-import { type Changes, type ClaimedRun, claimRun, type Failure, LostRun, recordChanges, type StepProgress, type StepWrite } from './runs/progress.ts';
+import { type Changes, type ClaimedRun, claimWithSlot, type Failure, LostRun, recordChanges, type StepProgress, type StepWrite } from './runs/progress.ts';
+import { freeSlots } from './runs/slots.ts';
 import { isUnder } from './runs/start.ts';
 import { park, waitingWithNews, wakeParent } from './runs/waits.ts';
 import { scrubbed } from './toolAuth.ts';
@@ -101,7 +102,7 @@ export async function runOrLose(db: Database, executionId: string, tools: RunToo
     return await inSpan('execution', { 'tolstoy.execution_id': executionId }, async () => {
       // The claim takes the run; nothing is begun while draining.
       if (signals.stopping()) return 'released';
-      const run = await claimRun(db, executionId);
+      const run = await claimWithSlot(db, tools.queue, executionId);
       if (!run) return 'done';
       return await new Turn(db, run, tools, signals, limits).go();
     });
@@ -373,7 +374,8 @@ class Turn {
         finish: batch.find((entry) => entry.changes.finish)?.changes.finish,
       };
       try {
-        const owned = merged.finish && this.#run.parentId ? await this.#finishChild(merged) : await recordChanges(this.#db, this.#run, merged);
+        const wakes = this.#run.parentId !== null || this.#run.concurrencyKey !== null;
+        const owned = merged.finish && wakes ? await this.#finishWaking(merged) : await recordChanges(this.#db, this.#run, merged);
         for (const entry of batch) entry.done(owned);
       } catch (error) {
         for (const entry of batch) entry.failed(error);
@@ -382,12 +384,14 @@ class Turn {
     this.#writing = undefined;
   }
 
-  /** A sub-flow's run ends in the transaction that wakes its parent. */
-  #finishChild(changes: Changes): Promise<boolean> {
+  /** A sub-flow's run ends in the transaction that wakes its parent; a run holding a slot, in the one that wakes the next run waiting for it. */
+  #finishWaking(changes: Changes): Promise<boolean> {
     return this.#db.$transaction(async (tx) => {
       const owned = await recordChanges(tx as unknown as Database, this.#run, changes);
-      if (owned) await wakeParent(tx, this.#tools.queue, this.#run.id);
-      return owned;
+      if (!owned) return false;
+      await wakeParent(tx, this.#tools.queue, this.#run.id);
+      await freeSlots(tx, this.#tools.queue, [this.#run.id]);
+      return true;
     });
   }
 

@@ -1481,6 +1481,20 @@ export interface components {
          *     inputs; `null` (the default) makes the output the last completed step's.
          */
         FlowOutput: components["schemas"]["JsonObjectOrNull"];
+        /**
+         * @description How many executions of the flow run at once: at most `limit` per value of `key` (per flow
+         *     without `key`). The others wait `queued`, in the order they were created, and start as
+         *     slots free. A run holds its slot from its claim until it ends, waiting steps included (a
+         *     run parked on a sleep, a retry, a signal or a sub-flow stays `running`). `key` is a JSON-e
+         *     expression over the run's `input` (and `trigger`), e.g. `input.customer`, evaluated once
+         *     when the run is created; its value as JSON (at most 256 bytes) names the slots. A key that
+         *     fails to evaluate, or whose value is longer, fails the run (code `concurrency-key`). Runs
+         *     of every version of the flow share the slots of a key value. `null` (the default): no limit.
+         */
+        FlowConcurrency: {
+            limit: number;
+            key?: string;
+        } | null;
         Flow: {
             id: components["schemas"]["Id"];
             orgId: components["schemas"]["Id"];
@@ -1491,6 +1505,7 @@ export interface components {
             steps: components["schemas"]["StoredFlowStep"][];
             output: components["schemas"]["FlowOutput"];
             onFailure: components["schemas"]["OnFailure"];
+            concurrency: components["schemas"]["FlowConcurrency"];
             createdAt: components["schemas"]["Timestamp"];
             updatedAt: components["schemas"]["Timestamp"];
             /**
@@ -1506,6 +1521,7 @@ export interface components {
             steps?: components["schemas"]["FlowSteps"];
             output?: components["schemas"]["FlowOutput"];
             onFailure?: components["schemas"]["OnFailure"];
+            concurrency?: components["schemas"]["FlowConcurrency"];
         };
         FlowUpdate: {
             name?: components["schemas"]["Name"];
@@ -1513,6 +1529,7 @@ export interface components {
             steps?: components["schemas"]["FlowSteps"];
             output?: components["schemas"]["FlowOutput"];
             onFailure?: components["schemas"]["OnFailure"];
+            concurrency?: components["schemas"]["FlowConcurrency"];
         };
         /**
          * @description The error flow: when an execution of this flow fails (after its steps' retries), a worker
@@ -1543,6 +1560,7 @@ export interface components {
             steps: components["schemas"]["StoredFlowStep"][];
             output: components["schemas"]["FlowOutput"];
             onFailure: components["schemas"]["OnFailure"];
+            concurrency: components["schemas"]["FlowConcurrency"];
             createdAt: components["schemas"]["Timestamp"];
         };
         /** @description A page of versions, newest first: at most `limit` of them, and at most 4 MiB of their `steps` and `output` as JSON text (one larger version alone); follow `nextCursor`. */
@@ -1854,7 +1872,9 @@ export interface components {
              *     past 10,000), `too-many-steps` (an execution past 20,000 step runs), `too-deep` (a
              *     sub-flow's run past 5 deep), `too-many-runs` (a tree of sub-flows' runs past
              *     `TOLSTOY_RUN_TREE_LIMIT`), `child-refused` (a sub-flow's run could not start),
-             *     `child-failed` and `child-cancelled` (a sub-flow's run did not complete), or
+             *     `child-failed` and `child-cancelled` (a sub-flow's run did not complete),
+             *     `concurrency-key` (the flow's `concurrency.key` failed to evaluate over the input, or
+             *     its value is longer than 256 bytes of JSON), or
              *     `step-failed`: for an execution, and for a switch, forEach or parallel step, a step
              *     it held failed (`step` names it).
              */
@@ -1887,6 +1907,12 @@ export interface components {
              * @description The member who started it, when a member did (the `api` trigger).
              */
             createdBy: string | null;
+            /**
+             * @description When its version has `concurrency`: the value of its key as JSON (`""` without `key`),
+             *     which names the slots it takes; `null` when the key failed to evaluate. Absent otherwise.
+             *     A run waiting for a slot is `queued`.
+             */
+            concurrencyKey?: string | null;
             createdAt: components["schemas"]["Timestamp"];
             startedAt: components["schemas"]["NullableTimestamp"];
             finishedAt: components["schemas"]["NullableTimestamp"];

@@ -37,6 +37,7 @@ export function toExecution(row: ExecutionRow, steps?: StepRow[], stepCount?: nu
     trigger: fromJsonText<Trigger>(row.trigger),
     parent: row.parentId === null ? null : { executionId: row.parentId, step: row.parentStep ?? '' },
     createdBy: row.createdBy,
+    ...((row.concurrencyLimit ?? null) !== null && { concurrencyKey: row.concurrencyKey }),
     createdAt: row.createdAt.toISOString(),
     startedAt: row.startedAt?.toISOString() ?? null,
     finishedAt: row.finishedAt?.toISOString() ?? null,

@@ -7,6 +7,7 @@ import type { Handler } from '../contract/handlers.ts';
 import { type FieldError, invalidFields, notFound, ProblemError, unprocessable } from '../contract/problems.ts';
 import { type Database, fromJsonText, toJsonText } from '../db/client.ts';
 import { brokenForeignKey } from '../db/errors.ts';
+import { concurrencyProblems, type FlowConcurrency } from '../definitions/concurrency.ts';
 import { type FlowDocument, type FlowProblems, flowProblems, type Referents, type Step } from '../definitions/flowChecks.ts';
 import { everyStep, MAX_FLOW_STEPS, type StepInput, type StoredStep, storedStep } from '../definitions/steps.ts';
 import type { components } from '../generated/openapi.ts';
@@ -30,6 +31,7 @@ export function toFlow(row: FlowRow): Flow {
     steps: fromJsonText(row.steps),
     output: row.output === null ? null : fromJsonText(row.output),
     onFailure: onFailureOf(row),
+    concurrency: concurrencyOf(row.concurrency),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -46,6 +48,7 @@ export function toFlowVersion(row: FlowVersionRow): FlowVersion {
     steps: fromJsonText(row.steps),
     output: row.output === null ? null : fromJsonText(row.output),
     onFailure: onFailureOf(row),
+    concurrency: concurrencyOf(row.concurrency),
     createdAt: row.createdAt.toISOString(),
   };
 }
@@ -54,12 +57,20 @@ function onFailureOf(row: { onFailureFlowId: string | null }): Flow['onFailure']
   return row.onFailureFlowId === null ? null : { flowId: row.onFailureFlowId };
 }
 
+function concurrencyOf(text: string | null): FlowConcurrency | null {
+  return text === null ? null : fromJsonText<FlowConcurrency>(text);
+}
+
+function concurrencyText(concurrency: FlowConcurrency | null | undefined): string | null {
+  return concurrency ? toJsonText(concurrency) : null;
+}
+
 const live = { deletedAt: null };
 
 // A flow's columns under the names of Prisma's model, so that toFlow reads raw rows too. The
 // hottest reads and writes are single raw statements: Prisma's model queries cost several times
 // their SQL (bench/RESULTS.md).
-const FLOW_COLUMNS = Prisma.sql`id, org_id AS "orgId", name, description, version, steps, output, on_failure_flow_id AS "onFailureFlowId", created_at AS "createdAt", updated_at AS "updatedAt", deleted_at AS "deletedAt"`;
+const FLOW_COLUMNS = Prisma.sql`id, org_id AS "orgId", name, description, version, steps, output, on_failure_flow_id AS "onFailureFlowId", concurrency, created_at AS "createdAt", updated_at AS "updatedAt", deleted_at AS "deletedAt"`;
 
 export const listFlows: Handler<'listFlows'> = async ({ query }, { db, reader }) => {
   const from = Prisma.sql`FROM flows WHERE org_id = ${reader.tenant.orgId}::uuid ${reader.member} AND deleted_at IS NULL`;
@@ -68,10 +79,10 @@ export const listFlows: Handler<'listFlows'> = async ({ query }, { db, reader })
 };
 
 export const createFlow: Handler<'createFlow'> = async ({ body }, { db, tenant }) => {
-  const { steps = [], output, onFailure, ...fields } = body;
-  const { warnings } = await checkFlow(db, tenant.orgId, { steps, output: output ?? null, given: ['steps', 'output'] });
+  const { steps = [], output, onFailure, concurrency, ...fields } = body;
+  const { warnings } = await checkFlow(db, tenant.orgId, { steps, output: output ?? null, given: ['steps', 'output'] }, concurrency);
   await checkErrorFlow(db, tenant.orgId, onFailure);
-  const columns = { ...fields, ...documentColumns(steps, output), onFailureFlowId: onFailure?.flowId ?? null };
+  const columns = { ...fields, ...documentColumns(steps, output), onFailureFlowId: onFailure?.flowId ?? null, concurrency: concurrencyText(concurrency) };
   try {
     // One nested write, which Prisma runs in a transaction: the flow, its first version, the references.
     const row = await db.flow.create({
@@ -103,7 +114,7 @@ export const getFlow: Handler<'getFlow'> = async ({ params }, { db, reader }) =>
 export const updateFlow: Handler<'updateFlow'> = async ({ params, body }, { db, tenant }) => {
   const { steps, output } = body;
   const { orgId } = tenant;
-  const { warnings } = await checkFlow(db, orgId, await documentAfter(db, orgId, params.id, body));
+  const { warnings } = await checkFlow(db, orgId, await documentAfter(db, orgId, params.id, body), body.concurrency);
   await checkErrorFlow(db, orgId, body.onFailure);
   const set = (field: keyof typeof body, value: unknown) =>
     Object.hasOwn(body, field) ? Prisma.sql`${Prisma.raw(field)} = ${value}` : Prisma.sql`${Prisma.raw(field)} = ${Prisma.raw(field)}`;
@@ -113,12 +124,12 @@ export const updateFlow: Handler<'updateFlow'> = async ({ params, body }, { db, 
         UPDATE flows SET ${set('name', body.name)}, ${set('description', body.description ?? null)},
           ${set('steps', steps && toJsonText(steps.map(storedStep)))}, ${set('output', output ? toJsonText(output) : null)},
           ${Object.hasOwn(body, 'onFailure') ? Prisma.sql`on_failure_flow_id = ${body.onFailure?.flowId ?? null}::uuid` : Prisma.sql`on_failure_flow_id = on_failure_flow_id`},
-          version = version + 1, updated_at = now()
+          ${set('concurrency', concurrencyText(body.concurrency))}, version = version + 1, updated_at = now()
         WHERE org_id = ${orgId}::uuid AND id = ${params.id}::uuid AND deleted_at IS NULL
         RETURNING *
       ), snapshot AS (
-        INSERT INTO flow_versions (id, org_id, flow_id, version, name, description, steps, output, on_failure_flow_id)
-        SELECT ${uuidv7()}::uuid, org_id, id, version, name, description, steps, output, on_failure_flow_id FROM f
+        INSERT INTO flow_versions (id, org_id, flow_id, version, name, description, steps, output, on_failure_flow_id, concurrency)
+        SELECT ${uuidv7()}::uuid, org_id, id, version, name, description, steps, output, on_failure_flow_id, concurrency FROM f
       )
       SELECT ${FLOW_COLUMNS} FROM f`;
     return row;
@@ -163,7 +174,7 @@ async function checkErrorFlow(db: Database, orgId: string, onFailure: FlowFields
 }
 
 // A version's columns under the names of Prisma's model.
-const VERSION_COLUMNS = Prisma.sql`id, org_id AS "orgId", flow_id AS "flowId", version, name, description, steps, output, on_failure_flow_id AS "onFailureFlowId", created_at AS "createdAt"`;
+const VERSION_COLUMNS = Prisma.sql`id, org_id AS "orgId", flow_id AS "flowId", version, name, description, steps, output, on_failure_flow_id AS "onFailureFlowId", concurrency, created_at AS "createdAt"`;
 
 export const listFlowVersions: Handler<'listFlowVersions'> = async ({ params, query }, { db, reader }) => {
   const flow = await reader.one(await db.flow.findFirst({ where: { id: params.id, ...reader.scope, ...live }, select: { id: true } }), () =>
@@ -187,8 +198,22 @@ function documentColumns(steps: StepInput[], output: FlowFields['output']) {
   return { steps: toJsonText(steps.map(storedStep)), output: output ? toJsonText(output) : null };
 }
 
-function versionColumns(row: { name: string; description?: string | null; steps: string; output?: string | null; onFailureFlowId: string | null }) {
-  return { name: row.name, description: row.description ?? null, steps: row.steps, output: row.output ?? null, onFailureFlowId: row.onFailureFlowId };
+function versionColumns(row: {
+  name: string;
+  description?: string | null;
+  steps: string;
+  output?: string | null;
+  onFailureFlowId: string | null;
+  concurrency: string | null;
+}) {
+  return {
+    name: row.name,
+    description: row.description ?? null,
+    steps: row.steps,
+    output: row.output ?? null,
+    onFailureFlowId: row.onFailureFlowId,
+    concurrency: row.concurrency,
+  };
 }
 
 /**
@@ -209,11 +234,12 @@ function stepRefs(steps: StepInput[]) {
  * flows, and the steps and their templates must make sense (src/definitions/flowChecks.ts): what
  * fails every run of the flow is refused; what may, is warned of.
  */
-async function checkFlow(db: Database, orgId: string, flow: FlowDocument): Promise<FlowProblems> {
+async function checkFlow(db: Database, orgId: string, flow: FlowDocument, concurrency: FlowConcurrency | null | undefined): Promise<FlowProblems> {
   const steps = flow.given.includes('steps') ? [...everyStep(flow.steps)].map(({ step }) => step) : [];
   // A flow of too many steps is refused for that alone, before what they name is looked up.
   const referents = steps.length > MAX_FLOW_STEPS ? { endpoints: new Map(), flows: new Set<string>() } : await referentsOf(db, orgId, steps);
   const problems = flowProblems(flow, referents);
+  problems.errors.push(...concurrencyProblems(concurrency));
   if (problems.errors.length > 0) throw invalidFields('unprocessable-content', problems.errors);
   return problems;
 }

@@ -16,7 +16,9 @@ t.test('without a database, readiness and every database-backed call answer 503,
   const database = new DatabaseConnection(url);
   // A queue on the same missing database, never started: nothing here reaches it.
   const boss = new PgBoss({ connectionString: url });
-  const runs = new Runs(new RunQueue(boss, 1000), new RunChanges(boss, () => database.current, pino({ level: 'silent' })));
+  const runs = new Runs(new RunQueue(boss, 1000), new RunChanges(boss, () => database.current, pino({ level: 'silent' })), {
+    value: () => Promise.reject(new Error('no keys here')),
+  });
   const app = await buildApp({ database, services: { keyring: new Keyring(randomBytes(32)), runs } });
   t.teardown(() => app.close());
   t.same((await call(app, undefined, { method: 'GET', url: '/health' })).data, { status: 'ok' }, 'liveness does not need the database');

@@ -6,6 +6,8 @@ import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { Database } from '../../db/client.ts';
 import { forgetExpiredKeys } from '../../http/rules/idempotency.ts';
+import { wakeStranded } from '../runs/slots.ts';
+import type { RunQueue } from './queue.ts';
 
 export interface MaintenanceKind {
   /** The queue's name. */
@@ -13,7 +15,7 @@ export interface MaintenanceKind {
   /** When it runs, as cron (five fields, or six with seconds first), in UTC. */
   cron: string;
   /** Does the work; answers what it did, for the log. */
-  run(db: Database): Promise<Record<string, number>>;
+  run(db: Database, queue: RunQueue): Promise<Record<string, number>>;
 }
 
 export const MAINTENANCE: readonly MaintenanceKind[] = [
@@ -23,11 +25,18 @@ export const MAINTENANCE: readonly MaintenanceKind[] = [
     cron: '17 * * * *',
     run: async (db) => ({ forgotten: await forgetExpiredKeys(db) }),
   },
+  {
+    name: 'maintenance.slots',
+    // The bound of a wait for a concurrency slot when the wake-up of the run that freed it was lost.
+    cron: '* * * * *',
+    run: async (db, queue) => ({ looked: await wakeStranded(db, queue) }),
+  },
 ];
 
 export interface MaintenanceOptions {
   boss: PgBoss;
   db: () => Database;
+  queue: RunQueue;
   log: Logger;
   /** Overrides every kind's schedule (tests run them every few seconds). */
   cron?: string;
@@ -36,7 +45,7 @@ export interface MaintenanceOptions {
 }
 
 /** Creates each kind's queue and schedule (idempotent: every worker does it), and works its jobs. */
-export async function workMaintenance({ boss, db, log, cron, ran }: MaintenanceOptions): Promise<void> {
+export async function workMaintenance({ boss, db, queue, log, cron, ran }: MaintenanceOptions): Promise<void> {
   for (const kind of MAINTENANCE) {
     if (!(await boss.getQueue(kind.name))) {
       // `singleton`: one job of a kind active at a time, however long one takes.
@@ -48,7 +57,7 @@ export async function workMaintenance({ boss, db, log, cron, ran }: MaintenanceO
     }
     await boss.schedule(kind.name, cron ?? kind.cron, null, { tz: 'UTC' });
     await boss.work(kind.name, { pollingIntervalSeconds: 1 }, async () => {
-      const result = await kind.run(db());
+      const result = await kind.run(db(), queue);
       log.info({ kind: kind.name, ...result }, 'maintenance job done');
       ran?.(kind.name, result);
     });

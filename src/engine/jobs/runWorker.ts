@@ -16,7 +16,7 @@ import type { EngineSettings } from '../../config/settings.ts';
 import type { Keyring } from '../../crypto/keyring.ts';
 import type { Database, Transaction } from '../../db/client.ts';
 import type { Metrics } from '../../observability/metrics.ts';
-import { Evaluator } from '../evaluator.ts';
+import type { Evaluator } from '../evaluator.ts';
 import { Outbound } from '../outbound.ts';
 import { Bell, type RunLimits, type RunTools, runOrLose } from '../run.ts';
 import type { RunChanges } from '../runs/changes.ts';
@@ -36,6 +36,8 @@ export interface WorkerOptions {
   queue: RunQueue;
   changes: RunChanges;
   keyring: Keyring;
+  /** The engine's evaluator processes, which the engine closes. */
+  evaluator: Evaluator;
   settings: EngineSettings;
   log: Logger;
   metrics?: Metrics;
@@ -105,7 +107,7 @@ export class RunWorker {
       queue: options.queue,
       outbound: this.#outbound,
       authenticator: new Authenticator(options.keyring, this.#outbound),
-      evaluator: new Evaluator(options.settings.evaluation),
+      evaluator: options.evaluator,
       attempted: (_actionId, status, durationMs) => attempts?.observe({ status }, durationMs / 1000),
     };
   }
@@ -288,7 +290,6 @@ export class RunWorker {
     clearInterval(this.#heartbeats);
     for (const stop of this.#stopHearing) stop();
     await this.#flushing;
-    this.#tools.evaluator.close();
     await this.#outbound.close();
   }
 }

@@ -4,6 +4,7 @@ import type { Database } from '../../db/client.ts';
 import { toJsonText } from '../../db/client.ts';
 import type { RunQueue } from '../jobs/queue.ts';
 import { RUN_CHANGES } from './changes.ts';
+import { freeSlots } from './slots.ts';
 import { OPEN_STEP, sqlList, UNFINISHED } from './statuses.ts';
 import { wakeParent } from './waits.ts';
 
@@ -50,6 +51,8 @@ export async function cancelRun(
       )
       SELECT pg_notify(${RUN_CHANGES}, id::text || ':cancelled') FROM unnest(${ids}::uuid[]) AS id`;
     await wakeParent(tx, queue, executionId);
+    // Last: the slots' locks come after every execution's row (src/engine/runs/slots.ts).
+    await freeSlots(tx, queue, ids);
     return true;
   });
 }

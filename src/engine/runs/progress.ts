@@ -10,6 +10,7 @@ import { toJsonText } from '../../db/client.ts';
 import type { StepKind, StoredStep } from '../../definitions/steps.ts';
 import type { RunQueue } from '../jobs/queue.ts';
 import { RUN_CHANGES } from './changes.ts';
+import { freeSlots, takeSlot } from './slots.ts';
 import { OPEN_STEP, type StepStatus, sqlList, UNFINISHED } from './statuses.ts';
 import { wakeParent } from './waits.ts';
 
@@ -28,6 +29,8 @@ export interface ClaimedRun {
   depth: number;
   /** For a sub-flow's run, the first run of its tree. */
   rootId: string | null;
+  /** For a version with concurrency, the slots it holds (src/engine/runs/slots.ts): its end frees one. */
+  concurrencyKey: string | null;
   lease: string;
   steps: StoredStep[];
   outputTemplate: Record<string, unknown> | null;
@@ -86,6 +89,7 @@ interface ClaimRow {
   parent_id: string | null;
   depth: number;
   root_id: string | null;
+  concurrency_key: string | null;
   steps: string;
   output_template: string | null;
   progress: (Omit<StepProgress, 'output' | 'state'> & { output: string | null; state: string | null })[] | null;
@@ -93,16 +97,17 @@ interface ClaimRow {
   actions: (Omit<ActionCall, 'headers' | 'inputSchema'> & { headers: string; inputSchema: string })[] | null;
 }
 
-/** Takes the run for this worker (a new lease), with every step run's state; null when there is nothing left to run. */
-export async function claimRun(db: Database, executionId: string): Promise<ClaimedRun | null> {
+/** Takes the run for this worker (a new lease), with every step run's state; null when there is nothing left to run, or it needs a slot first. */
+export async function claimRun(db: Pick<Database, '$queryRaw'>, executionId: string): Promise<ClaimedRun | null> {
   const lease = uuidv7();
   const [row] = await db.$queryRaw<ClaimRow[]>`
     WITH claimed AS (
       UPDATE executions SET status = 'running', lease = ${lease}::uuid, started_at = COALESCE(started_at, now()), updated_at = now()
-      WHERE id = ${executionId}::uuid AND status IN ${sqlList(UNFINISHED)}
-      RETURNING id, org_id, flow_id, flow_version, input, trigger, created_by, parent_id, depth, root_id
+      -- A queued run of a version with concurrency first takes a slot (src/engine/runs/slots.ts).
+      WHERE id = ${executionId}::uuid AND status IN ${sqlList(UNFINISHED)} AND (concurrency_limit IS NULL OR status = 'running')
+      RETURNING id, org_id, flow_id, flow_version, input, trigger, created_by, parent_id, depth, root_id, concurrency_key
     )
-    SELECT now() AS now, c.id, c.org_id, c.flow_id, c.flow_version, c.input, c.trigger, c.created_by, c.parent_id, c.depth, c.root_id, v.steps, v.output AS output_template,
+    SELECT now() AS now, c.id, c.org_id, c.flow_id, c.flow_version, c.input, c.trigger, c.created_by, c.parent_id, c.depth, c.root_id, c.concurrency_key, v.steps, v.output AS output_template,
       (SELECT COALESCE(sum(octet_length(l.inputs) + COALESCE(octet_length(l.outputs), 0)), 0)::float8 FROM execution_logs l
         WHERE l.org_id = c.org_id AND l.execution_id = c.id::text AND l.written_by_engine)
       -- A retry holds the answers of the steps it reuses: without them, each retry would hold a budget more.
@@ -133,6 +138,7 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
     parentId: row.parent_id,
     depth: row.depth,
     rootId: row.root_id,
+    concurrencyKey: row.concurrency_key,
     lease,
     steps: JSON.parse(row.steps),
     outputTemplate: row.output_template === null ? null : JSON.parse(row.output_template),
@@ -146,6 +152,23 @@ export async function claimRun(db: Database, executionId: string): Promise<Claim
       (row.actions ?? []).map((action) => [action.id, { ...action, headers: JSON.parse(action.headers), inputSchema: JSON.parse(action.inputSchema) }]),
     ),
   };
+}
+
+/**
+ * Claims the run; for a queued run of a version with concurrency, only with a slot of its key, in
+ * the transaction that takes it. Null when there is nothing to run now: finished, waiting for a
+ * slot (its job ends, and the run that frees one wakes it), or failed for its key.
+ */
+export async function claimWithSlot(db: Database, queue: RunQueue, executionId: string): Promise<ClaimedRun | null> {
+  const run = await claimRun(db, executionId);
+  if (run) return run;
+  const claimed = await db.$transaction(async (tx) => {
+    const slot = await takeSlot(tx, queue, executionId);
+    return slot.outcome === 'go' ? { run: await claimRun(tx, executionId) } : slot;
+  });
+  if ('run' in claimed) return claimed.run;
+  if (claimed.outcome === 'fail') await abandonRun(db, queue, executionId, claimed.error);
+  return null;
 }
 
 /** Thrown when the run is no longer this worker's to write: cancelled, or taken by another worker. */
@@ -306,7 +329,9 @@ export async function abandonRun(db: Database, queue: RunQueue, executionId: str
         WHERE execution_id IN (SELECT id FROM abandoned) AND status IN ${sqlList(OPEN_STEP)}
       )
       SELECT id, pg_notify(${RUN_CHANGES}, id || ':failed')::text AS notified FROM abandoned`;
-    if (abandoned) await wakeParent(tx, queue, executionId);
+    if (!abandoned) return;
+    await wakeParent(tx, queue, executionId);
+    await freeSlots(tx, queue, [executionId]);
   });
 }
 

@@ -6,7 +6,7 @@ import type { Database, Transaction } from '../../db/client.ts';
 import type { RunQueue } from '../jobs/queue.ts';
 import { cancelRun } from './cancel.ts';
 import type { RunChanges } from './changes.ts';
-import { type NewRun, type Rerun, type StoredRun, storeRerun, storeRun } from './start.ts';
+import { type KeyEvaluator, type NewRun, type Rerun, type StoredRun, storeRerun, storeRun } from './start.ts';
 import { keepSignal } from './waits.ts';
 
 /** What the API's handlers may do with runs. */
@@ -15,22 +15,25 @@ export type RunOwner = Pick<Runs, 'start' | 'rerun' | 'started' | 'cancel' | 'ca
 export class Runs {
   readonly #queue: RunQueue;
   readonly #changes: RunChanges;
+  readonly #evaluator: KeyEvaluator;
 
-  constructor(queue: RunQueue, changes: RunChanges) {
+  /** `evaluator`: evaluates the concurrency keys of the runs started (bounded, in child processes). */
+  constructor(queue: RunQueue, changes: RunChanges, evaluator: KeyEvaluator) {
     this.#queue = queue;
     this.#changes = changes;
+    this.#evaluator = evaluator;
   }
 
   /** Stores a run and queues it, in `tx`: it is acknowledged only once both are committed. */
   async start(tx: Transaction, run: NewRun): Promise<StoredRun> {
-    const stored = await storeRun(tx, run);
+    const stored = await storeRun(tx, run, this.#evaluator);
     await this.#queue.enqueue(tx, stored);
     return stored;
   }
 
   /** Stores a run that starts again from a step of an earlier one, and queues it, in `tx`. */
   async rerun(tx: Transaction, rerun: Rerun): Promise<StoredRun> {
-    const stored = await storeRerun(tx, rerun);
+    const stored = await storeRerun(tx, rerun, this.#evaluator);
     await this.#queue.enqueue(tx, stored);
     return stored;
   }

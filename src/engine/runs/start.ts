@@ -7,6 +7,8 @@ import { conflict, notFound, unprocessable } from '../../contract/problems.ts';
 import { fromJsonText, type Transaction, toJsonText } from '../../db/client.ts';
 import { kindOf, type StoredStep } from '../../definitions/steps.ts';
 import { type Execution as ExecutionRow, Prisma, type ExecutionStep as StepRow } from '../../generated/prisma/client.ts';
+import type { Evaluator } from '../evaluator.ts';
+import { concurrencyOfRun, type RunConcurrency } from './slots.ts';
 import { isReusable, type StepStatus } from './statuses.ts';
 
 /** What started a run: a member's call, a delivery of a webhook or schedule trigger (replayed by a member), a sub-flow's step, or a failed run (an error flow). */
@@ -47,6 +49,7 @@ export type StoredRun = ExecutionRow & { steps: StepRow[] };
 // An execution's columns under the names of Prisma's model, so that raw rows read as its rows.
 export const EXECUTION_COLUMNS = Prisma.sql`e.id, e.org_id AS "orgId", e.flow_id AS "flowId", e.flow_version AS "flowVersion", e.status::text AS status,
   e.input, e.output, e.error, e.retry_of AS "retryOf", e.retry_from_step AS "retryFromStep", e.trigger, e.trigger_id AS "triggerId", e.parent_id AS "parentId", e.parent_step AS "parentStep", e.depth, e.root_id AS "rootId", e.tree_runs AS "treeRuns", e.timer_at AS "timerAt", e.created_by AS "createdBy",
+  e.concurrency_key AS "concurrencyKey", e.concurrency_limit AS "concurrencyLimit", e.awaits_slot AS "awaitsSlot",
   e.created_at AS "createdAt", e.started_at AS "startedAt", e.finished_at AS "finishedAt", e.updated_at AS "updatedAt"`;
 
 /** The member behind a trigger, if a member started the run. */
@@ -58,27 +61,50 @@ function triggerIdOf(trigger: Trigger): string | null {
   return trigger.type === 'webhook' || trigger.type === 'schedule' ? trigger.id : null;
 }
 
+/** What evaluates a version's concurrency key when a run is created (the engine's bounded evaluator). */
+export type KeyEvaluator = Pick<Evaluator, 'value'>;
+
+/** The key's value of a new run (src/engine/runs/slots.ts), over its input and trigger. */
+function concurrencyOf(
+  evaluator: KeyEvaluator,
+  stored: string | null,
+  run: { id: string; orgId: string; flowId: string; version: number; input: Record<string, unknown>; trigger: Trigger },
+): Promise<RunConcurrency | undefined> {
+  const context = {
+    input: run.input,
+    trigger: run.trigger as unknown as Record<string, unknown>,
+    steps: {},
+    execution: { id: run.id, flowId: run.flowId, flowVersion: run.version },
+  };
+  return concurrencyOfRun(evaluator, run.orgId, stored, context);
+}
+
 /**
  * Stores a queued execution of the flow's current (or given) version, with a pending row per
  * step. The version's steps are read in JavaScript, not as jsonb in SQL, which refuses a template
- * holding U+0000.
+ * holding U+0000. A version with `concurrency` has its key evaluated here, once; a key that fails
+ * is kept as the run's error, and the run fails when first claimed.
  */
-export async function storeRun(tx: Transaction, { orgId, flowId, version, input, trigger, parentDepth, rootId }: NewRun): Promise<StoredRun> {
-  const [snapshot] = await tx.$queryRaw<{ currentVersion: number; version: number | null; steps: string | null }[]>`
-    SELECT f.version AS "currentVersion", v.version, v.steps FROM flows f
+export async function storeRun(tx: Transaction, newRun: NewRun, evaluator: KeyEvaluator): Promise<StoredRun> {
+  const { orgId, flowId, version, input, trigger, parentDepth, rootId } = newRun;
+  const [snapshot] = await tx.$queryRaw<{ currentVersion: number; version: number | null; steps: string | null; concurrency: string | null }[]>`
+    SELECT f.version AS "currentVersion", v.version, v.steps, v.concurrency FROM flows f
     LEFT JOIN flow_versions v ON v.org_id = f.org_id AND v.flow_id = f.id AND v.version = COALESCE(${version ?? null}::int, f.version)
     WHERE f.org_id = ${orgId}::uuid AND f.id = ${flowId}::uuid AND f.deleted_at IS NULL`;
   if (!snapshot) throw notFound('flow', flowId);
   if (snapshot.version === null) throw unprocessable('/version', `flow ${flowId} has no version ${version}; its current version is ${snapshot.currentVersion}`);
   const id = uuidv7();
+  const slots = await concurrencyOf(evaluator, snapshot.concurrency, { id, orgId, flowId, version: snapshot.version, input, trigger });
   const parent = trigger.type === 'flow' ? trigger : undefined;
   const steps = fromJsonText<StoredStep[]>(snapshot.steps!).map((step, position) => pendingStep(id, orgId, position, step));
   const pending = steps.map(({ path, position, key, kind, actionId }) => ({ path, position, key, kind, action_id: actionId }));
   const [row] = await tx.$queryRaw<ExecutionRow[]>`
     WITH e AS (
-      INSERT INTO executions (id, org_id, flow_id, flow_version, input, trigger, trigger_id, created_by, parent_id, parent_step, depth, root_id, updated_at)
+      INSERT INTO executions (id, org_id, flow_id, flow_version, input, trigger, trigger_id, created_by, parent_id, parent_step, depth, root_id,
+        concurrency_key, concurrency_limit, error, updated_at)
       VALUES (${id}::uuid, ${orgId}::uuid, ${flowId}::uuid, ${snapshot.version}, ${toJsonText(input)}, ${toJsonText(trigger)}, ${triggerIdOf(trigger)}::uuid,
-        ${memberOf(trigger)}::uuid, ${parent?.executionId ?? null}::uuid, ${parent?.step ?? null}, ${parentDepth === undefined ? 0 : parentDepth + 1}, ${rootId ?? null}::uuid, now())
+        ${memberOf(trigger)}::uuid, ${parent?.executionId ?? null}::uuid, ${parent?.step ?? null}, ${parentDepth === undefined ? 0 : parentDepth + 1}, ${rootId ?? null}::uuid,
+        ${slots?.key ?? null}, ${slots?.limit ?? null}::int, ${slots?.failure ? toJsonText(slots.failure) : null}, now())
       RETURNING *
     ), pending AS (
       INSERT INTO execution_steps (execution_id, path, position, org_id, key, kind, action_id)
@@ -133,7 +159,7 @@ export interface Rerun {
  * steps after it run. A failed or cancelled execution may be rerun from its first unfinished
  * step; any finished one from a step named in `fromStep`.
  */
-export async function storeRerun(tx: Transaction, rerun: Rerun): Promise<StoredRun> {
+export async function storeRerun(tx: Transaction, rerun: Rerun, evaluator: KeyEvaluator): Promise<StoredRun> {
   const { orgId, executionId, fromStep } = rerun;
   const original = await tx.execution.findFirst({ where: { orgId, id: executionId }, include: { steps: { orderBy: { position: 'asc' } } } });
   if (!original) throw notFound('execution', executionId);
@@ -148,7 +174,7 @@ export async function storeRerun(tx: Transaction, rerun: Rerun): Promise<StoredR
   const flow = await tx.flow.findFirst({ where: { orgId, id: original.flowId, deletedAt: null }, select: { version: true } });
   if (!flow) throw conflict(`Flow ${original.flowId} of execution ${executionId} was deleted; it cannot run again.`);
   const version = rerun.version === 'latest' ? flow.version : (rerun.version ?? original.flowVersion);
-  const snapshot = await tx.flowVersion.findFirst({ where: { orgId, flowId: original.flowId, version }, select: { steps: true } });
+  const snapshot = await tx.flowVersion.findFirst({ where: { orgId, flowId: original.flowId, version }, select: { steps: true, concurrency: true } });
   if (!snapshot) throw unprocessable('/version', `flow ${original.flowId} has no version ${version}; its current version is ${flow.version}`);
   const steps = fromJsonText<StoredStep[]>(snapshot.steps);
   const recorded = new Map(original.steps.map((step) => [step.path, step]));
@@ -164,6 +190,7 @@ export async function storeRerun(tx: Transaction, rerun: Rerun): Promise<StoredR
   const nested = original.steps.filter((step) => reused.some((key) => isUnder(step.path, key)));
   rows.push(...nested.map((step, n): StepRow => ({ ...step, executionId: id, position: steps.length + n, reusedFrom: step.reusedFrom ?? original.id })));
   const input = rerun.input ?? fromJsonText<Record<string, unknown>>(original.input);
+  const slots = await concurrencyOf(evaluator, snapshot.concurrency, { id, orgId, flowId: original.flowId, version, input, trigger: rerun.trigger });
   const row = await tx.execution.create({
     data: {
       id,
@@ -175,6 +202,9 @@ export async function storeRerun(tx: Transaction, rerun: Rerun): Promise<StoredR
       createdBy: memberOf(rerun.trigger),
       retryOf: original.id,
       retryFromStep: fromStep ?? null,
+      concurrencyKey: slots?.key ?? null,
+      concurrencyLimit: slots?.limit ?? null,
+      error: slots?.failure ? toJsonText(slots.failure) : null,
       steps: { createMany: { data: rows.map(({ executionId: _execution, orgId: _org, ...step }) => step) } },
     },
   });
