@@ -58,6 +58,15 @@ export async function claimDue(db: Database, { limit, orgLimit, sending, leaseMs
       CASE WHEN s.previous_secret_until > now() THEN s.previous_secret END AS "previousSecret"`;
 }
 
+/** How long until the next delivery falls due (one waiting for its lease or its retry), if one does within `ms`. */
+export async function untilNextDue(db: Database, ms: number): Promise<number> {
+  const [next] = await db.$queryRaw<{ ms: number | null }[]>`
+    SELECT (EXTRACT(EPOCH FROM min(d.next_attempt_at) - now()) * 1000)::float8 AS ms
+    FROM event_deliveries d JOIN subscriptions s ON s.id = d.subscription_id AND s.enabled
+    WHERE d.status = 'pending' AND d.next_attempt_at > now() AND d.next_attempt_at <= now() + ${ms} * interval '1 millisecond'`;
+  return Math.max(0, Math.ceil(next?.ms ?? ms));
+}
+
 export interface Settlement {
   verdict: Verdict;
   /** The answer's status, when there was one. */

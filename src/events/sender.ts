@@ -17,7 +17,7 @@ import type { EventSettings } from '../config/settings.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/client.ts';
 import { guardedLookup, OutboundError, outboundError, refuseLiteralTarget } from '../engine/outbound.ts';
-import { type Claimed, claimDue, settle } from './deliveries.ts';
+import { type Claimed, claimDue, settle, untilNextDue } from './deliveries.ts';
 import { type Attempt, answered, verdict } from './retries.ts';
 import { signatureHeaders } from './signing.ts';
 
@@ -90,14 +90,16 @@ export class EventSender {
   async #run(): Promise<void> {
     while (!this.#stopped) {
       this.#woken = false;
+      let sleepMs = POLL_MS;
       try {
         await this.#claimAndSend();
+        sleepMs = await untilNextDue(this.#options.db(), POLL_MS);
       } catch (error) {
         this.#options.log.error({ err: error }, 'the event sender could not claim deliveries; it tries again');
       }
       if (this.#stopped || this.#woken) continue;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, POLL_MS);
+        const timer = setTimeout(resolve, sleepMs);
         this.#wake = () => {
           clearTimeout(timer);
           resolve();
