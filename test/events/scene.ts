@@ -14,8 +14,8 @@ export interface Heard {
   /** The body parsed: `{ type, timestamp, data }`. */
   event: { type: string; timestamp: string; data: any };
   at: number;
-  /** What it was answered: a status, or `hang` (no answer until the sender gives up). */
-  answer: number | 'hang';
+  /** What it was answered: a status, `hang` (no answer until the sender gives up), or `pending` while it is decided. */
+  answer: number | 'hang' | 'pending';
 }
 
 /** How to answer a request: a status (with headers), or hang. */
@@ -26,23 +26,29 @@ export interface Receiver {
   heard: Heard[];
   /** The requests answered 2xx, in the order they arrived. */
   delivered(): Heard[];
+  /** Requests not yet answered, nor given up by their sender. */
+  inFlight(): number;
   close(): Promise<void>;
 }
 
 /** A receiver that answers each request by `answer`, given the request and how many came before with its webhook-id. */
-export async function startReceiver(answer: (heard: Heard, earlier: number) => Answer = () => 200): Promise<Receiver> {
+export async function startReceiver(answer: (heard: Heard, earlier: number) => Answer | Promise<Answer> = () => 200): Promise<Receiver> {
   const heard: Heard[] = [];
+  let inFlight = 0;
   const hanging = new Set<ServerResponse>();
   const server = createServer(async (request: IncomingMessage, response: ServerResponse) => {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString('utf8');
     const headers = Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, String(value)]));
-    const entry: Heard = { headers, body, event: JSON.parse(body), at: Date.now(), answer: 200 };
+    const entry: Heard = { headers, body, event: JSON.parse(body), at: Date.now(), answer: 'pending' };
     const earlier = heard.filter((other) => other.headers['webhook-id'] === headers['webhook-id']).length;
     heard.push(entry);
-    const decided = answer(entry, earlier);
-    if (decided === 'hang') {
+    inFlight++;
+    response.on('close', () => inFlight--);
+    const decided = await answer(entry, earlier);
+    // Its sender went away meanwhile (killed): never answered.
+    if (decided === 'hang' || response.destroyed) {
       entry.answer = 'hang';
       hanging.add(response);
       response.on('close', () => hanging.delete(response));
@@ -58,6 +64,7 @@ export async function startReceiver(answer: (heard: Heard, earlier: number) => A
     url: `http://127.0.0.1:${port}/hooks`,
     heard,
     delivered: () => heard.filter((entry) => typeof entry.answer === 'number' && entry.answer < 300),
+    inFlight: () => inFlight,
     close: async () => {
       for (const response of hanging) response.destroy();
       server.closeAllConnections();
