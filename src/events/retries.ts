@@ -2,7 +2,8 @@
 // A 2xx is delivered. 408, 429, 5xx, a timeout and a network error are tried again by the retry
 // schedule (TOLSTOY_EVENT_RETRY_SCHEDULE_MS), honouring a 429's longer Retry-After up to the
 // schedule's longest wait. Any other answer (3xx: redirects are not followed; 4xx) and a target
-// the SSRF guard refuses fail at once: trying again would get the same.
+// the SSRF guard refuses fail at once: trying again would get the same. A secret the keyring
+// cannot open (its key is not configured) is the operator's to fix: it is tried again.
 import type { OutboundErrorCode } from '../engine/outbound.ts';
 
 /** What one attempt got: an answer's status (and its Retry-After), or why there was none. */

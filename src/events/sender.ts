@@ -145,7 +145,13 @@ export class EventSender {
       await settle(this.#options.db(), delivery, {
         verdict: judged,
         status: 'status' in attempt ? attempt.status : null,
-        error: judged.outcome === 'delivered' ? null : [answered(attempt), detail].filter(Boolean).join(': '),
+        error:
+          judged.outcome === 'delivered'
+            ? null
+            : [answered(attempt), detail]
+                .filter(Boolean)
+                .join(': ')
+                .slice(0, 2 * ANSWER_KEPT),
         answered: answered(attempt),
         failingLimitMs: settings.failingLimitMs,
       });
