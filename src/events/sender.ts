@@ -57,15 +57,19 @@ export class EventSender {
     this.#agent = new Agent(options.allowPrivateTargets ? {} : { connect: { lookup: guardedLookup() } });
   }
 
+  /** Listens for stored events; where it cannot (behind a transaction pooler), polling alone finds them. */
   async start(): Promise<void> {
     const db = this.#options.boss.getDb();
-    if (db.listen) {
+    try {
+      if (!db.listen) throw new Error('the queue cannot listen for notifications');
       const handle = await db.listen(
         EVENT_CHANGES,
         () => this.#ring(),
         () => this.#ring(),
       );
       this.#stopListening = () => handle.close();
+    } catch (error) {
+      this.#options.log.warn({ err: error }, `no news of events from the database (LISTEN/NOTIFY); looking every ${POLL_MS} ms`);
     }
     this.#loop = this.#run();
   }

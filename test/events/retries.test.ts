@@ -28,6 +28,7 @@ t.test('a receiver that fails twice then takes it hears the same webhook-id and 
   const { w, subscription, flow } = await scene(t, receiver.url);
   await w.run(flow.id);
   await until('the third attempt taken', () => receiver.delivered().length === 1);
+  await until('and recorded', async () => (await rowsOf(w, subscription.id))[0]?.status === 'delivered');
   const [first, second, third] = receiver.heard;
   t.equal(receiver.heard.length, 3);
   t.equal(new Set(receiver.heard.map((heard) => heard.headers['webhook-id'])).size, 1, 'one webhook-id');

@@ -23,6 +23,8 @@ t.test('a run is heard as execution.started then execution.completed, signed by 
   t.equal(execution.status, 'completed');
 
   await until('both events delivered', () => receiver.delivered().length === 2);
+  // The receiver answered; the sender records it right after.
+  await until('both recorded', async () => (await deliveriesOf(w, subscription.id)).every((row) => row.status === 'delivered'));
   const rows = await deliveriesOf(w, subscription.id);
   t.same(
     receiver.heard.map((heard) => heard.event.type),
@@ -49,6 +51,7 @@ t.test('a run is heard as execution.started then execution.completed, signed by 
   // Redelivery: pending again (as the API's redeliver sets it), sent again with the same id and body.
   await w.db.$executeRaw`UPDATE event_deliveries SET status = 'pending', next_attempt_at = now() WHERE id = ${rows[1]!.id}::uuid`;
   await until('the redelivery', () => receiver.delivered().length === 3);
+  await until('the redelivery recorded', async () => (await deliveriesOf(w, subscription.id))[1]!.status === 'delivered');
   const again = receiver.heard[2]!;
   t.equal(again.headers['webhook-id'], rows[1]!.id, 'the same webhook-id');
   t.equal(again.body, rows[1]!.payload, 'the same body');
