@@ -2,10 +2,11 @@
 // are pending and in flight, and an API node (with its worker) killed right after it acknowledged
 // cancels, whose execution.cancelled events were stored in the cancels' transactions. After the
 // restart every event is received, none is lost, and an event heard twice has one webhook-id.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { Keyring } from '../../src/crypto/keyring.ts';
-import { type Receiver, startReceiver, until, verifiesWith } from '../events/scene.ts';
+import { DatabaseConnection } from '../../src/db/client.ts';
+import { type Receiver, startReceiver, subscribe, until, verifiesWith } from '../events/scene.ts';
 import { freshDatabaseUrl } from '../helper.ts';
 import { startServer, startWorker, type WorkerProcess } from '../process.ts';
 import { sleep, sql } from './triggerScene.ts';
@@ -37,18 +38,11 @@ async function tenant(base: () => string): Promise<{ orgId: string; request: Req
   return { orgId: org.data.id, request: (method, path, body) => raw(method, path, body, member) };
 }
 
-/** A subscription to every execution event, stored as the API stores one. */
-async function subscribe(url: string, orgId: string, receiverUrl: string): Promise<string> {
-  const id = randomUUID();
-  const secret = `whsec_${randomBytes(24).toString('base64')}`;
-  await sql(url, 'INSERT INTO subscriptions (id, org_id, url, events, secret, updated_at) VALUES ($1, $2, $3, $4, $5, now())', [
-    id,
-    orgId,
-    receiverUrl,
-    ['execution.started', 'execution.completed', 'execution.failed', 'execution.cancelled'],
-    keyring.sealSubscriptionSecret(secret, { orgId, subscriptionId: id }),
-  ]);
-  return secret;
+/** A subscription to every execution event, stored by the tests' one fixture (over a connection of its own). */
+async function subscribeAt(t: Test, url: string, orgId: string, receiverUrl: string): Promise<string> {
+  const database = new DatabaseConnection(url);
+  t.teardown(() => database.close());
+  return (await subscribe(database.current, keyring, orgId, receiverUrl)).secret;
 }
 
 /** Once no delivery is pending: every event each execution made was heard and answered, and each heard twice kept its webhook-id. */
@@ -101,7 +95,7 @@ t.test('a worker killed with kill -9 while events are pending and in flight: eve
   });
   t.teardown(() => receiver.close());
   const { orgId, request } = await tenant(() => api.base);
-  const secret = await subscribe(url, orgId, receiver.url);
+  const secret = await subscribeAt(t, url, orgId, receiver.url);
   const flow = await request('POST', '/flows', { name: 'Quick', steps: [{ key: 'done', transform: { ok: true } }] });
 
   const expected = new Map<string, string[]>();
@@ -130,7 +124,7 @@ t.test('an API node killed with kill -9 right after acknowledging cancels: every
   });
   t.teardown(() => receiver.close());
   const { orgId, request } = await tenant(() => node.base);
-  const secret = await subscribe(url, orgId, receiver.url);
+  const secret = await subscribeAt(t, url, orgId, receiver.url);
   const flow = await request('POST', '/flows', { name: 'Sleepy', steps: [{ key: 'nap', sleep: { ms: 600_000 } }] });
   const runs = await Promise.all(Array.from({ length: 8 }, () => request('POST', `/flows/${flow.data.id}/executions`, {})));
   await until('every run sleeping', async () => {
