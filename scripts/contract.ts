@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { AUTH_MODES, type AuthMode, EVALUATION } from '../src/config/settings.ts';
+import { AUTH_MODES, type AuthMode, EVALUATION, EVENTS } from '../src/config/settings.ts';
 import { Keyring } from '../src/crypto/keyring.ts';
 import { DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
@@ -53,6 +53,7 @@ export async function runContract(args: string[], databaseUrl?: string, mode: Au
     orgQueueLimit: 10_000_000,
     runTreeLimit: 10_000,
     evaluation: EVALUATION,
+    events: EVENTS,
   };
   const engine = await startEngine({ database, directUrl: url, keyring, settings, log: pino({ level: 'silent' }) });
   const adminToken = randomBytes(32).toString('base64url');

@@ -103,6 +103,33 @@ t.test('every wait is bounded by default, and each bound is configurable', async
   ]);
 });
 
+t.test('events: a 10 s timeout, a schedule whose first three attempts fall within a minute, five days of failing, bounded sends', async (t) => {
+  const { events } = readConfig({}).engine;
+  t.same(events, {
+    sendTimeoutMs: 10_000,
+    retryScheduleMs: [0, 5000, 30_000, 120_000, 900_000, 3_600_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000],
+    failingLimitMs: 5 * 24 * 3_600_000,
+    inFlight: 32,
+    orgInFlight: 4,
+  });
+  t.ok(events.retryScheduleMs.slice(0, 3).reduce((sum, wait) => sum + wait, 0) < 60_000, 'the first three attempts within a minute');
+  const set = readConfig({
+    TOLSTOY_EVENT_TIMEOUT_MS: '500',
+    TOLSTOY_EVENT_RETRY_SCHEDULE_MS: '0, 200,500',
+    TOLSTOY_SUBSCRIPTION_FAILING_LIMIT_MS: '1000',
+    TOLSTOY_EVENT_SENDS: '8',
+    TOLSTOY_EVENT_ORG_SENDS: '2',
+  }).engine.events;
+  t.same(set, { sendTimeoutMs: 500, retryScheduleMs: [0, 200, 500], failingLimitMs: 1000, inFlight: 8, orgInFlight: 2 });
+  const error = t.throws(() =>
+    readConfig({ TOLSTOY_EVENT_RETRY_SCHEDULE_MS: '0,soon', TOLSTOY_EVENT_SENDS: '2', TOLSTOY_EVENT_ORG_SENDS: '3' }),
+  ) as ConfigError;
+  t.same(error.problems, [
+    'TOLSTOY_EVENT_RETRY_SCHEDULE_MS must be 1 to 20 whole numbers of milliseconds from 0 to 604800000, separated by commas',
+    'TOLSTOY_EVENT_ORG_SENDS must be at most TOLSTOY_EVENT_SENDS',
+  ]);
+});
+
 t.test('authentication: tenant headers and open sign-up outside production, API keys and closed sign-up in it', async (t) => {
   t.same(readConfig({}).auth, { mode: 'headers', signup: true, adminToken: undefined, keyCacheMs: 5000 });
   t.same(readConfig({ NODE_ENV: 'test' }).auth.mode, 'headers');

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import pg from 'pg';
 import { pino } from 'pino';
-import { type AuthMode, type AuthSettings, type EngineSettings, EVALUATION, type HttpSettings } from '../src/config/settings.ts';
+import { type AuthMode, type AuthSettings, type EngineSettings, EVALUATION, EVENTS, type HttpSettings } from '../src/config/settings.ts';
 import { Keyring } from '../src/crypto/keyring.ts';
 import { type Database, DatabaseConnection } from '../src/db/client.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
@@ -85,6 +85,7 @@ export const TEST_ENGINE: EngineSettings = {
   orgQueueLimit: 1000,
   runTreeLimit: 10_000,
   evaluation: EVALUATION,
+  events: EVENTS,
 };
 
 export interface TestEngine {

@@ -14,6 +14,7 @@ import {
   DEFAULT_METRICS_PORT,
   type EngineSettings,
   EVALUATION,
+  EVENTS,
   type HttpSettings,
   NODE_ENVS,
   type NodeEnv,
@@ -112,7 +113,15 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
       resultLimitBytes: whole('TOLSTOY_TEMPLATE_RESULT_LIMIT_BYTES', EVALUATION.resultLimitBytes, 1024, 64 * 1024 * 1024),
       schemaCacheSize: whole('TOLSTOY_SCHEMA_CACHE_SIZE', EVALUATION.schemaCacheSize, 1, 100_000),
     },
+    events: {
+      sendTimeoutMs: milliseconds('TOLSTOY_EVENT_TIMEOUT_MS', EVENTS.sendTimeoutMs, 100, 60_000),
+      retryScheduleMs: retrySchedule(value('TOLSTOY_EVENT_RETRY_SCHEDULE_MS'), problems),
+      failingLimitMs: milliseconds('TOLSTOY_SUBSCRIPTION_FAILING_LIMIT_MS', EVENTS.failingLimitMs, 0, 30 * 24 * 3_600_000),
+      inFlight: whole('TOLSTOY_EVENT_SENDS', EVENTS.inFlight, 1, 1000),
+      orgInFlight: whole('TOLSTOY_EVENT_ORG_SENDS', EVENTS.orgInFlight, 1, 1000),
+    },
   };
+  if (engine.events.orgInFlight > engine.events.inFlight) problems.push('TOLSTOY_EVENT_ORG_SENDS must be at most TOLSTOY_EVENT_SENDS');
   const encryptionKeys = {
     current: encryptionKey('TOLSTOY_ENCRYPTION_KEY', value('TOLSTOY_ENCRYPTION_KEY'), problems),
     previous: encryptionKey('TOLSTOY_ENCRYPTION_KEY_PREVIOUS', value('TOLSTOY_ENCRYPTION_KEY_PREVIOUS'), problems),
@@ -186,6 +195,17 @@ export function readConfig(env: NodeJS.ProcessEnv = environment()): Config {
     metricsPortFallback: !production && value('TOLSTOY_METRICS_PORT') === undefined,
     postgresPort,
   };
+}
+
+// Comma-separated waits in milliseconds, one per attempt: 1 to 20 of them, each at most a week.
+function retrySchedule(text: string | undefined, problems: string[]): number[] {
+  if (text === undefined) return EVENTS.retryScheduleMs;
+  const waits = text.split(',').map((wait) => Number(wait.trim()));
+  if (waits.length > 20 || waits.some((wait) => !Number.isInteger(wait) || wait < 0 || wait > 7 * 24 * 3_600_000)) {
+    problems.push('TOLSTOY_EVENT_RETRY_SCHEDULE_MS must be 1 to 20 whole numbers of milliseconds from 0 to 604800000, separated by commas');
+    return EVENTS.retryScheduleMs;
+  }
+  return waits;
 }
 
 // An http(s) URL without query or fragment; kept without a trailing slash.

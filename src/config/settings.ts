@@ -134,6 +134,7 @@ export interface EngineSettings {
   /** Runs one tree of sub-flows may hold, its root included; past it, the sub-flow step fails. */
   runTreeLimit: number;
   evaluation: EvaluationSettings;
+  events: EventSettings;
   /** Overrides the schedule of every maintenance job (src/engine/jobs/maintenance.ts); tests run them every few seconds. */
   maintenanceCron?: string;
 }
@@ -159,4 +160,31 @@ export const EVALUATION: EvaluationSettings = {
   validationTimeoutMs: 1000,
   resultLimitBytes: 4 * 1024 * 1024,
   schemaCacheSize: 500,
+};
+
+/** How each worker sends the organizations' events to their subscriptions (src/events/). */
+export interface EventSettings {
+  /** The longest one attempt may take, to a complete answer. */
+  sendTimeoutMs: number;
+  /** Before each attempt, the wait after the one before it (the first: after the event); after the last, the delivery fails. */
+  retryScheduleMs: number[];
+  /** How long every attempt to a subscription may fail before it is disabled. */
+  failingLimitMs: number;
+  /** Sends one worker process has in flight at once, and of those, one organization's. */
+  inFlight: number;
+  orgInFlight: number;
+}
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+
+export const EVENTS: EventSettings = {
+  sendTimeoutMs: 10 * SECOND,
+  // The first three attempts within a minute of the event, the last about 46 hours after it.
+  retryScheduleMs: [0, 5 * SECOND, 30 * SECOND, 2 * MINUTE, 15 * MINUTE, HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, 24 * HOUR],
+  // Svix's: five days.
+  failingLimitMs: 5 * 24 * HOUR,
+  inFlight: 32,
+  orgInFlight: 4,
 };

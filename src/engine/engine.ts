@@ -1,10 +1,11 @@
 // The engine of a process: the queue, the run owner, the news of runs and, when this process runs
-// flows, a worker of runs and the maintenance jobs. The API and the worker processes both start one.
+// flows, a worker of runs, the maintenance jobs, the schedule ticker and the event sender. The API and the worker processes both start one.
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { DatabaseTimeouts, EngineSettings } from '../config/settings.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { DatabaseConnection } from '../db/client.ts';
+import { EventSender } from '../events/sender.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { Evaluator } from './evaluator.ts';
 import { ErrorFlowStarter } from './jobs/errorFlows.ts';
@@ -53,13 +54,17 @@ export async function startEngine({ database, directUrl, keyring, settings, time
   await ticker?.start();
   const errorFlows = settings.worker ? new ErrorFlowStarter({ db, boss, runs, log }) : undefined;
   await errorFlows?.start();
+  const sender = settings.worker
+    ? new EventSender({ db, boss, keyring, settings: settings.events, allowPrivateTargets: settings.allowPrivateTargets, log })
+    : undefined;
+  await sender?.start();
   return {
     runs,
     boss,
     queue,
     worker,
     async stop(deadlineMs) {
-      await Promise.all([worker?.stop(deadlineMs), ticker?.stop(), errorFlows?.stop()]);
+      await Promise.all([worker?.stop(deadlineMs), ticker?.stop(), errorFlows?.stop(), sender?.stop(deadlineMs)]);
       evaluator.close();
       // Settles the jobs of released runs, so that other workers take them up at once.
       await boss.stop({ graceful: true, timeout: 5000 }).catch(() => undefined);

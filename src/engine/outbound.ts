@@ -58,7 +58,8 @@ export function isPublicAddress(address: string): boolean {
 
 const BLOCKED = 'TOLSTOY_BLOCKED_TARGET';
 
-function guardedLookup(): LookupFunction {
+/** A DNS lookup that answers only public addresses, for the connections of an undici Agent. */
+export function guardedLookup(): LookupFunction {
   return (hostname, options, callback) => {
     resolve(hostname, { ...options, all: true }, (error, addresses) => {
       if (error) return callback(error, '', 0);
@@ -109,10 +110,7 @@ export class Outbound {
 
   async call(orgId: string, call: OutboundRequest, signal: AbortSignal, timeoutMs: number): Promise<OutboundResponse> {
     const url = new URL(call.url);
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    if (!this.#options.allowPrivateTargets && isIP(host) && !isPublicAddress(host)) {
-      throw new OutboundError('blocked-target', `${host} is not a public address; steps may not call private, loopback, link-local or metadata addresses.`);
-    }
+    refuseLiteralTarget(url, this.#options.allowPrivateTargets);
     const deadline = AbortSignal.timeout(timeoutMs);
     try {
       const response = await request(url, {
@@ -158,6 +156,14 @@ export class Outbound {
   }
 }
 
+/** Refuses a URL whose host is an address (not a name) that is not public, unless private targets are allowed. */
+export function refuseLiteralTarget(url: URL, allowPrivateTargets: boolean): void {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (!allowPrivateTargets && isIP(host) && !isPublicAddress(host)) {
+    throw new OutboundError('blocked-target', `${host} is not a public address; steps may not call private, loopback, link-local or metadata addresses.`);
+  }
+}
+
 function parsed(text: string, contentType: string | undefined): unknown {
   if (!/\bjson\b/i.test(contentType ?? '')) return text;
   if (nestingDepth(text) > RESPONSE_NESTING)
@@ -169,7 +175,7 @@ function parsed(text: string, contentType: string | undefined): unknown {
   }
 }
 
-function outboundError(error: unknown, { cancelled, timedOut, timeoutMs }: { cancelled: boolean; timedOut: boolean; timeoutMs: number }): OutboundError {
+export function outboundError(error: unknown, { cancelled, timedOut, timeoutMs }: { cancelled: boolean; timedOut: boolean; timeoutMs: number }): OutboundError {
   if (error instanceof OutboundError) return error;
   if (cancelled) return new OutboundError('cancelled', 'The request was aborted: the execution was cancelled.');
   if (timedOut) return new OutboundError('timeout', `No complete answer within ${timeoutMs} ms.`);

@@ -6,10 +6,10 @@ import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import { ProblemError } from '../../contract/problems.ts';
 import type { Database } from '../../db/client.ts';
+// The database announces a hand-off on the channel it announces events on.
+import { EVENT_CHANGES } from '../../events/sender.ts';
 import type { Runs } from '../runs/runs.ts';
 
-/** Announced by the database when an event or a hand-off is stored (with the organization's id). */
-export const EVENTS_CHANNEL = 'tolstoy_events';
 /** How often hand-offs are looked for when no announcement comes (another node's, or a restart's). */
 const POLL_MS = 1000;
 /** The most organizations a round serves (one hand-off each) before it looks again. */
@@ -44,7 +44,7 @@ export class ErrorFlowStarter {
     const db = this.#boss.getDb();
     if (db.listen) {
       const handle = await db.listen(
-        EVENTS_CHANNEL,
+        EVENT_CHANGES,
         () => this.#wake?.(),
         () => this.#wake?.(),
       );
