@@ -7,6 +7,7 @@
 //   /flaky/:n/...       answers 503 the first n times a given Idempotency-Key calls, then echoes
 //   /once/...           answers 503 the first time the path is called, whoever calls, then echoes
 //   /limited/:seconds   answers 429 with Retry-After the first time a key calls, then echoes
+//   /limitAt/:n/:seconds answers 429 with Retry-After to the nth call of its path, whoever calls; echoes the others
 //   /status/:code       answers with that status and a JSON problem
 //   /text               answers text/plain
 //   /huge/:bytes        answers that many bytes of JSON
@@ -80,6 +81,12 @@ export async function startTarget(): Promise<Target> {
       case 'limited':
         if (seen === 1) {
           response.setHeader('retry-after', String(arg));
+          return json(response, 429, { error: 'slow down' });
+        }
+        return echo();
+      case 'limitAt':
+        if (seenPath === Number(arg)) {
+          response.setHeader('retry-after', url.pathname.split('/')[3]!);
           return json(response, 429, { error: 'slow down' });
         }
         return echo();

@@ -1,0 +1,61 @@
+-- Issue 23: a tool's rate limit, shared by every worker, and its pause after a 429.
+-- `rate_limit_requests` calls per `rate_limit_per_ms` (both null: unlimited); `paused_until` is set
+-- when the tool answered 429 with Retry-After, and no call goes before it.
+ALTER TABLE "tools" ADD COLUMN "rate_limit_requests" INTEGER,
+  ADD COLUMN "rate_limit_per_ms" INTEGER,
+  ADD COLUMN "paused_until" TIMESTAMPTZ(6);
+ALTER TABLE "tools" ADD CONSTRAINT "tools_rate_limit_check"
+  CHECK ((rate_limit_requests IS NULL) = (rate_limit_per_ms IS NULL) AND rate_limit_requests BETWEEN 1 AND 10000 AND rate_limit_per_ms BETWEEN 100 AND 86400000);
+
+-- A sliding log: the times of a limited tool's last `rate_limit_requests` calls, one row per slot.
+-- A call may go when the oldest of them is at least `rate_limit_per_ms` old (it then takes that
+-- slot), so no window of that length ever holds more calls (a token bucket would allow twice as
+-- many across a window's edge). Emptied when the limit changes; filled at the next call.
+CREATE TABLE "tool_calls" (
+    "tool_id" UUID NOT NULL,
+    "slot" INTEGER NOT NULL,
+    "at" TIMESTAMPTZ(6) NOT NULL,
+    CONSTRAINT "tool_calls_pkey" PRIMARY KEY ("tool_id", "slot")
+);
+CREATE INDEX "tool_calls_tool_id_at_idx" ON "tool_calls"("tool_id", "at");
+ALTER TABLE "tool_calls" ADD CONSTRAINT "tool_calls_tool_id_fkey" FOREIGN KEY ("tool_id") REFERENCES "tools"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+
+-- Reserves one call to a tool by the database's clock: 0 when it may go now (its time is logged),
+-- otherwise how many milliseconds until it may try again (the pause's end, or when the oldest call
+-- of the log leaves the window). A limited tool's reservations are serialized by its row lock,
+-- held for this one statement: one round trip, so that workers hold it for microseconds.
+CREATE FUNCTION "reserve_tool_call"(tool UUID) RETURNS INTEGER LANGUAGE plpgsql AS $$
+DECLARE
+  limits RECORD;
+  oldest RECORD;
+  now_ TIMESTAMPTZ;
+BEGIN
+  SELECT rate_limit_requests AS requests FROM tools WHERE id = tool INTO limits;
+  IF FOUND AND limits.requests IS NOT NULL THEN
+    -- Only a limited tool takes the lock; the others read the pause without waiting.
+    PERFORM 1 FROM tools WHERE id = tool FOR NO KEY UPDATE;
+  END IF;
+  SELECT rate_limit_requests AS requests, rate_limit_per_ms AS per_ms, paused_until FROM tools WHERE id = tool INTO limits;
+  IF NOT FOUND THEN
+    RETURN 0;
+  END IF;
+  now_ := clock_timestamp();
+  IF limits.paused_until > now_ THEN
+    RETURN ceil(extract(epoch FROM limits.paused_until - now_) * 1000);
+  END IF;
+  IF limits.requests IS NULL THEN
+    RETURN 0;
+  END IF;
+  SELECT slot, at FROM tool_calls WHERE tool_id = tool ORDER BY at, slot LIMIT 1 INTO oldest;
+  IF NOT FOUND THEN
+    INSERT INTO tool_calls (tool_id, slot, at)
+      SELECT tool, n, CASE WHEN n = 0 THEN now_ ELSE '-infinity'::timestamptz END FROM generate_series(0, limits.requests - 1) AS n;
+    RETURN 0;
+  END IF;
+  IF oldest.at > now_ - limits.per_ms * interval '1 millisecond' THEN
+    RETURN ceil(extract(epoch FROM oldest.at + limits.per_ms * interval '1 millisecond' - now_) * 1000);
+  END IF;
+  UPDATE tool_calls SET at = now_ WHERE tool_id = tool AND slot = oldest.slot;
+  RETURN 0;
+END;
+$$;
