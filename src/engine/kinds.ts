@@ -143,9 +143,10 @@ function typeName(value: unknown): string {
 }
 
 /**
- * One attempt of an action step: its turn taken under the tool's rate limit, then begun (counted)
- * before it is sent, and settled or waiting for its next after. A step refused a turn spends no
- * attempt: it waits, durably, until it may try again.
+ * One attempt of an action step: begun (counted) before it is sent, and settled or waiting for its
+ * next after. Its turn under the tool's rate limit is taken just before it is sent, so that calls
+ * reach the tool in the order the limit let them go; a step refused a turn takes its attempt back
+ * and waits, durably, until it may try again.
  */
 async function action(run: StepRun, begin: Begin): Promise<void> {
   const { step, path } = begin;
@@ -162,14 +163,14 @@ async function action(run: StepRun, begin: Begin): Promise<void> {
     });
   }
   const prepared = await prepareAttempt(run.run, step, path, evaluation, run.tools, run.signal);
+  await run.write({ writes: [writeOf(begin, 'running', { attempt: true, keep: true })] });
   if (isPrepared(prepared)) {
     const waitMs = await reserveCall(run.db, prepared.toolId);
     if (waitMs > 0) {
-      await run.write({ writes: [writeOf(begin, 'waiting', { keep: true, wakeAt: turnAt(waitMs) })] });
+      await run.write({ writes: [writeOf(begin, 'waiting', { refused: true, keep: true, wakeAt: turnAt(waitMs) })] });
       return;
     }
   }
-  await run.write({ writes: [writeOf(begin, 'running', { attempt: true, keep: true })] });
   const attempts = (run.record?.attempts ?? 0) + 1;
   const attributes = { 'tolstoy.step': path, 'tolstoy.action_id': step.actionId!, 'tolstoy.attempt': attempts };
   const result = !isPrepared(prepared)

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { reserveCall } from '../../src/engine/toolLimits.ts';
 import { call, createTenant } from '../helper.ts';
-import type { Received } from './target.ts';
+import { busiestWindow } from './target.ts';
 import { world } from './world.ts';
 
 // Two slots: runs waiting for their turn must leave them to others.
@@ -23,17 +23,6 @@ async function tool(rateLimit?: unknown, send = w.send): Promise<string> {
 
 async function start(flowId: string, input: Record<string, unknown> = {}): Promise<string> {
   return (await w.send({ method: 'POST', url: `/flows/${flowId}/executions`, payload: { input } })).data.id;
-}
-
-/** The most calls of `received` that arrived within any `windowMs`. */
-function busiestWindow(received: Received[], windowMs: number): number {
-  const times = received.map((r) => r.at).sort((a, b) => a - b);
-  let most = 0;
-  for (let first = 0, last = 0; last < times.length; last++) {
-    while (times[last]! - times[first]! >= windowMs) first++;
-    most = Math.max(most, last - first + 1);
-  }
-  return most;
 }
 
 async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
@@ -91,9 +80,10 @@ t.test('the sliding log lets at most `requests` calls through in any window, by 
   const first = await Promise.all(Array.from({ length: 10 }, () => reserveCall(w.db, id)));
   t.equal(first.filter((wait) => wait === 0).length, 3, 'ten at once: three may go');
   const waits = first.filter((wait) => wait > 0);
+  // The window is held a tenth longer (at most 250 ms): calls reach the tool a little late, some later than others.
   t.ok(
-    waits.every((wait) => wait <= 1000),
-    `the others are told to wait at most the window: ${waits}`,
+    waits.every((wait) => wait <= 1100),
+    `the others are told to wait at most the window and its margin: ${waits}`,
   );
   await new Promise((resolve) => setTimeout(resolve, Math.max(...waits)));
   t.equal(await reserveCall(w.db, id), 0, 'once the window passed, one more may go');
@@ -101,7 +91,7 @@ t.test('the sliding log lets at most `requests` calls through in any window, by 
   const slow = await tool({ requests: 1, perMs: 60_000 });
   t.equal(await reserveCall(w.db, slow), 0);
   const wait = await reserveCall(w.db, slow);
-  t.ok(wait > 59_000 && wait <= 60_000, `the next waits for the window: ${wait} ms`);
+  t.ok(wait > 59_000 && wait <= 60_250, `the next waits for the window: ${wait} ms`);
   await w.send({ method: 'PUT', url: `/tools/${slow}`, payload: { name: 'Renamed' } });
   t.ok((await reserveCall(w.db, slow)) > 59_000, 'a change of something else keeps the count');
   await w.send({ method: 'PUT', url: `/tools/${slow}`, payload: { rateLimit: { requests: 1, perMs: 50_000 } } });
@@ -112,22 +102,23 @@ t.test('the sliding log lets at most `requests` calls through in any window, by 
 });
 
 t.test("a loop's calls keep to the limit, each step spending one attempt", async (t) => {
-  const id = await tool({ requests: 5, perMs: 500 });
+  // Slow enough that the target, on this process's busy event loop, sees calls when they were sent.
+  const id = await tool({ requests: 2, perMs: 1000 });
   const action = await w.action({ toolId: id, endpoint: '/echo/loop' });
   const flow = await w.flow({
-    steps: [{ key: 'each', forEach: { items: 'input.items', concurrency: 10, steps: [{ key: 'call', actionId: action }] } }],
+    steps: [{ key: 'each', forEach: { items: 'input.items', concurrency: 8, steps: [{ key: 'call', actionId: action }] } }],
   });
-  const execution = await w.finished(await start(flow.id, { items: Array.from({ length: 20 }, (_, i) => i) }));
+  const execution = await w.finished(await start(flow.id, { items: Array.from({ length: 8 }, (_, i) => i) }));
   t.equal(execution.status, 'completed');
   const calls = w.target.received.filter((r) => r.headers['idempotency-key']?.startsWith(`${execution.id}:`));
-  t.equal(calls.length, 20, 'every call made, once');
-  t.ok(busiestWindow(calls, 500) <= 6, `at most 5 (+1 for the edges) in any 500 ms: ${busiestWindow(calls, 500)}`);
+  t.equal(calls.length, 8, 'every call made, once');
+  t.ok(busiestWindow(calls, 1000) <= 3, `at most 2 (+1 for the edges) in any second: ${busiestWindow(calls, 1000)}`);
   const span = Math.max(...calls.map((c) => c.at)) - Math.min(...calls.map((c) => c.at));
-  t.ok(span >= 1400, `20 calls at 5 per 500 ms take at least 1.5 s (less the edges): ${span} ms`);
+  t.ok(span >= 2900, `8 calls at 2 a second take at least 3 s: ${span} ms`);
   const steps = await w.db.executionStep.findMany({ where: { executionId: execution.id, kind: 'action' } });
   t.same(
     steps.map((step) => step.attempts),
-    Array(20).fill(1),
+    Array(8).fill(1),
     'waiting for a turn spent no attempt',
   );
 });

@@ -42,6 +42,8 @@ export async function startTarget(): Promise<Target> {
   let tokens = 0;
   const sockets = new Set<import('node:net').Socket>();
   const server: Server = createServer(async (request, response) => {
+    // Arrived when its head did: reading its body may wait for a busy event loop.
+    const at = Date.now();
     const url = new URL(request.url ?? '/', 'http://target');
     const text = await bodyOf(request);
     const entry: Received = {
@@ -51,7 +53,7 @@ export async function startTarget(): Promise<Target> {
       headers: Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, String(value)])),
       body: parse(text, request.headers['content-type']),
       aborted: false,
-      at: Date.now(),
+      at,
     };
     received.push(entry);
     response.on('close', () => {
@@ -137,6 +139,17 @@ export function peakInFlight(received: Received[]): number {
     peak = Math.max(peak, current);
   }
   return peak;
+}
+
+export /** The most calls of `received` that arrived within any `windowMs`. */
+function busiestWindow(received: Received[], windowMs: number): number {
+  const times = received.map((r) => r.at).sort((a, b) => a - b);
+  let most = 0;
+  for (let first = 0, last = 0; last < times.length; last++) {
+    while (times[last]! - times[first]! >= windowMs) first++;
+    most = Math.max(most, last - first + 1);
+  }
+  return most;
 }
 
 function token(request: IncomingMessage, response: ServerResponse, text: string, issue: () => number) {

@@ -8,9 +8,11 @@ ALTER TABLE "tools" ADD CONSTRAINT "tools_rate_limit_check"
   CHECK ((rate_limit_requests IS NULL) = (rate_limit_per_ms IS NULL) AND rate_limit_requests BETWEEN 1 AND 10000 AND rate_limit_per_ms BETWEEN 100 AND 86400000);
 
 -- A sliding log: the times of a limited tool's last `rate_limit_requests` calls, one row per slot.
--- A call may go when the oldest of them is at least `rate_limit_per_ms` old (it then takes that
--- slot), so no window of that length ever holds more calls (a token bucket would allow twice as
--- many across a window's edge). Emptied when the limit changes; filled at the next call.
+-- A call may go when the oldest of them is older than the window (it then takes that slot), so no
+-- window ever holds more calls (a token bucket would allow twice as many across a window's edge).
+-- The window is `rate_limit_per_ms` and a margin, a tenth of it but at most 250 ms: the tool counts
+-- calls when they reach it, a few milliseconds after they were counted here, each a little more or
+-- less late than the others. Emptied when the limit changes; filled at the next call.
 CREATE TABLE "tool_calls" (
     "tool_id" UUID NOT NULL,
     "slot" INTEGER NOT NULL,
@@ -29,6 +31,7 @@ DECLARE
   limits RECORD;
   oldest RECORD;
   now_ TIMESTAMPTZ;
+  window_ INTERVAL;
 BEGIN
   SELECT rate_limit_requests AS requests FROM tools WHERE id = tool INTO limits;
   IF FOUND AND limits.requests IS NOT NULL THEN
@@ -52,8 +55,9 @@ BEGIN
       SELECT tool, n, CASE WHEN n = 0 THEN now_ ELSE '-infinity'::timestamptz END FROM generate_series(0, limits.requests - 1) AS n;
     RETURN 0;
   END IF;
-  IF oldest.at > now_ - limits.per_ms * interval '1 millisecond' THEN
-    RETURN ceil(extract(epoch FROM oldest.at + limits.per_ms * interval '1 millisecond' - now_) * 1000);
+  window_ := (limits.per_ms + least(limits.per_ms / 10, 250)) * interval '1 millisecond';
+  IF oldest.at > now_ - window_ THEN
+    RETURN ceil(extract(epoch FROM oldest.at + window_ - now_) * 1000);
   END IF;
   UPDATE tool_calls SET at = now_ WHERE tool_id = tool AND slot = oldest.slot;
   RETURN 0;
