@@ -27,7 +27,7 @@ async function scene(t: Test): Promise<Scene> {
     for (const worker of workers) worker.process.kill('SIGKILL');
   });
   const scene: Scene = { app, target, send: (options) => call(app.app, member, options) };
-  await warmUp(t, scene);
+  await warmUp(scene);
   return scene;
 }
 
@@ -37,7 +37,7 @@ async function scene(t: Test): Promise<Scene> {
  * calls the limit let go one after another would reach the target bunched together. Their outcome
  * is not what is tested: on a busy machine a cold evaluator may take longer than its bound.
  */
-async function warmUp(t: Test, scene: Scene): Promise<void> {
+async function warmUp(scene: Scene): Promise<void> {
   const tool = (await scene.send({ method: 'POST', url: '/tools', payload: { name: 'Warm', baseUrl: scene.target.url } })).data;
   const action = (
     await scene.send({ method: 'POST', url: '/actions', payload: { toolId: tool.id, name: 'warm', key: 'warm', method: 'POST', endpoint: '/echo/warm' } })
