@@ -97,6 +97,10 @@ t.test('the sliding log lets at most `requests` calls through in any window, by 
   await w.send({ method: 'PUT', url: `/tools/${slow}`, payload: { rateLimit: { requests: 1, perMs: 50_000 } } });
   t.equal(await reserveCall(w.db, slow), 0, 'a changed limit starts its count afresh');
 
+  const large = await tool({ requests: 10_000, perMs: 1000 });
+  for (let i = 0; i < 3; i++) await reserveCall(w.db, large);
+  t.equal(await w.db.toolCall.count({ where: { toolId: large } }), 3, 'the log holds a row per call made, not one per call allowed');
+
   const free = await tool();
   t.same(await Promise.all(Array.from({ length: 20 }, () => reserveCall(w.db, free))), Array(20).fill(0), 'an unlimited tool never waits');
 });

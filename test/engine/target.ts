@@ -7,6 +7,7 @@
 //   /flaky/:n/...       answers 503 the first n times a given Idempotency-Key calls, then echoes
 //   /once/...           answers 503 the first time the path is called, whoever calls, then echoes
 //   /limited/:seconds   answers 429 with Retry-After the first time a key calls, then echoes
+//   /unavailable/:seconds answers 503 with Retry-After the first time a key calls, then echoes
 //   /limitAt/:n/:seconds answers 429 with Retry-After to the nth call of its path, whoever calls; echoes the others
 //   /status/:code       answers with that status and a JSON problem
 //   /text               answers text/plain
@@ -84,6 +85,12 @@ export async function startTarget(): Promise<Target> {
         if (seen === 1) {
           response.setHeader('retry-after', String(arg));
           return json(response, 429, { error: 'slow down' });
+        }
+        return echo();
+      case 'unavailable':
+        if (seen === 1) {
+          response.setHeader('retry-after', String(arg));
+          return json(response, 503, { error: 'come back later' });
         }
         return echo();
       case 'limitAt':

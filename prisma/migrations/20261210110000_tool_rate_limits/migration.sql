@@ -12,7 +12,8 @@ ALTER TABLE "tools" ADD CONSTRAINT "tools_rate_limit_check"
 -- window ever holds more calls (a token bucket would allow twice as many across a window's edge).
 -- The window is `rate_limit_per_ms` and a margin, a tenth of it but at most 250 ms: the tool counts
 -- calls when they reach it, a few milliseconds after they were counted here, each a little more or
--- less late than the others. Emptied when the limit changes; filled at the next call.
+-- less late than the others. It grows by a slot a call up to the limit (so it holds no more rows
+-- than calls were made), and is emptied when the limit changes.
 CREATE TABLE "tool_calls" (
     "tool_id" UUID NOT NULL,
     "slot" INTEGER NOT NULL,
@@ -32,6 +33,7 @@ DECLARE
   oldest RECORD;
   now_ TIMESTAMPTZ;
   window_ INTERVAL;
+  top INTEGER;
 BEGIN
   SELECT rate_limit_requests AS requests FROM tools WHERE id = tool INTO limits;
   IF FOUND AND limits.requests IS NOT NULL THEN
@@ -49,12 +51,13 @@ BEGIN
   IF limits.requests IS NULL THEN
     RETURN 0;
   END IF;
-  SELECT slot, at FROM tool_calls WHERE tool_id = tool ORDER BY at, slot LIMIT 1 INTO oldest;
-  IF NOT FOUND THEN
-    INSERT INTO tool_calls (tool_id, slot, at)
-      SELECT tool, n, CASE WHEN n = 0 THEN now_ ELSE '-infinity'::timestamptz END FROM generate_series(0, limits.requests - 1) AS n;
+  -- Fewer calls than the limit since it was set: the log grows by one slot, as calls are made.
+  SELECT max(slot) FROM tool_calls WHERE tool_id = tool INTO top;
+  IF top IS NULL OR top + 1 < limits.requests THEN
+    INSERT INTO tool_calls (tool_id, slot, at) VALUES (tool, COALESCE(top + 1, 0), now_);
     RETURN 0;
   END IF;
+  SELECT slot, at FROM tool_calls WHERE tool_id = tool ORDER BY at, slot LIMIT 1 INTO oldest;
   window_ := (limits.per_ms + least(limits.per_ms / 10, 250)) * interval '1 millisecond';
   IF oldest.at > now_ - window_ THEN
     RETURN ceil(extract(epoch FROM oldest.at + window_ - now_) * 1000);
