@@ -16,7 +16,7 @@ import { type Changes, type ClaimedRun, type Failure, LostRun, recordChanges, ty
 import { countTreeRun, MAX_RUN_DEPTH, storeRun } from './runs/start.ts';
 import { childOutcome, takeSignal, wakeParent } from './runs/waits.ts';
 import { type Attempt, isPrepared, prepareAttempt, type StepTools, sendAttempt } from './step.ts';
-import { pauseTool, reserveCall, turnAt } from './toolLimits.ts';
+import { pauseTool, reserveCall, tryAgainAt } from './toolLimits.ts';
 
 // The longest wait before another attempt, even when an answer's Retry-After asks for longer.
 const MAX_RETRY_WAIT_MS = 300_000;
@@ -144,9 +144,9 @@ function typeName(value: unknown): string {
 
 /**
  * One attempt of an action step: begun (counted) before it is sent, and settled or waiting for its
- * next after. Its turn under the tool's rate limit is taken just before it is sent, so that calls
- * reach the tool in the order the limit let them go; a step refused a turn takes its attempt back
- * and waits, durably, until it may try again.
+ * next after. Its call is reserved under the tool's rate limit just before it is sent, so that calls
+ * reach the tool in the order the limit let them go; a step whose reservation is refused takes its
+ * attempt back and waits, durably, until it may try again.
  */
 async function action(run: StepRun, begin: Begin): Promise<void> {
   const { step, path } = begin;
@@ -167,7 +167,7 @@ async function action(run: StepRun, begin: Begin): Promise<void> {
   if (isPrepared(prepared)) {
     const waitMs = await reserveCall(run.db, prepared.toolId);
     if (waitMs > 0) {
-      await run.write({ writes: [writeOf(begin, 'waiting', { refused: true, keep: true, wakeAt: turnAt(waitMs) })] });
+      await run.write({ writes: [writeOf(begin, 'waiting', { refused: true, keep: true, wakeAt: tryAgainAt(waitMs) })] });
       return;
     }
   }

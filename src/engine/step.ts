@@ -1,6 +1,6 @@
 // One attempt of one step: its inputs rendered from the template, checked against the action's
 // input schema, turned into the action's HTTP request with the tool's credentials (prepared), then
-// sent and the answer classified. Between the two, the step takes its turn under the tool's rate
+// sent and the answer classified. Between the two, the call is reserved under the tool's rate
 // limit (kinds.ts, toolLimits.ts). The mapping from inputs to the request (README, "Running flows"):
 // - the URL is the tool's baseUrl followed by the action's endpoint, whose `{name}` placeholders
 //   take the inputs of that name (percent-encoded; a non-string value as JSON);

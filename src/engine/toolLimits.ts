@@ -21,7 +21,7 @@ export async function pauseTool(db: Database, toolId: string, retryAfterMs: numb
     UPDATE tools SET paused_until = greatest(paused_until, clock_timestamp() + ${ms}::int * interval '1 millisecond') WHERE id = ${toolId}::uuid`;
 }
 
-/** When a step refused a turn tries again: after the wait, and a little later at random, so that those refused together do not all come back at once. */
-export function turnAt(waitMs: number): Date {
+/** When a step whose reservation was refused tries again: after the wait, and a little later at random, so that those refused together do not all come back at once. */
+export function tryAgainAt(waitMs: number): Date {
   return new Date(Date.now() + waitMs + Math.random() * Math.min(250, 20 + waitMs / 10));
 }
