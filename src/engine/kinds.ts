@@ -15,7 +15,8 @@ import type { Begin, StepRecord } from './plan.ts';
 import { type Changes, type ClaimedRun, type Failure, LostRun, recordChanges, type StepWrite } from './runs/progress.ts';
 import { countTreeRun, MAX_RUN_DEPTH, storeRun } from './runs/start.ts';
 import { childOutcome, takeSignal, wakeParent } from './runs/waits.ts';
-import { type Attempt, attemptStep, type StepTools } from './step.ts';
+import { type Attempt, isPrepared, prepareAttempt, type StepTools, sendAttempt } from './step.ts';
+import { pauseTool, reserveCall, tryAgainAt } from './toolLimits.ts';
 
 // The longest wait before another attempt, even when an answer's Retry-After asks for longer.
 const MAX_RETRY_WAIT_MS = 300_000;
@@ -141,7 +142,12 @@ function typeName(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
-/** One attempt of an action step: begun (counted) before it is sent, settled or waiting for its next after. */
+/**
+ * One attempt of an action step: begun (counted) before it is sent, and settled or waiting for its
+ * next after. Its call is reserved under the tool's rate limit just before it is sent, so that calls
+ * reach the tool in the order the limit let them go; a step whose reservation is refused takes its
+ * attempt back and waits, durably, until it may try again.
+ */
 async function action(run: StepRun, begin: Begin): Promise<void> {
   const { step, path } = begin;
   const templates = { condition: step.if, inputs: step.inputs, schema: run.run.actions.get(step.actionId!)?.inputSchema };
@@ -156,14 +162,27 @@ async function action(run: StepRun, begin: Begin): Promise<void> {
       log: { status: 'failed', inputs },
     });
   }
+  const prepared = await prepareAttempt(run.run, step, path, evaluation, run.tools, run.signal);
   await run.write({ writes: [writeOf(begin, 'running', { attempt: true, keep: true })] });
+  if (isPrepared(prepared)) {
+    const waitMs = await reserveCall(run.db, prepared.toolId);
+    if (waitMs > 0) {
+      await run.write({ writes: [writeOf(begin, 'waiting', { refused: true, keep: true, wakeAt: tryAgainAt(waitMs) })] });
+      return;
+    }
+  }
   const attempts = (run.record?.attempts ?? 0) + 1;
   const attributes = { 'tolstoy.step': path, 'tolstoy.action_id': step.actionId!, 'tolstoy.attempt': attempts };
-  const result = await inSpan(`step ${path}`, attributes, async (span) => {
-    const attempted = await attemptStep(run.run, step, path, evaluation, run.tools, run.signal);
-    span.setAttribute('tolstoy.status', attempted.status);
-    return attempted;
-  });
+  const result = !isPrepared(prepared)
+    ? prepared
+    : await inSpan(`step ${path}`, attributes, async (span) => {
+        const attempted = await sendAttempt(run.run, step, prepared, run.tools, run.signal);
+        span.setAttribute('tolstoy.status', attempted.status);
+        return attempted;
+      });
+  // Every run calling the tool pauses, not only this one.
+  if (isPrepared(prepared) && result.response?.status === 429 && result.retryAfterMs !== undefined)
+    await pauseTool(run.db, prepared.toolId, result.retryAfterMs);
   run.tools.attempted(step.actionId!, result.status, result.durationMs);
   for (const secret of result.secrets ?? []) run.secrets.add(secret);
   // Stopped now: nothing is recorded, so the attempt is made again elsewhere.

@@ -421,7 +421,7 @@ class Turn {
       httpStatus: keep ? known.httpStatus : (response?.status ?? null),
       headers: keep ? known.headers : (response?.headers ?? {}),
       resumes: known?.resumes ?? 0,
-      attempts: (known?.attempts ?? 0) + (write.attempt ? 1 : 0),
+      attempts: (known?.attempts ?? 0) + (write.attempt ? 1 : write.refused ? -1 : 0),
       ...((write.state?.childId ?? known?.childId) !== undefined && { childId: write.state?.childId ?? known?.childId }),
       ...((write.state?.case ?? known?.case) !== undefined && { case: write.state?.case ?? known?.case }),
       ...((write.state?.items ?? known?.itemCount) !== undefined && { itemCount: write.state?.items?.length ?? known?.itemCount }),

@@ -1,6 +1,7 @@
 // One attempt of one step: its inputs rendered from the template, checked against the action's
-// input schema, turned into the action's HTTP request, sent with the tool's credentials, and the
-// answer classified. The mapping from inputs to the request (README, "Running flows"):
+// input schema, turned into the action's HTTP request with the tool's credentials (prepared), then
+// sent and the answer classified. Between the two, the call is reserved under the tool's rate
+// limit (kinds.ts, toolLimits.ts). The mapping from inputs to the request (README, "Running flows"):
 // - the URL is the tool's baseUrl followed by the action's endpoint, whose `{name}` placeholders
 //   take the inputs of that name (percent-encoded; a non-string value as JSON);
 // - the headers are the action's, then the credentials', then `Idempotency-Key:
@@ -39,24 +40,31 @@ export interface StepTools {
   attempted: (actionId: string, status: string, durationMs: number) => void;
 }
 
-/** An attempt with the step's inputs as the evaluator rendered and checked them (or why it could not). */
-export async function attemptStep(
+/** An attempt ready to be sent: its request built and authenticated, for the tool it calls. */
+export interface Prepared {
+  toolId: string;
+  inputs: unknown;
+  request: OutboundRequest;
+  /** The request as recorded: credentials left out, the body as JSON. */
+  shown: OutboundRequest & { body?: unknown };
+  secrets: string[];
+  started: number;
+}
+
+/**
+ * The request of an attempt with the step's inputs as the evaluator rendered and checked them,
+ * with the tool's credentials on it; or the attempt, failed, when it cannot be made.
+ */
+export async function prepareAttempt(
   run: ClaimedRun,
   step: StoredStep,
   path: string,
   evaluated: Evaluated,
   tools: StepTools,
   signal: AbortSignal,
-): Promise<Attempt> {
+): Promise<Prepared | Attempt> {
   const started = performance.now();
-  const elapsed = () => Math.round(performance.now() - started);
-  const fail = (code: string, message: string, more: Partial<Attempt> = {}): Attempt => ({
-    status: 'failed',
-    error: { code, message },
-    retryable: false,
-    durationMs: elapsed(),
-    ...more,
-  });
+  const fail = (code: string, message: string, more: Partial<Attempt> = {}): Attempt => failure(started, code, message, more);
   if (evaluated.status === 'failed') return fail(evaluated.code, evaluated.message, evaluated.value === undefined ? {} : { inputs: evaluated.value });
   if (evaluated.status !== 'ready') throw new Error(`Step ${step.key} was skipped; it has no attempt.`);
   const inputs = evaluated.value;
@@ -79,20 +87,44 @@ export async function attemptStep(
     throw error;
   }
   const shown = { ...authenticated.shown, body: request.body === undefined ? null : JSON.parse(request.body) };
-  const { secrets } = authenticated;
+  return { toolId: action.tool.id, inputs, request: authenticated.request, shown, secrets: authenticated.secrets, started };
+}
+
+export function isPrepared(attempt: Prepared | Attempt): attempt is Prepared {
+  return 'toolId' in attempt;
+}
+
+/** Sends a prepared attempt and classifies the answer. */
+export async function sendAttempt(run: ClaimedRun, step: StoredStep, prepared: Prepared, tools: StepTools, signal: AbortSignal): Promise<Attempt> {
+  const { inputs, shown, secrets, started } = prepared;
   try {
-    const response = await tools.outbound.call(run.orgId, authenticated.request, signal, step.timeoutMs ?? 30_000);
+    const response = await tools.outbound.call(run.orgId, prepared.request, signal, step.timeoutMs ?? 30_000);
     if (response.status >= 200 && response.status < 300) {
-      return { status: 'completed', inputs, request: shown, response, retryable: false, durationMs: elapsed(), secrets };
+      return { status: 'completed', inputs, request: shown, response, retryable: false, durationMs: elapsedSince(started), secrets };
     }
     const retryable = response.status === 408 || response.status === 429 || response.status >= 500;
     const retryAfter = retryAfterMs(response.headers['retry-after']);
-    return fail('http-status', `The action answered ${response.status}.`, { inputs, request: shown, response, retryable, retryAfterMs: retryAfter, secrets });
+    return failure(started, 'http-status', `The action answered ${response.status}.`, {
+      inputs,
+      request: shown,
+      response,
+      retryable,
+      retryAfterMs: retryAfter,
+      secrets,
+    });
   } catch (error) {
     if (!(error instanceof OutboundError)) throw error;
     const retryable = error.code === 'network-error' || error.code === 'timeout';
-    return fail(error.code, error.message, { inputs, request: shown, retryable, secrets });
+    return failure(started, error.code, error.message, { inputs, request: shown, retryable, secrets });
   }
+}
+
+function failure(started: number, code: string, message: string, more: Partial<Attempt>): Attempt {
+  return { status: 'failed', error: { code, message }, retryable: false, durationMs: elapsedSince(started), ...more };
+}
+
+function elapsedSince(started: number): number {
+  return Math.round(performance.now() - started);
 }
 
 function requestFor(run: ClaimedRun, stepPath: string, action: ActionCall, inputs: Record<string, unknown>): OutboundRequest {

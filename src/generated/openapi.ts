@@ -1140,6 +1140,13 @@ export interface components {
             authType: components["schemas"]["AuthType"];
             /** @description Whether credentials are stored; they are never returned. */
             hasCredentials: boolean;
+            rateLimit: components["schemas"]["NullableRateLimit"];
+            /**
+             * @description Set while the tool is paused because it answered `429` with `Retry-After` (at most an
+             *     hour after that answer, however long it asked for): no run calls it before then.
+             *     `null` when it was never paused; a time in the past once the pause is over.
+             */
+            readonly pausedUntil: components["schemas"]["NullableTimestamp"];
             createdAt: components["schemas"]["Timestamp"];
             updatedAt: components["schemas"]["Timestamp"];
         };
@@ -1150,6 +1157,8 @@ export interface components {
             /** @default none */
             authType?: components["schemas"]["AuthType"];
             credentials?: components["schemas"]["ToolCredentials"];
+            /** @default null */
+            rateLimit?: components["schemas"]["NullableRateLimit"];
         };
         ToolUpdate: {
             name?: components["schemas"]["Name"];
@@ -1158,7 +1167,25 @@ export interface components {
             authType?: components["schemas"]["AuthType"];
             /** @description New credentials for the tool's `authType`, or `null` to remove them. */
             credentials?: components["schemas"]["ToolCredentials"] | null;
+            rateLimit?: components["schemas"]["NullableRateLimit"];
         };
+        /**
+         * @description At most `requests` calls to the tool in any window of `perMs` milliseconds, counted in
+         *     PostgreSQL across all workers (a sliding log of the last calls, not a token bucket, so no
+         *     window holds more, even across its edges). A step whose call would go past it waits for
+         *     its turn without a worker and without spending an attempt. Changing it starts the count
+         *     afresh.
+         * @example {
+         *       "requests": 10,
+         *       "perMs": 1000
+         *     }
+         */
+        RateLimit: {
+            requests: number;
+            perMs: number;
+        };
+        /** @description The tool's rate limit, or `null` for none. */
+        NullableRateLimit: components["schemas"]["RateLimit"] | null;
         Secret: string;
         /**
          * @description Write-only: stored encrypted (AES-256-GCM), used to call the tool, never returned, logged

@@ -21,6 +21,8 @@ export function toTool(row: ToolRow): Tool {
     baseUrl: row.baseUrl,
     authType: row.authType,
     hasCredentials: row.credentials !== null,
+    rateLimit: row.rateLimitRequests === null || row.rateLimitPerMs === null ? null : { requests: row.rateLimitRequests, perMs: row.rateLimitPerMs },
+    pausedUntil: row.pausedUntil?.toISOString() ?? null,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -33,10 +35,10 @@ export const listTools: Handler<'listTools'> = async ({ query }, { db, reader })
 
 // A tool's columns under the names of Prisma's model, so that toTool reads raw rows too.
 const TOOL_COLUMNS = Prisma.sql`id, org_id AS "orgId", name, description, base_url AS "baseUrl", auth_type::text AS "authType", credentials,
-  created_at AS "createdAt", updated_at AS "updatedAt"`;
+  rate_limit_requests AS "rateLimitRequests", rate_limit_per_ms AS "rateLimitPerMs", paused_until AS "pausedUntil", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 export const createTool: Handler<'createTool'> = async ({ body }, { db, tenant, keyring }) => {
-  const { credentials, name, description = null, baseUrl, authType = 'none' } = body;
+  const { credentials, name, description = null, baseUrl, authType = 'none', rateLimit = null } = body;
   if (credentials !== undefined) assertOwner(tenant, 'set tool credentials');
   checkCredentialsFit(authType, credentials);
   // The id is made here: the sealed credentials are bound to it.
@@ -44,8 +46,9 @@ export const createTool: Handler<'createTool'> = async ({ body }, { db, tenant, 
   const sealed = credentials ? keyring.seal(credentials, { orgId: tenant.orgId, toolId: id }) : null;
   // One statement, as the hottest writes are (see flows.ts).
   const [row] = await db.$queryRaw<ToolRow[]>`
-    INSERT INTO tools (id, org_id, name, description, base_url, auth_type, credentials, updated_at)
-    VALUES (${id}::uuid, ${tenant.orgId}::uuid, ${name}, ${description}, ${baseUrl}, ${authType}::auth_type, ${sealed}, now())
+    INSERT INTO tools (id, org_id, name, description, base_url, auth_type, credentials, rate_limit_requests, rate_limit_per_ms, updated_at)
+    VALUES (${id}::uuid, ${tenant.orgId}::uuid, ${name}, ${description}, ${baseUrl}, ${authType}::auth_type, ${sealed},
+      ${rateLimit?.requests ?? null}::int, ${rateLimit?.perMs ?? null}::int, now())
     RETURNING ${TOOL_COLUMNS}`;
   return toTool(row!);
 };
@@ -56,7 +59,7 @@ export const getTool: Handler<'getTool'> = async ({ params }, { db, reader }) =>
 
 export const updateTool: Handler<'updateTool'> = async ({ params, body }, { db, tenant, keyring }) => {
   const { orgId } = tenant;
-  const { credentials, ...fields } = body;
+  const { credentials, rateLimit, ...fields } = body;
   const where = { orgId_id: { orgId, id: params.id } };
   if (credentials !== undefined) assertOwner(tenant, 'set tool credentials');
   try {
@@ -75,7 +78,8 @@ export const updateTool: Handler<'updateTool'> = async ({ params, body }, { db, 
         throw unprocessable('/credentials', `send credentials for ${authType} (or null to remove them): the stored ones are for ${current.authType}`);
       }
       const sealed = credentials === undefined ? {} : { credentials: credentials && keyring.seal(credentials, { orgId, toolId: params.id }) };
-      return tx.tool.update({ where, data: { ...fields, ...sealed } });
+      const limit = rateLimit === undefined ? {} : await newRateLimit(tx, params.id, current, rateLimit);
+      return tx.tool.update({ where, data: { ...fields, ...sealed, ...limit } });
     });
     return toTool(row);
   } catch (error) {
@@ -84,12 +88,23 @@ export const updateTool: Handler<'updateTool'> = async ({ params, body }, { db, 
   }
 };
 
-/** The tool's row, locked until the transaction ends (NO KEY UPDATE: actions may still reference it). */
-async function lockedTool(tx: Transaction, orgId: string, id: string): Promise<Pick<ToolRow, 'authType' | 'baseUrl' | 'credentials'>> {
-  const [tool] = await tx.$queryRaw<Pick<ToolRow, 'authType' | 'baseUrl' | 'credentials'>[]>`
-    SELECT auth_type::text AS "authType", base_url AS "baseUrl", credentials FROM tools WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid FOR NO KEY UPDATE`;
+type LockedTool = Pick<ToolRow, 'authType' | 'baseUrl' | 'credentials' | 'rateLimitRequests' | 'rateLimitPerMs'>;
+
+/** The tool's row, locked until the transaction ends (NO KEY UPDATE: actions may still reference it; calls wait to be counted). */
+async function lockedTool(tx: Transaction, orgId: string, id: string): Promise<LockedTool> {
+  const [tool] = await tx.$queryRaw<LockedTool[]>`
+    SELECT auth_type::text AS "authType", base_url AS "baseUrl", credentials, rate_limit_requests AS "rateLimitRequests", rate_limit_per_ms AS "rateLimitPerMs"
+    FROM tools WHERE org_id = ${orgId}::uuid AND id = ${id}::uuid FOR NO KEY UPDATE`;
   if (!tool) throw notFound('tool', id);
   return tool;
+}
+
+/** The columns of a new rate limit; a changed limit starts its count afresh (its log of calls is emptied). */
+async function newRateLimit(tx: Transaction, toolId: string, current: LockedTool, rateLimit: Tool['rateLimit']) {
+  const requests = rateLimit?.requests ?? null;
+  const perMs = rateLimit?.perMs ?? null;
+  if (requests !== current.rateLimitRequests || perMs !== current.rateLimitPerMs) await tx.$executeRaw`DELETE FROM tool_calls WHERE tool_id = ${toolId}::uuid`;
+  return { rateLimitRequests: requests, rateLimitPerMs: perMs };
 }
 
 export const deleteTool: Handler<'deleteTool'> = async ({ params }, { db, tenant }) => {

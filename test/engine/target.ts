@@ -7,6 +7,8 @@
 //   /flaky/:n/...       answers 503 the first n times a given Idempotency-Key calls, then echoes
 //   /once/...           answers 503 the first time the path is called, whoever calls, then echoes
 //   /limited/:seconds   answers 429 with Retry-After the first time a key calls, then echoes
+//   /unavailable/:seconds answers 503 with Retry-After the first time a key calls, then echoes
+//   /limitAt/:n/:seconds answers 429 with Retry-After to the nth call of its path, whoever calls; echoes the others
 //   /status/:code       answers with that status and a JSON problem
 //   /text               answers text/plain
 //   /huge/:bytes        answers that many bytes of JSON
@@ -41,6 +43,8 @@ export async function startTarget(): Promise<Target> {
   let tokens = 0;
   const sockets = new Set<import('node:net').Socket>();
   const server: Server = createServer(async (request, response) => {
+    // Arrived when its head did: reading its body may wait for a busy event loop.
+    const at = Date.now();
     const url = new URL(request.url ?? '/', 'http://target');
     const text = await bodyOf(request);
     const entry: Received = {
@@ -50,7 +54,7 @@ export async function startTarget(): Promise<Target> {
       headers: Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, String(value)])),
       body: parse(text, request.headers['content-type']),
       aborted: false,
-      at: Date.now(),
+      at,
     };
     received.push(entry);
     response.on('close', () => {
@@ -80,6 +84,18 @@ export async function startTarget(): Promise<Target> {
       case 'limited':
         if (seen === 1) {
           response.setHeader('retry-after', String(arg));
+          return json(response, 429, { error: 'slow down' });
+        }
+        return echo();
+      case 'unavailable':
+        if (seen === 1) {
+          response.setHeader('retry-after', String(arg));
+          return json(response, 503, { error: 'come back later' });
+        }
+        return echo();
+      case 'limitAt':
+        if (seenPath === Number(arg)) {
+          response.setHeader('retry-after', url.pathname.split('/')[3]!);
           return json(response, 429, { error: 'slow down' });
         }
         return echo();
@@ -130,6 +146,17 @@ export function peakInFlight(received: Received[]): number {
     peak = Math.max(peak, current);
   }
   return peak;
+}
+
+export /** The most calls of `received` that arrived within any `windowMs`. */
+function busiestWindow(received: Received[], windowMs: number): number {
+  const times = received.map((r) => r.at).sort((a, b) => a - b);
+  let most = 0;
+  for (let first = 0, last = 0; last < times.length; last++) {
+    while (times[last]! - times[first]! >= windowMs) first++;
+    most = Math.max(most, last - first + 1);
+  }
+  return most;
 }
 
 function token(request: IncomingMessage, response: ServerResponse, text: string, issue: () => number) {

@@ -12,8 +12,9 @@ async function start(flowId: string): Promise<string> {
 }
 
 t.test('200 runs each waiting 5 s on a worker with 2 slots all finish in about 5 s, not 500', async (t) => {
-  // 429 with Retry-After: 5 the first time each run calls, then an answer.
-  const limited = await w.action({ endpoint: '/limited/5' });
+  // 503 with Retry-After: 5 the first time each run calls, then an answer (a 429 would pause the
+  // tool for every run: rateLimits.test.ts).
+  const limited = await w.action({ endpoint: '/unavailable/5' });
   const flow = await w.flow({ steps: [{ key: 'limited', actionId: limited, retry: { maxAttempts: 2, initialDelayMs: 10, maxDelayMs: 20 } }] });
   const began = Date.now();
   const ids: string[] = [];
@@ -43,7 +44,7 @@ t.test('200 runs each waiting 5 s on a worker with 2 slots all finish in about 5
 });
 
 t.test('while runs wait, an ordinary run takes a free slot at once', async (t) => {
-  const limited = await w.action({ endpoint: '/limited/10' });
+  const limited = await w.action({ endpoint: '/unavailable/10' });
   const waiting = await w.flow({ steps: [{ key: 'limited', actionId: limited, retry: { maxAttempts: 2, initialDelayMs: 10, maxDelayMs: 20 } }] });
   const ids = [await start(waiting.id), await start(waiting.id), await start(waiting.id)];
   for (const id of ids) {

@@ -28,14 +28,17 @@ async function scene(t: Test): Promise<Scene> {
   return { app, target, member, url, send: (options) => call(app.app, member, options) };
 }
 
-/** A one-step flow whose step is answered 429 with Retry-After: `seconds` the first time, and may be tried twice. */
+/**
+ * A one-step flow whose step is answered 503 with Retry-After: `seconds` the first time each run
+ * calls, and may be tried twice (a 429 would pause the tool for every run: rateLimits.test.ts).
+ */
 async function limitedFlow({ send, target }: Scene, seconds: number): Promise<string> {
   const tool = (await send({ method: 'POST', url: '/tools', payload: { name: 'Limited', baseUrl: target.url } })).data;
   const action = (
     await send({
       method: 'POST',
       url: '/actions',
-      payload: { toolId: tool.id, name: 'limited', key: 'limited', method: 'POST', endpoint: `/limited/${seconds}` },
+      payload: { toolId: tool.id, name: 'limited', key: 'limited', method: 'POST', endpoint: `/unavailable/${seconds}` },
     })
   ).data;
   // The backoff is short: the wait is the one the answer's Retry-After asks for.
@@ -72,8 +75,8 @@ t.test('a worker killed mid-wait: the next worker sends the attempt when the rec
 
   const recorded = await until(s, id, waiting, 'waiting', 30_000);
   const [attempt1] = requestsOf(s, id);
-  t.ok(attempt1, 'the first attempt reached the target, and was answered 429');
-  t.match(recorded.steps[0], { path: 'call', status: 'waiting', attempts: 1, response: { status: 429 } }, 'the failed attempt is recorded, the step waits');
+  t.ok(attempt1, 'the first attempt reached the target, and was answered 503');
+  t.match(recorded.steps[0], { path: 'call', status: 'waiting', attempts: 1, response: { status: 503 } }, 'the failed attempt is recorded, the step waits');
   const wakeAt = Date.parse(recorded.steps[0].wakeAt);
   const asked = wakeAt - attempt1!.at;
   t.ok(asked >= 10000 - 200 && asked < 10000 + 1000, `it waits until the Retry-After is over (${asked} ms after the attempt)`);

@@ -187,7 +187,8 @@ export interface Failure {
 /**
  * A change of one step run, as recorded: the state it takes, with what its attempt sent and
  * received. `attempt` counts an attempt made now (one found running is then counted as resumed);
- * `keep` keeps the last attempt's record (a new attempt begins); `log` writes the attempt's
+ * `refused` takes back the attempt counted when the step began, which its tool's rate limit did
+ * not let go; `keep` keeps the last attempt's record (a new attempt begins); `log` writes the attempt's
  * execution log.
  */
 export interface StepWrite {
@@ -197,6 +198,7 @@ export interface StepWrite {
   actionId?: string | null;
   status: StepStatus;
   attempt?: boolean;
+  refused?: boolean;
   keep?: boolean;
   wakeAt?: Date | null;
   request?: unknown;
@@ -228,7 +230,7 @@ export async function recordChanges(db: Database, run: ClaimedRun, { writes, can
     kind: write.kind,
     action_id: write.actionId ?? null,
     status: write.status,
-    count: write.attempt ? 1 : 0,
+    count: write.attempt ? 1 : write.refused ? -1 : 0,
     keep: write.keep === true,
     final: FINAL_STEP.includes(write.status),
     wake_at: write.wakeAt?.toISOString() ?? null,
