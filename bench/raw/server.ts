@@ -40,7 +40,7 @@ const decodeCursor = (cursor: string) => {
 };
 const encodeCursor = (id: string) => `v1${Buffer.from(id.replaceAll('-', ''), 'hex').toString('base64url')}`;
 
-const FLOW_COLUMNS = 'f.id, f.org_id, f.name, f.description, f.version, f.steps, f.output, f.created_at, f.updated_at';
+const FLOW_COLUMNS = 'f.id, f.org_id, f.name, f.description, f.version, f.steps, f.output, f.on_failure_flow_id, f.concurrency, f.created_at, f.updated_at';
 
 const flow = (row: any) => ({
   id: row.id,
@@ -50,6 +50,8 @@ const flow = (row: any) => ({
   version: row.version,
   steps: JSON.parse(row.steps),
   output: row.output === null ? null : JSON.parse(row.output),
+  onFailure: row.on_failure_flow_id === null ? null : { flowId: row.on_failure_flow_id },
+  concurrency: row.concurrency === null ? null : JSON.parse(row.concurrency),
   createdAt: row.created_at.toISOString(),
   updatedAt: row.updated_at.toISOString(),
 });
@@ -167,6 +169,8 @@ app.post('/tools', { schema: { body: toolBody } }, async (request, reply) => {
       baseUrl: tool.base_url,
       authType: tool.auth_type,
       hasCredentials: tool.credentials !== null,
+      rateLimit: tool.rate_limit_requests === null ? null : { requests: tool.rate_limit_requests, perMs: tool.rate_limit_per_ms },
+      pausedUntil: tool.paused_until?.toISOString() ?? null,
       createdAt: tool.created_at.toISOString(),
       updatedAt: tool.updated_at.toISOString(),
     },

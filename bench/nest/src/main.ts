@@ -124,6 +124,8 @@ function flow(row: any) {
     version: row.version,
     steps: JSON.parse(row.steps),
     output: row.output === null ? null : JSON.parse(row.output),
+    onFailure: row.onFailureFlowId === null ? null : { flowId: row.onFailureFlowId },
+    concurrency: row.concurrency === null ? null : JSON.parse(row.concurrency),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -214,6 +216,8 @@ class ToolsController {
       baseUrl: tool.baseUrl,
       authType: tool.authType,
       hasCredentials: tool.credentials !== null,
+      rateLimit: tool.rateLimitRequests === null || tool.rateLimitPerMs === null ? null : { requests: tool.rateLimitRequests, perMs: tool.rateLimitPerMs },
+      pausedUntil: tool.pausedUntil?.toISOString() ?? null,
       createdAt: tool.createdAt.toISOString(),
       updatedAt: tool.updatedAt.toISOString(),
     };
