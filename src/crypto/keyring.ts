@@ -19,6 +19,10 @@ const UNOPENED = {
     unknownKey: (id: string) => `the trigger's secret was sealed with key ${id}, which is not configured`,
     altered: "the trigger's secret cannot be opened: it does not belong to this trigger, or was altered",
   },
+  subscription: {
+    unknownKey: (id: string) => `the subscription's secret was sealed with key ${id}, which is not configured`,
+    altered: "the subscription's secret cannot be opened: it does not belong to this subscription, or was altered",
+  },
 };
 
 export class CredentialsError extends Error {}
@@ -74,6 +78,15 @@ export class Keyring {
     return this.#openText(sealed, triggerData(owner), 'trigger');
   }
 
+  /** An event subscription's signing secret (current or previous), sealed the same way, bound to the subscription. */
+  sealSubscriptionSecret(secret: string, owner: { orgId: string; subscriptionId: string }): string {
+    return this.#sealText(secret, subscriptionData(owner));
+  }
+
+  openSubscriptionSecret(sealed: string, owner: { orgId: string; subscriptionId: string }): string {
+    return this.#openText(sealed, subscriptionData(owner), 'subscription');
+  }
+
   #sealText(text: string, data: Buffer): string {
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.#current, iv);
@@ -82,7 +95,7 @@ export class Keyring {
     return [VERSION, this.currentId, iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), sealed.toString('base64url')].join('.');
   }
 
-  #openText(sealed: string, data: Buffer, owner: 'tool' | 'trigger'): string {
+  #openText(sealed: string, data: Buffer, owner: keyof typeof UNOPENED): string {
     const [version, id, iv, tag, text] = sealed.split('.');
     const key = id && this.#keys.get(id);
     if (version !== VERSION || !key || !iv || !tag || text === undefined) {
@@ -111,4 +124,8 @@ function associatedData({ orgId, toolId }: { orgId: string; toolId: string }): B
 // A path no tool's can be: a sealed secret never opens as another owner's.
 function triggerData({ orgId, triggerId }: { orgId: string; triggerId: string }): Buffer {
   return Buffer.from(`${orgId}/triggers/${triggerId}`, 'utf8');
+}
+
+function subscriptionData({ orgId, subscriptionId }: { orgId: string; subscriptionId: string }): Buffer {
+  return Buffer.from(`${orgId}/subscriptions/${subscriptionId}`, 'utf8');
 }
