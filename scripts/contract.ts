@@ -131,6 +131,10 @@ function reportChains(answered: Map<string, number>): number {
     ['FlowVersion', ['createFlow', 'listFlowVersions', 'getFlowVersion']],
     ['Execution', ['startExecution', 'getExecution', 'cancelExecution', 'retryExecution']],
     ['Trigger', ['createTrigger', 'getTrigger', 'updateTrigger', 'deleteTrigger']],
+    [
+      'Subscription',
+      ['createSubscription', 'getSubscription', 'updateSubscription', 'rotateSubscriptionSecret', 'listSubscriptionDeliveries', 'deleteSubscription'],
+    ],
     // The public hook, sent to the run's own webhook (TOLSTOY_CONTRACT_HOOK) by the hooks.
     ['Webhook', ['receiveWebhook']],
   ];

@@ -25,6 +25,10 @@ current tag); other generated values go as generated, and may rightly be refused
 Webhook addresses are secrets no generator can guess: every other well-formed one is replaced by
 the address of the run's own webhook trigger (TOLSTOY_CONTRACT_HOOK), so that deliveries of every
 kind of body reach the intake.
+
+An organization has at most 20 subscriptions: each one the examples, coverage and fuzzing phases
+create is deleted at once, so that the stateful phase still has room to create its own and chain
+through them (create, then get, update, rotate, list deliveries, delete).
 """
 
 import itertools
@@ -32,7 +36,9 @@ import os
 import re
 import uuid
 
+import requests
 import schemathesis
+from schemathesis.generation.meta import TestPhase
 
 OPERATOR_TOKEN = os.environ.get("TOLSTOY_OPERATOR_TOKEN")
 MEMBER = os.environ.get("TOLSTOY_CONTRACT_MEMBER")
@@ -65,6 +71,18 @@ def to_the_runs_webhook(case):
     token = (case.path_parameters or {}).get("token", "")
     if isinstance(token, str) and HOOK_TOKEN_FORM.match(token) and next(hook_calls) % 2 == 0:
         case.path_parameters = {**case.path_parameters, "token": HOOK_TOKEN}
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    if case.operation.path != "/subscriptions" or case.operation.method.lower() != "post" or response.status_code != 201:
+        return
+    if case.meta is not None and case.meta.phase.name == TestPhase.STATEFUL:
+        return
+    sent = response.request
+    credentials = {name: value for name, value in sent.headers.items() if name.lower() in ("authorization", "x-org-id", "x-user-id")}
+    created = sent.url.split("?")[0].rstrip("/") + "/" + response.json()["id"]
+    requests.delete(created, headers=credentials, timeout=10)
 
 
 @schemathesis.hook

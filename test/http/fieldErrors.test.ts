@@ -50,6 +50,9 @@ const webhook = {
 };
 const schedule = { cron: '0 2 * * *', timezone: 'UTC', input: {}, catchUp: 'latest', overlap: 'skip' };
 const triggers = [{ name: 'N', enabled: true, version: 1, webhook, schedule }];
+const subscriptions = [
+  { url: 'https://hooks.example.com/in?team=a', description: 'D', events: ['execution.failed', 'trigger.rejected'], flowId: ID, enabled: true },
+];
 const validBodies: Record<string, Record<string, unknown>[]> = {
   createOrganization: [{ name: 'N', owner: { email: 'a@example.com', name: 'N' } }],
   updateOrganization: [{ name: 'N' }],
@@ -76,6 +79,9 @@ const validBodies: Record<string, Record<string, unknown>[]> = {
   createTrigger: triggers.map((trigger) => ({ flowId: ID, type: 'webhook', ...trigger })),
   updateTrigger: triggers,
   patchTrigger: triggers,
+  createSubscription: subscriptions,
+  updateSubscription: subscriptions,
+  patchSubscription: subscriptions,
 };
 
 type Schema = Record<string, any>;

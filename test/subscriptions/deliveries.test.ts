@@ -74,7 +74,7 @@ t.test('deliveries are filtered by status and paginated newest first', async (t)
   const second = await w.run(flow.id, { input: { pad: 2 } });
   const all = (await deliveries(subscription.id, '?limit=100')).items;
   t.same(
-    all.map((item: { executionId: string; event: string }) => `${item.executionId === first.id ? 'first' : 'second'} ${item.event}`),
+    all.map((item: { executionId: string; event: string }) => `${{ [first.id]: 'first', [second.id]: 'second' }[item.executionId]} ${item.event}`),
     ['second execution.completed', 'second execution.started', 'first execution.completed', 'first execution.started'],
   );
   await w.db.eventDelivery.update({
