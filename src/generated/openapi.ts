@@ -2035,6 +2035,7 @@ export interface components {
         };
         Subscription: {
             id: components["schemas"]["Id"];
+            orgId: components["schemas"]["Id"];
             url: components["schemas"]["SubscriptionUrl"];
             description: components["schemas"]["Description"];
             events: components["schemas"]["SubscriptionEvent"][];

@@ -32,6 +32,7 @@ export function toSubscription(row: SubscriptionRow, secret?: string, now = new 
   const overlapping = row.previousSecret !== null && row.previousSecretUntil !== null && row.previousSecretUntil > now;
   return {
     id: row.id,
+    orgId: row.orgId,
     url: row.url,
     description: row.description,
     events: row.events as Subscription['events'],
