@@ -2809,16 +2809,6 @@ export interface components {
         IfMatch: string;
         /** @description `wait=N` (0 to 30): wait up to N seconds for the run to finish ([RFC 7240](https://www.rfc-editor.org/rfc/rfc7240)). Other preferences are ignored. */
         Prefer: string;
-        /** @description The delivery's id, the same on every attempt of it (`id` in `GET /subscriptions/{id}/deliveries`). */
-        WebhookId: components["schemas"]["Id"];
-        /** @description When this attempt was signed, in seconds since the Unix epoch. */
-        WebhookTimestamp: string;
-        /**
-         * @description `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` under the
-         *     secret's key; during the 24 hours after a rotation, two such signatures separated by a
-         *     space (the new secret's, then the previous one's).
-         */
-        WebhookSignature: string;
     };
     requestBodies: never;
     headers: {
@@ -6114,15 +6104,11 @@ export interface operations {
             query?: never;
             header: {
                 /** @description The delivery's id, the same on every attempt of it (`id` in `GET /subscriptions/{id}/deliveries`). */
-                "webhook-id": components["parameters"]["WebhookId"];
+                "webhook-id": components["schemas"]["Id"];
                 /** @description When this attempt was signed, in seconds since the Unix epoch. */
-                "webhook-timestamp": components["parameters"]["WebhookTimestamp"];
-                /**
-                 * @description `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` under the
-                 *     secret's key; during the 24 hours after a rotation, two such signatures separated by a
-                 *     space (the new secret's, then the previous one's).
-                 */
-                "webhook-signature": components["parameters"]["WebhookSignature"];
+                "webhook-timestamp": string;
+                /** @description `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>`; two such, separated by a space, for 24 hours after a rotation. */
+                "webhook-signature": string;
             };
             path?: never;
             cookie?: never;
@@ -6142,15 +6128,11 @@ export interface operations {
             query?: never;
             header: {
                 /** @description The delivery's id, the same on every attempt of it (`id` in `GET /subscriptions/{id}/deliveries`). */
-                "webhook-id": components["parameters"]["WebhookId"];
+                "webhook-id": components["schemas"]["Id"];
                 /** @description When this attempt was signed, in seconds since the Unix epoch. */
-                "webhook-timestamp": components["parameters"]["WebhookTimestamp"];
-                /**
-                 * @description `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` under the
-                 *     secret's key; during the 24 hours after a rotation, two such signatures separated by a
-                 *     space (the new secret's, then the previous one's).
-                 */
-                "webhook-signature": components["parameters"]["WebhookSignature"];
+                "webhook-timestamp": string;
+                /** @description `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>`; two such, separated by a space, for 24 hours after a rotation. */
+                "webhook-signature": string;
             };
             path?: never;
             cookie?: never;
@@ -6170,15 +6152,11 @@ export interface operations {
             query?: never;
             header: {
                 /** @description The delivery's id, the same on every attempt of it (`id` in `GET /subscriptions/{id}/deliveries`). */
-                "webhook-id": components["parameters"]["WebhookId"];
+                "webhook-id": components["schemas"]["Id"];
                 /** @description When this attempt was signed, in seconds since the Unix epoch. */
-                "webhook-timestamp": components["parameters"]["WebhookTimestamp"];
-                /**
-                 * @description `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` under the
-                 *     secret's key; during the 24 hours after a rotation, two such signatures separated by a
-                 *     space (the new secret's, then the previous one's).
-                 */
-                "webhook-signature": components["parameters"]["WebhookSignature"];
+                "webhook-timestamp": string;
+                /** @description `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>`; two such, separated by a space, for 24 hours after a rotation. */
+                "webhook-signature": string;
             };
             path?: never;
             cookie?: never;
@@ -6198,15 +6176,11 @@ export interface operations {
             query?: never;
             header: {
                 /** @description The delivery's id, the same on every attempt of it (`id` in `GET /subscriptions/{id}/deliveries`). */
-                "webhook-id": components["parameters"]["WebhookId"];
+                "webhook-id": components["schemas"]["Id"];
                 /** @description When this attempt was signed, in seconds since the Unix epoch. */
-                "webhook-timestamp": components["parameters"]["WebhookTimestamp"];
-                /**
-                 * @description `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` under the
-                 *     secret's key; during the 24 hours after a rotation, two such signatures separated by a
-                 *     space (the new secret's, then the previous one's).
-                 */
-                "webhook-signature": components["parameters"]["WebhookSignature"];
+                "webhook-timestamp": string;
+                /** @description `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>`; two such, separated by a space, for 24 hours after a rotation. */
+                "webhook-signature": string;
             };
             path?: never;
             cookie?: never;
@@ -6226,15 +6200,11 @@ export interface operations {
             query?: never;
             header: {
                 /** @description The delivery's id, the same on every attempt of it (`id` in `GET /subscriptions/{id}/deliveries`). */
-                "webhook-id": components["parameters"]["WebhookId"];
+                "webhook-id": components["schemas"]["Id"];
                 /** @description When this attempt was signed, in seconds since the Unix epoch. */
-                "webhook-timestamp": components["parameters"]["WebhookTimestamp"];
-                /**
-                 * @description `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` under the
-                 *     secret's key; during the 24 hours after a rotation, two such signatures separated by a
-                 *     space (the new secret's, then the previous one's).
-                 */
-                "webhook-signature": components["parameters"]["WebhookSignature"];
+                "webhook-timestamp": string;
+                /** @description `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>`; two such, separated by a space, for 24 hours after a rotation. */
+                "webhook-signature": string;
             };
             path?: never;
             cookie?: never;
