@@ -102,6 +102,25 @@ t.test('every operation documents the errors it can answer', async (t) => {
   t.equal(scoped.length, 59, 'the 59 operations outside /organizations act inside one organization');
 });
 
+t.test('the webhooks describe what subscriptions send, one per event, and are served by no route', async (t) => {
+  const events = resolve('#/components/schemas/SubscriptionEvent').enum as string[];
+  t.same(Object.keys(document.webhooks).sort(), [...events].sort());
+  for (const [event, item] of Object.entries<any>(document.webhooks)) {
+    const { post } = item;
+    t.match(post.operationId, /Event$/, `${event}: its operationId ends in Event, which the handlers' types leave out`);
+    t.notOk(post.operationId in handlers, `${event}: no handler`);
+    t.equal(resolve(post.requestBody.content['application/json'].schema.$ref).properties.type.const, event, `${event}: its body's type`);
+    t.same(
+      post.parameters.map((parameter: { name: string; in: string }) => `${parameter.in} ${parameter.name}`),
+      ['header webhook-id', 'header webhook-timestamp', 'header webhook-signature'],
+    );
+  }
+  t.notOk(
+    operations.some(({ path }) => path.includes('.')),
+    'no path of the API is an event',
+  );
+});
+
 t.test('every create links to the get, update and delete of what it created', async (t) => {
   const creates = operations.filter(({ method, operation }) => method === 'post' && operation.responses['201']);
   t.equal(creates.length, 9);
