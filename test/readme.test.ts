@@ -13,8 +13,8 @@ const examples = [...readme.matchAll(/```bash\n(curl [^`]+?)```/g)].map((match) 
 // The webhook's delivery, signed in the shell before its curl.
 const [delivery] = [...readme.matchAll(/```bash\n(body=[^`]+?)```/g)].map((match) => match[1]!.trim());
 
-t.test('the README shows the original three curl examples, the first flow in five steps, the production way, then control flow', async (t) => {
-  t.equal(examples.length, 35);
+t.test('the README shows the original three curl examples, the first flow in five steps, the production way, control flow, then subscriptions', async (t) => {
+  t.equal(examples.length, 39);
   t.match(delivery, /curl -X POST "your-webhook-url"/);
   t.match(examples[0], /POST http:\/\/localhost:3000\/organizations/);
   t.match(examples[1], /POST http:\/\/localhost:3000\/users[\s\S]*X-Org-ID: your-org-id[\s\S]*X-User-ID: your-user-id/);
@@ -66,7 +66,8 @@ async function firstFlow(t: Test, port: number) {
   const flow = await run(port, examples[6]!, withActions);
   t.equal(flow.status, 201, JSON.stringify(flow.body));
   t.match(flow.body.steps, [{ key: 'read' }, { key: 'rename', inputs: { name: '${steps.read.output.name}, run by Tolstoy' } }]);
-  const started = await run(port, examples[7]!, { ...withActions, 'your-flow-id': flow.body.id });
+  const withFlow = { ...withActions, 'your-flow-id': flow.body.id };
+  const started = await run(port, examples[7]!, withFlow);
   t.equal(started.status, 200, JSON.stringify(started.body));
   t.match(started.body, { status: 'completed', output: { id: ids['your-org-id'], name: 'My Organization, run by Tolstoy' } });
   const read = await run(port, examples[8]!, { ...ids, 'your-execution-id': started.body.id });
@@ -75,7 +76,7 @@ async function firstFlow(t: Test, port: number) {
     { key: 'read', status: 'completed', request: { method: 'GET' }, response: { status: 200, body: { name: 'My Organization' } } },
     { key: 'rename', status: 'completed', request: { method: 'PUT', body: { name: 'My Organization, run by Tolstoy' } }, response: { status: 200 } },
   ]);
-  return withActions;
+  return withFlow;
 }
 
 t.test('they work against a fresh start, in order', async (t) => {
@@ -246,4 +247,28 @@ t.test('the control flow examples work as written, after the first flow', async 
     },
   ]);
   t.equal(children.body.items.length, 1);
+});
+
+t.test('the subscription examples work as written: events of a run are stored, listed, sent again, and the secret rotated', async (t) => {
+  const { port } = await developmentServer(t);
+  const first = await firstFlow(t, port);
+  const ids: Record<string, string> = { 'your-org-id': first['your-org-id']!, 'your-user-id': first['your-user-id']! };
+  const created = await run(port, examples[35]!, ids);
+  t.equal(created.status, 201, JSON.stringify(created.body));
+  t.match(created.body, { url: 'https://hooks.example.com/tolstoy', events: ['execution.completed', 'execution.failed'], secret: /^whsec_/ });
+  ids['your-subscription-id'] = created.body.id;
+  // The first flow, run again as "Run it" shows.
+  const ran = await run(port, examples[7]!, first);
+  t.equal(ran.body.status, 'completed');
+  const listed = await run(port, examples[36]!, ids);
+  t.equal(listed.status, 200, JSON.stringify(listed.body));
+  t.match(listed.body.items, [{ event: 'execution.completed', executionId: ran.body.id, payload: { type: 'execution.completed' } }]);
+  ids['your-delivery-id'] = listed.body.items[0].id;
+  const again = await run(port, examples[37]!, ids);
+  t.equal(again.status, 202, JSON.stringify(again.body));
+  t.match(again.body, { id: ids['your-delivery-id'], status: 'pending' });
+  const rotated = await run(port, examples[38]!, ids);
+  t.equal(rotated.status, 200, JSON.stringify(rotated.body));
+  t.match(rotated.body, { secret: /^whsec_/, previousSecretExpiresAt: String });
+  t.not(rotated.body.secret, created.body.secret);
 });

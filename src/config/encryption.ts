@@ -35,15 +35,17 @@ async function developmentKey(file: string): Promise<Buffer> {
   return key;
 }
 
-/** Refuses to start when stored credentials (tools', webhooks' secrets) were sealed with a key that is not configured. */
+/** Refuses to start when stored credentials (tools', webhooks' and subscriptions' secrets) were sealed with a key that is not configured. */
 export async function checkStoredCredentials(db: Database, keyring: Keyring): Promise<void> {
   const rows = await db.$queryRaw<{ id: string }[]>`
     SELECT split_part(credentials, '.', 2) AS id FROM tools WHERE credentials IS NOT NULL
-    UNION SELECT split_part(secret, '.', 2) FROM triggers WHERE secret IS NOT NULL`;
+    UNION SELECT split_part(secret, '.', 2) FROM triggers WHERE secret IS NOT NULL
+    UNION SELECT split_part(secret, '.', 2) FROM subscriptions
+    UNION SELECT split_part(previous_secret, '.', 2) FROM subscriptions WHERE previous_secret IS NOT NULL`;
   const unknown = rows.map((row) => row.id).filter((id) => !keyring.knows(id));
   if (unknown.length === 0) return;
   throw new KeyError(
-    `Tool credentials or webhook secrets in the database were encrypted with key ${unknown.join(', ')}, but TOLSTOY_ENCRYPTION_KEY is key ${keyring.currentId}: ` +
+    `Tool credentials, webhook or subscription secrets in the database were encrypted with key ${unknown.join(', ')}, but TOLSTOY_ENCRYPTION_KEY is key ${keyring.currentId}: ` +
       'set TOLSTOY_ENCRYPTION_KEY to that key, or, while rotating, set the new key there and the old one in TOLSTOY_ENCRYPTION_KEY_PREVIOUS, then run npm run credentials:rotate.',
   );
 }
@@ -62,7 +64,7 @@ export async function rotateCredentials(db: Database, keyring: Keyring): Promise
     });
     rotated += count;
   }
-  return rotated + (await rotateTriggerSecrets(db, keyring));
+  return rotated + (await rotateTriggerSecrets(db, keyring)) + (await rotateSubscriptionSecrets(db, keyring));
 }
 
 /** The same for webhook triggers' signing secrets. */
@@ -73,6 +75,25 @@ async function rotateTriggerSecrets(db: Database, keyring: Keyring): Promise<num
     const owner = { orgId: trigger.orgId, triggerId: trigger.id };
     const secret = keyring.openSecret(trigger.secret!, owner);
     const { count } = await db.trigger.updateMany({ where: { id: trigger.id, secret: trigger.secret }, data: { secret: keyring.sealSecret(secret, owner) } });
+    rotated += count;
+  }
+  return rotated;
+}
+
+/** The same for event subscriptions' signing secrets, the current one and the previous one. */
+async function rotateSubscriptionSecrets(db: Database, keyring: Keyring): Promise<number> {
+  const current = `v1.${keyring.currentId}.`;
+  const stale = await db.subscription.findMany({
+    where: { OR: [{ NOT: { secret: { startsWith: current } } }, { previousSecret: { not: null }, NOT: { previousSecret: { startsWith: current } } }] },
+  });
+  let rotated = 0;
+  for (const subscription of stale) {
+    const owner = { orgId: subscription.orgId, subscriptionId: subscription.id };
+    const reseal = (sealed: string) => keyring.sealSubscriptionSecret(keyring.openSubscriptionSecret(sealed, owner), owner);
+    const { count } = await db.subscription.updateMany({
+      where: { id: subscription.id, secret: subscription.secret, previousSecret: subscription.previousSecret },
+      data: { secret: reseal(subscription.secret), previousSecret: subscription.previousSecret === null ? null : reseal(subscription.previousSecret) },
+    });
     rotated += count;
   }
   return rotated;

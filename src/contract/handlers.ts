@@ -9,7 +9,8 @@ import type { Database } from '../db/client.ts';
 import type { RunOwner } from '../engine/runs/runs.ts';
 import type { operations } from '../generated/openapi.ts';
 
-export type OperationId = keyof operations;
+// The contract's `webhooks` (their operationIds end in `Event`) are requests Tolstoy sends, not operations it serves.
+export type OperationId = Exclude<keyof operations, `${string}Event`>;
 type Operation<Id extends OperationId> = operations[Id];
 
 type PathOf<Id extends OperationId> = Operation<Id>['parameters'] extends { path: infer Path } ? NonNullable<Path> : never;

@@ -14,6 +14,8 @@ import * as hooks from '../resources/hooks.ts';
 import * as organizations from '../resources/organizations.ts';
 import * as problemTypes from '../resources/problemTypes.ts';
 import * as service from '../resources/service.ts';
+import * as subscriptionDeliveries from '../resources/subscriptionDeliveries.ts';
+import * as subscriptions from '../resources/subscriptions.ts';
 import * as tools from '../resources/tools.ts';
 import * as triggers from '../resources/triggers.ts';
 import * as users from '../resources/users.ts';
@@ -70,6 +72,15 @@ export const handlers: Handlers = {
   listTriggerDeliveries: triggers.listTriggerDeliveries,
   replayTriggerDelivery: triggers.replayTriggerDelivery,
   receiveWebhook: hooks.receiveWebhook,
+  listSubscriptions: subscriptions.listSubscriptions,
+  createSubscription: idempotent('createSubscription', subscriptions.createSubscription, undefined, subscriptions.withoutSecret),
+  getSubscription: subscriptions.getSubscription,
+  updateSubscription: conditional('subscriptions', subscriptions.getSubscription, subscriptions.updateSubscription),
+  patchSubscription: patching('subscriptions', subscriptions.getSubscription, subscriptions.updateSubscription),
+  deleteSubscription: conditional('subscriptions', subscriptions.getSubscription, subscriptions.deleteSubscription),
+  rotateSubscriptionSecret: idempotent('rotateSubscriptionSecret', subscriptions.rotateSubscriptionSecret, subscriptions.replayRefused),
+  listSubscriptionDeliveries: subscriptionDeliveries.listSubscriptionDeliveries,
+  redeliverSubscriptionDelivery: idempotent('redeliverSubscriptionDelivery', subscriptionDeliveries.redeliverSubscriptionDelivery),
   startExecution: executions.startExecution,
   listExecutions: executions.listExecutions,
   getExecution: executions.getExecution,

@@ -78,7 +78,7 @@ export class Keyring {
     return this.#openText(sealed, triggerData(owner), 'trigger');
   }
 
-  /** An event subscription's signing secret (`whsec_…`), sealed as credentials are, bound to the subscription. */
+  /** An event subscription's signing secret (current or previous), sealed the same way, bound to the subscription. */
   sealSubscriptionSecret(secret: string, owner: { orgId: string; subscriptionId: string }): string {
     return this.#sealText(secret, subscriptionData(owner));
   }

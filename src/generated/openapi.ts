@@ -900,8 +900,271 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the organization's subscriptions
+         * @description Owners only (`403` for other members).
+         */
+        get: operations["listSubscriptions"];
+        put?: never;
+        /**
+         * Subscribe a URL to events
+         * @description From now on, each event of `events` (of `flowId`'s runs only, when set) is stored as a
+         *     delivery in the same transaction as the change it reports, and sent to `url`, signed
+         *     (see the `webhooks` of this contract for the events and their headers). Owners only; an
+         *     organization has at most 20 subscriptions (`409` beyond).
+         *     The signing `secret` (`whsec_…`) is in this answer only: keep it, it is never shown
+         *     again (`POST /subscriptions/{id}/rotate-secret` makes a new one).
+         */
+        post: operations["createSubscription"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/subscriptions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a subscription
+         * @description Owners only. Its secret is never shown here.
+         */
+        get: operations["getSubscription"];
+        /**
+         * Update a subscription
+         * @description Changes the fields sent; `events` is replaced whole. Events that happen from now on are
+         *     matched against the new fields; deliveries already stored are sent as they are. Enabling
+         *     a subscription the platform disabled clears its `disabledReason` and its failing period.
+         *     Owners only.
+         */
+        put: operations["updateSubscription"];
+        post?: never;
+        /**
+         * Delete a subscription
+         * @description Nothing more is sent to it, pending deliveries included; its deliveries are deleted with it. Owners only.
+         */
+        delete: operations["deleteSubscription"];
+        options?: never;
+        head?: never;
+        /**
+         * Patch a subscription
+         * @description Changes the subscription by a JSON merge patch ([RFC 7396](https://www.rfc-editor.org/rfc/rfc7396));
+         *     its fields are the ones `PUT` takes (`events` is replaced whole). Owners only.
+         */
+        patch: operations["patchSubscription"];
+        trace?: never;
+    };
+    "/subscriptions/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate a subscription's secret
+         * @description Makes a new signing secret, shown in this answer only. The one it replaces keeps signing
+         *     for 24 hours (`previousSecretExpiresAt`): during that overlap every delivery carries two
+         *     signatures in `webhook-signature`, separated by a space (Standard Webhooks), one by each
+         *     secret, so a receiver may switch to the new secret at any moment in those hours.
+         *     Rotating again during an overlap makes the current secret the previous one (for 24 hours
+         *     from now) and drops the one before it. Owners only. A retry with the same
+         *     `Idempotency-Key` answers `409`, since the secret is not kept: rotate again.
+         */
+        post: operations["rotateSubscriptionSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/subscriptions/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List a subscription's deliveries
+         * @description Every event stored for the subscription, newest first, with how its sending went. Owners
+         *     only.
+         */
+        get: operations["listSubscriptionDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/subscriptions/{id}/deliveries/{deliveryId}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+                /** @description The delivery's id (its `webhook-id`). */
+                deliveryId: components["schemas"]["Id"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a delivery again
+         * @description Sends the delivery again, whatever its state: it becomes `pending`, due now, with the
+         *     same id (the same `webhook-id`, so a receiver that keeps ids sees a duplicate) and the
+         *     same body. Its `attempts` go on counting. Owners only.
+         */
+        post: operations["redeliverSubscriptionDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    "execution.started": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A run began
+         * @description Sent when a run leaves `queued` and begins its first step. See the `execution.completed` event for the headers and the answers expected.
+         */
+        post: operations["executionStartedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "execution.completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A run completed
+         * @description Every event is a `POST` of JSON (`content-type: application/json`) signed as
+         *     [Standard Webhooks](https://www.standardwebhooks.com/) has it: `webhook-id` (the
+         *     delivery's id, the same on every attempt: keep it to drop duplicates), `webhook-timestamp`
+         *     (seconds since the epoch, at this attempt) and `webhook-signature`:
+         *     `v1,<base64 of HMAC-SHA256(key, "<webhook-id>.<webhook-timestamp>.<body>")>`, where the key is
+         *     the base64-decoded part of the `whsec_` secret after its prefix. After a rotation, for 24
+         *     hours, the header holds two signatures separated by a space (the new secret's first): accept
+         *     the request when any matches. Reject a timestamp far from now (5 minutes, say) to refuse
+         *     replays.
+         *
+         *     Delivery is at least once, in the order the events of a run happened. A `2xx` answer
+         *     acknowledges it; any other answer, or none, is an attempt that failed (see
+         *     `GET /subscriptions/{id}/deliveries`).
+         */
+        post: operations["executionCompletedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "execution.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A run failed
+         * @description Sent when a run fails (after its retries); `data.error` says why. See the `execution.completed` event for the headers and the answers expected.
+         */
+        post: operations["executionFailedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "execution.cancelled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A run was cancelled
+         * @description Sent when a run is cancelled, running or still queued (then `startedAt` is `null`). See the `execution.completed` event for the headers and the answers expected.
+         */
+        post: operations["executionCancelledEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "trigger.rejected": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A webhook delivery was refused
+         * @description Sent when a webhook trigger refuses a delivery: a missing or bad signature (`401`), a
+         *     body larger than 1 MiB (`413`, its body not kept), a malformed body, or a full queue. See
+         *     the `execution.completed` event for the headers and the answers expected.
+         */
+        post: operations["triggerRejectedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         /**
@@ -1791,6 +2054,181 @@ export interface components {
             deliveryId: components["schemas"]["Id"];
             executionId: components["schemas"]["Id"];
         };
+        /**
+         * @description `execution.started`: a run began its first step. `execution.completed`,
+         *     `execution.failed`, `execution.cancelled`: a run ended so. `trigger.rejected`: a webhook
+         *     trigger refused a delivery (a bad signature, a body too large or malformed, a full queue).
+         *     The `webhooks` of this contract describe each event's body.
+         * @enum {string}
+         */
+        SubscriptionEvent: "execution.started" | "execution.completed" | "execution.failed" | "execution.cancelled" | "trigger.rejected";
+        /**
+         * Format: uri
+         * @description Where events are POSTed: an absolute http(s) URL of at most 2048 characters, without
+         *     credentials (`user:pass@`) or fragment; a query is kept. It is checked like a step's
+         *     request when sending, not here: a host that resolves to a private, loopback or
+         *     link-local address is refused at each attempt (the attempt fails), unless
+         *     `TOLSTOY_ALLOW_PRIVATE_TARGETS` allows such addresses.
+         * @example https://hooks.example.com/tolstoy
+         */
+        SubscriptionUrl: string;
+        /** @description The events sent to it; at least one, each once. */
+        SubscriptionEvents: components["schemas"]["SubscriptionEvent"][];
+        /**
+         * Format: uuid
+         * @description Only the events of this flow's runs (and of rejected deliveries of its triggers); `null` (the default) for every flow.
+         */
+        SubscriptionFlow: string | null;
+        SubscriptionCreate: {
+            url: components["schemas"]["SubscriptionUrl"];
+            description?: components["schemas"]["Description"];
+            events: components["schemas"]["SubscriptionEvents"];
+            flowId?: components["schemas"]["SubscriptionFlow"];
+            /** @description Whether events are stored for it and sent (default `true`). */
+            enabled?: boolean;
+        };
+        SubscriptionUpdate: {
+            url?: components["schemas"]["SubscriptionUrl"];
+            description?: components["schemas"]["Description"];
+            events?: components["schemas"]["SubscriptionEvents"];
+            flowId?: components["schemas"]["SubscriptionFlow"];
+            /** @description Enabling it again clears `disabledReason`. */
+            enabled?: boolean;
+        };
+        Subscription: {
+            id: components["schemas"]["Id"];
+            orgId: components["schemas"]["Id"];
+            url: components["schemas"]["SubscriptionUrl"];
+            description: components["schemas"]["Description"];
+            events: components["schemas"]["SubscriptionEvent"][];
+            flowId: components["schemas"]["SubscriptionFlow"];
+            enabled: boolean;
+            /** @description Why the platform disabled it (its URL kept failing); `null` otherwise. Enabling it again clears it. */
+            disabledReason: string | null;
+            /** @description After a rotation, until when the previous secret signs too; `null` when no previous secret signs. */
+            previousSecretExpiresAt: components["schemas"]["NullableTimestamp"];
+            /**
+             * @description The signing secret (`whsec_` and the base64 of 24 random bytes, as Standard Webhooks
+             *     has it): only in the answers of the create and of `rotate-secret`. It is stored
+             *     encrypted and never shown again.
+             */
+            secret?: string;
+            createdAt: components["schemas"]["Timestamp"];
+            updatedAt: components["schemas"]["Timestamp"];
+        };
+        SubscriptionList: {
+            items: components["schemas"]["Subscription"][];
+            nextCursor: components["schemas"]["NextCursor"];
+        };
+        /**
+         * @description `pending`: to be sent, at `nextAttemptAt`. `delivered`: the URL answered `2xx`. `failed`:
+         *     retries ran out, the URL answered a status that is not retried, or the subscription was
+         *     disabled.
+         * @enum {string}
+         */
+        EventDeliveryStatus: "pending" | "delivered" | "failed";
+        EventDelivery: {
+            /**
+             * Format: uuid
+             * @description The delivery's id, sent as `webhook-id` on every attempt.
+             */
+            id: string;
+            event: components["schemas"]["SubscriptionEvent"];
+            /**
+             * Format: uuid
+             * @description The run it reports; `null` for `trigger.rejected`.
+             */
+            executionId: string | null;
+            status: components["schemas"]["EventDeliveryStatus"];
+            /** @description The requests sent so far. */
+            attempts: number;
+            /** @description The HTTP status of the last attempt; `null` when none answered. */
+            lastStatus: number | null;
+            /** @description Why the last attempt failed (at most 1000 characters); `null` when it did not. */
+            lastError: string | null;
+            /** @description When it is sent next; `null` unless `pending`. */
+            nextAttemptAt: components["schemas"]["NullableTimestamp"];
+            createdAt: components["schemas"]["Timestamp"];
+            deliveredAt: components["schemas"]["NullableTimestamp"];
+            /** @description The body sent, parsed (its bytes are the same on every attempt). */
+            payload: components["schemas"]["EventPayload"];
+        };
+        /** @description A page of deliveries, newest first; at most 4 MiB of their payloads a page. */
+        EventDeliveryList: {
+            items: components["schemas"]["EventDelivery"][];
+            nextCursor: components["schemas"]["NextCursor"];
+        };
+        /** @description What every event's body is; `data` depends on `type` (see the `webhooks` of this contract). */
+        EventPayload: {
+            type: components["schemas"]["SubscriptionEvent"];
+            /** @description When the event happened (in the transaction of the change it reports). */
+            timestamp: components["schemas"]["Timestamp"];
+            data: components["schemas"]["ExecutionEventData"] | components["schemas"]["TriggerRejectedData"];
+        };
+        /** @description The run's summary, as it was in the change the event reports. */
+        ExecutionEventData: {
+            id: components["schemas"]["Id"];
+            flowId: components["schemas"]["Id"];
+            flowVersion: number;
+            status: components["schemas"]["ExecutionStatus"];
+            trigger: components["schemas"]["RunTrigger"];
+            /** @description A sub-flow's run names its parent execution and the path of the step that started it; `null` otherwise. */
+            parent: {
+                executionId: components["schemas"]["Id"];
+                step: string;
+            } | null;
+            error: components["schemas"]["Failure"];
+            /**
+             * @description The run's output when its JSON is at most 4 KiB (4096 bytes); `null` when it is
+             *     larger (then `outputOmitted` is `true`: read it with `GET /executions/{id}`), or when
+             *     the run has none.
+             */
+            output: unknown;
+            /** @description `true` when the output was left out for its size. */
+            outputOmitted: boolean;
+            createdAt: components["schemas"]["Timestamp"];
+            startedAt: components["schemas"]["NullableTimestamp"];
+            finishedAt: components["schemas"]["NullableTimestamp"];
+        };
+        /** @description A delivery a webhook trigger refused, as listed in `GET /triggers/{id}/deliveries`. */
+        TriggerRejectedData: {
+            triggerId: components["schemas"]["Id"];
+            flowId: components["schemas"]["Id"];
+            deliveryId: components["schemas"]["Id"];
+            /** @description Why it was refused, such as `The body is larger than 1 MiB.` */
+            reason: string;
+            receivedAt: components["schemas"]["Timestamp"];
+        };
+        ExecutionStartedEvent: {
+            /** @constant */
+            type: "execution.started";
+            timestamp: components["schemas"]["Timestamp"];
+            data: components["schemas"]["ExecutionEventData"];
+        };
+        ExecutionCompletedEvent: {
+            /** @constant */
+            type: "execution.completed";
+            timestamp: components["schemas"]["Timestamp"];
+            data: components["schemas"]["ExecutionEventData"];
+        };
+        ExecutionFailedEvent: {
+            /** @constant */
+            type: "execution.failed";
+            timestamp: components["schemas"]["Timestamp"];
+            data: components["schemas"]["ExecutionEventData"];
+        };
+        ExecutionCancelledEvent: {
+            /** @constant */
+            type: "execution.cancelled";
+            timestamp: components["schemas"]["Timestamp"];
+            data: components["schemas"]["ExecutionEventData"];
+        };
+        TriggerRejectedEvent: {
+            /** @constant */
+            type: "trigger.rejected";
+            timestamp: components["schemas"]["Timestamp"];
+            data: components["schemas"]["TriggerRejectedData"];
+        };
         /** @description Any JSON value. */
         JsonValue: unknown;
         ExecutionStart: {
@@ -2401,6 +2839,22 @@ export interface components {
                  *       "requestId": "6f1c2a9e-4b7d-4e3a-9c5f-2d8b7a1e0c34"
                  *     }
                  */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description Any `2xx`: the receiver has the event; it is not sent again (unless redelivered). */
+        EventReceived: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
+        /** @description Any other answer (or none within the time allowed) is an attempt that failed. */
+        EventRefused: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -5304,6 +5758,541 @@ export interface operations {
                 };
             };
             503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listSubscriptions: {
+        parameters: {
+            query?: {
+                /** @description How many items a page holds at most. A page may hold fewer items than `limit` when its items are large (at most 4 MiB of their JSON documents a page, an item larger than that alone); follow `nextCursor`. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page; omit it for the first page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of subscriptions. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createSubscription: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry. Within 24 hours, the same request (same member, path and
+                 *     body) with the same key in this organization changes nothing and answers what the first
+                 *     one did: its status, headers and body, with `Idempotent-Replayed: true`. The key with
+                 *     another request answers `422`; a request sent while the first is still being handled
+                 *     answers `409` (retry it). A request that failed kept nothing, so its key may be used again.
+                 *     Creating an API key is not replayed, since its secret is shown once and not kept: a retry
+                 *     answers `409` naming the key the first request made. Use a random value, such as a UUID,
+                 *     per logical request.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://hooks.example.com/tolstoy",
+                 *       "events": [
+                 *         "execution.completed",
+                 *         "execution.failed"
+                 *       ],
+                 *       "flowId": null
+                 *     }
+                 */
+                "application/json": components["schemas"]["SubscriptionCreate"];
+            };
+        };
+        responses: {
+            /** @description The new subscription, with its `secret` this once. */
+            201: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateSubscription: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "enabled": false
+                 *     }
+                 */
+                "application/json": components["schemas"]["SubscriptionUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated subscription. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteSubscription: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    patchSubscription: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Act only if the resource's `ETag` is still one of these (or `*`: if it exists at all), so
+                 *     that a change made since you read it is never overwritten: `412` otherwise. Optional; weak
+                 *     tags (`W/"…"`) never match.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "events": [
+                 *         "execution.failed"
+                 *       ]
+                 *     }
+                 */
+                "application/merge-patch+json": components["schemas"]["SubscriptionUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated subscription. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    rotateSubscriptionSecret: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry. Within 24 hours, the same request (same member, path and
+                 *     body) with the same key in this organization changes nothing and answers what the first
+                 *     one did: its status, headers and body, with `Idempotent-Replayed: true`. The key with
+                 *     another request answers `422`; a request sent while the first is still being handled
+                 *     answers `409` (retry it). A request that failed kept nothing, so its key may be used again.
+                 *     Creating an API key is not replayed, since its secret is shown once and not kept: a retry
+                 *     answers `409` naming the key the first request made. Use a random value, such as a UUID,
+                 *     per logical request.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription, with its new `secret` this once. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listSubscriptionDeliveries: {
+        parameters: {
+            query?: {
+                /** @description How many items a page holds at most. A page may hold fewer items than `limit` when its items are large (at most 4 MiB of their JSON documents a page, an item larger than that alone); follow `nextCursor`. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page; omit it for the first page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only the deliveries in this state. */
+                status?: components["schemas"]["EventDeliveryStatus"];
+            };
+            header?: never;
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of deliveries. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventDeliveryList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    redeliverSubscriptionDelivery: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the request safe to retry. Within 24 hours, the same request (same member, path and
+                 *     body) with the same key in this organization changes nothing and answers what the first
+                 *     one did: its status, headers and body, with `Idempotent-Replayed: true`. The key with
+                 *     another request answers `422`; a request sent while the first is still being handled
+                 *     answers `409` (retry it). A request that failed kept nothing, so its key may be used again.
+                 *     Creating an API key is not replayed, since its secret is shown once and not kept: a retry
+                 *     answers `409` naming the key the first request made. Use a random value, such as a UUID,
+                 *     per logical request.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description The resource's id. */
+                id: components["parameters"]["Id"];
+                /** @description The delivery's id (its `webhook-id`). */
+                deliveryId: components["schemas"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The delivery, pending. */
+            202: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventDelivery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    executionStartedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id, the same on every attempt of it (`id` in `GET /subscriptions/{id}/deliveries`). */
+                "webhook-id": components["schemas"]["Id"];
+                /** @description When this attempt was signed, in seconds since the Unix epoch. */
+                "webhook-timestamp": string;
+                /** @description `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>`; two such, separated by a space, for 24 hours after a rotation. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExecutionStartedEvent"];
+            };
+        };
+        responses: {
+            200: components["responses"]["EventReceived"];
+            400: components["responses"]["EventRefused"];
+        };
+    };
+    executionCompletedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id, the same on every attempt of it (`id` in `GET /subscriptions/{id}/deliveries`). */
+                "webhook-id": components["schemas"]["Id"];
+                /** @description When this attempt was signed, in seconds since the Unix epoch. */
+                "webhook-timestamp": string;
+                /** @description `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>`; two such, separated by a space, for 24 hours after a rotation. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExecutionCompletedEvent"];
+            };
+        };
+        responses: {
+            200: components["responses"]["EventReceived"];
+            400: components["responses"]["EventRefused"];
+        };
+    };
+    executionFailedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id, the same on every attempt of it (`id` in `GET /subscriptions/{id}/deliveries`). */
+                "webhook-id": components["schemas"]["Id"];
+                /** @description When this attempt was signed, in seconds since the Unix epoch. */
+                "webhook-timestamp": string;
+                /** @description `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>`; two such, separated by a space, for 24 hours after a rotation. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExecutionFailedEvent"];
+            };
+        };
+        responses: {
+            200: components["responses"]["EventReceived"];
+            400: components["responses"]["EventRefused"];
+        };
+    };
+    executionCancelledEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id, the same on every attempt of it (`id` in `GET /subscriptions/{id}/deliveries`). */
+                "webhook-id": components["schemas"]["Id"];
+                /** @description When this attempt was signed, in seconds since the Unix epoch. */
+                "webhook-timestamp": string;
+                /** @description `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>`; two such, separated by a space, for 24 hours after a rotation. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExecutionCancelledEvent"];
+            };
+        };
+        responses: {
+            200: components["responses"]["EventReceived"];
+            400: components["responses"]["EventRefused"];
+        };
+    };
+    triggerRejectedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id, the same on every attempt of it (`id` in `GET /subscriptions/{id}/deliveries`). */
+                "webhook-id": components["schemas"]["Id"];
+                /** @description When this attempt was signed, in seconds since the Unix epoch. */
+                "webhook-timestamp": string;
+                /** @description `v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>`; two such, separated by a space, for 24 hours after a rotation. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TriggerRejectedEvent"];
+            };
+        };
+        responses: {
+            200: components["responses"]["EventReceived"];
+            400: components["responses"]["EventRefused"];
         };
     };
 }

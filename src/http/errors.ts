@@ -137,6 +137,9 @@ function asProblemError(error: FastifyError): ProblemError {
   return new ProblemError('internal-error', 'The server failed to answer this request; it has been logged.');
 }
 
+/** Why a body too large is refused. */
+export const TOO_LARGE = 'The body is larger than 1 MiB.';
+
 const FASTIFY_ERRORS: Record<string, ProblemKind> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported-media-type',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'malformed-request',
@@ -155,7 +158,7 @@ function fastifyDetail(error: FastifyError): string {
     case 'FST_CP_ERR_INVALID_CONTENT_ENCODING':
       return 'Send the body uncompressed, without Content-Encoding.';
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return 'The body is larger than 1 MiB.';
+      return TOO_LARGE;
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return 'The body is empty; send a JSON object.';
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

@@ -1,7 +1,7 @@
 // Routes come from the contract: fastify-openapi-glue turns each operation of the spec into a
 // Fastify route with the spec's schemas, and we bind it to the domain function of its operationId.
 import http from 'node:http';
-import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest, type HTTPMethods, type RouteOptions } from 'fastify';
+import { errorCodes, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type HTTPMethods, type RouteOptions } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
 import type { Authentication, Scope } from '../access/callers.ts';
 import { type Caller, isOrganizationOperation, isRead, readerFor, tenantOf } from '../access/tenancy.ts';
@@ -10,7 +10,8 @@ import { ProblemError } from '../contract/problems.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { DatabaseConnection } from '../db/client.ts';
 import type { RunOwner } from '../engine/runs/runs.ts';
-import { sendProblem } from './errors.ts';
+import { rejectTooLarge } from '../triggers/intake.ts';
+import { sendProblem, TOO_LARGE } from './errors.ts';
 import { takesRawBody } from './jsonBody.ts';
 import type { AddressLimits, RateLimiter } from './rateLimits.ts';
 import { credentialsOf } from './requestCredentials.ts';
@@ -168,6 +169,15 @@ function operationRoute(
       onRequest: async (request: FastifyRequest) => addressLimits?.webhook(request),
       onResponse: async (request: FastifyRequest, reply: FastifyReply) => {
         if (reply.statusCode === 404) addressLimits?.webhookMissed(request);
+      },
+      // A body too large is refused before the handler runs: it is listed as rejected from here.
+      onError: async (request: FastifyRequest, _reply: FastifyReply, error: FastifyError) => {
+        if (error.code !== 'FST_ERR_CTP_BODY_TOO_LARGE') return;
+        const { token } = request.params as { token: string };
+        const query = request.query as Record<string, unknown>;
+        await rejectTooLarge(database.current, { token, headers: request.headers, query }, TOO_LARGE).catch((failure: unknown) =>
+          request.log.warn({ err: failure }, 'a webhook delivery refused for its size could not be listed'),
+        );
       },
     }),
     ...(rawBody && { config: { rawBody } }),

@@ -95,8 +95,10 @@ export const deleteOrganization: Handler<'deleteOrganization'> = async ({ params
     const owned = Object.entries({ tool: tools, action: actions, flow: flows, 'queued or running execution': running }).filter(([, count]) => count > 0);
     if (owned.length > 0)
       throw conflict(`Organization ${id} still has ${owned.map(([noun, count]) => plural(count, noun)).join(', ')}; delete or cancel them first.`);
-    // Its history goes with it: executions and their logs, deleted flows and their versions; its
-    // members and idempotency keys cascade.
+    // Its history goes with it: subscriptions, executions and their logs, deleted flows and their
+    // versions; its members and idempotency keys cascade.
+    // Subscriptions first (their deliveries cascade), so that removing its runs reports nothing.
+    await tx.subscription.deleteMany({ where: { orgId: id } });
     await removeRunsOf(tx, id);
     await tx.trigger.deleteMany({ where: { orgId: id } });
     await tx.flow.deleteMany({ where: { orgId: id } });

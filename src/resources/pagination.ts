@@ -94,3 +94,16 @@ function decodeCursor(cursor: string): string {
   const hex = Buffer.from(cursor.slice(CURSOR_VERSION.length), 'base64url').toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
+
+/**
+ * A cursor into a list ordered by a sequence number instead of an id (rows whose ids are random):
+ * the same shape, the number in its 16 bytes. Every well-formed cursor reads as a number, as a
+ * decimal string (it may exceed 64 bits, and is compared as numeric).
+ */
+export function encodeSequenceCursor(seq: bigint): string {
+  return CURSOR_VERSION + Buffer.from(seq.toString(16).padStart(32, '0'), 'hex').toString('base64url');
+}
+
+export function decodeSequenceCursor(cursor: string): string {
+  return BigInt(`0x${Buffer.from(cursor.slice(CURSOR_VERSION.length), 'base64url').toString('hex')}`).toString();
+}

@@ -145,6 +145,28 @@ async function reject(db: Database, trigger: TriggerRow, request: WebhookRequest
   throw problem;
 }
 
+/**
+ * Lists a delivery refused for its size (413, before its body was read whole) as rejected, so
+ * that it shows among the trigger's deliveries and reports `trigger.rejected`. Its body is not
+ * kept, not even its start: it was never read. An address that names no enabled trigger keeps nothing.
+ */
+export async function rejectTooLarge(db: Database, request: Omit<WebhookRequest, 'body'>, reason: string): Promise<void> {
+  const trigger = await db.trigger.findFirst({ where: { hookToken: request.token, enabled: true } });
+  if (!trigger) return;
+  const settings = fromJsonText<WebhookSettings>(trigger.settings);
+  await db.triggerDelivery.create({
+    data: {
+      id: uuidv7(),
+      orgId: trigger.orgId,
+      triggerId: trigger.id,
+      outcome: 'rejected',
+      reason,
+      headers: toJsonText(keptHeaders(lowerCased(request.headers), settings)),
+      query: toJsonText(request.query),
+    },
+  });
+}
+
 /** Header names in lower case, each with one value (repeated ones joined as HTTP joins them). */
 function lowerCased(headers: WebhookRequest['headers']): Record<string, string> {
   return Object.fromEntries(

@@ -25,6 +25,12 @@ current tag); other generated values go as generated, and may rightly be refused
 Webhook addresses are secrets no generator can guess: every other well-formed one is replaced by
 the address of the run's own webhook trigger (TOLSTOY_CONTRACT_HOOK), so that deliveries of every
 kind of body reach the intake.
+
+An organization has at most 20 subscriptions: after each one the examples, coverage and fuzzing
+phases create, all but the newest 10 are deleted, so that creates keep succeeding (and the stateful
+phase has room for its own) while the ids the fuzzer captured still name live subscriptions to get,
+update, rotate and delete. These requests of the hooks carry X-Contract-Cleanup, and the harness
+does not count them as chains (scripts/contract.ts).
 """
 
 import itertools
@@ -32,7 +38,9 @@ import os
 import re
 import uuid
 
+import requests
 import schemathesis
+from schemathesis.generation.meta import TestPhase
 
 OPERATOR_TOKEN = os.environ.get("TOLSTOY_OPERATOR_TOKEN")
 MEMBER = os.environ.get("TOLSTOY_CONTRACT_MEMBER")
@@ -41,6 +49,8 @@ EXAMPLE_ETAG = '"3q2-7w0hZ2NRRtwprV8wWSN3yfLrj0ymbHLSmGtKq4I"'
 HOOK_TOKEN = os.environ.get("TOLSTOY_CONTRACT_HOOK")
 HOOK_TOKEN_FORM = re.compile(r"^wh_[A-Za-z0-9_-]{43}$")
 hook_calls = itertools.count()
+# How many of its subscriptions the tenant keeps while the fuzzer creates more (20 at most).
+SUBSCRIPTIONS_KEPT = 10
 
 
 @schemathesis.hook
@@ -65,6 +75,21 @@ def to_the_runs_webhook(case):
     token = (case.path_parameters or {}).get("token", "")
     if isinstance(token, str) and HOOK_TOKEN_FORM.match(token) and next(hook_calls) % 2 == 0:
         case.path_parameters = {**case.path_parameters, "token": HOOK_TOKEN}
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    if case.operation.path != "/subscriptions" or case.operation.method.lower() != "post" or response.status_code != 201:
+        return
+    if case.meta is not None and case.meta.phase.name == TestPhase.STATEFUL:
+        return
+    sent = response.request
+    credentials = {name: value for name, value in sent.headers.items() if name.lower() in ("authorization", "x-org-id", "x-user-id")}
+    headers = {**credentials, "X-Contract-Cleanup": "subscriptions"}
+    subscriptions = sent.url.split("?")[0].rstrip("/")
+    listed = requests.get(f"{subscriptions}?limit=100", headers=headers, timeout=10).json()["items"]
+    for older in listed[SUBSCRIPTIONS_KEPT:]:
+        requests.delete(f"{subscriptions}/{older['id']}", headers=headers, timeout=10)
 
 
 @schemathesis.hook

@@ -25,8 +25,8 @@ t.test('every operation has a unique operationId, a handler, a tag and a summary
   t.same(ids.sort(), Object.keys(handlers).sort(), 'handlers cover exactly the operations');
   t.equal(
     ids.filter((id) => !OPEN.includes(id)).length,
-    56,
-    'the 36 operations of the management API (6 of them PATCH), the 4 of API keys, the 8 of running flows and the 8 of triggers',
+    65,
+    'the 36 operations of the management API (6 of them PATCH), the 4 of API keys, the 8 of running flows, the 8 of triggers and the 9 of subscriptions',
   );
   for (const { operationId, operation } of operations) {
     t.ok(operation.tags?.length, `${operationId} has a tag`);
@@ -99,12 +99,31 @@ t.test('every operation documents the errors it can answer', async (t) => {
     if (scoped) t.notOk(path.startsWith('/organizations'), operationId);
   }
   const scoped = operations.filter(({ operation }) => securityOf(operation).some((requirement) => 'organization' in requirement));
-  t.equal(scoped.length, 50, 'the 50 operations outside /organizations act inside one organization');
+  t.equal(scoped.length, 59, 'the 59 operations outside /organizations act inside one organization');
+});
+
+t.test('the webhooks describe what subscriptions send, one per event, and are served by no route', async (t) => {
+  const events = resolve('#/components/schemas/SubscriptionEvent').enum as string[];
+  t.same(Object.keys(document.webhooks).sort(), [...events].sort());
+  for (const [event, item] of Object.entries<any>(document.webhooks)) {
+    const { post } = item;
+    t.match(post.operationId, /Event$/, `${event}: its operationId ends in Event, which the handlers' types leave out`);
+    t.notOk(post.operationId in handlers, `${event}: no handler`);
+    t.equal(resolve(post.requestBody.content['application/json'].schema.$ref).properties.type.const, event, `${event}: its body's type`);
+    t.same(
+      post.parameters.map((parameter: { name: string; in: string }) => `${parameter.in} ${parameter.name}`),
+      ['header webhook-id', 'header webhook-timestamp', 'header webhook-signature'],
+    );
+  }
+  t.notOk(
+    operations.some(({ path }) => path.includes('.')),
+    'no path of the API is an event',
+  );
 });
 
 t.test('every create links to the get, update and delete of what it created', async (t) => {
   const creates = operations.filter(({ method, operation }) => method === 'post' && operation.responses['201']);
-  t.equal(creates.length, 8);
+  t.equal(creates.length, 9);
   for (const { path, operationId, operation } of creates) {
     const created = operation.responses['201'];
     t.ok(created.headers?.Location, `${operationId}: Location header`);

@@ -70,7 +70,7 @@ async function authorize(page: Page, key: string): Promise<void> {
 
 t.test("the page carries Tolstoy's name, version and mark", async (t) => {
   await page.screenshot({ path: join(SCREENSHOTS, 'docs.png') });
-  t.equal(await page.title(), 'Tolstoy API 0.5.0');
+  t.equal(await page.title(), 'Tolstoy API 0.6.0');
   t.match(await page.locator('.info .title').innerText(), /Tolstoy API\s*0\.5\.0/);
   t.match(await page.locator('.info .description').innerText(), /Getting started/);
   const logo = await page.locator('.topbar .topbar-wrapper a.link img').getAttribute('src');

@@ -50,6 +50,9 @@ const webhook = {
 };
 const schedule = { cron: '0 2 * * *', timezone: 'UTC', input: {}, catchUp: 'latest', overlap: 'skip' };
 const triggers = [{ name: 'N', enabled: true, version: 1, webhook, schedule }];
+const subscriptions = [
+  { url: 'https://hooks.example.com/in?team=a', description: 'D', events: ['execution.failed', 'trigger.rejected'], flowId: ID, enabled: true },
+];
 const validBodies: Record<string, Record<string, unknown>[]> = {
   createOrganization: [{ name: 'N', owner: { email: 'a@example.com', name: 'N' } }],
   updateOrganization: [{ name: 'N' }],
@@ -76,6 +79,9 @@ const validBodies: Record<string, Record<string, unknown>[]> = {
   createTrigger: triggers.map((trigger) => ({ flowId: ID, type: 'webhook', ...trigger })),
   updateTrigger: triggers,
   patchTrigger: triggers,
+  createSubscription: subscriptions,
+  updateSubscription: subscriptions,
+  patchSubscription: subscriptions,
 };
 
 type Schema = Record<string, any>;
@@ -288,7 +294,7 @@ t.test('the cases of the issue, as a person meets them', async (t) => {
       '/tools',
       { name: 'N', baseUrl: 'https://x.io', surpise: 1 },
       '/surpise',
-      /^is not a known field; the fields are name, description, baseUrl, authType, credentials$/,
+      /^is not a known field; the fields are name, description, baseUrl, authType, credentials, rateLimit$/,
     ],
     ['/flows', { name: 'F', steps: [{ key: 'a', actionId: 'nope' }] }, '/steps/0/actionId', /^must be a UUID, such as /],
     [
@@ -307,7 +313,7 @@ t.test('the cases of the issue, as a person meets them', async (t) => {
   }
   const empty = await call(app, acme, { method: 'PUT', url: `/tools/${tool.id}`, payload: {} });
   t.same(empty.data.errors, [
-    { in: 'body', pointer: '', message: 'must set at least one field; the fields are name, description, baseUrl, authType, credentials' },
+    { in: 'body', pointer: '', message: 'must set at least one field; the fields are name, description, baseUrl, authType, credentials, rateLimit' },
   ]);
 });
 

@@ -76,7 +76,8 @@ t.test('every POST of a tenant declares the key, and is tested here', async (t) 
     .filter((operation) => operation.method === 'post' && !['createOrganization', 'receiveWebhook'].includes(operation.operationId))
     .map((o) => o.operationId);
   t.same(declared, tenantPosts.sort(), 'all but sign-up and webhooks');
-  t.same(declared, [...posts.map((post) => post.operationId), 'cancelExecution', 'signalExecution', 'createApiKey'].sort());
+  const ownTests = ['cancelExecution', 'signalExecution', 'createApiKey', 'createSubscription', 'rotateSubscriptionSecret', 'redeliverSubscriptionDelivery'];
+  t.same(declared, [...posts.map((post) => post.operationId), ...ownTests].sort());
 });
 
 for (const post of posts) {
@@ -194,4 +195,52 @@ t.test('a request that failed kept nothing: the key can be used again', async (t
   const retried = await send('/users', taken, key);
   t.equal(retried.statusCode, 201);
   t.equal(retried.headers['idempotent-replayed'], undefined, 'made now');
+});
+
+t.test('createSubscription: a retry makes no second subscription, and answers without the secret shown once', async (t) => {
+  const key = randomUUID();
+  const body = { url: 'https://hooks.example.com/in', events: ['execution.failed'] };
+  const before = await count('/subscriptions');
+  const first = await send('/subscriptions', body, key);
+  t.equal(first.statusCode, 201);
+  t.match(first.data.secret, /^whsec_/);
+  const again = await send('/subscriptions', body, key);
+  t.equal(again.statusCode, 201);
+  t.equal(again.headers['idempotent-replayed'], 'true');
+  t.equal(again.headers.location, first.headers.location);
+  const { secret: _shownOnce, ...rest } = first.data;
+  t.same(again.data, rest, 'the same answer, but the secret');
+  t.equal(await count('/subscriptions'), before + 1, 'one made');
+  t.equal((await send('/subscriptions', { ...body, events: ['execution.completed'] }, key)).statusCode, 422, 'the key with another body');
+});
+
+t.test('rotateSubscriptionSecret: a retry rotates nothing more, and says the secret is not kept', async (t) => {
+  const subscription = (await w.send({ method: 'POST', url: '/subscriptions', payload: { url: 'https://hooks.example.com/in', events: ['execution.failed'] } }))
+    .data;
+  const key = randomUUID();
+  const first = await send(`/subscriptions/${subscription.id}/rotate-secret`, undefined, key);
+  t.equal(first.statusCode, 200);
+  const stored = (await w.db.subscription.findUniqueOrThrow({ where: { id: subscription.id } })).secret;
+  const again = await send(`/subscriptions/${subscription.id}/rotate-secret`, undefined, key);
+  t.equal(again.statusCode, 409);
+  t.match(again.data.detail, new RegExp(`rotated the secret of subscription ${subscription.id}, which was shown once and is not kept`));
+  t.equal((await w.db.subscription.findUniqueOrThrow({ where: { id: subscription.id } })).secret, stored, 'rotated once');
+});
+
+t.test('redeliverSubscriptionDelivery: a retry answers the first 202 again', async (t) => {
+  const subscription = (
+    await w.send({ method: 'POST', url: '/subscriptions', payload: { url: 'https://hooks.example.com/in', events: ['execution.completed'] } })
+  ).data;
+  await w.run(flow.id);
+  const [delivery] = (await w.send({ method: 'GET', url: `/subscriptions/${subscription.id}/deliveries` })).data.items;
+  const url = `/subscriptions/${subscription.id}/deliveries/${delivery.id}/redeliver`;
+  const key = randomUUID();
+  const first = await send(url, undefined, key);
+  t.equal(first.statusCode, 202);
+  await w.db.eventDelivery.update({ where: { id: delivery.id }, data: { status: 'delivered', nextAttemptAt: null, deliveredAt: new Date() } });
+  const again = await send(url, undefined, key);
+  t.equal(again.statusCode, 202);
+  t.equal(again.headers['idempotent-replayed'], 'true');
+  t.same(again.data, first.data, 'the first answer');
+  t.equal((await w.db.eventDelivery.findUniqueOrThrow({ where: { id: delivery.id } })).status, 'delivered', 'and nothing sent again');
 });

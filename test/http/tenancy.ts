@@ -35,6 +35,10 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
   const execution = (await call(app, acme, { method: 'POST', url: `/flows/${flow.id}/executions`, payload: { input: { secret: 'acme' } } })).data;
 
   const apiKey = (await call(app, acme, { method: 'POST', url: '/api-keys', payload: { name: 'CI' } })).data;
+  // A subscription to refused deliveries, which the refused delivery below reports.
+  const subscription = (
+    await call(app, acme, { method: 'POST', url: '/subscriptions', payload: { url: 'https://hooks.acme.test/in', events: ['trigger.rejected'] } })
+  ).data;
   // A signed webhook and a delivery it refused: a delivery to replay that started no run.
   const trigger = (
     await call(app, acme, {
@@ -45,6 +49,7 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
   ).data;
   await app.inject({ method: 'POST', url: `/hooks/${trigger.webhook.token}`, payload: {}, headers: { 'x-signature': 'forged' } });
   const [delivery] = (await call(app, acme, { method: 'GET', url: `/triggers/${trigger.id}/deliveries` })).data.items;
+  const [event] = (await call(app, acme, { method: 'GET', url: `/subscriptions/${subscription.id}/deliveries` })).data.items;
 
   const owned: Record<string, { id: string }> = {
     users: colleague,
@@ -55,6 +60,7 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
     'execution-logs': log,
     executions: execution,
     triggers: trigger,
+    subscriptions: subscription,
   };
 
   // A body each update would accept, were the resource the caller's own.
@@ -65,6 +71,7 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
     flows: { name: 'Hijacked', steps: [] },
     'execution-logs': { status: 'cancelled' },
     triggers: { enabled: false },
+    subscriptions: { url: 'https://evil.example.com/steal' },
   };
 
   // Creations that name Acme's resources from Globex: each must be refused as a dangling reference.
@@ -76,6 +83,7 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
     flows: [{ payload: { name: 'X', steps: [{ key: 'a', actionId: action.id }] }, pointer: '/steps/0/actionId' }],
     'execution-logs': [{ payload: { flowId: flow.id, executionId: 'r', stepKey: 's', status: 'queued' }, pointer: '/flowId' }],
     triggers: [{ payload: { flowId: flow.id, name: 'X', type: 'webhook' }, pointer: '/flowId' }],
+    subscriptions: [{ payload: { url: 'https://x.example.com', events: ['execution.failed'], flowId: flow.id }, pointer: '/flowId' }],
   };
 
   // Minimal valid creations, to show an orgId in a body is never taken.
@@ -87,6 +95,7 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
     flows: { name: 'F' },
     'execution-logs': { flowId: MISSING_ID, executionId: 'r', stepKey: 's', status: 'queued' },
     triggers: { flowId: MISSING_ID, name: 'T', type: 'webhook' },
+    subscriptions: { url: 'https://x.example.com', events: ['execution.failed'] },
   };
 
   /** A body the operation would accept, were the resource the caller's own. */
@@ -99,7 +108,11 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
   }
 
   const urlOf = (path: string, id: string) =>
-    path.replace('{id}', id).replace('{version}', '1').replace('{deliveryId}', delivery.id).replace('{name}', 'approval');
+    path
+      .replace('{id}', id)
+      .replace('{version}', '1')
+      .replace('{deliveryId}', path.startsWith('/subscriptions') ? event.id : delivery.id)
+      .replace('{name}', 'approval');
   // A PATCH sends its body as a JSON merge patch.
   const typeOf = (method: string): Record<string, string> => (method === 'patch' ? { 'content-type': 'application/merge-patch+json' } : {});
 
@@ -119,7 +132,7 @@ export async function tenancyMatrix(mode: AuthMode): Promise<void> {
   const before = await snapshot();
 
   t.test('every tenant-scoped operation is in the matrix', async (t) => {
-    t.equal(scoped.length, 50);
+    t.equal(scoped.length, 59);
     for (const { path } of scoped) t.ok(collectionOf(path) in owned, path);
   });
 

@@ -5,6 +5,7 @@
 //   items alone, never Acme's;
 // - a cursor made from one of Acme's ids: must list nothing of Acme's either;
 // - either cursor with Acme's run as the parentId filter: must list none of its sub-flow runs.
+import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { encodeCursor } from '../../src/resources/pagination.ts';
 import { operations } from '../contract.ts';
@@ -40,19 +41,26 @@ const hook = (flowId: string) => ({ method: 'POST' as const, url: '/triggers', p
 const acmeTrigger = (await call(app, acme, hook(acmeFlow.id))).data;
 await app.inject({ method: 'POST', url: `/hooks/${acmeTrigger.webhook.token}`, payload: {} });
 const globexTrigger = (await call(app, globex, hook(globexFlow.id))).data;
+// A subscription each, Acme's with a delivery stored as the database stores one: Globex lists its own subscription's deliveries.
+const subscribe = { method: 'POST' as const, url: '/subscriptions', payload: { url: 'https://hooks.example.com/in', events: ['execution.started'] } };
+const acmeSubscription = (await call(app, acme, subscribe)).data;
+const acmeEvent = await db.eventDelivery.create({
+  data: { id: randomUUID(), orgId: acme.orgId, subscriptionId: acmeSubscription.id, executionId: acmeRun.id, event: 'execution.started', payload: '{}' },
+});
+const globexSubscription = (await call(app, globex, subscribe)).data;
 
 const LAST = encodeCursor('ffffffff-ffff-7fff-bfff-ffffffffffff');
 const lists = operations.filter(({ operationId }) => operationId.startsWith('list') && operationId !== 'listProblemTypes');
 
-/** Whether an item of a list belongs to Acme: its orgId, or (an organization) its id. */
+/** Whether an item of a list belongs to Acme: its orgId, or (an organization) its id, or its trigger, or (a subscription's delivery) its id. */
 const isAcme = (item: { id: string; orgId?: string; triggerId?: string }) =>
-  item.orgId === acme.orgId || item.id === acme.orgId || item.triggerId === acmeTrigger.id;
+  item.orgId === acme.orgId || item.id === acme.orgId || item.triggerId === acmeTrigger.id || item.id === acmeEvent.id;
 
 for (const cursor of [LAST, encodeCursor(acmeFlow.id)]) {
   t.test(`a forged cursor (${cursor}) narrows every list, never widens it`, async (t) => {
     t.ok(lists.length >= 8, 'every list operation is tried');
     for (const { path } of lists) {
-      const id = path.startsWith('/triggers/') ? globexTrigger.id : globexFlow.id;
+      const id = path.startsWith('/triggers/') ? globexTrigger.id : path.startsWith('/subscriptions/') ? globexSubscription.id : globexFlow.id;
       const url = `${path.replace('{id}', id)}?limit=100&cursor=${cursor}`;
       const listed = await call(app, globex, { method: 'GET', url });
       t.equal(listed.statusCode, 200, url);
