@@ -5,7 +5,15 @@
 //   runs made about N²/2 turns (each a claim, an evaluation, two writes), a tenant's cheap way to
 //   keep every worker busy. Refused reservations are handed turns spread at the tool's rate: at
 //   most `requests` told to come back in any window, and the runs make about one turn each.
+// - the slots' advisory locks are keyed by a 32-bit hash of (flow, key value), and a tenant chooses
+//   key values: two that hash alike are found in a second. Runs ending together took their pairs'
+//   locks in the order of (flow, key), not of the locks: with pairs A < B < C where A and C share
+//   a lock, one transaction freeing A and B and another freeing B and C each held one lock and
+//   waited for the other's, and PostgreSQL broke the deadlock by failing one of them. The locks
+//   are taken in their own order.
 import t from 'tap';
+import type { RunQueue } from '../../src/engine/jobs/queue.ts';
+import { freeSlots } from '../../src/engine/runs/slots.ts';
 import { reserveCall } from '../../src/engine/toolLimits.ts';
 import { world } from '../engine/world.ts';
 
@@ -47,4 +55,67 @@ t.test('runs waiting for a limited tool take about one turn each', async (t) => 
   for (const executionId of started) t.equal((await w.finished(executionId, 60_000)).status, 'completed');
   const [made] = await w.db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM reservations_made WHERE tool_id = ${id}::uuid`;
   t.ok(made!.n <= 3 * runs, `${runs} runs made ${made!.n} reservations (at most ${3 * runs})`);
+});
+
+t.test('runs ending together whose keys share a slot lock do not deadlock', async (t) => {
+  const flow = await w.flow({ steps: [{ key: 'done', transform: 1 }], concurrency: { limit: 1, key: 'input.k' } });
+  // Two key values (as stored: JSON) whose pairs hash alike, and one between them that does not.
+  const [collision] = await w.db.$queryRawUnsafe<{ a: string; c: string; hash: number }[]>(
+    `SELECT min(k) AS a, max(k) AS c, h AS hash FROM (
+       SELECT '"' || i || '"' AS k, hashtext($1 || ' "' || i || '"') AS h FROM generate_series(1, 400000) i) keys
+     GROUP BY h HAVING count(*) > 1 ORDER BY h LIMIT 1`,
+    flow.id,
+  );
+  t.ok(collision, 'two key values share a lock');
+  const [between] = await w.db.$queryRawUnsafe<{ b: string; hash: number }[]>(
+    `SELECT k AS b, hashtext($1 || ' ' || k) AS hash FROM (SELECT '"' || i || '"' AS k FROM generate_series(1, 1000) i) keys
+     WHERE k > $2 AND k < $3 AND hashtext($1 || ' ' || k) <> $4 LIMIT 1`,
+    flow.id,
+    collision!.a,
+    collision!.c,
+    collision!.hash,
+  );
+  const keys = [collision!.a, between!.b, collision!.c];
+  const runs: string[] = [];
+  for (const key of keys) {
+    const done = await w.run(flow.id, { input: { k: JSON.parse(key) } });
+    t.equal(done.status, 'completed');
+    runs.push(done.id);
+  }
+  const stored = await w.db.$queryRaw<
+    { key: string }[]
+  >`SELECT concurrency_key AS key FROM executions WHERE id = ANY(${runs}::uuid[]) ORDER BY concurrency_key`;
+  t.same(
+    stored.map((row) => row.key),
+    keys,
+    'the runs hold those keys',
+  );
+
+  // No run waits for a slot: nothing is woken.
+  const queue = { wake: async () => undefined } as unknown as RunQueue;
+  // One transaction holds both locks while two others line up behind it, each for the first of its pairs;
+  // once it ends, each takes its first lock and asks for the other's.
+  const held = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const holder = w.db.$transaction(async (tx) => {
+    for (const hash of [collision!.hash, between!.hash]) await tx.$executeRaw`SELECT pg_advisory_xact_lock(${0x736c6f74}::int, ${hash}::int)`;
+    held.resolve();
+    await release.promise;
+  });
+  await held.promise;
+  const ending = [
+    [runs[0]!, runs[1]!],
+    [runs[1]!, runs[2]!],
+  ].map((ids) =>
+    w.db
+      .$transaction((tx) => freeSlots(tx, queue, ids), { timeout: 30_000 })
+      .then(
+        () => 'ok',
+        (error: Error) => error.message,
+      ),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  release.resolve();
+  await holder;
+  t.same(await Promise.all(ending), ['ok', 'ok'], 'both transactions end');
 });
