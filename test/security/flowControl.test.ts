@@ -37,6 +37,11 @@ t.test('refused reservations are told to come back spread at the tool’s rate, 
   t.equal(waits.length, 10, 'two go, ten are refused');
   t.ok(Math.min(...waits) >= 1000, `none comes back before the window passed: ${waits}`);
   t.ok(busiest(waits, 1000) <= 2, `at most 2 told to come back in any second: ${waits.sort((a, b) => a - b)}`);
+
+  // Turns handed to runs cancelled since: the line reaches at most an hour past a call's chance.
+  await w.db.$executeRaw`UPDATE tools SET next_turn_at = now() + interval '1 day' WHERE id = ${id}::uuid`;
+  const wait = await reserveCall(w.db, id);
+  t.ok(wait > 3_600_000 && wait <= 3_600_000 + 8000, `a call refused behind a long line waits at most an hour past its chance: ${wait} ms`);
 });
 
 t.test('runs waiting for a limited tool take about one turn each', async (t) => {

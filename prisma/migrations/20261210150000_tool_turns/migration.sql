@@ -3,7 +3,8 @@
 -- once, one went, and the others were refused again, so N waiting runs made about N²/2 turns.
 -- `next_turn_at` is the end of the line of refused calls: each refused call is handed the later of
 -- its earliest chance and that end, which then moves on by the window over the limit, so refused
--- calls come back spread at the tool's rate. A call that comes back is still counted by the log.
+-- calls come back spread at the tool's rate (the line reaches at most an hour past a call's earliest
+-- chance). A call that comes back is still counted by the log.
 ALTER TABLE "tools" ADD COLUMN "next_turn_at" TIMESTAMPTZ(6);
 
 CREATE OR REPLACE FUNCTION "reserve_tool_call"(tool UUID) RETURNS INTEGER LANGUAGE plpgsql AS $$
@@ -48,8 +49,10 @@ BEGIN
     END IF;
     earliest := oldest.at + window_;
   END IF;
-  -- Refused: the later of its earliest chance and the end of the line, which moves on by one call's share of the window.
-  earliest := greatest(earliest, limits.next_turn_at);
+  -- Refused: the later of its earliest chance and the end of the line, which moves on by one call's
+  -- share of the window. At most an hour later than its chance: turns handed to runs cancelled
+  -- since hold up the others no longer.
+  earliest := least(greatest(earliest, limits.next_turn_at), earliest + interval '1 hour');
   UPDATE tools SET next_turn_at = earliest + window_ / limits.requests WHERE id = tool;
   RETURN ceil(extract(epoch FROM earliest - now_) * 1000);
 END;
