@@ -5,6 +5,8 @@
 //   runs made about N²/2 turns (each a claim, an evaluation, two writes), a tenant's cheap way to
 //   keep every worker busy. Refused reservations are handed turns spread at the tool's rate: at
 //   most `requests` told to come back in any window, and the runs make about one turn each.
+// - a flow's onFailure naming another organization's flow, when written or changed: 422 naming
+//   /onFailure/flowId, in the words used for an id that names nothing (held).
 // - the slots' advisory locks are keyed by a 32-bit hash of (flow, key value), and a tenant chooses
 //   key values: two that hash alike are found in a second. Runs ending together took their pairs'
 //   locks in the order of (flow, key), not of the locks: with pairs A < B < C where A and C share
@@ -16,6 +18,7 @@ import type { RunQueue } from '../../src/engine/jobs/queue.ts';
 import { freeSlots } from '../../src/engine/runs/slots.ts';
 import { reserveCall } from '../../src/engine/toolLimits.ts';
 import { world } from '../engine/world.ts';
+import { call, createTenant } from '../helper.ts';
 
 const w = await world(t);
 
@@ -123,4 +126,24 @@ t.test('runs ending together whose keys share a slot lock do not deadlock', asyn
   release.resolve();
   await holder;
   t.same(await Promise.all(ending), ['ok', 'ok'], 'both transactions end');
+});
+
+t.test('onFailure naming another organization’s flow is refused as an id naming nothing', async (t) => {
+  const other = await createTenant(w.app, 'Other');
+  const theirs = await call(w.app, other, { method: 'POST', url: '/flows', payload: { name: 'Theirs', steps: [{ key: 'done', transform: 1 }] } });
+  const steps = [{ key: 'done', transform: 1 }];
+  const missing = '01900000-0000-7000-8000-000000000000';
+  const answers = [];
+  for (const flowId of [theirs.data.id, missing]) {
+    const created = await w.send({ method: 'POST', url: '/flows', payload: { name: 'Mine', steps, onFailure: { flowId } } });
+    t.equal(created.statusCode, 422, 'creating');
+    answers.push(created.data.errors.map((error: { pointer: string; message: string }) => [error.pointer, error.message.replace(flowId, 'ID')]));
+  }
+  t.same(answers[0], answers[1], 'the same answer as for an id naming nothing');
+  t.same(answers[0], [['/onFailure/flowId', 'names no flow of this organization: ID']]);
+  const mine = await w.flow({ steps });
+  const changed = await w.send({ method: 'PUT', url: `/flows/${mine.id}`, payload: { name: 'Mine', steps, onFailure: { flowId: theirs.data.id } } });
+  t.equal(changed.statusCode, 422, 'changing');
+  const [stored] = await w.db.$queryRaw<{ onFailure: string | null }[]>`SELECT on_failure_flow_id::text AS "onFailure" FROM flows WHERE id = ${mine.id}::uuid`;
+  t.equal(stored!.onFailure, null, 'nothing stored');
 });
