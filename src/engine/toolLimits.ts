@@ -1,8 +1,9 @@
 // A tool's rate limit and its pause after a 429, shared by every worker: both are kept in
-// PostgreSQL and read by its clock (reserve_tool_call() in the tool_rate_limits migration keeps a
-// sliding log of the tool's last calls). No npm library does this on PostgreSQL: those that store
-// limits there (rate-limiter-flexible, express-rate-limit's stores) count fixed windows, which let
-// twice the limit through across a window's edge.
+// PostgreSQL and read by its clock (reserve_tool_call() keeps a sliding log of the tool's last
+// calls, and hands the calls it refuses turns in line: the tool_rate_limits and tool_turns
+// migrations). No npm library does this on PostgreSQL: those that store limits there
+// (rate-limiter-flexible, express-rate-limit's stores) count fixed windows, which let twice the
+// limit through across a window's edge.
 import type { Database } from '../db/client.ts';
 
 /** The longest a tool is paused, however long its Retry-After asks: a tenant's API chooses it. */

@@ -33,23 +33,35 @@ export interface Claim {
   leaseMs: number;
 }
 
-/** Takes due deliveries, the organizations' turns interleaved (each one's oldest first). */
+/**
+ * Takes due deliveries, the organizations' turns interleaved (each one's oldest first). Each enabled
+ * subscription of an organization with room is asked for at most that room of its oldest, by its
+ * index: a pile of due deliveries (a receiver that hangs) costs a claim no more than a few rows.
+ */
 export async function claimDue(db: Database, { limit, orgLimit, sending, leaseMs }: Claim): Promise<Claimed[]> {
   const orgs = [...sending.keys()];
   const counts = orgs.map((org) => sending.get(org)!);
   return db.$queryRaw<Claimed[]>`
-    WITH due AS (
-      SELECT d.id, d.org_id, d.next_attempt_at, row_number() OVER (PARTITION BY d.org_id ORDER BY d.next_attempt_at, d.seq) AS place
-      FROM event_deliveries d JOIN subscriptions s ON s.id = d.subscription_id AND s.enabled
-      WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-        AND NOT EXISTS (SELECT 1 FROM event_deliveries e WHERE e.subscription_id = d.subscription_id AND e.execution_id = d.execution_id
-          AND e.status = 'pending' AND e.seq < d.seq)
+    WITH room AS (
+      SELECT s.id, ${orgLimit} - COALESCE(busy.n, 0) AS room
+      FROM subscriptions s LEFT JOIN unnest(${orgs}::uuid[], ${counts}::int[]) AS busy(org_id, n) ON busy.org_id = s.org_id
+      WHERE s.enabled AND ${orgLimit} - COALESCE(busy.n, 0) > 0
+    ), candidates AS (
+      SELECT c.*, room.room FROM room CROSS JOIN LATERAL (
+        SELECT d.id, d.org_id, d.next_attempt_at, d.seq FROM event_deliveries d
+        WHERE d.subscription_id = room.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+          -- The first pending of its execution (looked up per row, by index, for as few rows as are taken).
+          AND (d.execution_id IS NULL OR d.seq = (SELECT min(e.seq) FROM event_deliveries e
+            WHERE e.subscription_id = d.subscription_id AND e.execution_id = d.execution_id AND e.status = 'pending'))
+        ORDER BY d.next_attempt_at, d.seq LIMIT room.room) c
+    ), due AS (
+      SELECT id, next_attempt_at, room, row_number() OVER (PARTITION BY org_id ORDER BY next_attempt_at, seq) AS place FROM candidates
     ), chosen AS (
-      SELECT d.id FROM event_deliveries d JOIN due ON due.id = d.id
-        LEFT JOIN unnest(${orgs}::uuid[], ${counts}::int[]) AS busy(org_id, n) ON busy.org_id = due.org_id
-      -- Checked again on the row as locked: another worker may have claimed it since this statement began.
-      WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND due.place <= ${orgLimit} - COALESCE(busy.n, 0)
-      ORDER BY due.place, due.next_attempt_at LIMIT ${limit}
+      -- By id: the few chosen are looked up, not joined with every delivery.
+      SELECT d.id FROM event_deliveries d
+      WHERE d.id = ANY(ARRAY(SELECT id FROM due WHERE place <= room ORDER BY place, next_attempt_at LIMIT ${limit}))
+        -- Checked again on the row as locked: another worker may have claimed it since this statement began.
+        AND d.status = 'pending' AND d.next_attempt_at <= now()
       FOR UPDATE OF d SKIP LOCKED
     )
     UPDATE event_deliveries d SET attempts = d.attempts + 1, next_attempt_at = now() + ${leaseMs} * interval '1 millisecond'

@@ -103,8 +103,10 @@ async function lockedTool(tx: Transaction, orgId: string, id: string): Promise<L
 async function newRateLimit(tx: Transaction, toolId: string, current: LockedTool, rateLimit: Tool['rateLimit']) {
   const requests = rateLimit?.requests ?? null;
   const perMs = rateLimit?.perMs ?? null;
-  if (requests !== current.rateLimitRequests || perMs !== current.rateLimitPerMs) await tx.$executeRaw`DELETE FROM tool_calls WHERE tool_id = ${toolId}::uuid`;
-  return { rateLimitRequests: requests, rateLimitPerMs: perMs };
+  const changed = requests !== current.rateLimitRequests || perMs !== current.rateLimitPerMs;
+  if (changed) await tx.$executeRaw`DELETE FROM tool_calls WHERE tool_id = ${toolId}::uuid`;
+  // A changed limit starts its count, and its line of refused calls, afresh.
+  return { rateLimitRequests: requests, rateLimitPerMs: perMs, ...(changed && { nextTurnAt: null }) };
 }
 
 export const deleteTool: Handler<'deleteTool'> = async ({ params }, { db, tenant }) => {

@@ -8,8 +8,9 @@
 // any left waiting with a slot free.
 //
 // Every decision on the slots of a (flow, key) is made under one transaction-level advisory lock
-// of that pair. Locks are taken in one order: an execution's own row first, then the pair's lock;
-// holding the pair's lock, other runs' rows are only taken with SKIP LOCKED, so no cycle forms.
+// of that pair. Locks are taken in one order: an execution's own row first, then the pair's lock
+// (several pairs' locks by the locks' own keys, since pairs that hash alike share one); holding a
+// pair's lock, other runs' rows are only taken with SKIP LOCKED, so no cycle forms.
 import type { Database, Transaction } from '../../db/client.ts';
 import { fromJsonText, toJsonText } from '../../db/client.ts';
 import { type FlowConcurrency, KEY_VALUE_LIMIT_BYTES, keyTemplate, WHOLE_FLOW } from '../../definitions/concurrency.ts';
@@ -124,14 +125,16 @@ async function wakeWaiting(tx: Transaction, queue: RunQueue, { flowId, key }: Sl
 /**
  * After runs left their slots or the queue (ended, cancelled), in the transaction that made them
  * do so: wakes as many of the oldest runs waiting for a slot of each of their (flow, key) pairs as
- * there are slots free. The pairs' locks are taken in order.
+ * there are slots free. The pairs' locks are taken in the order of the locks (not of the pairs).
  */
 export async function freeSlots(tx: Transaction, queue: RunQueue, executionIds: string[]): Promise<void> {
   if (executionIds.length === 0) return;
+  // In the order of their locks: pairs that hash alike share one (a tenant chooses its keys' values).
   const pairs = await tx.$queryRaw<Slots[]>`
-    SELECT DISTINCT flow_id AS "flowId", concurrency_key AS key, concurrency_limit AS "limit" FROM executions
-    WHERE id = ANY(${executionIds}::uuid[]) AND concurrency_key IS NOT NULL AND concurrency_limit IS NOT NULL
-    ORDER BY "flowId", key`;
+    SELECT "flowId", key, "limit" FROM (
+      SELECT DISTINCT flow_id AS "flowId", concurrency_key AS key, concurrency_limit AS "limit" FROM executions
+      WHERE id = ANY(${executionIds}::uuid[]) AND concurrency_key IS NOT NULL AND concurrency_limit IS NOT NULL) pairs
+    ORDER BY hashtext("flowId"::text || ' ' || key), "flowId", key`;
   for (const pair of pairs) {
     await lockSlots(tx, pair);
     await wakeFree(tx, queue, pair);
