@@ -10,6 +10,7 @@
 //   /unavailable/:seconds answers 503 with Retry-After the first time a key calls, then echoes
 //   /limitAt/:n/:seconds answers 429 with Retry-After to the nth call of its path, whoever calls; echoes the others
 //   /status/:code       answers with that status and a JSON problem
+//   /failEcho/:code     answers with that status and what it received, as /echo does
 //   /text               answers text/plain
 //   /huge/:bytes        answers that many bytes of JSON
 //   /oauth/token        the client-credentials grant, for the client `tolstoy` with secret `s3cret`
@@ -67,7 +68,8 @@ export async function startTarget(): Promise<Target> {
     calls.set(key, seen);
     const seenPath = (calls.get(url.pathname) ?? 0) + 1;
     calls.set(url.pathname, seenPath);
-    const echo = () => json(response, 200, { method: entry.method, path: entry.path, query: entry.query, headers: entry.headers, body: entry.body });
+    const echo = (status = 200) =>
+      json(response, status, { method: entry.method, path: entry.path, query: entry.query, headers: entry.headers, body: entry.body });
     switch (kind) {
       case 'echo':
         return echo();
@@ -101,6 +103,8 @@ export async function startTarget(): Promise<Target> {
         return echo();
       case 'status':
         return json(response, Number(arg), { error: `status ${arg}` });
+      case 'failEcho':
+        return echo(Number(arg));
       case 'text':
         response.writeHead(200, { 'content-type': 'text/plain' });
         return response.end('plain words');

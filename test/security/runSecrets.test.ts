@@ -72,7 +72,11 @@ t.test('an answer that quotes the token in a failure stores it nowhere', async (
     payload: { name: 'Failing API', baseUrl: w.target.url, authType: 'bearer', credentials: { token: TOKEN } },
   });
   const failing = (
-    await w.send({ method: 'POST', url: '/actions', payload: { toolId: tool.data.id, name: 'Flaky', key: 'flaky', method: 'POST', endpoint: '/flaky/5' } })
+    await w.send({
+      method: 'POST',
+      url: '/actions',
+      payload: { toolId: tool.data.id, name: 'Quoting', key: 'quoting', method: 'POST', endpoint: '/failEcho/500' },
+    })
   ).data.id;
   const flow = await w.flow({
     steps: [
@@ -82,6 +86,10 @@ t.test('an answer that quotes the token in a failure stores it nowhere', async (
   });
   const done = await w.run(flow.id);
   t.equal(done.status, 'completed');
+  t.ok(
+    w.target.received.some((request) => request.path.startsWith('/failEcho/') && request.headers.authorization === `Bearer ${TOKEN}`),
+    'the API was sent the token, and answered it back in its failure',
+  );
   const stored = await w.db.$queryRaw<{ found: number }[]>`
     SELECT (SELECT count(*) FROM execution_steps WHERE execution_id = ${done.id}::uuid AND concat(request, response, output, state, error) LIKE ${`%${TOKEN}%`})
       + (SELECT count(*) FROM execution_logs WHERE execution_id = ${done.id} AND concat(inputs, outputs, error) LIKE ${`%${TOKEN}%`}) AS found`;
