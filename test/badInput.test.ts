@@ -18,6 +18,9 @@ const apiKey = (await call(app, acme, { method: 'POST', url: '/api-keys', payloa
 // Queued (no worker runs it): bad input to its rerun is refused before its state is looked at.
 const execution = (await call(app, acme, { method: 'POST', url: `/flows/${flow.id}/executions`, payload: {} })).data;
 const trigger = (await call(app, acme, { method: 'POST', url: '/triggers', payload: { flowId: flow.id, name: 'T', type: 'webhook' } })).data;
+const subscription = (
+  await call(app, acme, { method: 'POST', url: '/subscriptions', payload: { url: 'https://hooks.example.com/t', events: ['execution.completed'] } })
+).data;
 const ids: Record<string, string> = {
   organizations: acme.orgId,
   users: acme.userId,
@@ -28,6 +31,7 @@ const ids: Record<string, string> = {
   'execution-logs': log.id,
   executions: execution.id,
   triggers: trigger.id,
+  subscriptions: subscription.id,
 };
 
 // A body each operation accepts, to which one bad thing at a time is done.
@@ -57,6 +61,9 @@ const validBodies: Record<string, Record<string, unknown>> = {
   updateTrigger: { name: 'N' },
   patchTrigger: { name: 'N' },
   signalExecution: { payload: { approved: true, by: 'ada@example.com' } },
+  createSubscription: { url: 'https://hooks.example.com/s', events: ['execution.failed'] },
+  updateSubscription: { url: 'https://hooks.example.com/u' },
+  patchSubscription: { url: 'https://hooks.example.com/p' },
 };
 
 // A webhook takes any body, as its sender sends it (test/triggers/webhooks.test.ts).
@@ -81,6 +88,7 @@ const counts = () =>
     db.flowStep.count(),
     db.executionLog.count(),
     db.trigger.count(),
+    db.subscription.count(),
   ]);
 const before = await counts();
 
