@@ -116,7 +116,7 @@ t.test('the job removes what the period has outlived, in each organization by it
   const beforeB = await history(other.orgId);
 
   const soon = await pruneExpired(db, { now: later(6) });
-  t.match(soon, { executions: 0, logs: 0, triggerDeliveries: 0, eventDeliveries: 0 }, 'nothing is older than 7 days after 6');
+  t.match(soon, { organizations: 2, turns: 2, executions: 0, logs: 0, triggerDeliveries: 0, eventDeliveries: 0 }, 'nothing is older than 7 days after 6');
 
   const retryHistory = {
     steps: await db.executionStep.count({ where: { executionId: retry } }),
@@ -149,6 +149,18 @@ t.test('a run with a deadline stops beginning batches when it has passed', async
   t.equal(stopped.executions, 1, 'one batch began before the deadline, none after it');
   const rest = await pruneExpired(db, { now: later(31), batch: 1, pauseMs: 0 });
   t.equal(stopped.executions + rest.executions, 3, 'the next run removes the rest');
+});
+
+t.test('organizations take turns: a large backlog is removed a turn at a time, between the others', async (t) => {
+  const flowA = await transformFlow(w.member);
+  const flowB = await transformFlow(other);
+  for (let n = 0; n < 6; n++) await finishedRun(w.member, flowA);
+  for (let n = 0; n < 2; n++) await finishedRun(other, flowB);
+  const pruned = await pruneExpired(db, { now: later(31), batch: 1, batchesPerTurn: 2, pauseMs: 0 });
+  t.match(pruned, { organizations: 2, executions: 8 });
+  // A: 2, 2, 2, then none left; B: 2 (its turn spent), then none left.
+  t.equal(pruned.turns, 6, 'six turns: the larger backlog did not take one turn of its own');
+  t.equal(await db.execution.count({ where: { status: 'completed' } }), 0);
 });
 
 t.test('the id bound: a UUIDv7 made before a time is below its floor, one made at or after it is not', async (t) => {

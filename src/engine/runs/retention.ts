@@ -15,10 +15,14 @@ export interface RetentionOptions {
   pauseMs?: number;
   /** The time (epoch ms) after which no batch begins: a large backlog is finished by later runs. */
   until?: number;
+  /** Batches of each kind an organization is given before the next one's turn. */
+  batchesPerTurn?: number;
 }
 
 export interface Pruned {
   organizations: number;
+  /** Organizations' turns taken: more than `organizations` when some had more than one turn's work. */
+  turns: number;
   executions: number;
   logs: number;
   triggerDeliveries: number;
@@ -28,13 +32,60 @@ export interface Pruned {
 const DAY_MS = 24 * 3600_000;
 const ORGANIZATIONS_PER_PAGE = 1000;
 
-/** Removes, for every organization, the history older than its retention period. */
+interface Organization {
+  id: string;
+  retentionExecutionsDays: number;
+}
+
+/**
+ * Removes, for every organization, the history older than its retention period. Organizations
+ * take turns: one with a large backlog has a turn's batches of each kind, then waits for
+ * the others' turns (20 batches of 500 unless told), so that it does not keep them waiting for theirs.
+ */
 export async function pruneExpired(db: Database, options: RetentionOptions = {}): Promise<Pruned> {
-  const { now = new Date(), batch = 500, pauseMs = 20, until = Number.POSITIVE_INFINITY } = options;
-  const pruned: Pruned = { organizations: 0, executions: 0, logs: 0, triggerDeliveries: 0, eventDeliveries: 0 };
+  const settings = { now: new Date(), batch: 500, pauseMs: 20, until: Number.POSITIVE_INFINITY, batchesPerTurn: 20, ...options };
+  const pruned: Pruned = { organizations: 0, turns: 0, executions: 0, logs: 0, triggerDeliveries: 0, eventDeliveries: 0 };
+  let due = await everyOrganization(db);
+  pruned.organizations = due.length;
+  while (due.length > 0 && Date.now() < settings.until) {
+    const behind: Organization[] = [];
+    for (const organization of due) {
+      if (Date.now() >= settings.until) break;
+      pruned.turns += 1;
+      if (await pruneOrganization(db, organization, settings, pruned)) behind.push(organization);
+    }
+    due = behind;
+  }
+  return pruned;
+}
+
+async function everyOrganization(db: Database): Promise<Organization[]> {
+  const all: Organization[] = [];
+  for (;;) {
+    const page = await db.organization.findMany({
+      select: { id: true, retentionExecutionsDays: true },
+      where: all.length > 0 ? { id: { gt: all.at(-1)!.id } } : {},
+      orderBy: { id: 'asc' },
+      take: ORGANIZATIONS_PER_PAGE,
+    });
+    all.push(...page);
+    if (page.length < ORGANIZATIONS_PER_PAGE) return all;
+  }
+}
+
+/** One turn of an organization: adds what it removed to `pruned`; answers whether more is left. */
+async function pruneOrganization(db: Database, { id, retentionExecutionsDays }: Organization, settings: Required<RetentionOptions>, pruned: Pruned) {
+  const { batch, pauseMs, until, batchesPerTurn } = settings;
+  const cutoff = new Date(settings.now.getTime() - retentionExecutionsDays * DAY_MS);
+  let behind = false;
+  // Removes batches until one is not full, the turn's are spent, or the deadline has passed.
   const drain = async (removeBatch: () => Promise<number>): Promise<number> => {
     let total = 0;
-    while (Date.now() < until) {
+    for (let batches = 0; Date.now() < until; batches++) {
+      if (batches === batchesPerTurn) {
+        behind = true;
+        break;
+      }
       const removed = await removeBatch();
       total += removed;
       if (removed < batch) break;
@@ -42,32 +93,17 @@ export async function pruneExpired(db: Database, options: RetentionOptions = {})
     }
     return total;
   };
-  let after: string | undefined;
-  for (;;) {
-    const organizations = await db.organization.findMany({
-      select: { id: true, retentionExecutionsDays: true },
-      where: after ? { id: { gt: after } } : {},
-      orderBy: { id: 'asc' },
-      take: ORGANIZATIONS_PER_PAGE,
+  for (const status of FINISHED) {
+    pruned.executions += await drain(async () => {
+      const { executions, logs } = await removeExecutions(db, id, status, cutoff, batch);
+      pruned.logs += logs;
+      return executions;
     });
-    for (const { id, retentionExecutionsDays } of organizations) {
-      if (Date.now() >= until) return pruned;
-      const cutoff = new Date(now.getTime() - retentionExecutionsDays * DAY_MS);
-      for (const status of FINISHED) {
-        pruned.executions += await drain(async () => {
-          const { executions, logs } = await removeExecutions(db, id, status, cutoff, batch);
-          pruned.logs += logs;
-          return executions;
-        });
-      }
-      pruned.logs += await drain(() => removeWrittenLogs(db, id, cutoff, batch));
-      pruned.triggerDeliveries += await drain(() => removeTriggerDeliveries(db, id, cutoff, batch));
-      pruned.eventDeliveries += await drain(() => removeEventDeliveries(db, id, cutoff, batch));
-      pruned.organizations += 1;
-    }
-    if (organizations.length < ORGANIZATIONS_PER_PAGE) return pruned;
-    after = organizations.at(-1)!.id;
   }
+  pruned.logs += await drain(() => removeWrittenLogs(db, id, cutoff, batch));
+  pruned.triggerDeliveries += await drain(() => removeTriggerDeliveries(db, id, cutoff, batch));
+  pruned.eventDeliveries += await drain(() => removeEventDeliveries(db, id, cutoff, batch));
+  return behind;
 }
 
 /** The least UUIDv7 of a time: every id made before it is smaller. */
