@@ -175,8 +175,8 @@ class Turn {
   }
 
   async go(): Promise<Outcome> {
-    // News may have come while no turn ran: the waiting steps look once.
-    let news = true;
+    // News may have come while no turn ran: the waiting steps that could take it look once.
+    let news = this.#run.progress.some((step) => step.status === 'waiting' && (step.kind === 'waitFor' || step.kind === 'flow'));
     let now = this.#run.claimedAt;
     for (;;) {
       // News (a signal kept, a child run ended) is for the waiting steps that can take it: those look again.

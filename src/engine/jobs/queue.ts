@@ -131,10 +131,11 @@ export class RunQueue {
     this.#queueLimit = queueLimit;
   }
 
-  async enqueue(tx: Transaction, execution: { id: string; orgId: string }): Promise<void> {
-    // Counted after the execution was stored, in its transaction: concurrent starts may each see
-    // the others' uncommitted runs missing, so the bound holds up to the starts in flight at once.
-    const queued = await queuedRuns(tx, execution.orgId);
+  async enqueue(tx: Transaction, execution: { id: string; orgId: string; queuedRuns?: number }): Promise<void> {
+    // Counted with the execution stored, in its transaction (by the statement that stored it, when
+    // it did): concurrent starts may each see the others' uncommitted runs missing, so the bound
+    // holds up to the starts in flight at once.
+    const queued = execution.queuedRuns ?? (await queuedRuns(tx, execution.orgId));
     if (queued > this.#queueLimit) {
       throw new ProblemError(
         'too-many-requests',

@@ -44,7 +44,8 @@ export interface NewRun {
   rootId?: string;
 }
 
-export type StoredRun = ExecutionRow & { steps: StepRow[] };
+/** A run as stored; `queuedRuns`: its organization's queued runs (itself included), when the statement that stored it counted them. */
+export type StoredRun = ExecutionRow & { steps: StepRow[]; queuedRuns?: number };
 
 // An execution's columns under the names of Prisma's model, so that raw rows read as its rows.
 export const EXECUTION_COLUMNS = Prisma.sql`e.id, e.org_id AS "orgId", e.flow_id AS "flowId", e.flow_version AS "flowVersion", e.status::text AS status,
@@ -98,7 +99,7 @@ export async function storeRun(tx: Transaction, newRun: NewRun, evaluator: KeyEv
   const parent = trigger.type === 'flow' ? trigger : undefined;
   const steps = fromJsonText<StoredStep[]>(snapshot.steps!).map((step, position) => pendingStep(id, orgId, position, step));
   const pending = steps.map(({ path, position, key, kind, actionId }) => ({ path, position, key, kind, action_id: actionId }));
-  const [row] = await tx.$queryRaw<ExecutionRow[]>`
+  const [row] = await tx.$queryRaw<(ExecutionRow & { queuedRuns: number })[]>`
     WITH e AS (
       INSERT INTO executions (id, org_id, flow_id, flow_version, input, trigger, trigger_id, created_by, parent_id, parent_step, depth, root_id,
         concurrency_key, concurrency_limit, error, updated_at)
@@ -110,8 +111,11 @@ export async function storeRun(tx: Transaction, newRun: NewRun, evaluator: KeyEv
       INSERT INTO execution_steps (execution_id, path, position, org_id, key, kind, action_id)
       SELECT ${id}::uuid, step.path, step.position, ${orgId}::uuid, step.key, step.kind, step.action_id
       FROM jsonb_to_recordset(${JSON.stringify(pending)}::jsonb) AS step(path text, position int, key text, kind text, action_id uuid)
+    ), queued AS (
+      -- The statement does not see its own insert: the run itself is the one added.
+      SELECT count(*)::int + 1 AS n FROM executions WHERE org_id = ${orgId}::uuid AND status = 'queued'
     )
-    SELECT ${EXECUTION_COLUMNS} FROM e`;
+    SELECT ${EXECUTION_COLUMNS}, queued.n AS "queuedRuns" FROM e, queued`;
   return { ...row!, steps };
 }
 
