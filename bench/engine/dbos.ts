@@ -44,7 +44,9 @@ export async function startDbos(setup: DbosSetup): Promise<RunningDbos> {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  child.stderr!.on('data', (chunk: Buffer) => (output = (output + chunk).slice(-20_000)));
+  const keep = (chunk: Buffer) => (output = (output + chunk).slice(-20_000));
+  child.stderr!.on('data', keep);
+  child.stdout!.on('data', keep);
   const stop = () =>
     new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -56,11 +58,14 @@ export async function startDbos(setup: DbosSetup): Promise<RunningDbos> {
       child.kill('SIGKILL');
       reject(new Error(`the DBOS app did not start within 60 s:\n${output}`));
     }, 60_000);
-    child.stdout!.once('data', () => {
+    // DBOS logs its launch on stdout too; the app prints `ready` once it listens.
+    const listen = () => {
+      if (!/^ready$/m.test(output)) return;
       clearTimeout(timer);
-      child.stdout!.resume();
+      child.stdout!.off('data', listen);
       resolve();
-    });
+    };
+    child.stdout!.on('data', listen);
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`the DBOS app exited (${code}) before it was ready:\n${output}`));

@@ -70,8 +70,7 @@ DBOS.setConfig({
   name: 'tolstoy-bench',
   applicationVersion: '0.1.0',
   systemDatabaseUrl,
-  logLevel: 'warn',
-  // Its admin server (health checks, Conductor) takes a fixed port; nothing here uses it.
+  // Its admin server (health checks, Conductor) takes port 3001; nothing here uses it.
   runAdminServer: false,
 });
 await DBOS.launch();

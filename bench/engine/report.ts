@@ -40,6 +40,9 @@ interface Part {
 export function withPart(earlier: any, part: any, scenarios: Scenario[]): any {
   if (SCENARIOS.some((scenario) => !scenarios.includes(scenario) && earlier[KEYS[scenario]] === undefined)) return undefined;
   const merged = { ...earlier, targets: TARGETS };
+  // A peer measured in this part only (its version unknown to the full run) is named too.
+  const measured = Object.entries(part.versions ?? {}).filter(([, version]) => version !== null);
+  merged.versions = { ...earlier.versions, ...Object.fromEntries(measured) };
   for (const scenario of scenarios) merged[KEYS[scenario]] = part[KEYS[scenario]];
   // An earlier part's scenarios measured again are this part's now.
   const parts: Part[] = (earlier.parts ?? [])
