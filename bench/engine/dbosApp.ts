@@ -70,8 +70,6 @@ DBOS.setConfig({
   name: 'tolstoy-bench',
   applicationVersion: '0.1.0',
   systemDatabaseUrl,
-  // Its admin server (health checks, Conductor) takes port 3001; nothing here uses it.
-  runAdminServer: false,
 });
 await DBOS.launch();
 
