@@ -1,7 +1,7 @@
 // The engine benchmark must not rot either: its smoke run (seconds per scenario) starts Tolstoy
 // as production runs it, runs every scenario, and fails on any error, any execution lost or any
 // completed step repeated when workers are killed, any loop item or sleeping run not completed.
-// n8n takes part only where it is installed.
+// n8n takes part only where it is installed; DBOS (a devDependency) always does, in A and B.
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -33,6 +33,17 @@ t.test('npm run bench:engine -- --smoke', async (t) => {
   t.equal(sleeping.completed, sleeping.runs, 'E: every sleeping run completed');
   t.ok(sleeping.seconds * 1000 >= sleeping.sleepMs, 'E: no run finished before its sleep');
   t.ok(sleeping.workerRssMb.samples >= 2 && sleeping.workerRssMb.min > 0, "E: the worker's RSS was sampled");
+  t.match(results.versions.dbos, /^5\./, 'DBOS took part');
+  for (const [scenario, figures] of [
+    ['A', results.synchronous],
+    ['B', results.throughput],
+  ] as const) {
+    t.ok(figures.dbos.executions > 0, `${scenario}: DBOS completed runs`);
+    t.equal(figures.dbos.errors, 0, `${scenario}: none of DBOS's failed or was left unfinished`);
+    t.ok(figures.dbos.processes.dbos.cpuMsPerExecution > 0 && figures.dbos.processes.dbos.peakRssMb > 0, `${scenario}: DBOS's CPU per execution and peak RSS`);
+    t.ok(figures.dbos.processes.postgresql.cpuMsPerExecution > 0, `${scenario}: PostgreSQL's CPU per DBOS execution`);
+    t.ok(figures.tolstoyVsDbos > 0, `${scenario}: the ratio Tolstoy / DBOS`);
+  }
   if (results.versions.n8n === null) t.match(results.notes.join(' '), /n8n/, 'says why n8n did not take part');
   else t.ok(results.synchronous.n8n.executions > 0, 'n8n answered too');
 });

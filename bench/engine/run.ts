@@ -1,10 +1,12 @@
-// `npm run bench:engine`: Tolstoy's engine against n8n, side by side in one run, one system at a
+// `npm run bench:engine`: Tolstoy's engine against n8n and DBOS, side by side in one run, one system at a
 // time and alternately, on one PostgreSQL, calling one local JSON echo server; the load comes
 // from a process of its own (bench/engine/load.ts). Writes bench/results/engine.json and
 // bench/ENGINE.md. n8n is installed on demand into bench/engine/.n8n; when it cannot be, Tolstoy
-// runs alone and the report says why.
+// runs alone and the report says why. DBOS (bench/engine/dbos.ts) is a devDependency, installed by
+// npm ci: its app serves the same starts over HTTP as a process of its own (A and B).
 //   A, synchronous: a one-step flow that echoes the trigger's input, answered when finished
-//      (Tolstoy: Prefer: wait; n8n: Webhook answered by its last node), same connections.
+//      (Tolstoy: Prefer: wait; n8n: Webhook answered by its last node; DBOS: the workflow awaited
+//      in the request's handler), same connections.
 //   B, throughput: a three-step flow, each step templating what the one before received, started
 //      as fast as the system accepts; completions per second and start-to-finish latency, then the
 //      latency at half that rate. Tolstoy with one worker process, then two.
@@ -13,7 +15,7 @@
 //   D, a loop, and E, sleeping runs: Tolstoy alone (bench/engine/controlFlow.ts).
 // `npm run bench:engine -- --smoke` runs every scenario for a second or two (part of npm test),
 // n8n only when it is installed already. Options: --duration <s> (10), --rounds <n> (3),
-// --connections <n> (32), --tenants <n> (8), --no-n8n, --scenarios A,B,C,D,E (a part only: its
+// --connections <n> (32), --tenants <n> (8), --no-n8n, --no-dbos, --scenarios A,B,C,D,E (a part only: its
 // figures replace theirs in bench/results/engine.json, and the report says when each part ran).
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -25,6 +27,7 @@ import { parseArgs, promisify } from 'node:util';
 import { freePort, startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { applyMigrations } from '../../src/db/migrations.ts';
 import { type Bench, controlFlowPlan, type Loop, type Sleeping, scenarioD, scenarioE } from './controlFlow.ts';
+import { DBOS_VERSION, type DbosSetup, dbosChainTargets, dbosCompletions, dbosSyncTargets, setUpDbos, startDbos } from './dbos.ts';
 import type { LoadFigures, LoadPlan, Target } from './load.ts';
 import { installN8n, N8N_VERSION, type N8nSetup, n8nChainTargets, n8nCompletions, n8nInstalled, n8nSyncTargets, setUpN8n, startN8n } from './n8n.ts';
 import { type CpuMeter, metered, peakRssMb } from './processes.ts';
@@ -55,6 +58,7 @@ const { values: options } = parseArgs({
     connections: { type: 'string', default: '32' },
     tenants: { type: 'string', default: '8' },
     'no-n8n': { type: 'boolean', default: false },
+    'no-dbos': { type: 'boolean', default: false },
     scenarios: { type: 'string', default: SCENARIOS.join(',') },
   },
 });
@@ -104,15 +108,16 @@ try {
   const tenants = await setUpTenants(setup.base, echoUrl, tenantCount, plan).finally(() => setup.stop());
   const bench: Bench = { databaseUrl: database.url, tenants, rounds, warmUp: warmupSeconds > 0, connections, plan, measured, load };
   const n8n = await n8nPeer();
+  const dbos = await dbosPeer();
   const results = {
     date: new Date().toISOString(),
     machine: machine(),
-    versions: { node: process.versions.node, postgresql: '18 (embedded, durable settings)', n8n: n8n ? N8N_VERSION : null },
+    versions: { node: process.versions.node, postgresql: '18 (embedded, durable settings)', n8n: n8n ? N8N_VERSION : null, dbos: dbos ? DBOS_VERSION : null },
     settings: { seconds, warmupSeconds, rounds, connections, tenants: tenantCount, smoke },
     targets: TARGETS,
     notes,
-    synchronous: chosen.has('A') ? await scenarioA(tenants, n8n) : undefined,
-    throughput: chosen.has('B') ? await scenarioB(tenants, n8n) : undefined,
+    synchronous: chosen.has('A') ? await scenarioA(tenants, n8n, dbos) : undefined,
+    throughput: chosen.has('B') ? await scenarioB(tenants, n8n, dbos) : undefined,
     crash: undefined as unknown,
     loop: undefined as Loop | undefined,
     sleeping: undefined as Sleeping | undefined,
@@ -157,6 +162,14 @@ async function n8nPeer(): Promise<N8nSetup | undefined> {
   return setUpN8n(server.toString(), echoUrl);
 }
 
+/** DBOS ready to start, or undefined (and a note saying why). */
+async function dbosPeer(): Promise<DbosSetup | undefined> {
+  if (options['no-dbos']) return note('DBOS was not run (--no-dbos).');
+  const server = new URL(database.url);
+  server.pathname = '/postgres';
+  return setUpDbos(server.toString(), echoUrl);
+}
+
 function note(text: string): undefined {
   console.log(text);
   notes.push(text);
@@ -197,12 +210,14 @@ function median(values: number[]): number {
 
 // A ---------------------------------------------------------------------------------------------
 
-async function scenarioA(tenants: Tenant[], n8n: N8nSetup | undefined) {
+async function scenarioA(tenants: Tenant[], n8n: N8nSetup | undefined, dbos: DbosSetup | undefined) {
   const systems: Record<string, () => Promise<Figures>> = { tolstoy: () => syncTolstoy(tenants) };
   if (n8n) systems.n8n = () => syncN8n(n8n);
+  if (dbos) systems.dbos = () => syncDbos(dbos);
   const runs = await alternate(systems);
   const summary = summarizeRuns(runs);
   if (summary.n8n) summary.tolstoyVsN8n = round(summary.tolstoy.executionsPerSecond / summary.n8n.executionsPerSecond, 2);
+  if (summary.dbos) summary.tolstoyVsDbos = round(summary.tolstoy.executionsPerSecond / summary.dbos.executionsPerSecond, 2);
   console.log(`A: ${JSON.stringify(summary)}`);
   return summary;
 }
@@ -242,6 +257,15 @@ async function syncN8n(setup: N8nSetup): Promise<Figures> {
   }
 }
 
+async function syncDbos(setup: DbosSetup): Promise<Figures> {
+  const dbos = await startDbos(setup);
+  try {
+    return await syncRound(dbosSyncTargets(), 'dbos-finished', dbos.base, { dbos: dbos.process.pid! });
+  } finally {
+    await dbos.stop();
+  }
+}
+
 /** Each system once per round, the order turning each round so none always meets a warmer machine. */
 async function alternate(systems: Record<string, () => Promise<Figures>>): Promise<Record<string, Figures[]>> {
   const names = Object.keys(systems);
@@ -275,7 +299,7 @@ interface Throughput extends Figures {
   halfRate: { startsPerSecond: number; p50Ms: number; p99Ms: number; unfinished: number };
 }
 
-async function scenarioB(tenants: Tenant[], n8n: N8nSetup | undefined) {
+async function scenarioB(tenants: Tenant[], n8n: N8nSetup | undefined, dbos: DbosSetup | undefined) {
   const tolstoy: Record<string, Throughput> = {};
   for (const layout of [ONE_WORKER, TWO_WORKERS]) {
     const runs: Throughput[] = [];
@@ -283,14 +307,19 @@ async function scenarioB(tenants: Tenant[], n8n: N8nSetup | undefined) {
     tolstoy[layout.name] = middleOf(runs);
     console.log(`B: Tolstoy, ${layout.name}: ${JSON.stringify(tolstoy[layout.name])}`);
   }
-  let peer: Throughput | undefined;
-  if (n8n) {
+  const peers: Record<string, () => Promise<Throughput>> = {};
+  if (n8n) peers.n8n = () => chainN8n(n8n);
+  if (dbos) peers.dbos = () => chainDbos(dbos);
+  const result: Record<string, any> = { tolstoy };
+  for (const [name, chainPeer] of Object.entries(peers)) {
     const runs: Throughput[] = [];
-    for (let r = 0; r < rounds; r++) runs.push(await chainN8n(n8n));
-    peer = middleOf(runs);
-    console.log(`B: n8n: ${JSON.stringify(peer)}`);
+    for (let r = 0; r < rounds; r++) runs.push(await chainPeer());
+    result[name] = middleOf(runs);
+    // Against Tolstoy with one worker process, as n8n's ratio has always been.
+    result[`tolstoyVs${name[0]!.toUpperCase()}${name.slice(1)}`] = round(tolstoy[ONE_WORKER.name]!.executionsPerSecond / result[name].executionsPerSecond, 2);
+    console.log(`B: ${name}: ${JSON.stringify(result[name])}`);
   }
-  return { tolstoy, ...(peer ? { n8n: peer, tolstoyVsN8n: round(tolstoy[ONE_WORKER.name]!.executionsPerSecond / peer.executionsPerSecond, 2) } : {}) };
+  return result;
 }
 
 function middleOf(runs: Throughput[]): Throughput {
@@ -372,6 +401,21 @@ async function chainN8n(setup: N8nSetup): Promise<Throughput> {
     );
   } finally {
     await n8n.stop();
+  }
+}
+
+async function chainDbos(setup: DbosSetup): Promise<Throughput> {
+  const dbos = await startDbos(setup);
+  try {
+    return await chainRound(
+      dbos.base,
+      dbosChainTargets(),
+      { dbos: dbos.process.pid! },
+      (since) => dbosCompletions(setup.databaseUrl, since),
+      async (since) => (await dbosCompletions(setup.databaseUrl, since)).unfinished,
+    );
+  } finally {
+    await dbos.stop();
   }
 }
 
