@@ -1,7 +1,7 @@
 // The engine benchmark must not rot either: its smoke run (seconds per scenario) starts Tolstoy
 // as production runs it, runs every scenario, and fails on any error, any execution lost or any
 // completed step repeated when workers are killed, any loop item or sleeping run not completed.
-// n8n takes part only where it is installed.
+// n8n and Restate take part only where they are installed.
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -35,4 +35,10 @@ t.test('npm run bench:engine -- --smoke', async (t) => {
   t.ok(sleeping.workerRssMb.samples >= 2 && sleeping.workerRssMb.min > 0, "E: the worker's RSS was sampled");
   if (results.versions.n8n === null) t.match(results.notes.join(' '), /n8n/, 'says why n8n did not take part');
   else t.ok(results.synchronous.n8n.executions > 0, 'n8n answered too');
+  if (results.versions.restate === null) t.match(results.notes.join(' '), /Restate/, 'says why Restate did not take part');
+  else {
+    t.ok(results.synchronous.restate.executions > 0 && results.synchronous.restate.errors === 0, 'Restate answered A, none failed');
+    t.ok(results.throughput.restate.executions > 0 && results.throughput.restate.errors === 0, 'Restate completed B, none failed or left unfinished');
+    t.ok(results.throughput.restate.processes['restate-server'].cpuMsPerExecution > 0, "Restate's server was metered");
+  }
 });

@@ -1,8 +1,9 @@
-// `npm run bench:engine`: Tolstoy's engine against n8n, side by side in one run, one system at a
-// time and alternately, on one PostgreSQL, calling one local JSON echo server; the load comes
-// from a process of its own (bench/engine/load.ts). Writes bench/results/engine.json and
-// bench/ENGINE.md. n8n is installed on demand into bench/engine/.n8n; when it cannot be, Tolstoy
-// runs alone and the report says why.
+// `npm run bench:engine`: Tolstoy's engine against n8n and Restate, side by side in one run, one
+// system at a time and alternately, on one PostgreSQL (Restate on its own storage), calling one
+// local JSON echo server; the load comes from a process of its own (bench/engine/load.ts). Writes
+// bench/results/engine.json and bench/ENGINE.md. n8n is installed on demand into bench/engine/.n8n
+// and Restate into bench/engine/.restate (bench/engine/restate.ts); a peer that cannot be installed
+// or run is left out and the report says why.
 //   A, synchronous: a one-step flow that echoes the trigger's input, answered when finished
 //      (Tolstoy: Prefer: wait; n8n: Webhook answered by its last node), same connections.
 //   B, throughput: a three-step flow, each step templating what the one before received, started
@@ -12,8 +13,8 @@
 //      executions lost and completed steps repeated.
 //   D, a loop, and E, sleeping runs: Tolstoy alone (bench/engine/controlFlow.ts).
 // `npm run bench:engine -- --smoke` runs every scenario for a second or two (part of npm test),
-// n8n only when it is installed already. Options: --duration <s> (10), --rounds <n> (3),
-// --connections <n> (32), --tenants <n> (8), --no-n8n, --scenarios A,B,C,D,E (a part only: its
+// the peers only when they are installed already. Options: --duration <s> (10), --rounds <n> (3),
+// --connections <n> (32), --tenants <n> (8), --no-n8n, --no-restate, --scenarios A,B,C,D,E (a part only: its
 // figures replace theirs in bench/results/engine.json, and the report says when each part ran).
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -29,6 +30,20 @@ import type { LoadFigures, LoadPlan, Target } from './load.ts';
 import { installN8n, N8N_VERSION, type N8nSetup, n8nChainTargets, n8nCompletions, n8nInstalled, n8nSyncTargets, setUpN8n, startN8n } from './n8n.ts';
 import { type CpuMeter, metered, peakRssMb } from './processes.ts';
 import { report, SCENARIOS, type Scenario, TARGETS, withPart } from './report.ts';
+import {
+  installRestate,
+  RESTATE_SDK_VERSION,
+  RESTATE_SERVER_VERSION,
+  type RestateSetup,
+  type RunningRestate,
+  restateChainTargets,
+  restateCompletions,
+  restateInstalled,
+  restateSyncTargets,
+  restateUnfinished,
+  setUpRestate,
+  startRestate,
+} from './restate.ts';
 import {
   type Completion,
   chainTargets,
@@ -55,6 +70,7 @@ const { values: options } = parseArgs({
     connections: { type: 'string', default: '32' },
     tenants: { type: 'string', default: '8' },
     'no-n8n': { type: 'boolean', default: false },
+    'no-restate': { type: 'boolean', default: false },
     scenarios: { type: 'string', default: SCENARIOS.join(',') },
   },
 });
@@ -91,6 +107,8 @@ await run('npm', ['run', '--silent', 'build'], { cwd: ROOT });
 const dataDir = join(os.tmpdir(), `tolstoy-bench-engine-${randomUUID()}`);
 // Durable, as in production: each commit is flushed.
 const database = await startEmbeddedPostgres({ dataDir, ephemeral: false });
+// Restate's own storage, beside PostgreSQL's and removed with it.
+const restateDir = `${dataDir}-restate`;
 const postmaster = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '0')).split('\n')[0]);
 const echoPort = await freePort();
 const echo = spawn(process.execPath, ['bench/engine/echo.ts', String(echoPort)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -104,15 +122,21 @@ try {
   const tenants = await setUpTenants(setup.base, echoUrl, tenantCount, plan).finally(() => setup.stop());
   const bench: Bench = { databaseUrl: database.url, tenants, rounds, warmUp: warmupSeconds > 0, connections, plan, measured, load };
   const n8n = await n8nPeer();
+  const restate = await restatePeer();
   const results = {
     date: new Date().toISOString(),
     machine: machine(),
-    versions: { node: process.versions.node, postgresql: '18 (embedded, durable settings)', n8n: n8n ? N8N_VERSION : null },
+    versions: {
+      node: process.versions.node,
+      postgresql: '18 (embedded, durable settings)',
+      n8n: n8n ? N8N_VERSION : null,
+      restate: restate ? `${RESTATE_SERVER_VERSION} (SDK ${RESTATE_SDK_VERSION})` : null,
+    },
     settings: { seconds, warmupSeconds, rounds, connections, tenants: tenantCount, smoke },
     targets: TARGETS,
     notes,
-    synchronous: chosen.has('A') ? await scenarioA(tenants, n8n) : undefined,
-    throughput: chosen.has('B') ? await scenarioB(tenants, n8n) : undefined,
+    synchronous: chosen.has('A') ? await scenarioA(tenants, n8n, restate) : undefined,
+    throughput: chosen.has('B') ? await scenarioB(tenants, n8n, restate) : undefined,
     crash: undefined as unknown,
     loop: undefined as Loop | undefined,
     sleeping: undefined as Sleeping | undefined,
@@ -143,6 +167,7 @@ try {
   echo.kill();
   await database.stop();
   await rm(dataDir, { recursive: true, force: true });
+  await rm(restateDir, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);
 
@@ -155,6 +180,26 @@ async function n8nPeer(): Promise<N8nSetup | undefined> {
   const server = new URL(database.url);
   server.pathname = '/postgres';
   return setUpN8n(server.toString(), echoUrl);
+}
+
+/** Restate ready to start (installed, and started once to register its endpoint), or undefined (and a note saying why). */
+async function restatePeer(): Promise<RestateSetup | undefined> {
+  if (options['no-restate']) return note('Restate was not run (--no-restate).');
+  if (smoke && !restateInstalled()) return note('Restate is not installed (npm run bench:engine installs it), so the smoke run leaves it out.');
+  const reason = await installRestate();
+  if (reason) return note(`Restate could not be installed, so it was left out: ${reason}`);
+  const setup = await setUpRestate(restateDir, echoUrl);
+  const trial = await startRestate(setup).catch((error: Error) => error);
+  if (trial instanceof Error) return note(`Restate could not be run, so it was left out: ${trial.message.split('\n').slice(0, 3).join(' ')}`);
+  await trial.stop();
+  return setup;
+}
+
+/** Each peer's figures over Tolstoy's (as `tolstoyVs<Peer>`). */
+function ratios(tolstoy: number, peers: Record<string, Figures>): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(peers).map(([name, figures]) => [`tolstoyVs${name[0]!.toUpperCase()}${name.slice(1)}`, round(tolstoy / figures.executionsPerSecond, 2)]),
+  );
 }
 
 function note(text: string): undefined {
@@ -197,12 +242,13 @@ function median(values: number[]): number {
 
 // A ---------------------------------------------------------------------------------------------
 
-async function scenarioA(tenants: Tenant[], n8n: N8nSetup | undefined) {
+async function scenarioA(tenants: Tenant[], n8n: N8nSetup | undefined, restate: RestateSetup | undefined) {
   const systems: Record<string, () => Promise<Figures>> = { tolstoy: () => syncTolstoy(tenants) };
   if (n8n) systems.n8n = () => syncN8n(n8n);
+  if (restate) systems.restate = () => syncRestate(restate);
   const runs = await alternate(systems);
-  const summary = summarizeRuns(runs);
-  if (summary.n8n) summary.tolstoyVsN8n = round(summary.tolstoy.executionsPerSecond / summary.n8n.executionsPerSecond, 2);
+  const { tolstoy, ...peers } = summarizeRuns(runs);
+  const summary = { tolstoy, ...peers, ...ratios(tolstoy.executionsPerSecond, peers) };
   console.log(`A: ${JSON.stringify(summary)}`);
   return summary;
 }
@@ -242,6 +288,19 @@ async function syncN8n(setup: N8nSetup): Promise<Figures> {
   }
 }
 
+async function syncRestate(setup: RestateSetup): Promise<Figures> {
+  const restate = await startRestate(setup);
+  try {
+    return await syncRound(restateSyncTargets(), 'restate-finished', restate.base, restateProcesses(restate));
+  } finally {
+    await restate.stop();
+  }
+}
+
+function restateProcesses(restate: RunningRestate): Record<string, number> {
+  return { 'restate-server': restate.server.pid!, 'restate endpoint': restate.endpoint.pid! };
+}
+
 /** Each system once per round, the order turning each round so none always meets a warmer machine. */
 async function alternate(systems: Record<string, () => Promise<Figures>>): Promise<Record<string, Figures[]>> {
   const names = Object.keys(systems);
@@ -275,7 +334,7 @@ interface Throughput extends Figures {
   halfRate: { startsPerSecond: number; p50Ms: number; p99Ms: number; unfinished: number };
 }
 
-async function scenarioB(tenants: Tenant[], n8n: N8nSetup | undefined) {
+async function scenarioB(tenants: Tenant[], n8n: N8nSetup | undefined, restate: RestateSetup | undefined) {
   const tolstoy: Record<string, Throughput> = {};
   for (const layout of [ONE_WORKER, TWO_WORKERS]) {
     const runs: Throughput[] = [];
@@ -283,14 +342,19 @@ async function scenarioB(tenants: Tenant[], n8n: N8nSetup | undefined) {
     tolstoy[layout.name] = middleOf(runs);
     console.log(`B: Tolstoy, ${layout.name}: ${JSON.stringify(tolstoy[layout.name])}`);
   }
-  let peer: Throughput | undefined;
-  if (n8n) {
-    const runs: Throughput[] = [];
-    for (let r = 0; r < rounds; r++) runs.push(await chainN8n(n8n));
-    peer = middleOf(runs);
-    console.log(`B: n8n: ${JSON.stringify(peer)}`);
-  }
-  return { tolstoy, ...(peer ? { n8n: peer, tolstoyVsN8n: round(tolstoy[ONE_WORKER.name]!.executionsPerSecond / peer.executionsPerSecond, 2) } : {}) };
+  const peers: Record<string, Throughput> = {};
+  if (n8n) peers.n8n = await peerThroughput('n8n', () => chainN8n(n8n));
+  if (restate) peers.restate = await peerThroughput('restate', () => chainRestate(restate));
+  return { tolstoy, ...peers, ...ratios(tolstoy[ONE_WORKER.name]!.executionsPerSecond, peers) };
+}
+
+/** A peer's middle round of B. */
+async function peerThroughput(name: string, round: () => Promise<Throughput>): Promise<Throughput> {
+  const runs: Throughput[] = [];
+  for (let r = 0; r < rounds; r++) runs.push(await round());
+  const figures = middleOf(runs);
+  console.log(`B: ${name}: ${JSON.stringify(figures)}`);
+  return figures;
 }
 
 function middleOf(runs: Throughput[]): Throughput {
@@ -372,6 +436,21 @@ async function chainN8n(setup: N8nSetup): Promise<Throughput> {
     );
   } finally {
     await n8n.stop();
+  }
+}
+
+async function chainRestate(setup: RestateSetup): Promise<Throughput> {
+  const restate = await startRestate(setup);
+  try {
+    return await chainRound(
+      restate.base,
+      restateChainTargets(),
+      restateProcesses(restate),
+      (since) => restateCompletions(restate.admin, since),
+      (since) => restateUnfinished(restate.admin, since),
+    );
+  } finally {
+    await restate.stop();
   }
 }
 
