@@ -190,7 +190,10 @@ async function restatePeer(): Promise<RestateSetup | undefined> {
   if (reason) return note(`Restate could not be installed, so it was left out: ${reason}`);
   const setup = await setUpRestate(restateDir, echoUrl);
   const trial = await startRestate(setup).catch((error: Error) => error);
-  if (trial instanceof Error) return note(`Restate could not be run, so it was left out: ${trial.message.split('\n').slice(0, 3).join(' ')}`);
+  if (trial instanceof Error) {
+    const why = trial.message.split('\n').filter((line) => line.trim() !== '');
+    return note(`Restate could not be run, so it was left out: ${why.slice(0, 4).join(' ')}`);
+  }
   await trial.stop();
   return setup;
 }
