@@ -14,8 +14,9 @@
 //   D, a loop, and E, sleeping runs: Tolstoy alone (bench/engine/controlFlow.ts).
 // `npm run bench:engine -- --smoke` runs every scenario for a second or two (part of npm test),
 // the peers only when they are installed already. Options: --duration <s> (10), --rounds <n> (3),
-// --connections <n> (32), --tenants <n> (8), --no-n8n, --no-restate, --scenarios A,B,C,D,E (a part only: its
-// figures replace theirs in bench/results/engine.json, and the report says when each part ran).
+// --connections <n> (32), --tenants <n> (8), --no-n8n, --no-restate, --scenarios A,B,C,D,E (a
+// part only: its figures replace theirs in bench/results/engine.json, and the report says when
+// each part ran).
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
