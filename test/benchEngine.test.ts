@@ -1,7 +1,8 @@
 // The engine benchmark must not rot either: its smoke run (seconds per scenario) starts Tolstoy
 // as production runs it, runs every scenario, and fails on any error, any execution lost or any
 // completed step repeated when workers are killed, any loop item or sleeping run not completed.
-// n8n takes part only where it is installed; DBOS (a devDependency) always does, in A and B.
+// n8n and Restate take part only where they are installed; DBOS (a devDependency) always does,
+// in A and B.
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -46,4 +47,11 @@ t.test('npm run bench:engine -- --smoke', async (t) => {
   }
   if (results.versions.n8n === null) t.match(results.notes.join(' '), /n8n/, 'says why n8n did not take part');
   else t.ok(results.synchronous.n8n.executions > 0, 'n8n answered too');
+  if (results.versions.restate === null) t.match(results.notes.join(' '), /Restate/, 'says why Restate did not take part');
+  else {
+    t.ok(results.synchronous.restate.executions > 0 && results.synchronous.restate.errors === 0, 'Restate answered A, none failed');
+    t.ok(results.throughput.restate.executions > 0 && results.throughput.restate.errors === 0, 'Restate completed B, none failed or left unfinished');
+    t.ok(results.throughput.restate.processes['restate-server'].cpuMsPerExecution > 0, "Restate's server was metered");
+    t.ok(results.synchronous.tolstoyVsRestate > 0 && results.throughput.tolstoyVsRestate > 0, 'the ratios Tolstoy / Restate');
+  }
 });

@@ -26,7 +26,7 @@ export interface LoadPlan {
   /** …this many requests a second, whatever the answers (at most `connections` in flight). */
   rate?: number;
   /** What an answer must be to count: the execution finished with the text echoed, or accepted. */
-  expect: 'tolstoy-finished' | 'n8n-finished' | 'dbos-finished' | 'accepted';
+  expect: 'tolstoy-finished' | 'n8n-finished' | 'dbos-finished' | 'restate-finished' | 'accepted';
   /** Keep the ids of the executions the answers name. */
   collectIds?: boolean;
 }
@@ -93,6 +93,7 @@ function verdict(status: number, body: any, text: string): string | undefined {
       return body?.status === 'completed' && body.output?.text === text ? undefined : `not echoed: ${JSON.stringify(body).slice(0, 200)}`;
     case 'n8n-finished':
     case 'dbos-finished':
+    case 'restate-finished':
       if (status !== 200) return `status ${status}`;
       return body?.text === text ? undefined : `not echoed: ${JSON.stringify(body).slice(0, 200)}`;
     case 'accepted':

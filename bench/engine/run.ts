@@ -1,12 +1,15 @@
-// `npm run bench:engine`: Tolstoy's engine against n8n and DBOS, side by side in one run, one system at a
-// time and alternately, on one PostgreSQL, calling one local JSON echo server; the load comes
-// from a process of its own (bench/engine/load.ts). Writes bench/results/engine.json and
-// bench/ENGINE.md. n8n is installed on demand into bench/engine/.n8n; when it cannot be, Tolstoy
-// runs alone and the report says why. DBOS (bench/engine/dbos.ts) is a devDependency, installed by
-// npm ci: its app serves the same starts over HTTP as a process of its own (A and B).
+// `npm run bench:engine`: Tolstoy's engine against n8n, DBOS and Restate, side by side in one run,
+// one system at a time and alternately, on one PostgreSQL (Restate on its own storage), calling
+// one local JSON echo server; the load comes from a process of its own (bench/engine/load.ts).
+// Writes bench/results/engine.json and bench/ENGINE.md. n8n is installed on demand into
+// bench/engine/.n8n and Restate into bench/engine/.restate (bench/engine/restate.ts); a peer that
+// cannot be installed or run is left out and the report says why. DBOS (bench/engine/dbos.ts) is a
+// devDependency, installed by npm ci: its app serves the same starts over HTTP as a process of its
+// own (A and B).
 //   A, synchronous: a one-step flow that echoes the trigger's input, answered when finished
 //      (Tolstoy: Prefer: wait; n8n: Webhook answered by its last node; DBOS: the workflow awaited
-//      in the request's handler), same connections.
+//      in the request's handler; Restate: an ingress call answered when its handler finished),
+//      same connections.
 //   B, throughput: a three-step flow, each step templating what the one before received, started
 //      as fast as the system accepts; completions per second and start-to-finish latency, then the
 //      latency at half that rate. Tolstoy with one worker process, then two.
@@ -14,9 +17,10 @@
 //      executions lost and completed steps repeated.
 //   D, a loop, and E, sleeping runs: Tolstoy alone (bench/engine/controlFlow.ts).
 // `npm run bench:engine -- --smoke` runs every scenario for a second or two (part of npm test),
-// n8n only when it is installed already. Options: --duration <s> (10), --rounds <n> (3),
-// --connections <n> (32), --tenants <n> (8), --no-n8n, --no-dbos, --scenarios A,B,C,D,E (a part only: its
-// figures replace theirs in bench/results/engine.json, and the report says when each part ran).
+// DBOS always, n8n and Restate only when they are installed already. Options: --duration <s> (10),
+// --rounds <n> (3), --connections <n> (32), --tenants <n> (8), --no-n8n, --no-dbos, --no-restate,
+// --scenarios A,B,C,D,E (a part only: its figures replace theirs in bench/results/engine.json, and
+// the report says when each part ran).
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -31,7 +35,21 @@ import { DBOS_VERSION, type DbosSetup, dbosChainTargets, dbosCompletions, dbosSy
 import type { LoadFigures, LoadPlan, Target } from './load.ts';
 import { installN8n, N8N_VERSION, type N8nSetup, n8nChainTargets, n8nCompletions, n8nInstalled, n8nSyncTargets, setUpN8n, startN8n } from './n8n.ts';
 import { type CpuMeter, metered, peakRssMb } from './processes.ts';
-import { report, SCENARIOS, type Scenario, TARGETS, withPart } from './report.ts';
+import { ratioKey, report, SCENARIOS, type Scenario, TARGETS, withPart } from './report.ts';
+import {
+  installRestate,
+  RESTATE_SDK_VERSION,
+  RESTATE_SERVER_VERSION,
+  type RestateSetup,
+  type RunningRestate,
+  restateChainTargets,
+  restateCompletions,
+  restateInstalled,
+  restateSyncTargets,
+  restateUnfinished,
+  setUpRestate,
+  startRestate,
+} from './restate.ts';
 import {
   type Completion,
   chainTargets,
@@ -59,6 +77,7 @@ const { values: options } = parseArgs({
     tenants: { type: 'string', default: '8' },
     'no-n8n': { type: 'boolean', default: false },
     'no-dbos': { type: 'boolean', default: false },
+    'no-restate': { type: 'boolean', default: false },
     scenarios: { type: 'string', default: SCENARIOS.join(',') },
   },
 });
@@ -88,6 +107,13 @@ interface Figures {
   processes: Record<string, ProcessFigures>;
 }
 
+/** The peers ready to start; one left out (not installed, or not wanted) is undefined. */
+interface Peers {
+  n8n?: N8nSetup;
+  dbos?: DbosSetup;
+  restate?: RestateSetup;
+}
+
 const run = promisify(execFile);
 console.log('Building Tolstoy …');
 await run('npm', ['run', '--silent', 'build'], { cwd: ROOT });
@@ -95,6 +121,8 @@ await run('npm', ['run', '--silent', 'build'], { cwd: ROOT });
 const dataDir = join(os.tmpdir(), `tolstoy-bench-engine-${randomUUID()}`);
 // Durable, as in production: each commit is flushed.
 const database = await startEmbeddedPostgres({ dataDir, ephemeral: false });
+// Restate's own storage, beside PostgreSQL's and removed with it.
+const restateDir = `${dataDir}-restate`;
 const postmaster = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '0')).split('\n')[0]);
 const echoPort = await freePort();
 const echo = spawn(process.execPath, ['bench/engine/echo.ts', String(echoPort)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -107,22 +135,27 @@ try {
   const setup = await startTolstoy(database.url, SINGLE);
   const tenants = await setUpTenants(setup.base, echoUrl, tenantCount, plan).finally(() => setup.stop());
   const bench: Bench = { databaseUrl: database.url, tenants, rounds, warmUp: warmupSeconds > 0, connections, plan, measured, load };
-  const n8n = await n8nPeer();
-  const dbos = await dbosPeer();
+  const peers: Peers = { n8n: await n8nPeer(), dbos: await dbosPeer(), restate: await restatePeer() };
   const results = {
     date: new Date().toISOString(),
     machine: machine(),
-    versions: { node: process.versions.node, postgresql: '18 (embedded, durable settings)', n8n: n8n ? N8N_VERSION : null, dbos: dbos ? DBOS_VERSION : null },
+    versions: {
+      node: process.versions.node,
+      postgresql: '18 (embedded, durable settings)',
+      n8n: peers.n8n ? N8N_VERSION : null,
+      dbos: peers.dbos ? DBOS_VERSION : null,
+      restate: peers.restate ? `${RESTATE_SERVER_VERSION} (SDK ${RESTATE_SDK_VERSION})` : null,
+    },
     settings: { seconds, warmupSeconds, rounds, connections, tenants: tenantCount, smoke },
     targets: TARGETS,
     notes,
-    synchronous: chosen.has('A') ? await scenarioA(tenants, n8n, dbos) : undefined,
-    throughput: chosen.has('B') ? await scenarioB(tenants, n8n, dbos) : undefined,
+    synchronous: chosen.has('A') ? await scenarioA(tenants, peers) : undefined,
+    throughput: chosen.has('B') ? await scenarioB(tenants, peers) : undefined,
     crash: undefined as unknown,
     loop: undefined as Loop | undefined,
     sleeping: undefined as Sleeping | undefined,
   };
-  if (chosen.has('C')) results.crash = await scenarioC(tenants, n8n, (results.throughput as any)?.tolstoy[TWO_WORKERS.name].executionsPerSecond ?? 100);
+  if (chosen.has('C')) results.crash = await scenarioC(tenants, peers.n8n, (results.throughput as any)?.tolstoy[TWO_WORKERS.name].executionsPerSecond ?? 100);
   if (chosen.has('D')) results.loop = await scenarioD(bench);
   if (chosen.has('E')) results.sleeping = await scenarioE(bench);
   results.machine.loadAverage.end = loadAverage();
@@ -148,15 +181,16 @@ try {
   echo.kill();
   await database.stop();
   await rm(dataDir, { recursive: true, force: true });
+  await rm(restateDir, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);
 
 /** n8n ready to start, or undefined (and a note saying why). */
 async function n8nPeer(): Promise<N8nSetup | undefined> {
   if (options['no-n8n']) return note('n8n was not run (--no-n8n).');
-  if (smoke && !n8nInstalled()) return note('n8n is not installed (npm run bench:engine installs it), so the smoke run measures Tolstoy alone.');
+  if (smoke && !n8nInstalled()) return note('n8n is not installed (npm run bench:engine installs it), so the smoke run leaves it out.');
   const reason = await installN8n();
-  if (reason) return note(`n8n could not be installed, so Tolstoy ran alone: ${reason}`);
+  if (reason) return note(`n8n could not be installed, so it was left out: ${reason}`);
   const server = new URL(database.url);
   server.pathname = '/postgres';
   return setUpN8n(server.toString(), echoUrl);
@@ -168,6 +202,27 @@ async function dbosPeer(): Promise<DbosSetup | undefined> {
   const server = new URL(database.url);
   server.pathname = '/postgres';
   return setUpDbos(server.toString(), echoUrl);
+}
+
+/** Restate ready to start (installed, and started once to register its endpoint), or undefined (and a note saying why). */
+async function restatePeer(): Promise<RestateSetup | undefined> {
+  if (options['no-restate']) return note('Restate was not run (--no-restate).');
+  if (smoke && !restateInstalled()) return note('Restate is not installed (npm run bench:engine installs it), so the smoke run leaves it out.');
+  const reason = await installRestate();
+  if (reason) return note(`Restate could not be installed, so it was left out: ${reason}`);
+  const setup = await setUpRestate(restateDir, echoUrl);
+  const trial = await startRestate(setup).catch((error: Error) => error);
+  if (trial instanceof Error) {
+    const why = trial.message.split('\n').filter((line) => line.trim() !== '');
+    return note(`Restate could not be run, so it was left out: ${why.slice(0, 4).join(' ')}`);
+  }
+  await trial.stop();
+  return setup;
+}
+
+/** Each peer's figures over Tolstoy's (as `tolstoyVs<Peer>`). */
+function ratios(tolstoy: number, peers: Record<string, Figures>): Record<string, number> {
+  return Object.fromEntries(Object.entries(peers).map(([name, figures]) => [ratioKey(name), round(tolstoy / figures.executionsPerSecond, 2)]));
 }
 
 function note(text: string): undefined {
@@ -210,14 +265,14 @@ function median(values: number[]): number {
 
 // A ---------------------------------------------------------------------------------------------
 
-async function scenarioA(tenants: Tenant[], n8n: N8nSetup | undefined, dbos: DbosSetup | undefined) {
+async function scenarioA(tenants: Tenant[], { n8n, dbos, restate }: Peers) {
   const systems: Record<string, () => Promise<Figures>> = { tolstoy: () => syncTolstoy(tenants) };
   if (n8n) systems.n8n = () => syncN8n(n8n);
   if (dbos) systems.dbos = () => syncDbos(dbos);
+  if (restate) systems.restate = () => syncRestate(restate);
   const runs = await alternate(systems);
-  const summary = summarizeRuns(runs);
-  if (summary.n8n) summary.tolstoyVsN8n = round(summary.tolstoy.executionsPerSecond / summary.n8n.executionsPerSecond, 2);
-  if (summary.dbos) summary.tolstoyVsDbos = round(summary.tolstoy.executionsPerSecond / summary.dbos.executionsPerSecond, 2);
+  const { tolstoy, ...others } = summarizeRuns(runs);
+  const summary = { tolstoy, ...others, ...ratios(tolstoy.executionsPerSecond, others) };
   console.log(`A: ${JSON.stringify(summary)}`);
   return summary;
 }
@@ -266,6 +321,19 @@ async function syncDbos(setup: DbosSetup): Promise<Figures> {
   }
 }
 
+async function syncRestate(setup: RestateSetup): Promise<Figures> {
+  const restate = await startRestate(setup);
+  try {
+    return await syncRound(restateSyncTargets(), 'restate-finished', restate.base, restateProcesses(restate));
+  } finally {
+    await restate.stop();
+  }
+}
+
+function restateProcesses(restate: RunningRestate): Record<string, number> {
+  return { 'restate-server': restate.server.pid!, 'restate endpoint': restate.endpoint.pid! };
+}
+
 /** Each system once per round, the order turning each round so none always meets a warmer machine. */
 async function alternate(systems: Record<string, () => Promise<Figures>>): Promise<Record<string, Figures[]>> {
   const names = Object.keys(systems);
@@ -299,7 +367,7 @@ interface Throughput extends Figures {
   halfRate: { startsPerSecond: number; p50Ms: number; p99Ms: number; unfinished: number };
 }
 
-async function scenarioB(tenants: Tenant[], n8n: N8nSetup | undefined, dbos: DbosSetup | undefined) {
+async function scenarioB(tenants: Tenant[], { n8n, dbos, restate }: Peers) {
   const tolstoy: Record<string, Throughput> = {};
   for (const layout of [ONE_WORKER, TWO_WORKERS]) {
     const runs: Throughput[] = [];
@@ -307,19 +375,21 @@ async function scenarioB(tenants: Tenant[], n8n: N8nSetup | undefined, dbos: Dbo
     tolstoy[layout.name] = middleOf(runs);
     console.log(`B: Tolstoy, ${layout.name}: ${JSON.stringify(tolstoy[layout.name])}`);
   }
-  const peers: Record<string, () => Promise<Throughput>> = {};
-  if (n8n) peers.n8n = () => chainN8n(n8n);
-  if (dbos) peers.dbos = () => chainDbos(dbos);
-  const result: Record<string, any> = { tolstoy };
-  for (const [name, chainPeer] of Object.entries(peers)) {
-    const runs: Throughput[] = [];
-    for (let r = 0; r < rounds; r++) runs.push(await chainPeer());
-    result[name] = middleOf(runs);
-    // Against Tolstoy with one worker process, as n8n's ratio has always been.
-    result[`tolstoyVs${name[0]!.toUpperCase()}${name.slice(1)}`] = round(tolstoy[ONE_WORKER.name]!.executionsPerSecond / result[name].executionsPerSecond, 2);
-    console.log(`B: ${name}: ${JSON.stringify(result[name])}`);
-  }
-  return result;
+  const peers: Record<string, Throughput> = {};
+  if (n8n) peers.n8n = await peerThroughput('n8n', () => chainN8n(n8n));
+  if (dbos) peers.dbos = await peerThroughput('dbos', () => chainDbos(dbos));
+  if (restate) peers.restate = await peerThroughput('restate', () => chainRestate(restate));
+  // Against Tolstoy with one worker process, as n8n's ratio has always been.
+  return { tolstoy, ...peers, ...ratios(tolstoy[ONE_WORKER.name]!.executionsPerSecond, peers) };
+}
+
+/** A peer's middle round of B. */
+async function peerThroughput(name: string, round: () => Promise<Throughput>): Promise<Throughput> {
+  const runs: Throughput[] = [];
+  for (let r = 0; r < rounds; r++) runs.push(await round());
+  const figures = middleOf(runs);
+  console.log(`B: ${name}: ${JSON.stringify(figures)}`);
+  return figures;
 }
 
 function middleOf(runs: Throughput[]): Throughput {
@@ -416,6 +486,21 @@ async function chainDbos(setup: DbosSetup): Promise<Throughput> {
     );
   } finally {
     await dbos.stop();
+  }
+}
+
+async function chainRestate(setup: RestateSetup): Promise<Throughput> {
+  const restate = await startRestate(setup);
+  try {
+    return await chainRound(
+      restate.base,
+      restateChainTargets(),
+      restateProcesses(restate),
+      (since) => restateCompletions(restate.admin, since),
+      (since) => restateUnfinished(restate.admin, since),
+    );
+  } finally {
+    await restate.stop();
   }
 }
 
