@@ -1,0 +1,122 @@
+// The growth benchmark's prune: every organization's retention set through the API to keep
+// `days` days, then the retention job's function run once to the end while reads go on against
+// the API, and what the tables hold and take on disk before, after, and after a plain VACUUM.
+import pg from 'pg';
+import { createDatabase } from '../../src/db/client.ts';
+import { HISTORY_TABLES, rowCounts } from './fill.ts';
+import { type Latency, type Probe, type Read, readsDuring } from './reads.ts';
+
+export interface TableSize {
+  totalBytes: number;
+  tableBytes: number;
+  indexBytes: number;
+  liveRows: number;
+  deadRows: number;
+}
+
+export type Sizes = Record<string, TableSize>;
+
+export async function sizesOf(client: pg.Client): Promise<Sizes> {
+  const { rows } = await client.query(
+    `SELECT relname AS name, pg_total_relation_size(relid)::float8 AS "totalBytes", pg_relation_size(relid)::float8 AS "tableBytes",
+       pg_indexes_size(relid)::float8 AS "indexBytes", n_live_tup::float8 AS "liveRows", n_dead_tup::float8 AS "deadRows"
+     FROM pg_stat_user_tables WHERE relname = ANY($1)`,
+    [HISTORY_TABLES],
+  );
+  return Object.fromEntries(rows.map(({ name, ...size }) => [name, size]));
+}
+
+export interface PruneFigures {
+  days: number;
+  seconds: number;
+  /** What pruneExpired answered: rows removed by kind. */
+  removed: Record<string, number>;
+  rowsBefore: Record<string, number>;
+  rowsAfter: Record<string, number>;
+  /** The same reads, mixed, for `quietSeconds` before the prune (quiet) and during it. */
+  quiet: Record<Read | 'all', Latency>;
+  during: Record<Read | 'all', Latency>;
+  sizes: { before: Sizes; afterPrune: Sizes; afterVacuum: Sizes };
+  vacuumSeconds: number;
+  /** Whether autovacuum had visited the tables between the prune and the VACUUM. */
+  autovacuumed: string[];
+}
+
+type PruneExpired = (db: ReturnType<typeof createDatabase>, options?: object) => Promise<Record<string, number>>;
+
+/** The retention job's function, or why it cannot be had (not on this branch yet). */
+async function retentionJob(): Promise<PruneExpired | string> {
+  // Named by a variable so that this file compiles before the lead's retention lands.
+  const module = '../../src/engine/runs/retention.ts';
+  try {
+    return ((await import(module)) as { pruneExpired: PruneExpired }).pruneExpired;
+  } catch (error) {
+    return `src/engine/runs/retention.ts could not be loaded: ${(error as Error).message.split('\n')[0]}`;
+  }
+}
+
+async function setRetention(base: string, probes: Probe[], days: number): Promise<void> {
+  for (const probe of probes) {
+    const response = await fetch(`${base}/organizations/${probe.orgId}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/merge-patch+json', authorization: `Bearer ${probe.key}` },
+      body: JSON.stringify({ retention: { executionsDays: days } }),
+    });
+    if (response.status !== 200) throw new Error(`PATCH /organizations/${probe.orgId} answered ${response.status}: ${await response.text()}`);
+  }
+}
+
+export async function prune(
+  databaseUrl: string,
+  base: string,
+  probes: Probe[],
+  days: number,
+  connections: number,
+  quietSeconds: number,
+): Promise<PruneFigures | { skipped: string }> {
+  const pruneExpired = await retentionJob();
+  if (typeof pruneExpired === 'string') return { skipped: pruneExpired };
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  const db = createDatabase(databaseUrl, { poolSize: 2 });
+  try {
+    const before = await sizesOf(client);
+    const rowsBefore = await rowCounts(client);
+    // The same reads mixed, on the full database before the prune: the quiet figure it is held to.
+    const quiet = await readsDuring(base, probes, connections, new Promise((resolve) => setTimeout(resolve, quietSeconds * 1000)));
+    await setRetention(base, probes, days);
+    let seconds = 0;
+    const timed = async () => {
+      const began = performance.now();
+      const removed = await pruneExpired(db);
+      seconds = (performance.now() - began) / 1000;
+      return removed;
+    };
+    const during = await readsDuring(base, probes, connections, timed());
+    const afterPrune = await sizesOf(client);
+    const rowsAfter = await rowCounts(client);
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT relname AS name FROM pg_stat_user_tables WHERE relname = ANY($1) AND last_autovacuum IS NOT NULL`,
+      [HISTORY_TABLES],
+    );
+    const vacuuming = performance.now();
+    await client.query(`VACUUM (ANALYZE) ${HISTORY_TABLES.join(', ')}`);
+    const vacuumSeconds = (performance.now() - vacuuming) / 1000;
+    const afterVacuum = await sizesOf(client);
+    return {
+      days,
+      seconds: Math.round(seconds * 10) / 10,
+      removed: during.value,
+      rowsBefore,
+      rowsAfter,
+      quiet: quiet.reads,
+      during: during.reads,
+      sizes: { before, afterPrune, afterVacuum },
+      vacuumSeconds: Math.round(vacuumSeconds * 10) / 10,
+      autovacuumed: rows.map((row) => row.name),
+    };
+  } finally {
+    await db.$disconnect();
+    await client.end();
+  }
+}
