@@ -1283,12 +1283,33 @@ export interface components {
         Organization: {
             id: components["schemas"]["Id"];
             name: components["schemas"]["Name"];
+            retention: components["schemas"]["Retention"];
             createdAt: components["schemas"]["Timestamp"];
             updatedAt: components["schemas"]["Timestamp"];
+        };
+        /**
+         * @description How long the organization's history is kept. Every few minutes a maintenance job removes,
+         *     in small batches, the finished executions (completed, failed or cancelled) that finished
+         *     more than `executionsDays` days ago, with their steps and the logs the engine wrote for
+         *     them; the execution logs members wrote (`POST /execution-logs`), the webhook and schedule
+         *     deliveries of its triggers, and the deliveries of its event subscriptions (whatever their
+         *     state) once they are that old. Executions that have not finished are never removed.
+         *     Only owners may change it.
+         * @example {
+         *       "executionsDays": 30
+         *     }
+         */
+        Retention: {
+            /**
+             * @description Days to keep finished executions and the rest of the history; 30 unless set, from 1 to 400.
+             * @default 30
+             */
+            executionsDays: number;
         };
         OrganizationCreated: {
             id: components["schemas"]["Id"];
             name: components["schemas"]["Name"];
+            retention: components["schemas"]["Retention"];
             createdAt: components["schemas"]["Timestamp"];
             updatedAt: components["schemas"]["Timestamp"];
             /** @description The first member, its owner, present when the request named one. */
@@ -1298,11 +1319,13 @@ export interface components {
         };
         OrganizationCreate: {
             name: components["schemas"]["Name"];
+            retention?: components["schemas"]["Retention"];
             /** @description The first member, who becomes its owner; required where Tolstoy uses API keys. */
             owner?: components["schemas"]["OwnerCreate"];
         };
         OrganizationUpdate: {
             name?: components["schemas"]["Name"];
+            retention?: components["schemas"]["Retention"];
         };
         OrganizationList: {
             items: components["schemas"]["Organization"][];

@@ -11,9 +11,21 @@ import { pageArgs, toPage } from './pagination.ts';
 import { toUser } from './users.ts';
 
 type Organization = components['schemas']['Organization'];
+type OrganizationFields = components['schemas']['OrganizationUpdate'];
 
 export function toOrganization(row: OrganizationRow): Organization {
-  return { id: row.id, name: row.name, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString() };
+  return {
+    id: row.id,
+    name: row.name,
+    retention: { executionsDays: row.retentionExecutionsDays },
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+/** The columns of an organization's fields as a request names them (a field not sent is left as it is). */
+function organizationData({ name, retention }: OrganizationFields) {
+  return { name, retentionExecutionsDays: retention?.executionsDays };
 }
 
 // Who sees which organizations: an API key, its own only; the operator token, all of them; and
@@ -43,7 +55,8 @@ export const createOrganization: Handler<'createOrganization'> = async ({ body }
     if (caller.kind === 'anonymous') throw unauthorized('Sign-up is closed: organizations are created with the operator token.');
     throw new ProblemError('forbidden', 'Sign-up is closed: organizations are created with the operator token.');
   }
-  const { owner, ...organization } = body;
+  const { owner, ...fields } = body;
+  const organization = { ...organizationData(fields), name: fields.name };
   if (!owner) {
     if (auth.mode === 'keys') throw unprocessable('/owner', 'is required: its owner is the only way into an organization');
     return toOrganization(await db.organization.create({ data: organization }));
@@ -71,7 +84,7 @@ export const updateOrganization: Handler<'updateOrganization'> = async ({ params
   checkAccess(context, params.id, 'change the organization');
   const { db } = context;
   try {
-    return toOrganization(await db.organization.update({ where: { id: params.id }, data: body }));
+    return toOrganization(await db.organization.update({ where: { id: params.id }, data: organizationData(body) }));
   } catch (error) {
     if (isMissingRow(error)) throw notFound('organization', params.id);
     throw error;

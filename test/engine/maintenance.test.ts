@@ -11,6 +11,8 @@ import { startEngine } from '../../src/engine/engine.ts';
 import { buildTestApp, createTenant, freshDatabaseUrl, TEST_ENGINE } from '../helper.ts';
 
 const KIND = 'maintenance.idempotency-keys';
+/** Retention's job runs the same way (what it removes: test/engine/retention.test.ts). */
+const RETENTION = 'maintenance.retention';
 /** The queue pg-boss files each occurrence of a schedule in, under its slot, before sending the job. */
 const SEND_IT = '__pgboss__send-it';
 
@@ -62,8 +64,8 @@ t.test('two workers keep the schedule; each occurrence is one job, run by one of
       ])
     ).rows[0]!.n;
   const since = Date.now();
-  while ((await count(KIND, 'completed')) === 0) {
-    if (Date.now() - since > 25_000) throw new Error(`no ${KIND} job completed within 25 s`);
+  while ((await count(KIND, 'completed')) === 0 || (await count(RETENTION, 'completed')) === 0) {
+    if (Date.now() - since > 25_000) throw new Error(`no ${KIND} or ${RETENTION} job completed within 25 s`);
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   t.comment(`the first job completed ${Date.now() - since} ms after both workers started`);
@@ -102,4 +104,5 @@ t.test('two workers keep the schedule; each occurrence is one job, run by one of
     1,
     'the expired key was forgotten by one run',
   );
+  t.match(ran.find((run) => run.kind === RETENTION)?.result, { organizations: 1, executions: 0 }, 'retention ran, over the one organization');
 });

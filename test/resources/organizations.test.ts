@@ -53,10 +53,10 @@ t.test('an update must name at least one field, and only known ones', async (t) 
   const { orgId } = await createTenant(app);
   const empty = await call(app, undefined, { method: 'PUT', url: `/organizations/${orgId}`, payload: {} });
   t.equal(empty.statusCode, 400);
-  t.same(empty.data.errors, [{ in: 'body', pointer: '', message: 'must set at least one field; the fields are name' }]);
+  t.same(empty.data.errors, [{ in: 'body', pointer: '', message: 'must set at least one field; the fields are name, retention' }]);
   const unknown = await call(app, undefined, { method: 'PUT', url: `/organizations/${orgId}`, payload: { name: 'x', owner: { email: 'a@b.io' } } });
   t.equal(unknown.statusCode, 400);
-  t.same(unknown.data.errors, [{ in: 'body', pointer: '/owner', message: 'is not a known field; the fields are name' }]);
+  t.same(unknown.data.errors, [{ in: 'body', pointer: '/owner', message: 'is not a known field; the fields are name, retention' }]);
 });
 
 t.test('an organization that still owns resources is not deleted', async (t) => {

@@ -1,11 +1,13 @@
 // Kinds of maintenance job: each is a queue of its own, filled by a schedule (pg-boss's cron) that
 // every working process keeps. pg-boss files each occurrence of a schedule under one key, so
-// however many workers keep it, one job is made per occurrence, and one worker runs it. Later
-// issues add kinds here: retention, schedules of flows, event deliveries.
+// however many workers keep it, one job is made per occurrence, and one worker runs it. pg-boss
+// bounds its own tables: each queue's finished jobs are deleted `deleteAfterSeconds` after they
+// finished, by the workers' supervision (src/engine/jobs/queue.ts).
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { Database } from '../../db/client.ts';
 import { forgetExpiredKeys } from '../../http/rules/idempotency.ts';
+import { pruneExpired } from '../runs/retention.ts';
 import { wakeStranded } from '../runs/slots.ts';
 import type { RunQueue } from './queue.ts';
 
@@ -24,6 +26,12 @@ export const MAINTENANCE: readonly MaintenanceKind[] = [
     // Keys are kept 24 hours: forgetting them hourly keeps at most 25 hours of them.
     cron: '17 * * * *',
     run: async (db) => ({ forgotten: await forgetExpiredKeys(db) }),
+  },
+  {
+    name: 'maintenance.retention',
+    // A run stops beginning batches after 8 minutes, so one is done before the next is due.
+    cron: '*/10 * * * *',
+    run: async (db) => ({ ...(await pruneExpired(db, { until: Date.now() + 8 * 60_000 })) }),
   },
   {
     name: 'maintenance.slots',

@@ -18,6 +18,8 @@ export const EXECUTIONS = 'executions';
 export const HEARTBEAT_SECONDS = 10;
 /** How often the supervisor looks for such jobs (pg-boss's monitor pass, which fails lapsed jobs for a retry). */
 export const SUPERVISE_SECONDS = 5;
+/** How often each queue is swept of the finished jobs past its `deleteAfterSeconds`. */
+export const MAINTENANCE_SECONDS = 300;
 /** A job is retried this often at most: after a crash, after an outage of the database. */
 export const RETRY_LIMIT = 1000;
 /** When an organization whose queue is full is told to try again. */
@@ -47,6 +49,9 @@ export async function openQueue({ url, timeouts = DEFAULT_TIMEOUTS, working }: Q
     cronMonitorIntervalSeconds: 5,
     supervise: working,
     superviseIntervalSeconds: SUPERVISE_SECONDS,
+    // How often a queue's finished jobs past its deleteAfterSeconds are deleted: often, so that
+    // each sweep is small (pg-boss's default is once a day).
+    maintenanceIntervalSeconds: MAINTENANCE_SECONDS,
     monitorIntervalSeconds: SUPERVISE_SECONDS,
     // The worker listens itself (listenForRuns): pg-boss's listener wakes only pollers of its work().
     useListenNotify: false,

@@ -1,4 +1,4 @@
-// Removing runs: every run of an organization that is deleted (later, runs past their retention).
+// Removing runs: every run of an organization that is deleted (runs past their retention: retention.ts).
 import type { Transaction } from '../../db/client.ts';
 import { UNFINISHED } from './statuses.ts';
 
