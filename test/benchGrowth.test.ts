@@ -33,13 +33,18 @@ t.test('npm run bench:growth -- --smoke', async (t) => {
   t.ok(fill.rows.execution_logs >= fill.rows.execution_steps - fill.rows.executions, 'an engine log for each settled attempt');
   t.ok(fill.rows.trigger_deliveries > 0 && fill.rows.event_deliveries > 0, 'trigger and event deliveries');
   for (const table of TABLES) t.ok(sizes[table].tableBytes > 0 && sizes[table].indexBytes > 0, `${table}: table and index bytes`);
-  t.ok(results.full.rows > results.empty.rows + results.settings.executions - 1, 'the full database holds the history');
+  t.ok(
+    results.full.rows >= fill.rows.executions && results.empty.rows < results.settings.executions,
+    "the full database holds the history, the empty one B's runs only",
+  );
   const prune = results.prune;
-  if (prune.skipped) t.match(prune.skipped, /retention/, 'says why the prune did not run');
-  else {
-    t.ok(prune.seconds > 0 && prune.removed.executions > 0, 'the prune removed executions, timed');
-    t.ok(prune.during.all.requests > 0 && prune.quiet.all.requests > 0, 'reads during the prune and quiet');
-    t.ok(prune.rowsAfter.executions < prune.rowsBefore.executions, 'fewer executions after the prune');
-    t.ok(prune.sizes.afterVacuum.executions.totalBytes > 0, 'sizes after VACUUM');
-  }
+  t.ok(prune.seconds > 0, 'the prune was timed');
+  for (const kind of ['executions', 'logs', 'triggerDeliveries', 'eventDeliveries']) t.ok(prune.removed[kind] > 0, `the prune removed ${kind}`);
+  // 18 of 90 days kept: about 80% of the history goes (the runs of the empty side's B are young).
+  const share = (prune.rowsBefore.executions - prune.rowsAfter.executions) / fill.rows.executions;
+  t.ok(share > 0.7 && share < 0.85, `about 80% of the executions removed (${share})`);
+  t.equal(prune.rowsAfter.execution_steps, 3 * prune.rowsAfter.executions, 'their steps went with them');
+  t.ok(prune.during.all.requests > 0 && prune.during.all.errors === 0, 'reads answered during the prune');
+  t.ok(prune.quiet.all.requests > 0 && prune.quiet.all.p99Ms > 0, 'the quiet reads before it');
+  for (const table of TABLES) t.ok(prune.sizes.afterVacuum[table].totalBytes > 0, `${table}: bytes after VACUUM`);
 });

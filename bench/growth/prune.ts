@@ -3,8 +3,10 @@
 // the API, and what the tables hold and take on disk before, after, and after a plain VACUUM.
 import pg from 'pg';
 import { createDatabase } from '../../src/db/client.ts';
+import { type Pruned, pruneExpired } from '../../src/engine/runs/retention.ts';
 import { HISTORY_TABLES, rowCounts } from './fill.ts';
 import { type Latency, type Probe, type Read, readsDuring } from './reads.ts';
+import { setRetention } from './tenants.ts';
 
 export interface TableSize {
   totalBytes: number;
@@ -30,7 +32,7 @@ export interface PruneFigures {
   days: number;
   seconds: number;
   /** What pruneExpired answered: rows removed by kind. */
-  removed: Record<string, number>;
+  removed: Pruned;
   rowsBefore: Record<string, number>;
   rowsAfter: Record<string, number>;
   /** The same reads, mixed, for `quietSeconds` before the prune (quiet) and during it. */
@@ -42,30 +44,6 @@ export interface PruneFigures {
   autovacuumed: string[];
 }
 
-type PruneExpired = (db: ReturnType<typeof createDatabase>, options?: object) => Promise<Record<string, number>>;
-
-/** The retention job's function, or why it cannot be had (not on this branch yet). */
-async function retentionJob(): Promise<PruneExpired | string> {
-  // Named by a variable so that this file compiles before the lead's retention lands.
-  const module = '../../src/engine/runs/retention.ts';
-  try {
-    return ((await import(module)) as { pruneExpired: PruneExpired }).pruneExpired;
-  } catch (error) {
-    return `src/engine/runs/retention.ts could not be loaded: ${(error as Error).message.split('\n')[0]}`;
-  }
-}
-
-async function setRetention(base: string, probes: Probe[], days: number): Promise<void> {
-  for (const probe of probes) {
-    const response = await fetch(`${base}/organizations/${probe.orgId}`, {
-      method: 'PATCH',
-      headers: { 'content-type': 'application/merge-patch+json', authorization: `Bearer ${probe.key}` },
-      body: JSON.stringify({ retention: { executionsDays: days } }),
-    });
-    if (response.status !== 200) throw new Error(`PATCH /organizations/${probe.orgId} answered ${response.status}: ${await response.text()}`);
-  }
-}
-
 export async function prune(
   databaseUrl: string,
   base: string,
@@ -73,9 +51,7 @@ export async function prune(
   days: number,
   connections: number,
   quietSeconds: number,
-): Promise<PruneFigures | { skipped: string }> {
-  const pruneExpired = await retentionJob();
-  if (typeof pruneExpired === 'string') return { skipped: pruneExpired };
+): Promise<PruneFigures> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   const db = createDatabase(databaseUrl, { poolSize: 2 });
@@ -88,6 +64,7 @@ export async function prune(
     let seconds = 0;
     const timed = async () => {
       const began = performance.now();
+      // As the maintenance job runs it (src/engine/jobs/maintenance.ts), without its time bound: to the end.
       const removed = await pruneExpired(db);
       seconds = (performance.now() - began) / 1000;
       return removed;

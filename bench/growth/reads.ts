@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { Agent, request } from 'undici';
 import { encodeCursor } from '../../src/resources/pagination.ts';
+import { firstIdOf } from '../engine/tolstoy.ts';
 
 export const READS = ['list', 'laterPage', 'byFlow', 'byStatus', 'one', 'logs'] as const;
 export type Read = (typeof READS)[number];
@@ -38,8 +39,8 @@ export interface Latency {
   p99Ms: number;
 }
 
-/** The probes of each organization, from what the database holds now. */
-export async function probesOf(databaseUrl: string, tenants: { key: string; orgId: string; flowId: string }[], ids = 25): Promise<Probe[]> {
+/** The probes of each organization, from what the database holds now; the executions picked among those made since `since`, when given. */
+export async function probesOf(databaseUrl: string, tenants: { key: string; orgId: string; flowId: string }[], since?: Date): Promise<Probe[]> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
@@ -49,7 +50,10 @@ export async function probesOf(databaseUrl: string, tenants: { key: string; orgI
         `SELECT id FROM executions WHERE org_id = $1 ORDER BY id DESC OFFSET (SELECT count(*) / 2 FROM executions WHERE org_id = $1) LIMIT 1`,
         [tenant.orgId],
       );
-      const sample = await client.query<{ id: string }>(`SELECT id FROM executions WHERE org_id = $1 ORDER BY random() LIMIT $2`, [tenant.orgId, ids]);
+      const sample = await client.query<{ id: string }>(`SELECT id FROM executions WHERE org_id = $1 AND id >= $2::uuid ORDER BY random() LIMIT 25`, [
+        tenant.orgId,
+        firstIdOf(since ?? new Date(0)),
+      ]);
       probes.push({ ...tenant, cursor: encodeCursor(rows[0]!.id), executionIds: sample.rows.map((row) => row.id) });
     }
     return probes;

@@ -36,7 +36,6 @@ function sizeTable(sizes: Record<string, any>, executions: number): string[] {
 
 function pruneSection(results: any): string[] {
   const p = results.prune;
-  if (p.skipped) return [`Not run: ${p.skipped}`];
   const total = (sizes: Record<string, any>) => mb(Object.values(sizes).reduce((sum: number, s: any) => sum + s.totalBytes, 0));
   const dead = (sizes: Record<string, any>) => count(Object.values(sizes).reduce((sum: number, s: any) => sum + s.deadRows, 0));
   const readRows = ([...READS, 'all'] as (Read | 'all')[]).map((read) => {
