@@ -46,5 +46,6 @@ t.test('npm run bench:growth -- --smoke', async (t) => {
   t.equal(prune.rowsAfter.execution_steps, 3 * prune.rowsAfter.executions, 'their steps went with them');
   t.ok(prune.during.all.requests > 0 && prune.during.all.errors === 0, 'reads answered during the prune');
   t.ok(prune.quiet.all.requests > 0 && prune.quiet.all.p99Ms > 0, 'the quiet reads before it');
+  t.ok(prune.sizes.afterVacuum.executions.freeBytes > prune.sizes.before.executions.freeBytes, 'VACUUM recorded the room the prune left');
   for (const table of TABLES) t.ok(prune.sizes.afterVacuum[table].totalBytes > 0, `${table}: bytes after VACUUM`);
 });

@@ -23,7 +23,7 @@ function statementsOf(read: Read, probe: Probe): Prisma.Sql[] {
     case 'byFlow':
       return [listSql(probe, Prisma.sql`AND e.flow_id = ${probe.flowId}::uuid`)];
     case 'byStatus':
-      return [listSql(probe, Prisma.sql`AND e.status = ${'failed'}::execution_state`)];
+      return [listSql(probe, Prisma.sql`AND e.status = ${'completed'}::execution_state`)];
     case 'one':
       return [
         Prisma.sql`SELECT * FROM executions WHERE id = ${id}::uuid AND org_id = ${probe.orgId}::uuid LIMIT 1`,

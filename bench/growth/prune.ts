@@ -14,18 +14,26 @@ export interface TableSize {
   indexBytes: number;
   liveRows: number;
   deadRows: number;
+  /** The table's free space as its free space map records it (VACUUM updates it): room new rows reuse. */
+  freeBytes: number;
 }
 
 export type Sizes = Record<string, TableSize>;
 
+/** The tables' sizes (the database needs pg_freespacemap: see freeSpaceReadable). */
 export async function sizesOf(client: pg.Client): Promise<Sizes> {
   const { rows } = await client.query(
     `SELECT relname AS name, pg_total_relation_size(relid)::float8 AS "totalBytes", pg_relation_size(relid)::float8 AS "tableBytes",
-       pg_indexes_size(relid)::float8 AS "indexBytes", n_live_tup::float8 AS "liveRows", n_dead_tup::float8 AS "deadRows"
+       pg_indexes_size(relid)::float8 AS "indexBytes", n_live_tup::float8 AS "liveRows", n_dead_tup::float8 AS "deadRows",
+       (SELECT coalesce(sum(avail), 0) FROM pg_freespace(relid))::float8 AS "freeBytes"
      FROM pg_stat_user_tables WHERE relname = ANY($1)`,
     [HISTORY_TABLES],
   );
   return Object.fromEntries(rows.map(({ name, ...size }) => [name, size]));
+}
+
+export async function freeSpaceReadable(client: pg.Client): Promise<void> {
+  await client.query('CREATE EXTENSION IF NOT EXISTS pg_freespacemap');
 }
 
 export interface PruneFigures {
@@ -60,6 +68,7 @@ export async function prune(
     const rowsBefore = await rowCounts(client);
     // The same reads mixed, on the full database before the prune: the quiet figure it is held to.
     const quiet = await readsDuring(base, probes, connections, new Promise((resolve) => setTimeout(resolve, quietSeconds * 1000)));
+    const began: Date = (await client.query('SELECT now() AS now')).rows[0].now;
     await setRetention(base, probes, days);
     let seconds = 0;
     const timed = async () => {
@@ -72,10 +81,10 @@ export async function prune(
     const during = await readsDuring(base, probes, connections, timed());
     const afterPrune = await sizesOf(client);
     const rowsAfter = await rowCounts(client);
-    const { rows } = await client.query<{ name: string }>(
-      `SELECT relname AS name FROM pg_stat_user_tables WHERE relname = ANY($1) AND last_autovacuum IS NOT NULL`,
-      [HISTORY_TABLES],
-    );
+    const { rows } = await client.query<{ name: string }>(`SELECT relname AS name FROM pg_stat_user_tables WHERE relname = ANY($1) AND last_autovacuum > $2`, [
+      HISTORY_TABLES,
+      began,
+    ]);
     const vacuuming = performance.now();
     await client.query(`VACUUM (ANALYZE) ${HISTORY_TABLES.join(', ')}`);
     const vacuumSeconds = (performance.now() - vacuuming) / 1000;

@@ -16,7 +16,7 @@ export const READ_NAMES: Record<Read, string> = {
   list: 'GET /executions (first page)',
   laterPage: 'GET /executions?cursor= (half-way down the list)',
   byFlow: 'GET /executions?flowId=',
-  byStatus: 'GET /executions?status=failed',
+  byStatus: 'GET /executions?status=completed',
   one: 'GET /executions/{id}',
   logs: 'GET /execution-logs?executionId=',
 };
@@ -72,7 +72,7 @@ function pathOf(read: Read, probe: Probe, index: number): string {
     case 'byFlow':
       return `/executions?flowId=${probe.flowId}`;
     case 'byStatus':
-      return '/executions?status=failed';
+      return '/executions?status=completed';
     case 'one':
       return `/executions/${id}`;
     case 'logs':

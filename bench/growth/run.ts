@@ -21,7 +21,7 @@ import { metered } from '../engine/processes.ts';
 import { chainTargets, completions, ONE_WORKER, SINGLE, startTolstoy, unfinished } from '../engine/tolstoy.ts';
 import { explain } from './explain.ts';
 import { type FillFigures, fillHistory } from './fill.ts';
-import { prune, sizesOf } from './prune.ts';
+import { freeSpaceReadable, prune, sizesOf } from './prune.ts';
 import { type Latency, probesOf, READS, type Read, timeRead } from './reads.ts';
 import { growthReport, misses, TARGETS } from './report.ts';
 import { type GrowthTenant, setUpGrowthTenants } from './tenants.ts';
@@ -78,6 +78,7 @@ try {
   const fillPlan = { executions: settings.executions, days: settings.days, batch: settings.batch, echoUrl };
   const fill: FillFigures = await fillHistory(fillClient, full.tenants, fillPlan, (done) => console.log(`  ${done} executions written`));
   console.log(`fill: ${JSON.stringify(fill)}`);
+  await freeSpaceReadable(fillClient);
   const sizes = await sizesOf(fillClient);
   const throughput = await scenarioB([empty, full]);
   const reads = await timeSides([empty, full]);
