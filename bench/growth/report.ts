@@ -48,9 +48,11 @@ function pruneSection(results: any): string[] {
   return [
     `Every organization's retention set to ${p.days} days (\`PATCH /organizations/{id}\`, owners' keys), then \`pruneExpired(db)\` (src/engine/runs/retention.ts) run once to the end in the benchmark's process while the same reads as above, mixed, went on with ${results.settings.readConnections} connections.`,
     '',
-    `Duration: **${p.seconds} s**. Removed: ${Object.entries(p.removed)
-      .map(([kind, n]) => `${kind} ${count(n as number)}`)
-      .join(', ')}.`,
+    p.removed.failed
+      ? `**The prune failed** after ${p.seconds} s: ${p.removed.failed}`
+      : `Duration: **${p.seconds} s**. Removed: ${Object.entries(p.removed)
+          .map(([kind, n]) => `${kind} ${count(n as number)}`)
+          .join(', ')}.`,
     '',
     '| table | rows before | rows after |',
     '|---|---:|---:|',
