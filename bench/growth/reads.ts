@@ -37,6 +37,8 @@ export interface Latency {
   errors: number;
   p50Ms: number;
   p99Ms: number;
+  /** What the answers that were not as expected were, by kind (`status 503`, an error's code). */
+  failures: Record<string, number>;
 }
 
 /** The probes of each organization, from what the database holds now; the executions picked among those made since `since`, when given. */
@@ -88,10 +90,15 @@ function percentile(sorted: number[], p: number): number {
 class Timings {
   readonly #latencies = new Map<Read, number[]>();
   readonly #errors = new Map<Read, number>();
+  readonly #failures = new Map<Read, Record<string, number>>();
 
-  add(read: Read, ms: number | undefined): void {
-    if (ms === undefined) this.#errors.set(read, (this.#errors.get(read) ?? 0) + 1);
-    else {
+  add(read: Read, ms: number | string): void {
+    if (typeof ms === 'string') {
+      this.#errors.set(read, (this.#errors.get(read) ?? 0) + 1);
+      const failures = this.#failures.get(read) ?? {};
+      failures[ms] = (failures[ms] ?? 0) + 1;
+      this.#failures.set(read, failures);
+    } else {
       const list = this.#latencies.get(read) ?? [];
       list.push(ms);
       this.#latencies.set(read, list);
@@ -101,21 +108,24 @@ class Timings {
   of(reads: readonly Read[]): Latency {
     const all = reads.flatMap((read) => this.#latencies.get(read) ?? []).sort((a, b) => a - b);
     const errors = reads.reduce((sum, read) => sum + (this.#errors.get(read) ?? 0), 0);
-    return { requests: all.length + errors, errors, p50Ms: percentile(all, 50), p99Ms: percentile(all, 99) };
+    const failures: Record<string, number> = {};
+    for (const read of reads) for (const [why, n] of Object.entries(this.#failures.get(read) ?? {})) failures[why] = (failures[why] ?? 0) + n;
+    return { requests: all.length + errors, errors, p50Ms: percentile(all, 50), p99Ms: percentile(all, 99), failures };
   }
 }
 
-/** Sends one read and answers its latency, or undefined when the answer was not a 200 of the right shape. */
-async function send(dispatcher: Agent, base: string, read: Read, probe: Probe, index: number): Promise<number | undefined> {
+/** Sends one read and answers its latency, or what was wrong with its answer (not a 200 of the right shape). */
+async function send(dispatcher: Agent, base: string, read: Read, probe: Probe, index: number): Promise<number | string> {
   const begin = performance.now();
   try {
     const response = await request(base + pathOf(read, probe, index), { dispatcher, headers: { authorization: `Bearer ${probe.key}` } });
     const body = (await response.body.json().catch(() => undefined)) as any;
     const elapsed = performance.now() - begin;
     const shaped = read === 'one' ? typeof body?.id === 'string' && Array.isArray(body.steps) : Array.isArray(body?.items);
-    return response.statusCode === 200 && shaped ? elapsed : undefined;
-  } catch {
-    return undefined;
+    if (response.statusCode !== 200) return `status ${response.statusCode}${body?.detail ? `: ${String(body.detail).slice(0, 120)}` : ''}`;
+    return shaped ? elapsed : 'not the shape of its answer';
+  } catch (error) {
+    return (error as { code?: string }).code ?? (error as Error).message.slice(0, 120);
   }
 }
 

@@ -54,6 +54,9 @@ function pruneSection(results: any): string[] {
           .map(([kind, n]) => `${kind} ${count(n as number)}`)
           .join(', ')}.`,
     '',
+    ...(p.during.all.errors > 0
+      ? [`Failed reads during the prune, by what they got: ${JSON.stringify(p.during.all.failures ?? 'not recorded by this run')}.`, '']
+      : []),
     '| table | rows before | rows after |',
     '|---|---:|---:|',
     ...Object.keys(p.rowsBefore).map((table) => `| ${table} | ${count(p.rowsBefore[table])} | ${count(p.rowsAfter[table])} |`),
