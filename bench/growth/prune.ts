@@ -1,9 +1,10 @@
 // The growth benchmark's prune: every organization's retention set through the API to keep
-// `days` days, then the retention job's function run once to the end while reads go on against
-// the API, and what the tables hold and take on disk before, after, and after a plain VACUUM.
+// `days` days, then retention run as production runs it (the worker's `maintenance.retention`
+// jobs, one after another, until nothing older is left) while reads go on against the API, and
+// what the tables hold and take on disk before, after, and after a plain VACUUM.
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { createDatabase } from '../../src/db/client.ts';
-import { type Pruned, pruneExpired } from '../../src/engine/runs/retention.ts';
+import { openQueue } from '../../src/engine/jobs/queue.ts';
 import { HISTORY_TABLES, rowCounts } from './fill.ts';
 import { type Latency, type Probe, type Read, readsDuring } from './reads.ts';
 import { setRetention } from './tenants.ts';
@@ -39,8 +40,8 @@ export async function freeSpaceReadable(client: pg.Client): Promise<void> {
 export interface PruneFigures {
   days: number;
   seconds: number;
-  /** What pruneExpired answered: rows removed by kind. */
-  removed: Pruned | { failed: string };
+  /** Rows removed by kind and the retention jobs it took, or why a job failed. */
+  removed: Record<string, number> | { failed: string };
   rowsBefore: Record<string, number>;
   rowsAfter: Record<string, number>;
   /** The same reads, mixed, for `quietSeconds` before the prune (quiet) and during it. */
@@ -63,7 +64,6 @@ export async function prune(
   const client = new pg.Client({ connectionString: databaseUrl });
   client.on('error', () => {});
   await client.connect();
-  const db = createDatabase(databaseUrl, { poolSize: 2 });
   try {
     const before = await sizesOf(client);
     const rowsBefore = await rowCounts(client);
@@ -74,10 +74,9 @@ export async function prune(
     let seconds = 0;
     const timed = async () => {
       const began = performance.now();
-      // As the maintenance job runs it (src/engine/jobs/maintenance.ts), without its time bound: to the end.
-      const removed = await pruneExpired(db).catch((error: Error) => ({ failed: error.message.trim().split('\n').at(-1)! }));
+      const jobs = await retentionJobs(databaseUrl, client, days);
       seconds = (performance.now() - began) / 1000;
-      return removed;
+      return jobs;
     };
     const during = await readsDuring(base, probes, connections, timed());
     const afterPrune = await sizesOf(client);
@@ -93,7 +92,7 @@ export async function prune(
     return {
       days,
       seconds: Math.round(seconds * 10) / 10,
-      removed: during.value,
+      removed: 'failed' in during.value ? during.value : { ...removedRows(rowsBefore, rowsAfter), jobs: during.value.jobs },
       rowsBefore,
       rowsAfter,
       quiet: quiet.reads,
@@ -103,7 +102,47 @@ export async function prune(
       autovacuumed: rows.map((row) => row.name),
     };
   } finally {
-    await db.$disconnect();
     await client.end();
   }
+}
+
+const RETENTION = 'maintenance.retention';
+
+/**
+ * Sends the worker's retention job and waits for it, again while finished executions older than
+ * `days` are left (a job stops beginning batches after 8 minutes, as the next one goes on); a
+ * job the schedule sends meanwhile is one of them (the queue runs one at a time).
+ */
+async function retentionJobs(databaseUrl: string, client: pg.Client, days: number): Promise<{ jobs: number } | { failed: string }> {
+  const boss = await openQueue({ url: databaseUrl, working: false });
+  try {
+    for (let jobs = 1; ; jobs++) {
+      const id = (await boss.send(RETENTION, {}))!;
+      for (;;) {
+        const job = await boss.getJobById(RETENTION, id);
+        if (job?.state === 'completed') break;
+        if (job?.state === 'failed' || !job) return { failed: JSON.stringify(job?.output ?? 'the job is gone') };
+        await sleep(250);
+      }
+      const { rows } = await client.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM executions WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at < now() - make_interval(days => $1)`,
+        [days],
+      );
+      if (rows[0]!.n === 0) return { jobs };
+    }
+  } finally {
+    await boss.stop({ graceful: false });
+  }
+}
+
+/** What the prune removed, by kind, from the tables' rows before and after it. */
+function removedRows(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const gone = (table: string) => before[table]! - after[table]!;
+  return {
+    executions: gone('executions'),
+    steps: gone('execution_steps'),
+    logs: gone('execution_logs'),
+    triggerDeliveries: gone('trigger_deliveries'),
+    eventDeliveries: gone('event_deliveries'),
+  };
 }

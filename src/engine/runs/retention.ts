@@ -1,7 +1,8 @@
 // Retention: what an organization's period has outlived is removed a batch at a time, each batch
 // in a short transaction of its own, so that no statement holds many locks or runs long and the
 // API's statements are never queued behind a large delete. Ids are UUIDv7, so an id bound finds
-// old rows by a range of an index the API already keeps, with no index of its own.
+// old rows by a range of an index the API already keeps (members' logs have a small one of their
+// own: the execution_logs_written_idx migration).
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../../db/client.ts';
 import { FINISHED } from './statuses.ts';
@@ -35,6 +36,8 @@ const ORGANIZATIONS_PER_PAGE = 1000;
 interface Organization {
   id: string;
   retentionExecutionsDays: number;
+  /** Per status, the last execution looked at: the next batch begins after it, not among the entries of those removed. */
+  after?: Map<string, string>;
 }
 
 /**
@@ -74,7 +77,8 @@ async function everyOrganization(db: Database): Promise<Organization[]> {
 }
 
 /** One turn of an organization: adds what it removed to `pruned`; answers whether more is left. */
-async function pruneOrganization(db: Database, { id, retentionExecutionsDays }: Organization, settings: Required<RetentionOptions>, pruned: Pruned) {
+async function pruneOrganization(db: Database, organization: Organization, settings: Required<RetentionOptions>, pruned: Pruned) {
+  const { id, retentionExecutionsDays } = organization;
   const { batch, pauseMs, until, batchesPerTurn } = settings;
   const cutoff = new Date(settings.now.getTime() - retentionExecutionsDays * DAY_MS);
   let behind = false;
@@ -93,9 +97,12 @@ async function pruneOrganization(db: Database, { id, retentionExecutionsDays }: 
     }
     return total;
   };
+  organization.after ??= new Map();
+  const after = organization.after;
   for (const status of FINISHED) {
     pruned.executions += await drain(async () => {
-      const { executions, logs } = await removeExecutions(db, id, status, cutoff, batch);
+      const { executions, logs, last } = await removeExecutions(db, id, status, cutoff, batch, after.get(status));
+      if (last) after.set(status, last);
       pruned.logs += logs;
       return executions;
     });
@@ -113,23 +120,25 @@ export function idFloor(time: Date): string {
 }
 
 /**
- * Removes up to `batch` executions in `status` that finished before `cutoff`, with their steps and
- * signals (cascaded) and the logs the engine wrote for them. Retries that name one are unlinked.
+ * Removes up to `batch` executions in `status` that finished before `cutoff` (with ids after
+ * `after`), with their steps and signals (cascaded) and the logs the engine wrote for them.
+ * Retries that name one are unlinked. Answers the last id removed.
  */
-async function removeExecutions(db: Database, orgId: string, status: string, cutoff: Date, batch: number) {
+async function removeExecutions(db: Database, orgId: string, status: string, cutoff: Date, batch: number, after = idFloor(new Date(0))) {
   return db.$transaction(async (tx) => {
     // Rows a statement of the engine or the API holds are left for the next run.
     const rows = await tx.$queryRaw<{ id: string }[]>`
       SELECT id FROM executions
-      WHERE org_id = ${orgId}::uuid AND status = ${status}::execution_state AND id < ${idFloor(cutoff)}::uuid AND finished_at < ${cutoff}
+      WHERE org_id = ${orgId}::uuid AND status = ${status}::execution_state AND id > ${after}::uuid AND id < ${idFloor(cutoff)}::uuid
+        AND finished_at < ${cutoff}
       ORDER BY id LIMIT ${batch} FOR UPDATE SKIP LOCKED`;
-    if (rows.length === 0) return { executions: 0, logs: 0 };
+    if (rows.length === 0) return { executions: 0, logs: 0, last: undefined };
     const ids = rows.map((row) => row.id);
     await tx.$executeRaw`UPDATE executions SET retry_of = NULL WHERE org_id = ${orgId}::uuid AND retry_of = ANY(${ids}::uuid[])`;
     const logs = await tx.$executeRaw`
       DELETE FROM execution_logs WHERE org_id = ${orgId}::uuid AND execution_id = ANY(${ids}::text[]) AND written_by_engine`;
     await tx.$executeRaw`DELETE FROM executions WHERE id = ANY(${ids}::uuid[])`;
-    return { executions: ids.length, logs };
+    return { executions: ids.length, logs, last: ids.at(-1) };
   });
 }
 
