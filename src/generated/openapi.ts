@@ -1300,10 +1300,7 @@ export interface components {
          *     }
          */
         Retention: {
-            /**
-             * @description Days to keep finished executions and the rest of the history; 30 unless set, from 1 to 400.
-             * @default 30
-             */
+            /** @description Days to keep finished executions and the rest of the history; 30 unless set, from 1 to 400. */
             executionsDays: number;
         };
         OrganizationCreated: {

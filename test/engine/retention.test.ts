@@ -60,6 +60,9 @@ t.test('the period: 30 days unless set, set by owners only, from 1 to 400 days',
   }
   const unknown = await w.send({ method: 'PUT', url: `/organizations/${w.member.orgId}`, payload: { retention: { days: 3 } } });
   t.equal(unknown.statusCode, 400, 'an unknown field of retention is refused');
+  const empty = await w.send({ method: 'PUT', url: `/organizations/${w.member.orgId}`, payload: { retention: {} } });
+  t.equal(empty.statusCode, 400, 'retention without executionsDays is refused (found by schemathesis)');
+  t.equal(empty.data.errors[0].pointer, '/retention/executionsDays');
 
   const foreign = await w.send({ method: 'PUT', url: `/organizations/${other.orgId}`, payload: { retention: { executionsDays: 1 } } });
   t.equal(foreign.statusCode, 404, "another organization's is not found");
