@@ -69,7 +69,7 @@ const UNAVAILABLE_MESSAGES =
 /** Why the database could not serve a request (AuthenticationFailed, DatabaseNotReachable, …), if that is why it failed. */
 export function unavailability(error: unknown): string | undefined {
   for (let failure = error as Failure | undefined, depth = 0; failure && depth < 5; failure = failure.cause, depth++) {
-    const cause = failure.meta?.driverAdapterError?.cause;
+    const cause = adapterCause(failure);
     if (cause?.kind && UNAVAILABLE_KINDS.has(cause.kind)) return cause.kind;
     const sqlState = cause?.originalCode ?? cause?.code;
     if (sqlState && UNAVAILABLE_SQLSTATES.test(sqlState)) return `SQLSTATE ${sqlState}`;
@@ -81,9 +81,22 @@ export function unavailability(error: unknown): string | undefined {
   return undefined;
 }
 
+interface AdapterCause {
+  kind?: string;
+  originalCode?: string;
+  code?: string;
+}
+
 interface Failure {
+  name?: unknown;
   code?: unknown;
   message?: unknown;
   cause?: Failure;
-  meta?: { driverAdapterError?: { cause?: { kind?: string; originalCode?: string; code?: string } } };
+  meta?: { driverAdapterError?: { cause?: AdapterCause } };
+}
+
+// A query's failure carries the driver adapter's error in its meta; a failed COMMIT is that error itself.
+function adapterCause(failure: Failure): AdapterCause | undefined {
+  if (failure.name === 'DriverAdapterError') return failure.cause as AdapterCause | undefined;
+  return failure.meta?.driverAdapterError?.cause;
 }

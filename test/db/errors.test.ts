@@ -1,7 +1,9 @@
 // The database's refusals are recognised by the constraint that refused, whether the statement
 // was a model query or a raw one (Prisma reports those differently).
 import t from 'tap';
-import { brokenForeignKey, brokenUniqueConstraint } from '../../src/db/errors.ts';
+import { createDatabase, type Database } from '../../src/db/client.ts';
+import { brokenForeignKey, brokenUniqueConstraint, unavailability } from '../../src/db/errors.ts';
+import { ownPostgres } from '../faults/postgres.ts';
 import { freshDatabase } from '../helper.ts';
 
 const MISSING_ORG = '01a20000-0000-7000-8000-000000000001';
@@ -39,4 +41,33 @@ t.test('a broken unique constraint is named, from a model query and from a raw s
     t.equal(brokenUniqueConstraint(error), 'users_org_id_email_key');
     t.equal(brokenForeignKey(error), undefined);
   }
+});
+
+/** What a transaction whose last statement succeeded fails with when `fault` strikes before its COMMIT. */
+async function failedCommit(db: Database, fault: (pid: number) => Promise<unknown>): Promise<unknown> {
+  return db
+    .$transaction(async (tx) => {
+      const [session] = await tx.$queryRaw<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+      await tx.$executeRaw`INSERT INTO organizations (id, name, updated_at) VALUES (gen_random_uuid(), 'Acme', now())`;
+      await fault(session!.pid);
+    })
+    .then(
+      () => new Error('the transaction committed'),
+      (error: unknown) => error,
+    );
+}
+
+// Prisma passes a failed COMMIT on as the driver adapter's own error, not as a request error.
+t.test('a COMMIT that meets a lost connection is the database being unavailable (a 503), not a server fault', async (t) => {
+  const database = await freshDatabase(t);
+  const killer = createDatabase(database.url);
+  t.teardown(() => killer.$disconnect());
+  const terminated = await failedCommit(database.current, (pid) => killer.$queryRaw`SELECT pg_terminate_backend(${pid}::int)`);
+  t.ok(unavailability(terminated), `its session terminated: ${String(terminated)}`);
+
+  const postgres = await ownPostgres(t);
+  const db = createDatabase(postgres.url);
+  t.teardown(() => db.$disconnect());
+  const killed = await failedCommit(db, async () => postgres.kill());
+  t.ok(unavailability(killed), `PostgreSQL killed (kill -9): ${String(killed)}`);
 });

@@ -185,6 +185,7 @@ async function deliveriesThrough(t: Test, fault: 'stalled' | 'killed') {
     [],
     `each of ${answers.length} answers is a 202, or a 503 with Retry-After`,
   );
+  if (unexpected.length > 0) t.comment(`what the server logged of them:\n${failuresLogged(api.output())}`);
   const slowest = Math.max(...answers.map((answer) => answer.ms));
   t.ok(slowest < ANSWER_BOUND_MS, `none took longer than ${ANSWER_BOUND_MS} ms (the slowest ${slowest} ms)`);
   const refused = answers.filter((answer) => answer.status === 503);
@@ -249,6 +250,14 @@ async function retry(base: string, token: string, refused: Delivered): Promise<D
     answer = await deliver(base, token, refused.marker, { dedupe: true });
   }
   return answer;
+}
+
+/** The errors a server logged as its own faults (500s), one per line. */
+function failuresLogged(output: string): string {
+  return output
+    .split('\n')
+    .filter((line) => line.includes('"request failed"'))
+    .join('\n');
 }
 
 const MARKERS = "SELECT input::jsonb->'body'->>'marker' AS marker FROM executions WHERE trigger_id = $1";
