@@ -108,6 +108,8 @@ export class Authentication {
   readonly policy: Pick<AuthSettings, 'mode' | 'signup'>;
   readonly keys: VerifiedKeys;
   readonly #adminTokenHash: Buffer | undefined;
+  /** Key lookups in flight, by lookup id. */
+  readonly #loading = new Map<string, Promise<VerifiedKey | undefined>>();
 
   constructor({ mode, signup, adminToken, keyCacheMs }: AuthSettings) {
     this.policy = { mode, signup };
@@ -142,11 +144,7 @@ export class Authentication {
     if (lookup === undefined) throw unauthorized();
     const now = Date.now();
     if (this.keys.unknown(lookup, now)) throw unauthorized();
-    let entry = this.keys.fresh(lookup, now);
-    if (!entry) {
-      await beforeLookup();
-      entry = await this.#load(db, lookup, now);
-    }
+    const entry = this.keys.fresh(lookup, now) ?? (await this.#loadOnce(db, lookup, now, beforeLookup));
     if (!entry || !timingSafeEqual(Buffer.from(hashOf(token), 'hex'), entry.hash)) throw unauthorized();
     if (entry.expiresAt !== null && entry.expiresAt <= now) throw unauthorized();
     if (entry.lastUsedAt === null || now - entry.lastUsedAt >= LAST_USED_RESOLUTION_MS) {
@@ -154,6 +152,24 @@ export class Authentication {
       await db.apiKey.updateMany({ where: { id: entry.keyId }, data: { lastUsedAt: new Date(now) } });
     }
     return { kind: 'key', keyId: entry.keyId, tenant: entry.tenant };
+  }
+
+  // Requests that need the same key while it is being looked up wait for that lookup: one query,
+  // and one count against the address, however many arrive at once. The first request's address
+  // being refused (429) is its own: those that waited on it then look up for themselves.
+  async #loadOnce(db: Database, lookup: string, now: number, beforeLookup: () => Promise<void>): Promise<VerifiedKey | undefined> {
+    const inFlight = this.#loading.get(lookup);
+    if (inFlight) {
+      return inFlight.catch((error: unknown) => {
+        if (error instanceof ProblemError && error.kind === 'too-many-requests') return this.#loadOnce(db, lookup, now, beforeLookup);
+        throw error;
+      });
+    }
+    const loading = beforeLookup()
+      .then(() => this.#load(db, lookup, now))
+      .finally(() => this.#loading.delete(lookup));
+    this.#loading.set(lookup, loading);
+    return loading;
   }
 
   async #load(db: Database, lookup: string, now: number): Promise<VerifiedKey | undefined> {

@@ -43,6 +43,29 @@ t.test('the same forged key again and again costs one lookup', async (t) => {
   t.equal((await from('192.0.2.44', bearer(forged.key))).statusCode, 401, 'its id is remembered as unknown');
 });
 
+t.test('many requests at once with a key not yet verified cost one lookup', async (t) => {
+  const key = newKey();
+  await db.apiKey.create({ data: { orgId: acme.orgId, userId: acme.userId, name: 'Busy', lookup: key.lookup, hash: key.hash } });
+  const answers = await Promise.all(Array.from({ length: LOOKUPS * 4 }, () => from('192.0.2.77', bearer(key.key))));
+  t.same(new Set(answers.map((answer) => answer.statusCode)), new Set([200]), 'never 429: they waited for the one lookup');
+  t.equal((await from('192.0.2.77', bearer(newKey().key))).statusCode, 401, 'the address has lookups left');
+
+  // An address past its allowance sends a key as others need it: its refusal is not theirs.
+  for (let i = 0; i < LOOKUPS; i++) await from('192.0.2.78', bearer(newKey().key));
+  const shared = newKey();
+  await db.apiKey.create({ data: { orgId: acme.orgId, userId: acme.userId, name: 'Shared', lookup: shared.lookup, hash: shared.hash } });
+  const [refused, ...others] = await Promise.all([
+    from('192.0.2.78', bearer(shared.key)),
+    ...Array.from({ length: 3 }, () => from('192.0.2.79', bearer(shared.key))),
+  ]);
+  t.equal(refused!.statusCode, 429, 'the address past its allowance is refused');
+  t.same(
+    others.map((answer) => answer.statusCode),
+    [200, 200, 200],
+    'the others, who waited on its lookup, look up for themselves',
+  );
+});
+
 t.test('sign-ups: past the allowance of an address, 429', async (t) => {
   const signUp = (remoteAddress: string, headers: Record<string, string> = {}) =>
     call(app, undefined, {
