@@ -110,10 +110,12 @@ export class Authentication {
   readonly #adminTokenHash: Buffer | undefined;
   /** Key lookups in flight, by lookup id. */
   readonly #loading = new Map<string, Promise<VerifiedKey | undefined>>();
+  readonly #shareLookups: boolean;
 
   constructor({ mode, signup, adminToken, keyCacheMs }: AuthSettings) {
     this.policy = { mode, signup };
     this.keys = new VerifiedKeys(keyCacheMs);
+    this.#shareLookups = keyCacheMs > 0;
     this.#adminTokenHash = adminToken === undefined ? undefined : sha256(adminToken);
   }
 
@@ -156,19 +158,21 @@ export class Authentication {
 
   // Requests that need the same key while it is being looked up wait for that lookup: one query,
   // and one count against the address, however many arrive at once. The first request's address
-  // being refused (429) is its own: those that waited on it then look up for themselves.
+  // being refused (429) is its own: those that waited on it are then counted for themselves.
+  // With no cache (`keyCacheMs` 0), every request reads the key itself, as that setting promises.
   async #loadOnce(db: Database, lookup: string, now: number, beforeLookup: () => Promise<void>): Promise<VerifiedKey | undefined> {
     const inFlight = this.#loading.get(lookup);
     if (inFlight) {
-      return inFlight.catch((error: unknown) => {
-        if (error instanceof ProblemError && error.kind === 'too-many-requests') return this.#loadOnce(db, lookup, now, beforeLookup);
-        throw error;
+      return inFlight.catch(async (error: unknown) => {
+        if (!(error instanceof ProblemError && error.kind === 'too-many-requests')) throw error;
+        await beforeLookup();
+        return this.#loadOnce(db, lookup, now, COUNTED);
       });
     }
     const loading = beforeLookup()
       .then(() => this.#load(db, lookup, now))
       .finally(() => this.#loading.delete(lookup));
-    this.#loading.set(lookup, loading);
+    if (this.#shareLookups) this.#loading.set(lookup, loading);
     return loading;
   }
 
@@ -194,6 +198,9 @@ export class Authentication {
     return entry;
   }
 }
+
+/** For a lookup already counted against its address. */
+const COUNTED = async () => {};
 
 interface KeyRow {
   id: string;

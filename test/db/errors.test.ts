@@ -1,5 +1,6 @@
 // The database's refusals are recognised by the constraint that refused, whether the statement
 // was a model query or a raw one (Prisma reports those differently).
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import t from 'tap';
 import { createDatabase, type Database } from '../../src/db/client.ts';
 import { brokenForeignKey, brokenUniqueConstraint, unavailability } from '../../src/db/errors.ts';
@@ -70,4 +71,38 @@ t.test('a COMMIT that meets a lost connection is the database being unavailable 
   t.teardown(() => db.$disconnect());
   const killed = await failedCommit(db, async () => postgres.kill());
   t.ok(unavailability(killed), `PostgreSQL killed (kill -9): ${String(killed)}`);
+
+  // The connection reset as the COMMIT goes out: always the adapter's ConnectionClosed.
+  const proxy = await resettingProxy(new URL(database.url), 'COMMIT');
+  t.teardown(() => proxy.close());
+  const throughProxy = createDatabase(proxy.url);
+  t.teardown(() => throughProxy.$disconnect());
+  const reset = await failedCommit(throughProxy, async () => {});
+  t.match(reset, { name: 'DriverAdapterError', cause: { kind: 'ConnectionClosed' } }, 'the COMMIT met a reset connection');
+  t.equal(unavailability(reset), 'ConnectionClosed');
 });
+
+/** A TCP proxy to `target` that resets (RST) a client's connection instead of passing on a message containing `text`. */
+async function resettingProxy(target: URL, text: string): Promise<{ url: string; close: () => void }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    sockets.add(client).add(upstream);
+    client.on('data', (chunk) => (chunk.includes(text) ? client.resetAndDestroy() : upstream.write(chunk)));
+    upstream.on('data', (chunk) => client.write(chunk));
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+    client.on('error', () => {});
+    upstream.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = new URL(target);
+  url.host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url: url.toString(),
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
