@@ -21,6 +21,9 @@ const lines = (output: string): LogLine[] =>
 
 const WARN = 40;
 
+/** A line's message, with its error's when it has one. */
+const said = (line: LogLine): string => [line.msg, (line.err as { message?: string } | undefined)?.message].filter(Boolean).join(': ');
+
 // Run alone, the file starts a PostgreSQL of its own: for the whole file, not its first test.
 t.before(() => freshDatabaseUrl(t));
 
@@ -30,11 +33,7 @@ t.test('a normal start logs no warning, and says where the API, its docs and its
   // The start-up lines are written before the first request is answered.
   await new Promise((resolve) => setTimeout(resolve, 700));
   const logged = lines(server.output());
-  t.same(
-    logged.filter((line) => line.level >= WARN).map((line) => line.msg),
-    [],
-    'no warnings',
-  );
+  t.same(logged.filter((line) => line.level >= WARN).map(said), [], 'no warnings');
   const ready = logged.find((line) => line.msg.startsWith('Tolstoy is ready'));
   t.ok(ready, 'a line says Tolstoy is ready');
   t.match(ready?.msg, `${server.base}/`, 'the API');
@@ -81,11 +80,7 @@ t.test('a run handed on at shutdown is logged at info without a stack, and the l
   t.ok(handedOn, 'the hand-off is logged');
   t.equal(handedOn?.level, 30, 'at info');
   t.notOk(handedOn?.err, 'without an error or its stack');
-  t.same(
-    logged.filter((line) => line.level >= WARN).map((line) => line.msg),
-    [],
-    'no warnings',
-  );
+  t.same(logged.filter((line) => line.level >= WARN).map(said), [], 'no warnings');
   t.equal(logged.at(-1)?.msg, 'Tolstoy stopped.', 'the last line');
 });
 
