@@ -34,7 +34,7 @@ t.test('limit 2 per customer: never more than 2 in flight per key, other keys un
 
   const runs = await Promise.all(ids.map(({ id }) => w.finished(id, 60_000)));
   t.same(
-    runs.map((run) => run.status),
+    runs.map((run) => (run.status === 'completed' ? run.status : `${run.status}: ${JSON.stringify(run.error)}`)),
     ids.map(() => 'completed'),
     'every run completes',
   );

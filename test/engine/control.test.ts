@@ -46,6 +46,11 @@ t.test('cancelling a run aborts the request in flight and cancels what was left'
     ['first', 'completed'],
     ['hanging', 'cancelled'],
   ]);
+  t.same(
+    logs.data.items.filter((log: any) => log.id[14] !== '7').map((log: any) => log.id),
+    [],
+    "every log's id is a UUIDv7, the cancellation's too: listings are in the order they were written",
+  );
   const again = await w.send({ method: 'POST', url: `/executions/${started.data.id}/cancel` });
   t.equal(again.statusCode, 409);
   t.match(again.data.detail, /has already been cancelled; only a queued or running execution can be cancelled/);

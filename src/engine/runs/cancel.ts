@@ -1,5 +1,6 @@
 // Cancelling a run: the run, its sub-flows' runs and theirs, and their open steps end `cancelled`,
 // and workers hear of it.
+import { v7 as uuidv7 } from 'uuid';
 import type { Database } from '../../db/client.ts';
 import { toJsonText } from '../../db/client.ts';
 import type { RunQueue } from '../jobs/queue.ts';
@@ -46,7 +47,9 @@ export async function cancelRun(
           (SELECT status FROM execution_steps s WHERE s.execution_id = execution_steps.execution_id AND s.path = execution_steps.path) AS was
       ), logged AS (
         INSERT INTO execution_logs (id, org_id, flow_id, user_id, execution_id, step_key, status, inputs, error, duration_ms, updated_at)
-        SELECT gen_random_uuid(), e.org_id, e.flow_id, e.created_by, e.id::text, ended.path, 'cancelled', '{}', ended.error, ended.duration_ms, now()
+        -- UUIDv7s, as every log's id (listings are in id order): this statement's time and random
+        -- bits, with each row's number in the last four hex digits.
+        SELECT overlay(${uuidv7()}::text PLACING lpad(to_hex(row_number() OVER ()), 4, '0') FROM 33 FOR 4)::uuid, e.org_id, e.flow_id, e.created_by, e.id::text, ended.path, 'cancelled', '{}', ended.error, ended.duration_ms, now()
         FROM ended JOIN executions e ON e.id = ended.execution_id WHERE ended.was = 'running' AND ended.kind = 'action'
       )
       SELECT pg_notify(${RUN_CHANGES}, id::text || ':cancelled') FROM unnest(${ids}::uuid[]) AS id`;
