@@ -1,6 +1,6 @@
 // An evaluator process (see evaluator.ts): it renders a step's condition and inputs, checks the
 // inputs against the action's inputSchema, or renders a flow's output, one task at a time, and
-// tells its parent of each phase so that the parent applies that phase's deadline. Its heap is
+// tells its parent of each phase (and its CPU time so far) so that the parent applies that phase's deadline. Its heap is
 // capped by its command line; its parent kills it at a deadline.
 import { Validators } from '../definitions/inputSchemas.ts';
 import { holds, render, type TemplateContext, TemplateError } from '../definitions/templates.ts';
@@ -18,13 +18,19 @@ const validators = new Validators(options.schemaCacheSize);
 process.on('disconnect', () => process.exit(0));
 process.on('message', (task: EvaluationTask) => {
   const outcome = task.kind === 'step' ? evaluateStep(task) : task.kind === 'value' ? evaluateValue(task) : rendered(task.template, task.context, 'output');
-  process.send?.({ id: task.id, outcome });
+  process.send?.({ id: task.id, outcome, cpuMs: cpuMs() });
 });
 
-process.send?.({ ready: true });
+process.send?.({ ready: true, cpuMs: cpuMs() });
 
 function begin(id: number, phase: Phase): void {
-  process.send?.({ id, phase });
+  process.send?.({ id, phase, cpuMs: cpuMs() });
+}
+
+/** The CPU time this process has used, in ms: its parent measures a phase's deadline in it. */
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
 }
 
 /** Whether the step's condition holds: undefined when it does (or it has none), else why not. */

@@ -2,7 +2,8 @@
 // inputs' check against the action's inputSchema (AJV), a flow's output template. JSON-e does
 // not bound its own work (nested `$reduce` takes seconds, `range(0, 150000000)` gigabytes), nor
 // AJV (`uniqueItems` is quadratic in objects), so they run in a few child processes, each with a
-// capped heap, killed at the deadline of the phase it is in and replaced.
+// capped heap, killed at the deadline of the phase it is in (of CPU time, see #deadlinePassed)
+// and replaced.
 //
 // Processes, not worker_threads: a thread that allocates past its resourceLimits in one go can
 // abort the whole process (nodejs/node#47224), and `--max-old-space-size`, which `npm start`
@@ -13,6 +14,7 @@
 // one (when there are two or more): its templates that run to their deadline would otherwise
 // make each step of every other organization wait up to a deadline, a 100-step run 100 s.
 import { type ChildProcess, fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EvaluationSettings } from '../config/settings.ts';
@@ -50,7 +52,7 @@ export type EvaluationTask =
   | ({ id: number; kind: 'value'; context: TemplateContext } & ValueTemplates)
   | { id: number; kind: 'output'; template: unknown; context: TemplateContext };
 
-type Message = { ready: true } | { id: number; phase: Phase } | { id: number; outcome: Evaluated };
+type Message = ({ ready: true } | { id: number; phase: Phase } | { id: number; outcome: Evaluated }) & { cpuMs: number };
 
 interface Pending {
   task: EvaluationTask;
@@ -66,7 +68,17 @@ interface Evaluating {
   pending?: Pending;
   phase: Phase;
   deadline?: NodeJS.Timeout;
+  /** Its CPU time (ms) when it last said so, and when the current phase began, by the clock and in CPU time. */
+  cpuMs: number;
+  phaseStartedAt: number;
+  phaseCpuMs: number;
 }
+
+// A deadline is of CPU time: a process the machine kept waiting (busy with other work) is given
+// its time, up to this many times the deadline by the clock; one that computes is killed on time.
+const STARVED_ALLOWANCE = 10;
+// The kernel counts processes' CPU time in ticks of 10 ms (USER_HZ, 100 on Linux).
+const TICK_MS = 10;
 
 const EVALUATION = fileURLToPath(new URL(`./evaluation${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 
@@ -149,7 +161,7 @@ export class Evaluator {
       stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
     });
     child.unref();
-    const evaluating: Evaluating = { child, ready: false, phase: 'inputs' };
+    const evaluating: Evaluating = { child, ready: false, phase: 'inputs', cpuMs: 0, phaseStartedAt: 0, phaseCpuMs: 0 };
     child.on('message', (message: Message) => this.#heard(evaluating, message));
     child.on('exit', (code, signal) => this.#exited(evaluating, code, signal));
     child.on('error', () => undefined);
@@ -171,10 +183,24 @@ export class Evaluator {
     evaluating.phase = phase;
     clearTimeout(evaluating.deadline);
     const ms = phase === 'validation' ? this.#settings.validationTimeoutMs : this.#settings.templateTimeoutMs;
-    evaluating.deadline = setTimeout(() => this.#overran(evaluating, 'time'), ms);
+    evaluating.phaseStartedAt = Date.now();
+    evaluating.phaseCpuMs = evaluating.cpuMs;
+    evaluating.deadline = setTimeout(() => this.#deadlinePassed(evaluating, ms), ms);
+  }
+
+  /** At a phase's deadline by the clock: killed if it used its CPU time, else given the rest of it. */
+  #deadlinePassed(evaluating: Evaluating, ms: number): void {
+    const used = cpuMsOf(evaluating.child.pid) - evaluating.phaseCpuMs;
+    const waited = Date.now() - evaluating.phaseStartedAt;
+    if (used + TICK_MS < ms && waited < ms * STARVED_ALLOWANCE) {
+      evaluating.deadline = setTimeout(() => this.#deadlinePassed(evaluating, ms), ms - used);
+      return;
+    }
+    this.#overran(evaluating, 'time');
   }
 
   #heard(evaluating: Evaluating, message: Message): void {
+    evaluating.cpuMs = message.cpuMs;
     if ('ready' in message) {
       evaluating.ready = true;
       evaluating.child.channel?.unref();
@@ -252,5 +278,16 @@ export class Evaluator {
     }
     this.#processes.clear();
     for (const pending of this.#waiting.splice(0)) pending.fail(new Error('The evaluator is closed.'));
+  }
+}
+
+/** The CPU time (ms) process `pid` has used, from Linux's /proc; where that cannot be read, none is left (the clock decides). */
+function cpuMsOf(pid: number | undefined): number {
+  try {
+    // Fields after the command's name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').at(-1)!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  } catch {
+    return Number.POSITIVE_INFINITY;
   }
 }

@@ -1,6 +1,7 @@
 // The evaluator's processes: what a step's evaluation answers, and what happens to a task that
 // overruns its deadline, its memory or its result limit; the process goes and another takes
 // its place, and other tasks are evaluated meanwhile.
+import { execFileSync } from 'node:child_process';
 import t from 'tap';
 import { EVALUATION } from '../../src/config/settings.ts';
 import type { TemplateContext } from '../../src/definitions/templates.ts';
@@ -54,6 +55,27 @@ t.test('a template past its deadline fails with template-limit; the process is r
     await e.step('org', { condition: null, inputs: { a: 1 }, schema: undefined }, context),
     { status: 'ready', value: { a: 1 } },
     'the next task is evaluated',
+  );
+});
+
+t.test('a deadline is of CPU time: a process the machine keeps waiting (SIGSTOP) is not killed for it', async (t) => {
+  const e = evaluator(t, { processes: 1 });
+  t.same(await e.step('org', { condition: null, inputs: { a: 1 }, schema: undefined }, context), { status: 'ready', value: { a: 1 } }, 'its process started');
+  const [pid] = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' })
+    .split('\n')
+    .filter((line) => line.includes('evaluation.ts'))
+    .map((line) => Number(line.trim().split(' ')[0]));
+  t.ok(pid, 'its one evaluator process');
+  process.kill(pid!, 'SIGSTOP');
+  const evaluated = e.step('org', { condition: 'input.n > 1', inputs: { n: { $eval: 'input.n' } }, schema }, context);
+  // Stopped for more than three times the deadline (300 ms), and less than the allowance (ten times).
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  process.kill(pid!, 'SIGCONT');
+  t.same(await evaluated, { status: 'ready', value: { n: 3 } }, 'evaluated once it could run');
+  t.match(
+    await e.step('org', { condition: null, inputs: { x: NESTED_REDUCE }, schema: undefined }, context),
+    { status: 'failed', code: 'template-limit' },
+    'one that computes is still stopped at its deadline',
   );
 });
 

@@ -36,10 +36,17 @@ function busiest(times: number[], windowMs: number): number {
 
 t.test('refused reservations are told to come back spread at the tool’s rate, not all at once', async (t) => {
   const id = await limitedTool({ requests: 2, perMs: 1000 });
-  const waits = (await Promise.all(Array.from({ length: 12 }, () => reserveCall(w.db, id)))).filter((wait) => wait > 0);
-  t.equal(waits.length, 10, 'two go, ten are refused');
-  t.ok(Math.min(...waits) >= 1000, `none comes back before the window passed: ${waits}`);
-  t.ok(busiest(waits, 1000) <= 2, `at most 2 told to come back in any second: ${waits.sort((a, b) => a - b)}`);
+  // When each is told to come back, by the database's clock: its wait counts from its own turn at the lock.
+  const reserve = async () => {
+    const [row] = await w.db.$queryRaw<{ wait: number; at: Date }[]>`SELECT reserve_tool_call(${id}::uuid) AS wait, clock_timestamp() AS at`;
+    return { wait: row!.wait, back: row!.at.getTime() + row!.wait };
+  };
+  const refused = (await Promise.all(Array.from({ length: 12 }, reserve))).filter(({ wait }) => wait > 0);
+  t.equal(refused.length, 10, 'two go, ten are refused');
+  const [first] = await w.db.$queryRaw<{ at: Date }[]>`SELECT min(at) AS at FROM tool_calls WHERE tool_id = ${id}::uuid`;
+  const backs = refused.map(({ back }) => back - first!.at.getTime());
+  t.ok(Math.min(...backs) >= 1000, `none comes back before the window passed (ms after the first call): ${backs}`);
+  t.ok(busiest(backs, 1000) <= 2, `at most 2 told to come back in any second: ${backs.sort((a, b) => a - b)}`);
 
   // Turns handed to runs cancelled since: the line reaches at most an hour past a call's chance.
   await w.db.$executeRaw`UPDATE tools SET next_turn_at = now() + interval '1 day' WHERE id = ${id}::uuid`;
